@@ -1,0 +1,45 @@
+# kapos: the two commands a new user needs are `make run` and `make test`.
+# Every target installs what it needs into .venv/ on first use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+BOARD  ?= sim
+export PYGAME_HIDE_SUPPORT_PROMPT := 1
+
+.PHONY: run test soak bench docs lint-layers portability clean flash help
+
+help:
+	@echo "make run     interactive simulated terminal (board: $(BOARD))"
+	@echo "make test    the whole test suite (unit, scenarios, layer check, MicroPython gate)"
+	@echo "make bench   benchmarks, figures printed"
+	@echo "make soak    long randomized runs"
+	@echo "make docs    regenerate the state diagram and the screenshots in docs/"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kapos run --board $(BOARD)
+
+test: $(STAMP)
+	$(BIN)/python tools/check_layers.py
+	$(BIN)/python tools/check_portable.py
+	$(BIN)/python -m pytest
+
+soak: $(STAMP)
+	KAPOS_SOAK=1 $(BIN)/python -m pytest -m soak -q
+
+bench: $(STAMP)
+	$(BIN)/python -m tools.bench
+
+docs: $(STAMP)
+	$(BIN)/python tools/state_diagram.py --write docs/state-machine.md
+	$(BIN)/python tools/make_screenshots.py docs/img
+
+clean:
+	rm -rf $(VENV) build *.egg-info firmware/*.egg-info

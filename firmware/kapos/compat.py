@@ -1,0 +1,30 @@
+"""The one CPython/MicroPython shim of the portable code (L0).
+
+Portable modules import `const`, `ticks_ms`, `ticks_diff` from here and nothing
+runtime-specific elsewhere, so the same files run under MicroPython later.
+"""
+
+try:  # MicroPython
+    from micropython import const  # type: ignore
+except ImportError:  # CPython
+
+    def const(value):
+        return value
+
+
+try:
+    from time import ticks_ms, ticks_diff  # type: ignore  # MicroPython
+except ImportError:
+    import time as _time
+
+    def ticks_ms():
+        return int(_time.monotonic() * 1000)
+
+    def ticks_diff(later, earlier):
+        return later - earlier
+
+
+def wipe(buffer):
+    """Overwrite a bytearray in place (PIN digits, key material)."""
+    for i in range(len(buffer)):
+        buffer[i] = 0
