@@ -45,7 +45,7 @@ class DecodeError(RemoteProtocolError):
             where.append("offset %d" % offset)
         if where:
             message = "%s (%s)" % (message, ", ".join(where))
-        KaposError.__init__(self, message)
+        super().__init__(message)
         self.field = field
         self.offset = offset
 

@@ -1,0 +1,120 @@
+"""Terminal configuration: TOML file -> validated dict -> core Settings.
+
+Every key and its default is in kapos/data/default-config.toml (also the documentation).
+A wrong key or type is a ConfigError naming the key, never a crash later.
+"""
+
+import os
+import tomllib
+
+from kapos.core.settings import Settings
+from kapos.errors import ConfigError
+
+DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "default-config.toml")
+
+
+def _load_toml(path):
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError("config file not found: %s" % path)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config file %s is not valid TOML: %s" % (path, exc))
+
+
+def _merge(base, override, where=""):
+    """Overlay `override` onto `base`; keys unknown to the defaults are errors."""
+    merged = dict(base)
+    for key, value in override.items():
+        name = where + key
+        if key not in base:
+            if where in ("limits.per_type.", "fees."):
+                merged[key] = value  # open tables
+                continue
+            raise ConfigError("unknown config key: %s" % name)
+        if isinstance(base[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError("config key %s must be a table" % name)
+            merged[key] = _merge(base[key], value, name + ".")
+        else:
+            expected = type(base[key])
+            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            if not isinstance(value, expected) or isinstance(value, bool) != isinstance(base[key], bool):
+                raise ConfigError("config key %s must be %s, got %r" % (name, expected.__name__, value))
+            merged[key] = value
+    return merged
+
+
+def set_dotted(config, dotted, text):
+    """Apply a `section.key=value` override (command line, scenario `config` lines)."""
+    parts = dotted.split(".")
+    value = text
+    try:
+        value = tomllib.loads("v = %s" % text)["v"]
+    except tomllib.TOMLDecodeError:
+        pass  # a bare word is a string
+    override = value
+    for part in reversed(parts):
+        override = {part: override}
+    return _merge(config, override)
+
+
+def load(path=None, overrides=()):
+    config = _load_toml(DEFAULT_FILE)
+    if path:
+        config = _merge(config, _load_toml(path))
+    for dotted, text in overrides:
+        config = set_dotted(config, dotted, text)
+    validate(config)
+    return config
+
+
+def _non_negative_int(config, section, key):
+    value = config[section][key]
+    if not isinstance(value, int) or value < 0:
+        raise ConfigError("config key %s.%s must be a whole number >= 0" % (section, key))
+
+
+def validate(config):
+    t = config["terminal"]
+    if len(t["terminal_id"]) != 8:
+        raise ConfigError("terminal.terminal_id must be exactly 8 characters")
+    if not 1 <= len(t["merchant_id"]) <= 15:
+        raise ConfigError("terminal.merchant_id must be 1 to 15 characters")
+    if not (len(t["currency_code"]) == 3 and t["currency_code"].isdigit()):
+        raise ConfigError("terminal.currency_code must be 3 digits (ISO 4217 numeric)")
+    if not 0 <= t["exponent"] <= 3:
+        raise ConfigError("terminal.exponent must be 0 to 3")
+    for key in ("per_transaction", "daily"):
+        _non_negative_int(config, "limits", key)
+    for txn_type, value in config["limits"]["per_type"].items():
+        if not isinstance(value, int) or value < 0:
+            raise ConfigError("config key limits.per_type.%s must be a whole number >= 0" % txn_type)
+    for account, table in config["fees"].items():
+        for key in ("fixed", "rate_bp"):
+            value = table.get(key, 0)
+            if not isinstance(value, int) or value < 0:
+                raise ConfigError("config key fees.%s.%s must be a whole number >= 0" % (account, key))
+    for key, value in config["timeouts"].items():
+        if not isinstance(value, (int, float)) or value <= 0:
+            raise ConfigError("config key timeouts.%s must be a positive number" % key)
+    p = config["pin"]
+    if not 4 <= p["min_length"] <= p["max_length"] <= 12:
+        raise ConfigError("pin lengths must satisfy 4 <= min_length <= max_length <= 12")
+
+
+def settings_from(config):
+    t = config["terminal"]
+    return Settings(
+        terminal_id=t["terminal_id"], merchant_id=t["merchant_id"],
+        merchant_name=t["merchant_name"], currency=t["currency"],
+        currency_code=t["currency_code"], exponent=t["exponent"],
+        per_transaction=config["limits"]["per_transaction"], daily=config["limits"]["daily"],
+        per_type=dict(config["limits"]["per_type"]),
+        fees={k: dict(v) for k, v in config["fees"].items()},
+        timeouts=dict(config["timeouts"]),
+        pin_min=config["pin"]["min_length"], pin_max=config["pin"]["max_length"],
+        accept_unknown_brands=t["accept_unknown_brands"], private_bins=t["private_bins"],
+    )

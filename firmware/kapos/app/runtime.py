@@ -1,0 +1,281 @@
+"""The runtime loop: the one place where HAL input becomes events and commands become I/O.
+
+    devices --(reader tasks)--> queue --> core.step --> commands --> display / printer /
+                                                                     authorizer / timers
+Nothing here decides anything about a transaction; the core does. The loop awaits the
+queue (no busy-waiting), owns every timer, and turns any driver exception into a
+HARDWARE_ERROR event, so a failing peripheral shows an error and the terminal carries on.
+"""
+
+import asyncio
+import logging
+import time
+
+from kapos.app.authorizer import HostUnavailable
+from kapos.app.receipts import build_receipt
+from kapos.app.screens import ScreenRenderer
+from kapos.compat import wipe
+from kapos.core import commands as C
+from kapos.core import events as E
+from kapos.core import machine
+from kapos.errors import KaposError
+
+log = logging.getLogger("kapos.runtime")
+
+_STOP = object()
+
+
+def local_date(epoch):
+    return time.strftime("%Y%m%d", time.localtime(epoch))
+
+
+class Terminal:
+    def __init__(self, platform, settings, authorizer, pin_sealer, clock=None):
+        self.platform = platform
+        self.settings = settings
+        self.authorizer = authorizer
+        self.pin_sealer = pin_sealer
+        self.clock = clock or platform.get("clock")
+        self.screens = ScreenRenderer(settings)
+        self.state, self.ctx, self._initial = machine.start(settings)
+        self.screen = None  # the Screen last drawn
+        self.receipts = []  # (record, Receipt) printed or attempted, newest last
+        self.records = []  # masked records of finished transactions, newest last
+        self.observers = []  # callables(kind, payload): 'screen', 'state', 'receipt', 'record'
+        self._queue = None
+        self._timers = {}  # name -> (handle, token)
+        self._token = 0
+        self._tasks = set()
+        self._display_failing = False
+        self.events_handled = 0
+
+    # ------------------------------------------------------------ input side
+
+    def now(self):
+        return self.clock.now() if self.clock is not None else time.time()
+
+    def post(self, kind, **data):
+        """Queue an event (from any task of the loop's thread)."""
+        now = self.now()
+        self._queue.put_nowait(E.Event(kind, time=now, date=local_date(now), **data))
+
+    def press(self, key):
+        self.post(E.KEY, key=key)
+
+    async def _reader(self, device, method, kind, field):
+        """Await one input device forever; a failure becomes an event, then we retry."""
+        backoff = 0.5
+        while True:
+            try:
+                value = await getattr(device, method)()
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a driver failing must not stop the terminal
+                log.error("%s failed: %s", device.name, _describe(exc))
+                self.post(E.HARDWARE_ERROR, device=device.name, reason=_describe(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.post(kind, **{field: value})
+
+    def _start_readers(self):
+        plan = (("keypad", "read_key", E.KEY, "key"),
+                ("magstripe", "read_swipe", E.SWIPE, "raw"),
+                ("nfc", "read_tap", E.TAP, "tap"))
+        for name, method, kind, field in plan:
+            device = self.platform.get(name)
+            if device is not None:
+                self._spawn(self._reader(device, method, kind, field))
+
+    # ------------------------------------------------------------ loop
+
+    async def run(self, ready=None):
+        self._queue = asyncio.Queue()
+        await self.authorizer.start()
+        self._start_readers()
+        self._execute_all(self._initial)
+        if ready is not None:
+            ready.set()
+        try:
+            while True:
+                event = await self._queue.get()
+                if event is _STOP:
+                    break
+                self.handle(event)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            for handle, _ in self._timers.values():
+                handle.cancel()
+            self._timers.clear()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def stop(self):
+        if self._queue is not None:
+            self._queue.put_nowait(_STOP)
+
+    def handle(self, event):
+        if event.kind == E.TIMEOUT:
+            timer = self._timers.get(event.get("timer"))
+            if timer is None or timer[1] != event.get("token"):
+                return  # stopped or restarted since it fired
+            del self._timers[event.get("timer")]
+        before = self.state
+        outcomes = self._outcome_count()
+        self.state, self.ctx, commands = machine.step(self.state, self.ctx, event)
+        self.events_handled += 1
+        if self.state != before:
+            log.debug("%s -> %s on %r", before, self.state, event)
+            self._notify("state", self.state)
+        self._execute_all(commands, reporting=event.kind == E.HARDWARE_ERROR)
+        if self._outcome_count() != outcomes:
+            self._notify("result", self.ctx.last_result)
+
+    def _outcome_count(self):
+        c = self.ctx.counters
+        return c["approved"] + c["declined"] + c["cancelled"] + c["errors"]
+
+    def _execute_all(self, commands, reporting=False):
+        for command in commands:
+            try:
+                self.execute(command)
+            except Exception as exc:  # an executor bug must not kill the loop
+                log.exception("command %r failed", command)
+                if not reporting:  # an error while reporting an error is only logged
+                    self.post(E.HARDWARE_ERROR, device="terminal", reason=_describe(exc))
+
+    def _spawn(self, coro):
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _notify(self, kind, payload):
+        for observer in list(self.observers):
+            try:
+                observer(kind, payload)
+            except Exception:
+                log.exception("observer failed")
+
+    # ------------------------------------------------------------ commands
+
+    def execute(self, command):
+        kind = command.kind
+        if kind == C.SHOW:
+            self._show(command["screen"], command["data"])
+        elif kind == C.BEEP:
+            buzzer = self.platform.get("buzzer")
+            if buzzer is not None:
+                buzzer.beep(command["tone"])
+        elif kind == C.START_TIMER:
+            self._start_timer(command["timer"], command["seconds"])
+        elif kind == C.STOP_TIMER:
+            self._stop_timer(command["timer"])
+        elif kind == C.SEAL_PIN:
+            self._seal_pin(command)
+        elif kind == C.AUTHORIZE:
+            self._spawn(self._authorize(command["request"]))
+        elif kind == C.CANCEL_AUTHORIZATION:
+            log.warning("authorization ref %s cancelled: %s", command["ref"], command["reason"])
+            self.authorizer.cancel(command["ref"], command["reason"])
+        elif kind == C.PRINT:
+            self._spawn(self._print(command["record"]))
+        elif kind == C.RECORD:
+            record = command["record"]
+            self.records.append(record)
+            del self.records[:-100]
+            log.info("%s %s ref=%s total=%s card=%s code=%s", record["type"], record["outcome"],
+                     record["ref"], record["total"], record["card"], record["code"])
+            self._notify("record", record)
+        else:
+            raise KaposError("unknown command %s" % kind)
+
+    def _show(self, screen_id, data):
+        screen = self.screens.render(screen_id, data)
+        self.screen = screen
+        self._notify("screen", screen)
+        display = self.platform.get("display")
+        if display is None:
+            return
+        try:
+            display.show(screen)
+            self._display_failing = False
+        except Exception as exc:
+            log.error("display failed: %s", _describe(exc))
+            if not self._display_failing:  # report once, or the error screen fails again
+                self._display_failing = True
+                self.post(E.HARDWARE_ERROR, device="display", reason=_describe(exc))
+
+    def _start_timer(self, name, seconds):
+        self._stop_timer(name)
+        self._token += 1
+        token = self._token
+        loop = asyncio.get_running_loop()
+        handle = loop.call_later(seconds, self._timer_fired, name, token)
+        self._timers[name] = (handle, token)
+
+    def _timer_fired(self, name, token):
+        self.post(E.TIMEOUT, timer=name, token=token)
+
+    def _stop_timer(self, name):
+        names = list(self._timers) if name == "*" else [name]
+        for n in names:
+            entry = self._timers.pop(n, None)
+            if entry is not None:
+                entry[0].cancel()
+
+    def _seal_pin(self, command):
+        buffer = command["pin"]
+        try:
+            block, ksn = self.pin_sealer.seal(buffer, command["length"], command["card"])
+        except Exception as exc:
+            log.error("PIN sealing failed: %s", type(exc).__name__)
+            self.post(E.PIN_FAILED, reason="cannot encrypt PIN")
+            return
+        finally:
+            wipe(buffer)
+        self.post(E.PIN_SEALED, block=block, ksn=ksn)
+
+    async def _authorize(self, request):
+        ref = request["ref"]
+        try:
+            reply = await self.authorizer.authorize(request)
+        except HostUnavailable as exc:
+            self.post(E.HOST_ERROR, ref=ref, reason=str(exc) or "Host unavailable")
+            return
+        except Exception as exc:
+            log.error("authorizer failed: %s", _describe(exc))
+            self.post(E.HOST_ERROR, ref=ref, reason="Host error")
+            return
+        self.post(E.HOST_REPLY, ref=ref, reply=reply)
+
+    async def _print(self, record):
+        receipt = build_receipt(record, self.settings)
+        self.receipts.append((record, receipt))
+        del self.receipts[:-20]
+        printer = self.platform.get("printer")
+        if printer is None:
+            self.post(E.PRINT_FAILED, reason="no printer")
+            return
+        try:
+            await printer.print_receipt(receipt)
+        except Exception as exc:
+            log.error("printer failed: %s", _describe(exc))
+            self.post(E.PRINT_FAILED, reason=_describe(exc))
+            return
+        self._notify("receipt", receipt)
+        self.post(E.PRINTED)
+
+    # ------------------------------------------------------------ status
+
+    def status(self):
+        return {"state": self.state, "screen": self.screen.text() if self.screen else "",
+                "last_result": self.ctx.last_result, "counters": dict(self.ctx.counters)}
+
+
+def _describe(exc):
+    text = str(exc)
+    if isinstance(exc, KaposError) and text:
+        return text
+    return "%s%s" % (type(exc).__name__, (": " + text) if text else "")

@@ -1,0 +1,156 @@
+"""Screens: the core says which screen and with what data; this module says what it
+reads. A Screen is plain text (title, body lines, footer) so that it can be drawn on any
+display, compared in scenario tests and read out by the management channel."""
+
+from kapos.app.money import format_amount
+from kapos.core import txn_types as T
+
+WIDTH_CHARS = 21  # 128 px with a 6 px font
+
+
+class Screen:
+    def __init__(self, title, lines=(), footer="", kind="normal"):
+        self.title = title
+        self.lines = list(lines)
+        self.footer = footer
+        self.kind = kind  # normal | approved | declined | error | info
+
+    def text(self):
+        return "\n".join([self.title] + self.lines + ([self.footer] if self.footer else []))
+
+    def __repr__(self):
+        return "Screen(%r)" % self.text()
+
+    def __eq__(self, other):
+        return isinstance(other, Screen) and self.text() == other.text() and self.kind == other.kind
+
+
+def wrap(text, width=WIDTH_CHARS):
+    words = text.split()
+    lines, line = [], ""
+    for word in words:
+        while len(word) > width:
+            if line:
+                lines.append(line)
+                line = ""
+            lines.append(word[:width])
+            word = word[width:]
+        if not line:
+            line = word
+        elif len(line) + 1 + len(word) <= width:
+            line += " " + word
+        else:
+            lines.append(line)
+            line = word
+    if line:
+        lines.append(line)
+    return lines
+
+
+def two_columns(left, right, width=WIDTH_CHARS):
+    gap = max(1, width - len(left) - len(right))
+    return left + " " * gap + right
+
+
+class ScreenRenderer:
+    """Turns (screen id, data) from the core into a Screen."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    def money(self, minor):
+        return format_amount(minor, self.settings.exponent, self.settings.currency)
+
+    def render(self, screen_id, data):
+        method = getattr(self, "screen_" + screen_id, None)
+        if method is None:
+            return Screen(screen_id.upper(), [])
+        return method(data)
+
+    def _title(self, txn_type, amount=None):
+        label = T.label(txn_type).upper()
+        if amount:
+            return two_columns(label, format_amount(amount, self.settings.exponent))
+        return label
+
+    def screen_idle(self, data):
+        notice = data.get("notice")
+        if notice:
+            kind, message = notice
+            title = {"declined": "DECLINED", "error": "ERROR"}.get(kind, "NOTICE")
+            return Screen(title, wrap(message)[:4], "Press a key", kind=kind if kind != "info" else "info")
+        menu = data.get("menu") or []
+        lines = []
+        for i in range(0, len(menu), 2):
+            pair = menu[i:i + 2]
+            cells = ["%s %s" % item for item in pair]
+            lines.append(two_columns(cells[0], cells[1]) if len(cells) == 2 else cells[0])
+        return Screen(self.settings.merchant_name[:WIDTH_CHARS], lines, "Choose a transaction")
+
+    def screen_amount(self, data):
+        error = data.get("error")
+        footer = "Max %s" % format_amount(data["limit"], self.settings.exponent) if data.get("limit") else ""
+        if error:
+            reason, value = error
+            footer = {
+                "no_amount": "Enter an amount",
+                "over_transaction_limit": "Over limit %s" % format_amount(value, self.settings.exponent),
+                "over_daily_limit": "Daily left %s" % format_amount(value, self.settings.exponent),
+            }.get(reason, reason)
+        return Screen(T.label(data["type"]).upper(), ["Amount:", self.money(data["amount"]).rjust(WIDTH_CHARS)],
+                      footer, kind="error" if error else "normal")
+
+    def screen_target(self, data):
+        footer = "Too short" if data.get("error") else "ENTER to continue"
+        return Screen(self._title(T.TRANSFER, data.get("amount")), ["To account:", data["account"] or "_"],
+                      footer, kind="error" if data.get("error") else "normal")
+
+    def screen_void_confirm(self, data):
+        record = data["record"]
+        return Screen("VOID LAST SALE", [self.money(record["amount"]), record.get("card") or "",
+                                         "Auth %s" % (record.get("auth_code") or "-")],
+                      "ENTER=void CANCEL=no")
+
+    def screen_card(self, data):
+        return Screen(self._title(data["type"], data.get("amount")), ["Swipe or tap card"], "CANCEL to stop")
+
+    def screen_account(self, data):
+        return Screen("%s %s" % (str(data.get("brand", "")).upper(), data.get("card", ""))[:WIDTH_CHARS],
+                      ["1 Debit", "2 Credit"], "Choose account")
+
+    def screen_pin(self, data):
+        lines = []
+        if data.get("total"):
+            lines.append(two_columns("Total", self.money(data["total"])))
+        if data.get("fee"):
+            lines.append(two_columns("incl. fee", format_amount(data["fee"], self.settings.exponent)))
+        lines.append("PIN: " + "*" * data["entered"])
+        footer = "PIN too short" if data.get("error") else "ENTER when done"
+        return Screen(T.label(data["type"]).upper(), lines, footer, kind="error" if data.get("error") else "normal")
+
+    def screen_confirm(self, data):
+        lines = [two_columns("Amount", format_amount(data["amount"], self.settings.exponent))]
+        if data.get("fee"):
+            lines.append(two_columns("Fee", format_amount(data["fee"], self.settings.exponent)))
+        lines.append(two_columns("Total", self.money(data["total"])))
+        return Screen(T.label(data["type"]).upper(), lines, "ENTER=OK CANCEL=no")
+
+    def screen_processing(self, data):
+        return Screen(T.label(data["type"]).upper(), ["Processing...", "Please wait"], "")
+
+    def screen_result(self, data):
+        record = data["record"]
+        outcome = record["outcome"]
+        title = {"approved": "APPROVED", "declined": "DECLINED"}.get(outcome, "ERROR")
+        lines = []
+        if record.get("total"):
+            lines.append(self.money(record["total"]))
+        if outcome == "approved":
+            if record.get("auth_code"):
+                lines.append("Auth %s" % record["auth_code"])
+            if record.get("balance") is not None:
+                lines.append("Balance %s" % format_amount(record["balance"], self.settings.exponent))
+        else:
+            lines += wrap(record.get("text") or "")[:2]
+        footer = data.get("warning") or ("Sign the receipt" if record.get("signature") else "Press a key")
+        return Screen(title, lines, footer[:WIDTH_CHARS], kind=outcome if outcome != "cancelled" else "info")

@@ -1,0 +1,136 @@
+"""The `kapos` command. `run` lives here; host-side tools add subcommands (`host`, `diag`,
+`keys`, `flash`) through the `kapos.commands` entry-point group, so firmware code never
+imports tools/."""
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from importlib import metadata
+
+from kapos import __version__
+from kapos.errors import KaposError, ScenarioError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _key_value(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError("expected KEY=VALUE, e.g. timeouts.card=5")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def add_run_parser(sub):
+    p = sub.add_parser("run", help="run the terminal (interactive on the sim board, or a scenario)")
+    p.add_argument("--board", default="sim", help="board name in boards/ or a path to a board file")
+    p.add_argument("--config", help="terminal config TOML (defaults: kapos/data/default-config.toml)")
+    p.add_argument("--set", dest="overrides", action="append", type=_key_value, default=[],
+                   metavar="KEY=VALUE", help="override one config key, e.g. --set timeouts.card=5")
+    p.add_argument("--script", help="play a scenario file and exit 0 if every expectation holds")
+    p.add_argument("--out", help="with --script: save every screen and receipt as PNG in this directory")
+    p.add_argument("--clock", help="start the simulated clock at this UTC time, e.g. 2026-11-25T10:00:00")
+    p.add_argument("--headless", action="store_true", help="run without the console UI (service mode)")
+    p.set_defaults(func=cmd_run)
+
+
+async def _play(assembly, scenario, verbose):
+    from kapos.app.scenario import Player
+    from kapos.local_target import LocalTarget
+
+    target = LocalTarget(assembly.terminal, assembly.testcards)
+    ready = asyncio.Event()
+    runner = asyncio.ensure_future(assembly.terminal.run(ready))
+    await ready.wait()
+    try:
+        await Player(target, log=(lambda s: print("  " + s)) if verbose else None).play(scenario)
+    finally:
+        assembly.terminal.stop()
+        await runner
+
+
+def run_script(args):
+    from kapos.app import scenario as scenario_mod
+    from kapos.wiring import Assembly
+
+    scenario = scenario_mod.load(args.script)
+    if args.out:
+        os.makedirs(args.out, exist_ok=True)
+    assembly = Assembly(args.board, args.config, list(args.overrides) + scenario.config,
+                        out_dir=args.out, clock=args.clock or scenario.clock)
+    try:
+        asyncio.run(_play(assembly, scenario, args.verbose))
+    except ScenarioError as exc:
+        screen = assembly.terminal.screen.text() if assembly.terminal.screen else ""
+        print("FAIL %s: %s" % (args.script, exc))
+        print("screen at failure:\n  " + screen.replace("\n", "\n  "))
+        return EXIT_FAILED
+    finally:
+        assembly.close()
+    print("PASS %s (%d steps, final state %s)" % (args.script, len(scenario.steps), assembly.terminal.state))
+    return EXIT_OK
+
+
+def cmd_run(args):
+    from kapos.wiring import Assembly
+
+    if args.script:
+        return run_script(args)
+    if args.out:
+        raise KaposError("--out is for scripted runs (--script)")
+    assembly = Assembly(args.board, args.config, args.overrides, clock=args.clock)
+    try:
+        if args.headless:
+            asyncio.run(assembly.terminal.run())
+            return EXIT_OK
+        if not sys.stdin.isatty():
+            raise KaposError("the interactive terminal needs a terminal window; "
+                             "use --script FILE for a scripted run or --headless")
+        from kapos.console import Console
+
+        logging.getLogger().handlers[:] = []  # the console owns the screen
+        logging.basicConfig(filename=os.environ.get("KAPOS_LOG", os.devnull), level=logging.INFO)
+        asyncio.run(Console(assembly).run())
+        return EXIT_OK
+    except KeyboardInterrupt:
+        return EXIT_OK
+    finally:
+        assembly.close()
+
+
+def _plugins():
+    try:
+        return metadata.entry_points(group="kapos.commands")
+    except TypeError:  # Python < 3.10 API
+        return metadata.entry_points().get("kapos.commands", [])
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="kapos", description="DIY card terminal firmware and tools")
+    parser.add_argument("--version", action="version", version="kapos " + __version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more (and print scenario steps)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    add_run_parser(sub)
+    for entry in _plugins():
+        entry.load()(sub)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except KaposError as exc:
+        print("kapos: error: %s" % exc, file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

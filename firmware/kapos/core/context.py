@@ -1,0 +1,50 @@
+"""The machine's context: the transaction in progress plus what outlives it."""
+
+
+class Transaction:
+    """The transaction being built. Holds the Card (clear PAN inside it) only until the
+    authorization is sent; the record kept afterwards is masked."""
+
+    def __init__(self, txn_type, ref):
+        self.type = txn_type
+        self.ref = ref  # terminal-local reference; replies must echo it
+        self.amount = 0
+        self.digits = ""  # amount being typed
+        self.target = ""  # transfer destination account
+        self.card = None
+        self.account = None  # 'debit' | 'credit' | 'prepaid'
+        self.fee = 0
+        self.pin = None  # bytearray while PIN entry runs; handed to SEAL_PIN then dropped
+        self.pin_len = 0
+        self.pin_block = None  # opaque sealed PIN block
+        self.ksn = None
+        self.original = None  # void: the masked record of the sale being voided
+
+    def total(self):
+        return self.amount + self.fee
+
+
+class Context:
+    def __init__(self, settings):
+        self.settings = settings
+        self.txn = None
+        self.next_ref = 1
+        self.notice = None  # (kind, message) shown on the idle screen
+        self.last_result = None  # 'approved' | 'declined' | 'cancelled' | 'error' | None
+        self.last_record = None  # masked record of the last finished transaction
+        self.last_sale = None  # masked record of the last approved, unvoided sale
+        self.daily_date = None
+        self.daily_total = 0
+        self.counters = {"approved": 0, "declined": 0, "cancelled": 0, "errors": 0,
+                         "read_errors": 0, "pin_cancels": 0}
+
+    def spent_today(self, date):
+        if self.daily_date != date:
+            return 0
+        return self.daily_total
+
+    def add_daily(self, date, amount):
+        if self.daily_date != date:
+            self.daily_date = date
+            self.daily_total = 0
+        self.daily_total = max(0, self.daily_total + amount)

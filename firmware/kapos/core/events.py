@@ -1,0 +1,65 @@
+"""Events: everything that happens to the terminal, as data.
+
+The runtime stamps each event with `time` (epoch seconds) and `date` ('YYYYMMDD',
+terminal local time) so that the core never reads a clock.
+"""
+
+from kapos.core import keys
+
+# Event kinds (what the runtime posts).
+KEY = "key"  # key=<logical key>
+SWIPE = "swipe"  # raw=<track text>
+TAP = "tap"  # tap=<hal.Tap>
+PIN_SEALED = "pin_sealed"  # block=<bytes>, ksn=<bytes or None>
+PIN_FAILED = "pin_failed"  # reason=<str>
+HOST_REPLY = "host_reply"  # ref=<int>, reply=<dict>
+HOST_ERROR = "host_error"  # ref=<int>, reason=<str>
+TIMEOUT = "timeout"  # timer=<name>
+PRINTED = "printed"
+PRINT_FAILED = "print_failed"  # reason=<str>
+HARDWARE_ERROR = "hardware_error"  # device=<name>, reason=<str>
+
+# Table event kinds: key events are split so the table reads naturally.
+DIGIT = "digit"
+ENTER = "enter"
+CLEAR = "clear"
+CANCEL = "cancel"
+MENU = "menu"
+
+TABLE_KINDS = (
+    DIGIT, ENTER, CLEAR, CANCEL, MENU,
+    SWIPE, TAP, PIN_SEALED, PIN_FAILED, HOST_REPLY, HOST_ERROR,
+    TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR,
+)
+
+_KEY_KINDS = {keys.ENTER: ENTER, keys.CLEAR: CLEAR, keys.CANCEL: CANCEL, keys.MENU: MENU}
+
+
+class Event:
+    def __init__(self, kind, time=0.0, date="19700101", **data):
+        self.kind = kind
+        self.time = time
+        self.date = date
+        self.data = data
+
+    def get(self, name, default=None):
+        return self.data.get(name, default)
+
+    def table_kind(self):
+        """The column of the transition table this event falls in."""
+        if self.kind != KEY:
+            return self.kind
+        key = self.data.get("key")
+        if key is not None and len(key) == 1 and key in keys.DIGITS:
+            return DIGIT
+        return _KEY_KINDS.get(key)
+
+    def __repr__(self):
+        # Data values may be sensitive (track text); show only their names.
+        if self.kind == KEY:
+            return "Event(key)"  # a key may be a PIN digit
+        return "Event(%s %s)" % (self.kind, ",".join(sorted(self.data)))
+
+
+def key(name, **stamp):
+    return Event(KEY, key=name, **stamp)

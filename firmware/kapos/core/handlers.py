@@ -1,0 +1,492 @@
+"""Transition handlers: `handler(ctx, event) -> (next_state, commands)`.
+
+Which handler runs for which (state, event) is decided in `table.py` only. A handler
+validates before it changes anything, so a refused event leaves ctx untouched.
+"""
+
+from kapos import card as cards
+from kapos.compat import wipe
+from kapos.core import commands as C
+from kapos.core import states as S
+from kapos.core import txn_types as T
+from kapos.core.context import Transaction
+from kapos.core.money import fee_for, over_limit
+from kapos.errors import CardReadError, CardRejected
+
+ALL_TIMERS = "*"
+
+
+def _timer(ctx, name):
+    return C.start_timer(name, ctx.settings.timeouts[name])
+
+
+def _wipe_pin(txn):
+    if txn is not None and txn.pin is not None:
+        wipe(txn.pin)
+        txn.pin = None
+        txn.pin_len = 0
+
+
+def idle_screen(ctx):
+    menu = [(key, T.label(t)) for key, t in T.MENU]
+    return C.show("idle", menu=menu, notice=ctx.notice)
+
+
+def go_idle(ctx, notice=None, result=None):
+    """Back to the menu, dropping the transaction (and any PIN digits)."""
+    txn = ctx.txn
+    _wipe_pin(txn)
+    if txn is not None and txn.card is not None:
+        txn.card.wipe()
+    ctx.txn = None
+    ctx.notice = notice
+    if result is not None:
+        ctx.last_result = result
+        key = "errors" if result == "error" else result
+        if key in ctx.counters:
+            ctx.counters[key] += 1
+    cmds = [C.stop_timer(ALL_TIMERS), idle_screen(ctx)]
+    if notice is not None:
+        cmds.append(_timer(ctx, "notice"))
+    return S.IDLE, cmds
+
+
+def refuse(ctx, event):
+    """The event is not allowed here: beep, change nothing."""
+    return None, [C.beep("error")]
+
+
+# ---------------------------------------------------------------- idle
+
+def idle_select(ctx, event):
+    txn_type = T.from_menu_key(event.get("key"))
+    if txn_type is None:
+        return refuse(ctx, event)
+    if txn_type == T.VOID and ctx.last_sale is None:
+        ctx.notice = ("info", "Nothing to void")
+        return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
+    ctx.txn = Transaction(txn_type, ctx.next_ref)
+    ctx.next_ref += 1
+    ctx.notice = None
+    row = T.row(txn_type)
+    cmds = [C.stop_timer("notice"), C.beep("key")]
+    if txn_type == T.VOID:
+        ctx.txn.original = ctx.last_sale
+        ctx.txn.amount = ctx.last_sale["amount"]
+        cmds += [C.show("void_confirm", record=ctx.last_sale), _timer(ctx, "input")]
+        return S.VOID_CONFIRM, cmds
+    if row["amount"]:
+        cmds += [_amount_screen(ctx), _timer(ctx, "input")]
+        return S.AMOUNT, cmds
+    return _enter_card(ctx, cmds)
+
+
+def idle_dismiss(ctx, event):
+    ctx.notice = None
+    return S.IDLE, [C.stop_timer("notice"), idle_screen(ctx)]
+
+
+def idle_notice_timeout(ctx, event):
+    if event.get("timer") != "notice":
+        return S.IDLE, []
+    ctx.notice = None
+    return S.IDLE, [idle_screen(ctx)]
+
+
+def idle_card(ctx, event):
+    ctx.notice = ("info", "Choose a transaction first")
+    return S.IDLE, [C.beep("error"), idle_screen(ctx), _timer(ctx, "notice")]
+
+
+def late_print_failure(ctx, event):
+    ctx.notice = ("error", "Receipt not printed: %s" % event.get("reason", "printer error"))
+    return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
+
+
+# ---------------------------------------------------------------- amount
+
+def _amount_screen(ctx, error=None):
+    txn = ctx.txn
+    s = ctx.settings
+    return C.show("amount", type=txn.type, amount=txn.amount, limit=s.limit_for(txn.type),
+                  error=error)
+
+
+def amount_digit(ctx, event):
+    txn = ctx.txn
+    key = event.get("key")
+    if len(txn.digits) >= ctx.settings.max_amount_digits:
+        return refuse(ctx, event)
+    if txn.digits == "" and key == "0":
+        return S.AMOUNT, [_timer(ctx, "input")]  # leading zero: nothing to add
+    txn.digits += key
+    txn.amount = int(txn.digits)
+    return S.AMOUNT, [C.beep("key"), _amount_screen(ctx), _timer(ctx, "input")]
+
+
+def amount_clear(ctx, event):
+    txn = ctx.txn
+    if not txn.digits:
+        return refuse(ctx, event)
+    txn.digits = txn.digits[:-1]
+    txn.amount = int(txn.digits) if txn.digits else 0
+    return S.AMOUNT, [C.beep("key"), _amount_screen(ctx), _timer(ctx, "input")]
+
+
+def amount_enter(ctx, event):
+    txn = ctx.txn
+    if txn.amount <= 0:
+        return S.AMOUNT, [C.beep("error"), _amount_screen(ctx, error=("no_amount", 0))]
+    row = T.row(txn.type)
+    problem = over_limit(ctx.settings, txn.type, txn.amount,
+                         ctx.spent_today(event.date), row["daily"])
+    if problem is not None:
+        return S.AMOUNT, [C.beep("error"), _amount_screen(ctx, error=problem)]
+    if row["target"]:
+        return S.TARGET, [C.beep("key"), _target_screen(ctx), _timer(ctx, "input")]
+    return _enter_card(ctx, [C.beep("key")])
+
+
+# ---------------------------------------------------------------- transfer target
+
+def _target_screen(ctx, error=None):
+    return C.show("target", account=ctx.txn.target, amount=ctx.txn.amount, error=error)
+
+
+def target_digit(ctx, event):
+    txn = ctx.txn
+    if len(txn.target) >= 19:
+        return refuse(ctx, event)
+    txn.target += event.get("key")
+    return S.TARGET, [C.beep("key"), _target_screen(ctx), _timer(ctx, "input")]
+
+
+def target_clear(ctx, event):
+    txn = ctx.txn
+    if not txn.target:
+        return refuse(ctx, event)
+    txn.target = txn.target[:-1]
+    return S.TARGET, [C.beep("key"), _target_screen(ctx), _timer(ctx, "input")]
+
+
+def target_enter(ctx, event):
+    if len(ctx.txn.target) < 4:
+        return S.TARGET, [C.beep("error"), _target_screen(ctx, error="too_short")]
+    return _enter_card(ctx, [C.beep("key")])
+
+
+# ---------------------------------------------------------------- card
+
+def _enter_card(ctx, cmds):
+    txn = ctx.txn
+    cmds = cmds + [C.stop_timer("input"), C.show("card", type=txn.type, amount=txn.amount),
+                   _timer(ctx, "card")]
+    return S.CARD, cmds
+
+
+def card_swiped(ctx, event):
+    try:
+        card = cards.parse_swipe(event.get("raw", ""))
+    except (CardReadError, CardRejected) as exc:
+        return _card_problem(ctx, exc)
+    return _accept_card(ctx, event, card)
+
+
+def card_tapped(ctx, event):
+    tap = event.get("tap")
+    try:
+        if tap is None:
+            raise CardReadError("no card data")
+        if tap.track2:
+            card = cards.card_from_track2(tap.track2, source="tap")
+        else:
+            card = cards.token_card(tap.uid)
+    except (CardReadError, CardRejected) as exc:
+        return _card_problem(ctx, exc)
+    ctx.txn.token_data = tap.token
+    return _accept_card(ctx, event, card)
+
+
+def _card_problem(ctx, exc):
+    ctx.counters["read_errors"] += 1
+    if isinstance(exc, CardRejected):
+        return go_idle(ctx, notice=("declined", str(exc)), result="declined")
+    return go_idle(ctx, notice=("error", "Card read error: %s" % exc), result="error")
+
+
+def _accept_card(ctx, event, card):
+    txn = ctx.txn
+    s = ctx.settings
+    if card.source != "token" and card.is_expired(event.date[2:6]):
+        card.wipe()
+        return go_idle(ctx, notice=("declined", "Card expired"), result="declined")
+    if card.brand == "unknown" and not s.accept_unknown_brands:
+        # closed-loop cards on a private BIN are configured in settings.private_bins
+        card.wipe()
+        return go_idle(ctx, notice=("declined", "Card not accepted"), result="declined")
+    if not card.allows(txn.type):
+        card.wipe()
+        return go_idle(ctx, notice=("declined", "Card not valid for %s" % T.label(txn.type)),
+                       result="declined")
+    txn.card = card
+    cmds = [C.stop_timer("card"), C.beep("ok")]
+    if card.source == "token":
+        txn.account = "prepaid"
+        return _after_account(ctx, cmds)
+    cmds += [C.show("account", card=card.short_masked(), brand=card.brand), _timer(ctx, "input")]
+    return S.ACCOUNT, cmds
+
+
+# ---------------------------------------------------------------- account
+
+ACCOUNT_KEYS = {"1": "debit", "2": "credit"}
+
+
+def account_digit(ctx, event):
+    account = ACCOUNT_KEYS.get(event.get("key"))
+    if account is None:
+        return refuse(ctx, event)
+    ctx.txn.account = account
+    return _after_account(ctx, [C.beep("key"), C.stop_timer("input")])
+
+
+def _needs_pin(ctx):
+    txn = ctx.txn
+    policy = T.row(txn.type)["pin"]
+    if policy == "always":
+        return True
+    if policy == "never":
+        return False
+    return txn.account == "debit" or txn.card.pin_required(ctx.settings.has_pin_pad)
+
+
+def _after_account(ctx, cmds):
+    txn = ctx.txn
+    if T.row(txn.type)["fee"]:
+        txn.fee = fee_for(ctx.settings, txn.account, txn.amount)
+    if _needs_pin(ctx):
+        txn.pin = bytearray(ctx.settings.pin_max)
+        txn.pin_len = 0
+        return S.PIN, cmds + [_pin_screen(ctx), _timer(ctx, "pin")]
+    return S.CONFIRM, cmds + [_confirm_screen(ctx), _timer(ctx, "input")]
+
+
+# ---------------------------------------------------------------- PIN
+
+def _pin_screen(ctx, error=None):
+    txn = ctx.txn
+    # Only the count of digits leaves the PIN buffer.
+    return C.show("pin", type=txn.type, amount=txn.amount, fee=txn.fee, total=txn.total(),
+                  entered=txn.pin_len, error=error)
+
+
+def pin_digit(ctx, event):
+    txn = ctx.txn
+    if txn.pin_len >= len(txn.pin):
+        return refuse(ctx, event)
+    txn.pin[txn.pin_len] = ord(event.get("key"))
+    txn.pin_len += 1
+    return S.PIN, [C.beep("key"), _pin_screen(ctx), _timer(ctx, "pin")]
+
+
+def pin_clear(ctx, event):
+    txn = ctx.txn
+    wipe(txn.pin)
+    txn.pin_len = 0
+    return S.PIN, [C.beep("key"), _pin_screen(ctx), _timer(ctx, "pin")]
+
+
+def pin_enter(ctx, event):
+    txn = ctx.txn
+    if txn.pin_len < ctx.settings.pin_min:
+        return S.PIN, [C.beep("error"), _pin_screen(ctx, error="too_short")]
+    buffer, length = txn.pin, txn.pin_len
+    txn.pin = None  # the executor of SEAL_PIN wipes the buffer
+    txn.pin_len = 0
+    return S.SEALING, [C.stop_timer("pin"),
+                       C.Command(C.SEAL_PIN, pin=buffer, length=length, card=txn.card),
+                       C.show("processing", type=txn.type)]
+
+
+def pin_cancel(ctx, event):
+    ctx.counters["pin_cancels"] += 1
+    return cancel(ctx, event)
+
+
+def pin_sealed(ctx, event):
+    ctx.txn.pin_block = event.get("block")
+    ctx.txn.ksn = event.get("ksn")
+    return _authorize(ctx, event)
+
+
+def pin_failed(ctx, event):
+    return go_idle(ctx, notice=("error", "PIN error: %s" % event.get("reason", "")), result="error")
+
+
+# ---------------------------------------------------------------- confirm / void
+
+def _confirm_screen(ctx):
+    txn = ctx.txn
+    return C.show("confirm", type=txn.type, amount=txn.amount, fee=txn.fee, total=txn.total())
+
+
+def confirm_enter(ctx, event):
+    return _authorize(ctx, event, [C.stop_timer("input")])
+
+
+# ---------------------------------------------------------------- authorization
+
+def authorization_request(ctx, event):
+    """What the authorizer receives. The Card object is the only holder of the clear PAN."""
+    txn = ctx.txn
+    s = ctx.settings
+    return {
+        "ref": txn.ref, "type": txn.type, "amount": txn.amount, "fee": txn.fee,
+        "currency_code": s.currency_code, "account": txn.account, "card": txn.card,
+        "pin_block": txn.pin_block, "ksn": txn.ksn, "target": txn.target or None,
+        "original": txn.original, "token_data": getattr(txn, "token_data", None),
+        "time": event.time, "date": event.date,
+        "terminal_id": s.terminal_id, "merchant_id": s.merchant_id,
+    }
+
+
+def _authorize(ctx, event, cmds=None):
+    request = authorization_request(ctx, event)
+    return S.AUTHORIZING, (cmds or []) + [
+        C.Command(C.AUTHORIZE, request=request),
+        C.show("processing", type=ctx.txn.type),
+        _timer(ctx, "host"),
+    ]
+
+
+def _record(ctx, event, outcome, reply):
+    """The masked record of a finished transaction: what receipts, screens and the
+    journal get. No PAN, track, PIN block or key here."""
+    txn = ctx.txn
+    s = ctx.settings
+    card = txn.card
+    original = txn.original
+    record = {
+        "ref": txn.ref, "type": txn.type, "outcome": outcome,
+        "amount": txn.amount, "fee": txn.fee, "total": txn.total(),
+        "currency": s.currency, "account": txn.account,
+        "card": card.masked() if card is not None else (original or {}).get("card"),
+        "brand": card.brand if card is not None else (original or {}).get("brand"),
+        "entry": card.source if card is not None else None,
+        "target": ("*" * max(0, len(txn.target) - 4) + txn.target[-4:]) if txn.target else None,
+        "code": reply.get("code"), "text": reply.get("text", ""),
+        "auth_code": reply.get("auth_code"), "rrn": reply.get("rrn"), "stan": reply.get("stan"),
+        "balance": reply.get("balance"),
+        "pin_verified": txn.pin_block is not None,
+        "signature": outcome == "approved" and txn.account == "credit" and txn.pin_block is None,
+        "original_ref": original["ref"] if original else None,
+        "time": event.time, "date": event.date,
+        "terminal_id": s.terminal_id, "merchant_id": s.merchant_id,
+        "merchant_name": s.merchant_name,
+    }
+    return record
+
+
+def _finish(ctx, event, outcome, reply, extra=None):
+    txn = ctx.txn
+    record = _record(ctx, event, outcome, reply)
+    if outcome == "approved":
+        direction = T.row(txn.type)["daily"]
+        if direction:
+            amount = txn.original["amount"] if txn.type == T.VOID else txn.amount
+            ctx.add_daily(event.date, direction * amount)
+        if txn.type == T.SALE:
+            ctx.last_sale = record
+        elif txn.type == T.VOID:
+            ctx.last_sale = None
+    if txn.card is not None:
+        txn.card.wipe()
+        txn.card = None
+    txn.pin_block = None
+    ctx.last_record = record
+    ctx.last_result = outcome
+    key = "errors" if outcome == "error" else outcome
+    ctx.counters[key] += 1
+    cmds = [C.stop_timer("host")] + (extra or [])
+    cmds.append(C.Command(C.RECORD, record=record))
+    if outcome in ("approved", "declined"):
+        cmds.append(C.Command(C.PRINT, record=record))
+    cmds += [C.show("result", record=record),
+             C.beep("ok" if outcome == "approved" else "error"),
+             _timer(ctx, "notice")]
+    return S.RESULT, cmds
+
+
+def host_reply(ctx, event):
+    if event.get("ref") != ctx.txn.ref:
+        return S.AUTHORIZING, []  # a reply to something else: not ours
+    reply = event.get("reply") or {}
+    outcome = "approved" if reply.get("approved") else "declined"
+    return _finish(ctx, event, outcome, reply)
+
+
+def host_error(ctx, event):
+    if event.get("ref") != ctx.txn.ref:
+        return S.AUTHORIZING, []
+    reply = {"code": None, "text": event.get("reason") or "Host unavailable"}
+    return _finish(ctx, event, "error", reply)
+
+
+def host_timeout(ctx, event):
+    if event.get("timer") != "host":
+        return S.AUTHORIZING, []
+    reply = {"code": None, "text": "No reply from host"}
+    cancel_cmd = C.Command(C.CANCEL_AUTHORIZATION, ref=ctx.txn.ref, reason="timeout")
+    return _finish(ctx, event, "error", reply, extra=[cancel_cmd])
+
+
+# ---------------------------------------------------------------- result
+
+def result_done(ctx, event):
+    ctx.txn = None
+    ctx.notice = None
+    return S.IDLE, [C.stop_timer(ALL_TIMERS), idle_screen(ctx)]
+
+
+def result_timeout(ctx, event):
+    if event.get("timer") != "notice":
+        return S.RESULT, []
+    return result_done(ctx, event)
+
+
+def result_print_failed(ctx, event):
+    record = ctx.last_record
+    return S.RESULT, [C.show("result", record=record,
+                             warning="Receipt not printed: %s" % event.get("reason", "printer error"))]
+
+
+# ---------------------------------------------------------------- any state
+
+def cancel(ctx, event):
+    return go_idle(ctx, notice=("info", "Cancelled"), result="cancelled")
+
+
+def timeout_of(timer):
+    """Handler for a timeout in an input state: only the state's own timer counts
+    (a stale timeout of another timer is ignored)."""
+    label = {"card": "No card presented", "pin": "PIN entry timed out"}.get(timer, "Timed out")
+
+    def on_timeout(ctx, event):
+        if event.get("timer") != timer:
+            return None, []
+        return go_idle(ctx, notice=("info", label), result="cancelled")
+
+    return on_timeout
+
+
+def hardware_error(ctx, event):
+    """A driver failed. Report it and go back to the menu; an authorization in flight is
+    cancelled so the host side can reverse it."""
+    message = "%s error: %s" % (event.get("device", "device"), event.get("reason", ""))
+    return go_idle(ctx, notice=("error", message), result="error" if ctx.txn else None)
+
+
+def hardware_error_authorizing(ctx, event):
+    cancel_cmd = C.Command(C.CANCEL_AUTHORIZATION, ref=ctx.txn.ref, reason="hardware error")
+    state, cmds = hardware_error(ctx, event)
+    return state, [cancel_cmd] + cmds

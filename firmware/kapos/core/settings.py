@@ -1,0 +1,38 @@
+"""Terminal settings the core needs, as a plain object (built by app.config from TOML)."""
+
+DEFAULT_TIMEOUTS = {"input": 30, "card": 30, "pin": 30, "host": 15, "notice": 4}
+
+
+class Settings:
+    def __init__(self, terminal_id="KAPOS001", merchant_id="KAPOS-MERCHANT1",
+                 merchant_name="Kapos test shop", currency="EUR", currency_code="978",
+                 exponent=2, per_transaction=50000, daily=200000, per_type=None,
+                 fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
+                 has_pin_pad=True, accept_unknown_brands=False, private_bins=()):
+        self.terminal_id = terminal_id
+        self.merchant_id = merchant_id
+        self.merchant_name = merchant_name
+        self.currency = currency
+        self.currency_code = currency_code
+        self.exponent = exponent
+        self.per_transaction = per_transaction  # default per-transaction limit
+        self.per_type = per_type or {}  # txn type -> per-transaction limit
+        self.daily = daily  # daily limit over approved sale/cash/transfer
+        # fees: account ('debit', 'credit', 'prepaid') -> {'fixed': minor, 'rate_bp': basis points}
+        self.fees = fees if fees is not None else {
+            "debit": {"fixed": 0, "rate_bp": 0},
+            "credit": {"fixed": 0, "rate_bp": 150},
+        }
+        t = dict(DEFAULT_TIMEOUTS)
+        if timeouts:
+            t.update(timeouts)
+        self.timeouts = t
+        self.max_amount_digits = max_amount_digits
+        self.pin_min = pin_min
+        self.pin_max = pin_max
+        self.has_pin_pad = has_pin_pad
+        self.accept_unknown_brands = accept_unknown_brands
+        self.private_bins = tuple(private_bins)  # PAN prefixes of the user's own closed-loop cards
+
+    def limit_for(self, txn_type):
+        return self.per_type.get(txn_type, self.per_transaction)

@@ -1,0 +1,16 @@
+"""State names of the transaction machine."""
+
+IDLE = "IDLE"  # transaction menu (may show a notice: last result or an error)
+AMOUNT = "AMOUNT"  # entering the amount in minor units
+TARGET = "TARGET"  # transfer: entering the destination account number
+VOID_CONFIRM = "VOID_CONFIRM"  # void: confirm the last sale
+CARD = "CARD"  # waiting for a swipe or tap
+ACCOUNT = "ACCOUNT"  # choose debit / credit
+PIN = "PIN"  # PIN entry (digits never leave the PIN buffer but sealed)
+SEALING = "SEALING"  # PIN block being built by the key service
+CONFIRM = "CONFIRM"  # no PIN needed: confirm the total
+AUTHORIZING = "AUTHORIZING"  # waiting for the host
+RESULT = "RESULT"  # approved / declined / error shown, receipt printing
+
+ALL = (IDLE, AMOUNT, TARGET, VOID_CONFIRM, CARD, ACCOUNT, PIN, SEALING, CONFIRM,
+       AUTHORIZING, RESULT)

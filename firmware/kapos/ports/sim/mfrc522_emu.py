@@ -1,0 +1,1041 @@
+"""A register-level MFRC522 emulator with virtual ISO 14443 Type A cards in its field.
+
+The real driver (kapos.drivers.mfrc522) talks to `Mfrc522Emulator` through
+`SpiBus.transfer()` (or spidev's `xfer2`) exactly as to the chip, so tests exercise the
+driver's bytes on the bus. Written from the NXP MFRC522 datasheet (rev. 3.9), not from
+the driver: its register numbers and bit names are its own.
+
+Modelled: SPI address bytes (§8.1.2: read 0x80|reg<<1 with several addresses per
+transfer, write reg<<1 followed by data to the same register), the register file with
+reset values, the 64-byte FIFO (FlushBuffer, BufferOvfl, Lo/HiAlert), commands Idle, Mem,
+Generate RandomID, CalcCRC, Transmit, Receive, Transceive (StartSend, TxLastBits,
+RxAlign), MFAuthent and SoftReset, ComIrqReg/DivIrqReg with Set1/Set2, ErrorReg
+(CollErr, CRCErr, ProtocolErr, BufferOvfl, injected parity errors), ControlReg RxLastBits,
+CollReg (CollPos, CollPosNotValid, ValuesAfterColl), TxModeReg/RxModeReg CRC enables,
+Status2Reg MFCrypto1On, TxControlReg (the field: cards lose power and state when it is
+off), the timer (TModeReg TAuto/TAutoRestart, TPrescalerReg, TReloadReg, TStartNow/
+TStopNow, TimerIRq) and the NRSTPD reset pin.
+
+Time is virtual (`now_us`): a transfer costs `transfer_overhead_us` plus its bits at
+`spi_hz`; a frame costs its air time at 106 kbit/s (9.44 us a bit, parity included), a
+card answers after its frame delay time. With TAuto the timer starts at the end of
+transmission and stops when an answer begins, as on the chip, so a Transceive to no
+card ends with TimerIRq after as many ComIrqReg polls as real time would allow.
+
+Simplifications (documented, deliberate): Crypto1 is not computed -- after MFAuthent
+the emulator passes frames in clear to the authenticated card and marks them
+"encrypted"; a card that is not in the same crypto state as the chip sees noise and
+drops to IDLE (so forgetting to clear MFCrypto1On breaks the next REQA, as on air).
+MIFARE access bits are not evaluated (keys are). Analog settings are stored, not used.
+
+Statistics (`stats`): transfers, bytes_out/bytes_in (MOSI/MISO bytes; equal on SPI),
+irq_polls (ComIrqReg reads), frames (PCD frames on air). `rf_log` keeps the frames:
+(time_us, "pcd"|"picc", bytes, nbits).
+"""
+
+import os
+
+from kapos.hal import Pin, SpiBus
+
+# ---- registers (datasheet table 20) ----
+R_COMMAND = 0x01
+R_COM_IEN = 0x02
+R_DIV_IEN = 0x03
+R_COM_IRQ = 0x04
+R_DIV_IRQ = 0x05
+R_ERROR = 0x06
+R_STATUS1 = 0x07
+R_STATUS2 = 0x08
+R_FIFO_DATA = 0x09
+R_FIFO_LEVEL = 0x0A
+R_WATER_LEVEL = 0x0B
+R_CONTROL = 0x0C
+R_BIT_FRAMING = 0x0D
+R_COLL = 0x0E
+R_MODE = 0x11
+R_TX_MODE = 0x12
+R_RX_MODE = 0x13
+R_TX_CONTROL = 0x14
+R_DEMOD = 0x19
+R_CRC_RESULT_H = 0x21
+R_CRC_RESULT_L = 0x22
+R_T_MODE = 0x2A
+R_T_PRESCALER = 0x2B
+R_T_RELOAD_H = 0x2C
+R_T_RELOAD_L = 0x2D
+R_T_COUNTER_H = 0x2E
+R_T_COUNTER_L = 0x2F
+R_VERSION = 0x37
+
+RESET_VALUES = {
+    R_COMMAND: 0x20, R_COM_IEN: 0x80, R_COM_IRQ: 0x14, R_STATUS1: 0x21, R_WATER_LEVEL: 0x08,
+    R_CONTROL: 0x10, R_COLL: 0xA0, R_MODE: 0x3F, R_TX_CONTROL: 0x80, 0x16: 0x10, 0x17: 0x84,
+    0x18: 0x84, R_DEMOD: 0x4D, 0x1C: 0x62, 0x1F: 0xEB, R_CRC_RESULT_H: 0xFF,
+    R_CRC_RESULT_L: 0xFF, 0x24: 0x26, 0x26: 0x48, 0x27: 0x88, 0x28: 0x20, 0x29: 0x20,
+    0x33: 0x80, 0x36: 0x40,
+}
+READ_ONLY = (R_ERROR, R_STATUS1, R_CRC_RESULT_H, R_CRC_RESULT_L, R_T_COUNTER_H, R_T_COUNTER_L, R_VERSION)
+
+# ---- commands ----
+C_IDLE, C_MEM, C_RANDOM_ID, C_CALC_CRC, C_TRANSMIT = 0x0, 0x1, 0x2, 0x3, 0x4
+C_NO_CMD_CHANGE, C_RECEIVE, C_TRANSCEIVE, C_MF_AUTHENT, C_SOFT_RESET = 0x7, 0x8, 0xC, 0xE, 0xF
+KNOWN_COMMANDS = (C_IDLE, C_MEM, C_RANDOM_ID, C_CALC_CRC, C_TRANSMIT, C_NO_CMD_CHANGE,
+                  C_RECEIVE, C_TRANSCEIVE, C_MF_AUTHENT, C_SOFT_RESET)
+
+# ---- bits ----
+TX_IRQ, RX_IRQ, IDLE_IRQ, HI_ALERT_IRQ, LO_ALERT_IRQ, ERR_IRQ, TIMER_IRQ = 0x40, 0x20, 0x10, 0x08, 0x04, 0x02, 0x01
+CRC_IRQ = 0x04
+WR_ERR, TEMP_ERR, BUFFER_OVFL, COLL_ERR, CRC_ERR, PARITY_ERR, PROTOCOL_ERR = 0x80, 0x40, 0x10, 0x08, 0x04, 0x02, 0x01
+CRYPTO1_ON = 0x08
+FIFO_SIZE = 64
+
+FC_MHZ = 13.56
+BIT_US = 128 / FC_MHZ  # one bit at 106 kbit/s
+RESET_US = 50.0  # oscillator restart after a soft or hard reset
+
+
+def crc_a(data):
+    """CRC_A (ISO 14443-3), bit by bit: reflected polynomial 0x8408, preset 0x6363."""
+    crc = 0x6363
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+    return crc
+
+
+def with_crc(data):
+    c = crc_a(data)
+    return bytes(data) + bytes((c & 0xFF, c >> 8))
+
+
+def crc_ok(frame):
+    return len(frame) >= 3 and with_crc(frame[:-2]) == bytes(frame)
+
+
+def bits_of(data, nbits):
+    return [(data[i >> 3] >> (i & 7)) & 1 for i in range(nbits)]
+
+
+def bytes_of(bits):
+    out = bytearray((len(bits) + 7) // 8)
+    for i, b in enumerate(bits):
+        if b:
+            out[i >> 3] |= 1 << (i & 7)
+    return bytes(out)
+
+
+def air_us(nbits):
+    """Air time of a frame: start bit, data, one parity bit per full byte, end."""
+    return (nbits + nbits // 8 + 2) * BIT_US
+
+
+class _ResetPin(Pin):
+    def __init__(self, emulator):
+        self._emu = emulator
+        self.level = 1
+
+    def value(self, level=None):
+        if level is None:
+            return self.level
+        level = 1 if level else 0
+        if level != self.level:
+            self.level = level
+            self._emu._reset_pin_changed(level)
+        return None
+
+
+class Mfrc522Emulator(SpiBus):
+    """The chip behind a fake SPI bus. `version`: VersionReg (0x91, 0x92, 0x88 clone, ...).
+    `reset_pin`: a kapos.hal.Pin to hand to the driver as its NRSTPD line."""
+
+    def __init__(self, version=0x92, spi_hz=1000000, transfer_overhead_us=20.0):
+        self.version = version
+        self.spi_hz = spi_hz
+        self.transfer_overhead_us = transfer_overhead_us
+        self.now_us = 0.0
+        self.cards = []
+        self.rf_log = []
+        self.log_rf = True
+        self.reset_pin = _ResetPin(self)
+        self.stats = {}
+        self.reset_stats()
+        self._events = []
+        self._seq = 0
+        self._remove_after = None
+        self._injected_errors = []
+        self._mem_buffer = bytearray(25)
+        self._field = False
+        self._powered = True
+        self._power_on()
+
+    # ---- test hooks ----
+    def reset_stats(self):
+        self.stats = {"transfers": 0, "bytes_out": 0, "bytes_in": 0, "irq_polls": 0, "frames": 0}
+
+    def add_card(self, card, settle=True):
+        """Put a card in the field. With `settle` it is ready at once (as if it had been
+        held there for a while); else it needs its power_up_us first."""
+        self.cards.append(card)
+        if self._field:
+            card.power_on(self.now_us)
+            if settle:
+                card._ready_at = self.now_us
+        return card
+
+    def remove_card(self, card=None):
+        """Take one card (default: all) out of the field."""
+        for c in list(self.cards) if card is None else [card]:
+            c.power_off()
+            self.cards.remove(c)
+
+    def remove_card_after(self, n_frames, card=None):
+        """The next `n_frames` PCD frames still reach the card(s); then they leave the field."""
+        self._remove_after = (n_frames, card)
+
+    def inject_rx_error(self, error_bits=PARITY_ERR, count=1):
+        """The next `count` received frames come with these ErrorReg bits (e.g. PARITY_ERR)."""
+        self._injected_errors.extend([error_bits] * count)
+
+    def sleep_us(self, us):
+        """Let virtual time pass without bus traffic (for the driver's sleep_us hook)."""
+        self._advance(us)
+
+    @property
+    def field(self):
+        return self._field
+
+    @property
+    def command(self):
+        return self.regs[R_COMMAND] & 0x0F
+
+    # ---- SPI ----
+    def transfer(self, data):
+        data = bytes(data)
+        n = len(data)
+        st = self.stats
+        st["transfers"] += 1
+        st["bytes_out"] += n
+        st["bytes_in"] += n
+        self._advance(self.transfer_overhead_us + n * 8e6 / self.spi_hz)
+        out = bytearray(n)
+        if not self._powered or n == 0:
+            return bytes(out)
+        if data[0] & 0x01:
+            raise ValueError("SPI address byte 0x%02X: bit 0 must be 0 (datasheet 8.1.2.3)" % data[0])
+        if data[0] & 0x80:
+            for i in range(n - 1):
+                if not data[i] & 0x80 or data[i] & 0x01:
+                    raise ValueError("read transfer with a bad address byte at %d" % i)
+                reg = (data[i] >> 1) & 0x3F
+                if reg == R_COM_IRQ:
+                    st["irq_polls"] += 1
+                out[i + 1] = self._read(reg)
+        else:
+            reg = (data[0] >> 1) & 0x3F
+            for b in data[1:]:
+                self._write(reg, b)
+        return bytes(out)
+
+    def xfer2(self, values):
+        """spidev.SpiDev.xfer2 look-alike."""
+        return list(self.transfer(bytes(values)))
+
+    def close(self):
+        pass
+
+    # ---- virtual time ----
+    def _at(self, t, fn, group="cmd"):
+        self._seq += 1
+        self._events.append((t, self._seq, fn, group))
+        self._events.sort(key=lambda e: (e[0], e[1]))
+
+    def _cancel(self, group):
+        self._events = [e for e in self._events if e[3] != group]
+
+    def _advance(self, dt):
+        end = self.now_us + dt
+        while self._events and self._events[0][0] <= end:
+            t, _, fn, _ = self._events.pop(0)
+            self.now_us = max(self.now_us, t)
+            fn()
+        self.now_us = end
+
+    # ---- reset ----
+    def _power_on(self):
+        self.regs = bytearray(64)
+        for reg, value in RESET_VALUES.items():
+            self.regs[reg] = value
+        self.regs[R_VERSION] = self.version
+        self.fifo = bytearray()
+        self._events = []
+        self._busy = False
+        self._timer_running = False
+        self._timer_deadline = 0.0
+        self._crc_active = False
+        self._rx_align = 0
+        self._reset_until = self.now_us + RESET_US
+        self._set_field(False)
+
+    def _reset_pin_changed(self, level):
+        if level == 0:
+            self._powered = False  # hard power-down: SPI dead, field off
+            self._events = []
+            self._set_field(False)
+        else:
+            self._powered = True
+            self._power_on()
+
+    # ---- registers ----
+    def _read(self, reg):
+        r = self.regs
+        if reg == R_FIFO_DATA:
+            v = self.fifo.pop(0) if self.fifo else 0
+            self._fifo_changed()
+            return v
+        if reg == R_FIFO_LEVEL:
+            return len(self.fifo)
+        if reg == R_COMMAND:
+            v = r[R_COMMAND]
+            return v | 0x10 if self.now_us < self._reset_until else v
+        if reg == R_STATUS1:
+            level = len(self.fifo)
+            water = r[R_WATER_LEVEL] & 0x3F
+            v = 0
+            if level <= water:
+                v |= 0x01
+            if FIFO_SIZE - level <= water:
+                v |= 0x02
+            if self._timer_running:
+                v |= 0x08
+            if (r[R_COM_IRQ] & r[R_COM_IEN] & 0x7F) or (r[R_DIV_IRQ] & r[R_DIV_IEN] & 0x14):
+                v |= 0x10
+            return v | 0x20 | (0x40 if not r[R_ERROR] & CRC_ERR else 0)
+        if reg in (R_T_COUNTER_H, R_T_COUNTER_L):
+            count = 0
+            if self._timer_running:
+                count = int((self._timer_deadline - self.now_us) * FC_MHZ / self._timer_div())
+            return (count >> 8) & 0xFF if reg == R_T_COUNTER_H else count & 0xFF
+        return r[reg]
+
+    def _write(self, reg, v):
+        r = self.regs
+        if reg == R_COMMAND:
+            r[R_COMMAND] = v & 0x30 | (r[R_COMMAND] & 0x0F)
+            if v & 0x0F != C_NO_CMD_CHANGE:
+                self._start_command(v & 0x0F)
+        elif reg == R_COM_IRQ or reg == R_DIV_IRQ:
+            if v & 0x80:
+                r[reg] |= v & 0x7F
+            else:
+                r[reg] &= ~v & 0x7F
+        elif reg == R_FIFO_DATA:
+            if len(self.fifo) >= FIFO_SIZE:
+                r[R_ERROR] |= BUFFER_OVFL
+            else:
+                self.fifo.append(v)
+            self._fifo_changed()
+            if self._crc_active:
+                self._calc_crc()
+        elif reg == R_FIFO_LEVEL:
+            if v & 0x80:
+                self.fifo = bytearray()
+                r[R_ERROR] &= ~BUFFER_OVFL & 0xFF
+                self._fifo_changed()
+        elif reg == R_CONTROL:
+            if v & 0x80:
+                self._stop_timer()
+            if v & 0x40:
+                self._start_timer()
+        elif reg == R_BIT_FRAMING:
+            r[reg] = v
+            if v & 0x80 and self.command == C_TRANSCEIVE and not self._busy:
+                self._transmit()
+        elif reg == R_STATUS2:
+            r[reg] = (v & 0xC0) | (r[reg] & 0x07) | (r[reg] & v & CRYPTO1_ON)
+        elif reg == R_COLL:
+            r[reg] = (v & 0x80) | (r[reg] & 0x7F)
+        elif reg == R_TX_CONTROL:
+            r[reg] = v
+            self._set_field(bool(v & 0x03))
+        elif reg not in READ_ONLY:
+            r[reg] = v
+
+    def _fifo_changed(self):
+        level = len(self.fifo)
+        water = self.regs[R_WATER_LEVEL] & 0x3F
+        if level <= water:
+            self.regs[R_COM_IRQ] |= LO_ALERT_IRQ
+        if FIFO_SIZE - level <= water:
+            self.regs[R_COM_IRQ] |= HI_ALERT_IRQ
+
+    def _set_field(self, on):
+        if on == self._field:
+            return
+        self._field = on
+        for card in self.cards:
+            if on:
+                card.power_on(self.now_us)
+            else:
+                card.power_off()
+
+    # ---- commands ----
+    def _start_command(self, cmd):
+        r = self.regs
+        self._cancel("cmd")
+        self._busy = False
+        self._crc_active = False
+        if cmd not in KNOWN_COMMANDS:
+            self._finish()
+            return
+        r[R_COMMAND] = (r[R_COMMAND] & 0xF0) | cmd
+        if cmd != C_IDLE:
+            r[R_ERROR] &= BUFFER_OVFL | TEMP_ERR
+        if cmd == C_MEM:
+            if len(self.fifo) >= 25:
+                self._mem_buffer = bytearray(self.fifo[:25])
+                del self.fifo[:25]
+            elif not self.fifo:
+                self.fifo += self._mem_buffer
+            self._finish()
+        elif cmd == C_RANDOM_ID:
+            self._mem_buffer[:10] = os.urandom(10)
+            self._finish()
+        elif cmd == C_CALC_CRC:
+            self._crc_active = True
+            self._crc_data = bytearray()
+            self._calc_crc()
+        elif cmd == C_TRANSMIT:
+            self._transmit()
+        elif cmd == C_MF_AUTHENT:
+            self._mf_authent()
+        elif cmd == C_SOFT_RESET:
+            self._power_on()
+
+    def _finish(self):
+        """The command ends by itself: back to Idle with IdleIRq."""
+        self.regs[R_COMMAND] &= 0xF0
+        self.regs[R_COM_IRQ] |= IDLE_IRQ
+        self._busy = False
+
+    def _calc_crc(self):
+        self._crc_data += self.fifo
+        self.fifo = bytearray()
+        preset = (0x0000, 0x6363, 0xA671, 0xFFFF)[self.regs[R_MODE] & 0x03]
+        crc = preset
+        for byte in self._crc_data:
+            crc ^= byte
+            for _ in range(8):
+                crc = (crc >> 1) ^ 0x8408 if crc & 1 else crc >> 1
+        self.regs[R_CRC_RESULT_H] = crc >> 8
+        self.regs[R_CRC_RESULT_L] = crc & 0xFF
+        self.regs[R_DIV_IRQ] |= CRC_IRQ
+
+    def _error(self, bits):
+        self.regs[R_ERROR] |= bits
+        self.regs[R_COM_IRQ] |= ERR_IRQ
+
+    # ---- timer ----
+    def _timer_div(self):
+        prescaler = ((self.regs[R_T_MODE] & 0x0F) << 8) | self.regs[R_T_PRESCALER]
+        return 2 * prescaler + (2 if self.regs[R_DEMOD] & 0x10 else 1)
+
+    def _start_timer(self):
+        self._cancel("timer")
+        reload = (self.regs[R_T_RELOAD_H] << 8) | self.regs[R_T_RELOAD_L]
+        self._timer_running = True
+        self._timer_deadline = self.now_us + (reload + 1) * self._timer_div() / FC_MHZ
+        self._at(self._timer_deadline, self._timer_fired, "timer")
+
+    def _stop_timer(self):
+        self._cancel("timer")
+        self._timer_running = False
+
+    def _timer_fired(self):
+        self.regs[R_COM_IRQ] |= TIMER_IRQ
+        self._timer_running = False
+        if self.regs[R_T_MODE] & 0x10:  # TAutoRestart
+            self._start_timer()
+
+    def _t_auto(self):
+        if self.regs[R_T_MODE] & 0x80:
+            self._start_timer()
+
+    # ---- radio ----
+    def _transmit(self):
+        r = self.regs
+        data = bytes(self.fifo)
+        self.fifo = bytearray()
+        self._fifo_changed()
+        last = r[R_BIT_FRAMING] & 0x07
+        self._rx_align = (r[R_BIT_FRAMING] >> 4) & 0x07
+        if r[R_TX_MODE] & 0x80 and data and not last:
+            data = with_crc(data)
+        nbits = 0
+        if data:
+            nbits = (len(data) - 1) * 8 + (last or 8)
+        self._busy = True
+        self._at(self.now_us + air_us(nbits), lambda: self._tx_done(data, nbits))
+
+    def _count_frame(self):
+        """A PCD frame goes on air: count it and apply a pending remove_card_after."""
+        self.stats["frames"] += 1
+        if self._remove_after is not None:
+            n, card = self._remove_after
+            if n <= 0:
+                self._remove_after = None
+                self.remove_card(card)
+            else:
+                self._remove_after = (n - 1, card)
+
+    def _listeners(self):
+        return [c for c in self.cards if c.listening(self.now_us)] if self._field else []
+
+    def _tx_done(self, data, nbits):
+        r = self.regs
+        r[R_COM_IRQ] |= TX_IRQ
+        self._t_auto()
+        if nbits == 0 or not self._field:
+            replies = []
+        else:
+            self._count_frame()
+            if self.log_rf:
+                self.rf_log.append((self.now_us, "pcd", data, nbits))
+            encrypted = bool(r[R_STATUS2] & CRYPTO1_ON)
+            replies = [x for x in (c.receive(data, nbits, encrypted) for c in self._listeners()) if x]
+        if self.command == C_TRANSMIT:
+            self._finish()
+            return
+        self._busy = True  # receiving
+        if not replies:
+            return
+        bits, coll = self._superpose([bits_of(d, n) for d, n, _ in replies])
+        start = self.now_us + max(delay for _, _, delay in replies)
+        self._at(start, self._rx_started)
+        self._at(start + air_us(len(bits)), lambda: self._rx_done(bits, coll))
+
+    @staticmethod
+    def _superpose(answers):
+        """Several cards answering at once: bits where they differ collide (Manchester)."""
+        if len(answers) == 1:
+            return answers[0], None
+        out = []
+        coll = None
+        for i in range(max(len(a) for a in answers)):
+            values = set(a[i] for a in answers if i < len(a))
+            if len(values) > 1 and coll is None:
+                coll = i
+            out.append(1 if 1 in values else 0)
+        return out, coll
+
+    def _rx_started(self):
+        if self.regs[R_T_MODE] & 0x80:  # TAuto: the timer stops when an answer begins
+            self._stop_timer()
+
+    def _rx_done(self, bits, coll):
+        r = self.regs
+        align = self._rx_align
+        errors = self._injected_errors.pop(0) if self._injected_errors else 0
+        if coll is not None:
+            errors |= COLL_ERR
+            pos = align + coll + 1
+            r[R_COLL] = (r[R_COLL] & 0x80) | ((pos & 0x1F) if pos <= 32 else 0x20)
+            if not r[R_COLL] & 0x80:  # ValuesAfterColl = 0: clear bits from the collision on
+                bits = bits[:coll] + [0] * (len(bits) - coll)
+        else:
+            r[R_COLL] = (r[R_COLL] & 0x80) | 0x20
+        data = bytes_of([0] * align + bits)
+        if self.log_rf:
+            self.rf_log.append((self.now_us, "picc", bytes_of(bits), len(bits)))
+        total = align + len(bits)
+        if r[R_RX_MODE] & 0x80 and coll is None:
+            if total % 8 or not crc_ok(data):
+                errors |= CRC_ERR
+            else:
+                data = data[:-2]
+        for b in data:
+            if len(self.fifo) >= FIFO_SIZE:
+                errors |= BUFFER_OVFL
+                break
+            self.fifo.append(b)
+        self._fifo_changed()
+        r[R_CONTROL] = (r[R_CONTROL] & 0xF8) | (total % 8)
+        r[R_COM_IRQ] |= RX_IRQ
+        if errors:
+            self._error(errors)
+        self._busy = False
+        if self.command == C_RECEIVE:
+            self._finish()
+
+    def _mf_authent(self):
+        data = bytes(self.fifo)
+        self.fifo = bytearray()
+        self._fifo_changed()
+        if len(data) < 12:
+            self._error(PROTOCOL_ERR)
+            self._finish()
+            return
+        self._busy = True
+        self._count_frame()
+        if self.log_rf:
+            self.rf_log.append((self.now_us, "pcd", with_crc(data[:2]), 32))
+        encrypted = bool(self.regs[R_STATUS2] & CRYPTO1_ON)
+        result = 0
+        for card in self._listeners():
+            result = max(result, card.mf_auth(data[0], data[1], data[2:8], data[8:12], encrypted))
+        t1 = air_us(32)  # auth command + CRC
+        t2 = t1 + 90 + air_us(32) + 90 + air_us(64)  # nonce, then reader's answer
+        if result == 2:
+            self._at(self.now_us + t2 + 90 + air_us(32), self._auth_ok)
+        else:
+            self._at(self.now_us + (t1 if result == 0 else t2), self._t_auto)
+
+    def _auth_ok(self):
+        self.regs[R_STATUS2] |= CRYPTO1_ON
+        self._finish()
+
+
+# ======================= virtual cards =======================
+
+SEL_CODES = (0x93, 0x95, 0x97)
+FSD_TABLE = (16, 24, 32, 40, 48, 64, 96, 128, 256)
+TRANSPORT_KEY = b"\xff" * 6
+
+
+def _reply(data, nbits=None, delay_us=90.0, crc=False):
+    data = with_crc(data) if crc else bytes(data)
+    return (data, len(data) * 8 if nbits is None else nbits, delay_us)
+
+
+class VirtualCard:
+    """An ISO 14443-3 Type A card: IDLE/READY/ACTIVE/HALT states, anticollision over
+    cascade levels (4, 7 or 10-byte UID, cascade tag 0x88, BCC), SELECT, HLTA. Subclasses
+    answer frames in the ACTIVE state through `command(frame)` (CRC checked/removed)."""
+
+    sak = 0x00
+    fdt_us = 90.0  # ISO 14443-3 frame delay time, roughly
+    power_up_us = 1000.0
+
+    def __init__(self, uid, sak=None, atqa=None):
+        uid = bytes(uid)
+        if len(uid) not in (4, 7, 10):
+            raise ValueError("a Type A UID is 4, 7 or 10 bytes")
+        self.uid = uid
+        if sak is not None:
+            self.sak = sak
+        size = {4: 0, 7: 1, 10: 2}[len(uid)]
+        self.atqa = bytes(atqa) if atqa else bytes(((size << 6) | 0x04, 0x00))
+        if size == 0:
+            parts = [uid]
+        elif size == 1:
+            parts = [b"\x88" + uid[:3], uid[3:]]
+        else:
+            parts = [b"\x88" + uid[:3], b"\x88" + uid[3:6], uid[6:]]
+        self.levels = [p + bytes((p[0] ^ p[1] ^ p[2] ^ p[3],)) for p in parts]
+        self.state = "off"
+        self.halted = False
+        self.crypto = False
+        self.level = 0
+        self._ready_at = 0.0
+
+    def power_on(self, now_us=0.0):
+        self.state = "idle"
+        self.halted = False
+        self.crypto = False
+        self._ready_at = now_us + self.power_up_us
+        self.on_reset()
+
+    def power_off(self):
+        self.state = "off"
+        self.crypto = False
+
+    def listening(self, now_us):
+        return self.state != "off" and now_us >= self._ready_at
+
+    def on_reset(self):
+        """Forget protocol state (power-on, deselect)."""
+
+    def _sleep(self):
+        self.state = "halt" if self.halted else "idle"
+        self.crypto = False
+        self.on_reset()
+
+    def mf_auth(self, cmd, block, key, uid4, encrypted):
+        """MFAuthent against this card: 0 no answer, 1 nonce sent but key refused, 2 ok."""
+        return 0
+
+    def receive(self, data, nbits, encrypted):
+        """A frame from the reader; returns (bytes, nbits, delay_us) or None."""
+        st = self.state
+        if encrypted != self.crypto and st not in ("ready", "active"):
+            return None  # noise to a card that is not in the reader's crypto state
+        if nbits == 7:
+            cmd = data[0] & 0x7F
+            if (cmd == 0x26 and st == "idle") or (cmd == 0x52 and st in ("idle", "halt")):
+                self.state = "ready"
+                self.level = 0
+                return _reply(self.atqa, delay_us=self.fdt_us)
+            if st not in ("idle", "halt"):
+                self._sleep()
+            return None
+        if st in ("idle", "halt", "off"):
+            return None
+        if st == "ready":
+            return self._anticollision(data, nbits)
+        if encrypted != self.crypto:
+            self._sleep()  # noise to this card
+            return None
+        if nbits % 8 or not crc_ok(data):
+            self._sleep()
+            return None
+        frame = data[:-2]
+        if frame == b"\x50\x00":
+            self.halted = True
+            self._sleep()
+            return None
+        answer = self.command(frame)
+        if answer is None:
+            self._sleep()
+        return answer
+
+    def command(self, frame):
+        return None
+
+    def _anticollision(self, data, nbits):
+        if nbits < 16 or data[0] != SEL_CODES[self.level]:
+            self._sleep()
+            return None
+        nvb = data[1]
+        cl = self.levels[self.level]
+        if nvb == 0x70:
+            if nbits != 72 or not crc_ok(data) or data[2:7] != cl:
+                self._sleep()
+                return None
+            if self.level + 1 < len(self.levels):
+                self.level += 1
+                sak = 0x04
+            else:
+                self.state = "active"
+                sak = self.sak
+            return _reply(bytes((sak,)), crc=True, delay_us=self.fdt_us)
+        known = ((nvb >> 4) - 2) * 8 + (nvb & 0x07)
+        if known < 0 or known > 39 or nbits != 16 + known:
+            return None
+        mine = bits_of(cl, 40)
+        if bits_of(data[2:], known) != mine[:known]:
+            return None  # not this card: stays READY, silent
+        rest = mine[known:]
+        return (bytes_of(rest), len(rest), self.fdt_us)
+
+
+class ScriptedCard(VirtualCard):
+    """No protocol at all: every frame is answered by responder(data, nbits), which
+    returns None (silence), bytes, or (bytes, nbits). For fuzzing and odd cases."""
+
+    def __init__(self, uid, responder):
+        VirtualCard.__init__(self, uid)
+        self.responder = responder
+
+    def receive(self, data, nbits, encrypted):
+        r = self.responder(bytes(data), nbits)
+        if r is None:
+            return None
+        if isinstance(r, tuple):
+            return (bytes(r[0]), r[1], self.fdt_us)
+        return (bytes(r), len(r) * 8, self.fdt_us)
+
+
+class MifareClassic1K(VirtualCard):
+    """MIFARE Classic 1K: 16 sectors x 4 blocks x 16 bytes. `blocks`: {block: 16 bytes};
+    `key_a`/`key_b`: one 6-byte key for every sector or {sector: key}. Keys live in the
+    sector trailers (bytes 0-5 key A, 6-9 access bits FF 07 80 69, 10-15 key B); reading a
+    trailer shows key A as zeros. Block 0 (manufacturer) is read-only."""
+
+    sak = 0x08
+    write_us = 2500.0
+
+    def __init__(self, uid, blocks=None, key_a=TRANSPORT_KEY, key_b=TRANSPORT_KEY, sak=None):
+        VirtualCard.__init__(self, uid, sak=sak)
+        self.mem = [bytearray(16) for _ in range(64)]
+        head = self.uid + (bytes((self.levels[0][4],)) if len(self.uid) == 4 else b"")
+        self.mem[0][:len(head) + 3] = head + bytes((self.sak,)) + self.atqa
+        for sector in range(16):
+            ka = key_a.get(sector, TRANSPORT_KEY) if isinstance(key_a, dict) else key_a
+            kb = key_b.get(sector, TRANSPORT_KEY) if isinstance(key_b, dict) else key_b
+            self.mem[sector * 4 + 3][:] = bytes(ka) + b"\xff\x07\x80\x69" + bytes(kb)
+        for block, value in (blocks or {}).items():
+            self.mem[block][:] = bytes(value)
+        self.auth_sector = None
+        self._write_block = None
+
+    def on_reset(self):
+        self.auth_sector = None
+        self._write_block = None
+
+    def mf_auth(self, cmd, block, key, uid4, encrypted):
+        if self.state != "active" or encrypted != self.crypto or cmd not in (0x60, 0x61) or block >= 64:
+            return 0
+        trailer = self.mem[(block // 4) * 4 + 3]
+        stored = bytes(trailer[0:6] if cmd == 0x60 else trailer[10:16])
+        if bytes(key) != stored or bytes(uid4) != self.uid[-4:]:
+            self._sleep()
+            return 1
+        self.crypto = True
+        self.auth_sector = block // 4
+        return 2
+
+    def _ack(self, ok, delay_us=None):
+        return (bytes((0x0A if ok else 0x04,)), 4, self.fdt_us if delay_us is None else delay_us)
+
+    def command(self, frame):
+        if self._write_block is not None:
+            block, self._write_block = self._write_block, None
+            if len(frame) != 16:
+                return self._ack(False)
+            self.mem[block][:] = frame
+            return self._ack(True, self.write_us)
+        if not self.crypto or len(frame) != 2:
+            return None
+        cmd, block = frame[0], frame[1]
+        if block >= 64 or block // 4 != self.auth_sector:
+            return self._ack(False)
+        if cmd == 0x30:
+            data = bytes(self.mem[block])
+            if block % 4 == 3:
+                data = bytes(6) + data[6:]
+            return _reply(data, crc=True, delay_us=self.fdt_us)
+        if cmd == 0xA0:
+            if block == 0:
+                return self._ack(False)
+            self._write_block = block
+            return self._ack(True)
+        return None
+
+
+class IsoDepCard(VirtualCard):
+    """An ISO 14443-4 card: RATS -> ATS (fsci, fwi, sfgi, historical bytes), then the block
+    protocol with its PICC rules: I-blocks with block numbers, chaining both ways (our
+    answers are cut to the reader's FSD), R(ACK)/R(NAK) recovery, S(DESELECT).
+    `apdu_handler(apdu) -> response APDU` (bytes, SW included); `apdus` logs commands."""
+
+    sak = 0x20
+    block_us = 150.0  # delay of protocol-only answers (R(ACK), chained blocks)
+
+    def __init__(self, uid, apdu_handler=None, fsci=8, fwi=7, sfgi=0, historical=b"",
+                 processing_us=1000.0, sak=None, atqa=None):
+        VirtualCard.__init__(self, uid, sak=sak, atqa=atqa)
+        self.handler = apdu_handler or (lambda apdu: b"\x6d\x00")
+        self.fwi = fwi
+        self.processing_us = processing_us
+        body = bytes((0x70 | fsci, 0x00, (fwi << 4) | sfgi, 0x00)) + bytes(historical)
+        self.ats = bytes((len(body) + 1,)) + body
+        self.apdus = []
+        self.fsd = 32
+
+    @property
+    def fwt_us(self):
+        return 4096 / FC_MHZ * (1 << self.fwi)
+
+    def on_reset(self):
+        self.bn = 1
+        self._rx = bytearray()
+        self._chunks = []
+        self._last = None
+
+    def receive(self, data, nbits, encrypted):
+        if self.state == "protocol":
+            return self._block(data, nbits)
+        return VirtualCard.receive(self, data, nbits, encrypted)
+
+    def command(self, frame):
+        if len(frame) == 2 and frame[0] == 0xE0:
+            self.fsd = FSD_TABLE[min(frame[1] >> 4, 8)]
+            self.state = "protocol"
+            self.bn = 1
+            return _reply(self.ats, crc=True, delay_us=self.block_us)
+        return None
+
+    def _send(self, block, delay_us):
+        self._last = (bytes(block), delay_us)
+        return _reply(block, crc=True, delay_us=delay_us)
+
+    def _next_chunk(self, delay_us):
+        chunk = self._chunks.pop(0)
+        pcb = 0x02 | self.bn | (0x10 if self._chunks else 0)
+        return self._send(bytes((pcb,)) + chunk, delay_us)
+
+    def _block(self, data, nbits):
+        if nbits % 8 or not crc_ok(data):
+            return None  # invalid block: ignored
+        block = data[:-2]
+        pcb = block[0]
+        if pcb & 0xE2 == 0x02:  # I-block
+            self.bn = pcb & 1
+            start = 2 if pcb & 0x08 else 1
+            self._rx += block[start + (1 if pcb & 0x04 else 0):]
+            if pcb & 0x10:
+                return self._send(bytes((0xA2 | self.bn,)), self.block_us)
+            apdu = bytes(self._rx)
+            self._rx = bytearray()
+            self.apdus.append(apdu)
+            resp = bytes(self.handler(apdu))
+            step = self.fsd - 3
+            self._chunks = [resp[i:i + step] for i in range(0, len(resp), step)] or [b""]
+            return self._respond()
+        if pcb & 0xE6 == 0xA2:  # R-block
+            same = pcb & 1 == self.bn
+            if pcb & 0x10:  # NAK
+                return self._resend() if same else self._send(bytes((0xA2 | self.bn,)), self.block_us)
+            if same:
+                return self._resend()
+            if self._chunks:
+                self.bn ^= 1
+                return self._next_chunk(self.block_us)
+            return None
+        if pcb & 0xC7 == 0xC2:  # S-block
+            if pcb & 0x30 == 0x00:
+                self.halted = True
+                self._sleep()
+                return _reply(b"\xc2", crc=True, delay_us=self.block_us)
+            if pcb & 0x30 == 0x30:
+                return self._after_wtx()
+        return None
+
+    def _resend(self):
+        if self._last is None:
+            return None
+        return _reply(self._last[0], crc=True, delay_us=self._last[1])
+
+    def _respond(self):
+        """The answer to a complete APDU (subclasses may ask for more time first)."""
+        return self._next_chunk(self.processing_us)
+
+    def _after_wtx(self):
+        return None
+
+
+class SlowIsoDepCard(IsoDepCard):
+    """Asks for waiting time: before each answer it sends `wtx_rounds` S(WTX) requests with
+    `wtxm`, then answers after (wtxm - 0.5) x FWT: later than FWT, so a reader that does
+    not apply WTXM times out. `wtx_sent` counts the requests."""
+
+    def __init__(self, uid, apdu_handler=None, wtx_rounds=1, wtxm=3, fwi=4, **options):
+        IsoDepCard.__init__(self, uid, apdu_handler, fwi=fwi, **options)
+        self.wtx_rounds = wtx_rounds
+        self.wtxm = wtxm
+        self.wtx_sent = 0
+        self._wtx_left = 0
+
+    def _respond(self):
+        self._wtx_left = self.wtx_rounds
+        return self._after_wtx()
+
+    def _after_wtx(self):
+        if self._wtx_left > 0:
+            self._wtx_left -= 1
+            self.wtx_sent += 1
+            return self._send(bytes((0xF2, self.wtxm)), self.processing_us)
+        return self._next_chunk((self.wtxm - 0.5) * self.fwt_us)
+
+
+VISA_AID = bytes.fromhex("A0000000031010")
+PPSE = b"2PAY.SYS.DDF01"
+SW_OK = b"\x90\x00"
+
+
+def tlv(tag, value):
+    t = tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
+    n = len(value)
+    length = bytes((n,)) if n < 0x80 else (bytes((0x81, n)) if n < 0x100 else bytes((0x82, n >> 8, n & 0xFF)))
+    return t + length + bytes(value)
+
+
+def track2_bytes(text):
+    """'PAN=YYMM...' -> tag 57 value: BCD digits, 'D' separator, 'F' padding."""
+    nibbles = "".join("D" if c == "=" else c for c in text)
+    if len(nibbles) % 2:
+        nibbles += "F"
+    return bytes.fromhex(nibbles)
+
+
+class EmvTestCard(IsoDepCard):
+    """A contactless EMV test card: PPSE -> SELECT AID -> GPO (checks the PDOL data length)
+    -> READ RECORD. AFL: SFI 1 records 1-2; record 1 holds the name and expiry, record 2
+    the track 2 equivalent (tag 57) -- or the GPO answer holds it (`track2_in_gpo`).
+    `record_padding` adds bytes to record 1 (long answers: chaining); `gpo_format` 1 or 2."""
+
+    def __init__(self, uid, track2="4761739001010010=30122011143804400000", aid=VISA_AID,
+                 label=b"VISA CREDIT", pdol=bytes.fromhex("9F66049F02065F2A029A039C019F3704"),
+                 gpo_format=2, track2_in_gpo=False, record_padding=0, **options):
+        IsoDepCard.__init__(self, uid, self._apdu, **options)
+        self.track2 = track2
+        self.aid = bytes(aid)
+        self.label = bytes(label)
+        self.pdol = bytes(pdol)
+        self.gpo_format = gpo_format
+        self.track2_in_gpo = track2_in_gpo
+        self.record_padding = record_padding
+        self.gpo_data = None
+        self.selected = None
+
+    def _pdol_length(self):
+        n = 0
+        i = 0
+        p = self.pdol
+        while i < len(p):
+            i += 2 if p[i] & 0x1F == 0x1F else 1
+            n += p[i]
+            i += 1
+        return n
+
+    def _apdu(self, apdu):
+        if len(apdu) < 4:
+            return b"\x67\x00"
+        cla, ins, p1, p2 = apdu[:4]
+        data = apdu[5:5 + apdu[4]] if len(apdu) > 5 else b""
+        if ins == 0xA4 and p1 == 0x04:
+            if data == PPSE:
+                entry = tlv(0x61, tlv(0x4F, self.aid) + tlv(0x50, self.label) + tlv(0x87, b"\x01"))
+                self.selected = "ppse"
+                return tlv(0x6F, tlv(0x84, PPSE) + tlv(0xA5, tlv(0xBF0C, entry))) + SW_OK
+            if data == self.aid:
+                self.selected = "aid"
+                a5 = tlv(0x50, self.label) + (tlv(0x9F38, self.pdol) if self.pdol else b"")
+                return tlv(0x6F, tlv(0x84, self.aid) + tlv(0xA5, a5)) + SW_OK
+            return b"\x6a\x82"
+        if cla == 0x80 and ins == 0xA8:
+            if self.selected != "aid":
+                return b"\x69\x85"
+            if len(data) < 2 or data[0] != 0x83 or data[1] != self._pdol_length() or len(data) != 2 + data[1]:
+                return b"\x67\x00"
+            self.gpo_data = bytes(data[2:])
+            aip = b"\x00\x80"
+            afl = b"\x08\x01\x02\x00"
+            if self.gpo_format == 1:
+                return tlv(0x80, aip + afl) + SW_OK
+            body = tlv(0x82, aip) + tlv(0x94, afl)
+            if self.track2_in_gpo:
+                body += tlv(0x57, track2_bytes(self.track2))
+            return tlv(0x77, body) + SW_OK
+        if ins == 0xB2 and p2 & 0x07 == 0x04 and p2 >> 3 == 1 and self.selected == "aid":
+            if p1 == 1:
+                body = tlv(0x5F20, b"TEST/CARD") + tlv(0x5F24, b"\x30\x12\x31")
+                if self.record_padding:
+                    body += tlv(0x9F1F, b"\x30" * self.record_padding)
+                return tlv(0x70, body) + SW_OK
+            if p1 == 2:
+                return tlv(0x70, tlv(0x57, track2_bytes(self.track2))) + SW_OK
+            return b"\x6a\x83"
+        return b"\x6d\x00"
+
+
+def emulated_chip(cards=(), version=0x92, **emulator_options):
+    """(emulator, driver): the real kapos.drivers.mfrc522.Mfrc522 on a fresh emulator,
+    reset through the emulated NRSTPD pin, with `cards` in the field."""
+    from kapos.drivers.mfrc522 import Mfrc522
+
+    emu = Mfrc522Emulator(version=version, **emulator_options)
+    chip = Mfrc522(emu, reset=emu.reset_pin)
+    for card in cards:
+        emu.add_card(card)
+    return emu, chip

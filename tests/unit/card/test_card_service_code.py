@@ -1,0 +1,80 @@
+"""Service code rules (ISO/IEC 7813; summarised in design/references.md "Cards")."""
+
+import pytest
+
+from kapos.card import ServiceCode, TXN_TYPES
+from kapos.errors import CardReadError, CardRejected
+
+ALL = set(TXN_TYPES)
+NO_CASH = ALL - {"cash"}
+
+# digit 1 -> (interchange, chip)
+DIGIT1 = [
+    ("1", "international", False),
+    ("2", "international", True),
+    ("5", "national", False),
+    ("6", "national", True),
+    ("7", "private", False),
+    ("9", "test", False),
+]
+
+# digit 3 -> (allowed types, PIN with pad, PIN without pad)
+DIGIT3 = [
+    ("0", ALL, True, True),
+    ("1", ALL, False, False),
+    ("2", NO_CASH, False, False),
+    ("3", {"cash", "balance"}, True, True),
+    ("4", {"cash"}, False, False),
+    ("5", NO_CASH, True, True),
+    ("6", ALL, True, False),
+    ("7", NO_CASH, True, False),
+]
+
+
+@pytest.mark.parametrize("d1, interchange, chip", DIGIT1)
+def test_digit1(d1, interchange, chip):
+    sc = ServiceCode(d1 + "01")
+    assert sc.interchange == interchange
+    assert sc.chip_present is chip
+    flags = {"international": sc.international, "national": sc.national,
+             "private": sc.private, "test": sc.test}
+    assert [k for k, v in flags.items() if v] == [interchange]
+
+
+@pytest.mark.parametrize("d2, online", [("0", False), ("2", True), ("4", True)])
+def test_digit2_online_only(d2, online):
+    assert ServiceCode("1" + d2 + "1").online_only is online
+
+
+@pytest.mark.parametrize("d3, allowed, pin_pad, pin_no_pad", DIGIT3)
+def test_digit3(d3, allowed, pin_pad, pin_no_pad):
+    sc = ServiceCode("10" + d3)
+    assert set(sc.allowed_types) == allowed
+    for t in TXN_TYPES:
+        assert sc.allows(t) is (t in allowed)
+    assert sc.pin_required() is pin_pad
+    assert sc.pin_required(has_pin_pad=True) is pin_pad
+    assert sc.pin_required(has_pin_pad=False) is pin_no_pad
+
+
+@pytest.mark.parametrize("bad", ["", "12", "1011", "1a1", "²01", None])
+def test_malformed(bad):
+    with pytest.raises(CardReadError, match="service code must be 3 digits"):
+        ServiceCode(bad)
+
+
+@pytest.mark.parametrize("code, pos", [("301", 1), ("811", 1), ("111", 2), ("108", 3), ("109", 3)])
+def test_reserved_values_refused(code, pos):
+    with pytest.raises(CardRejected, match="position %d" % pos):
+        ServiceCode(code)
+
+
+def test_unknown_txn_type():
+    with pytest.raises(ValueError):
+        ServiceCode("101").allows("purchase")
+
+
+def test_equality_and_repr():
+    assert ServiceCode("201") == ServiceCode("201")
+    assert ServiceCode("201") != ServiceCode("101")
+    assert repr(ServiceCode("201")) == "ServiceCode('201')"
