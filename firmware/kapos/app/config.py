@@ -39,8 +39,11 @@ def _merge(base, override, where=""):
             merged[key] = _merge(base[key], value, name + ".")
         else:
             expected = type(base[key])
-            if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if number and expected is float:
                 value = float(value)
+            elif number and expected is int and name.startswith("timeouts."):
+                expected = type(value)  # seconds may be fractional; amounts stay whole
             if not isinstance(value, expected) or isinstance(value, bool) != isinstance(base[key], bool):
                 raise ConfigError("config key %s must be %s, got %r" % (name, expected.__name__, value))
             merged[key] = value

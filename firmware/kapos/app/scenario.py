@@ -9,7 +9,7 @@ A scenario is a text file, one step per line (full grammar in docs/scenarios.md)
     tap token                     # a test card presented by NFC, or: tap uid 04A1B2C3
     wait 0.5                      # seconds
     timeout 5                     # how long the following expectations may wait
-    expect screen "APPROVED"      # the screen contains the text (waits)
+    expect screen "APPROVED"      # the screen contains the text (waits; line breaks = spaces)
     expect no screen "ERROR"      # ... does not contain it (checked now)
     expect state IDLE
     expect result approved        # the next finished transaction: approved | declined | cancelled | error
@@ -205,7 +205,7 @@ class Player:
         what, value = step.args[0], step.args[1]
         if what == "no_screen":
             snap = await self.target.snapshot()
-            if value in snap["screen"]:
+            if _flat(value) in _flat(snap["screen"]):
                 raise ScenarioError("%r failed: the screen shows %r" % (step, snap["screen"]))
             return
         check = getattr(self, "_check_" + what)
@@ -222,7 +222,7 @@ class Player:
             await self.target.wait_change(remaining)
 
     def _check_screen(self, snap, text):
-        return text in snap["screen"], "screen was %r" % snap["screen"]
+        return _flat(text) in _flat(snap["screen"]), "screen was %r" % snap["screen"]
 
     def _check_state(self, snap, state):
         return snap["state"] == state, "state was %s" % snap["state"]
@@ -253,6 +253,12 @@ class Player:
             self._beeps_seen = len(beeps)
             return True, tone
         return False, "beeps since last check: %s" % (", ".join(new) or "none")
+
+
+def _flat(text):
+    """Screen text compares with runs of white space (and line breaks) as one space:
+    a message may wrap differently on another display width."""
+    return " ".join(text.split())
 
 
 def load(path):

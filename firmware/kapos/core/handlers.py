@@ -186,7 +186,7 @@ def _enter_card(ctx, cmds):
 
 def card_swiped(ctx, event):
     try:
-        card = cards.parse_swipe(event.get("raw", ""))
+        card = cards.parse_swipe(event.get("raw", ""), ctx.settings.private_bins)
     except (CardReadError, CardRejected) as exc:
         return _card_problem(ctx, exc)
     return _accept_card(ctx, event, card)
@@ -198,7 +198,7 @@ def card_tapped(ctx, event):
         if tap is None:
             raise CardReadError("no card data")
         if tap.track2:
-            card = cards.card_from_track2(tap.track2, source="tap")
+            card = cards.card_from_track2(tap.track2, "tap", ctx.settings.private_bins)
         else:
             card = cards.token_card(tap.uid)
     except (CardReadError, CardRejected) as exc:
@@ -220,8 +220,7 @@ def _accept_card(ctx, event, card):
     if card.source != "token" and card.is_expired(event.date[2:6]):
         card.wipe()
         return go_idle(ctx, notice=("declined", "Card expired"), result="declined")
-    if card.brand == "unknown" and not s.accept_unknown_brands:
-        # closed-loop cards on a private BIN are configured in settings.private_bins
+    if card.brand == cards.UNKNOWN and not s.accept_unknown_brands:
         card.wipe()
         return go_idle(ctx, notice=("declined", "Card not accepted"), result="declined")
     if not card.allows(txn.type):

@@ -372,9 +372,10 @@ class Mfrc522NfcReader(NfcReader):
     poll_once() -> Tap or None: activates one card; ISO-DEP cards are read as EMV (track 2
     equivalent), MIFARE Classic cards give the token block (key A `key`, block
     `token_block`), others the UID only. A card that stays in the field is reported once:
-    a tap ends when a poll finds no card (this also holds for cards with a random UID
-    when the field is switched off between polls). Read failures raise (CardReadError,
-    RemoteProtocolError: the app asks for another tap); the card then counts as reported.
+    a tap ends when a poll finds no card. While a tap lasts polls use WUPA, which also
+    wakes the halted card, so this holds with the field on or off between polls and for
+    cards with a random UID. Read failures raise (CardReadError, RemoteProtocolError: the
+    app asks for another tap); the card then counts as reported.
 
     read_tap() polls every `poll_interval` seconds, with the field off in between when
     `field_off_between_polls` (saves power; the 5 ms power-up guard is awaited)."""
@@ -398,7 +399,8 @@ class Mfrc522NfcReader(NfcReader):
         chip.antenna_on()
         self.polls += 1
         try:
-            target = iso14443a.activate(chip)
+            # While a tap lasts, WUPA also wakes the card we halted: we see when it leaves.
+            target = iso14443a.activate(chip, wake=self._card_present)
         except (CardReadError, RemoteProtocolError):
             if self._card_present:  # still the same unreadable tap
                 return None

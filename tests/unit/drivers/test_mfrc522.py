@@ -346,8 +346,8 @@ def test_driver_through_spidev_bus_on_the_emulator():
 
 # ---- the polling reader ----
 
-def reader_with(card, **options):
-    emu, chip = emulated_chip()
+def reader_with(card, realtime=False, **options):
+    emu, chip = emulated_chip(realtime=realtime)
     if card is not None:
         emu.add_card(card)
     return emu, chip, Mfrc522NfcReader(chip, **options)
@@ -408,7 +408,8 @@ def test_card_removed_mid_emv_read_then_next_card_reads():
 
 
 def test_read_tap_waits_for_a_card_and_switches_the_field_off_between_polls():
-    emu, chip, reader = reader_with(None, poll_interval=0.001)
+    # realtime: the awaited 5 ms power-up guard must count for the emulated cards
+    emu, chip, reader = reader_with(None, realtime=True, poll_interval=0.001)
     field_seen = []
 
     async def scenario():

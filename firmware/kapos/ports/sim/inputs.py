@@ -32,7 +32,7 @@ class SimKeypad(_Injectable, hal.Keypad):
         _Injectable.__init__(self)
 
     def inject(self, key):
-        if not keys.is_key(key):
+        if not isinstance(key, Exception) and not keys.is_key(key):
             raise ValueError("not a keypad key: %r" % (key,))
         _Injectable.inject(self, key)
 
@@ -54,8 +54,8 @@ class SimNfc(_Injectable, hal.NfcReader):
         self.present = True  # False: behave as if the chip were absent
 
     def inject(self, tap):
-        if not isinstance(tap, hal.Tap):
-            raise ValueError("inject a hal.Tap")
+        if not isinstance(tap, (hal.Tap, Exception)):
+            raise ValueError("inject a hal.Tap (or an exception, to simulate a fault)")
         _Injectable.inject(self, tap)
 
     def selftest(self):

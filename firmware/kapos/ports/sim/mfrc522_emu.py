@@ -17,7 +17,9 @@ off), the timer (TModeReg TAuto/TAutoRestart, TPrescalerReg, TReloadReg, TStartN
 TStopNow, TimerIRq) and the NRSTPD reset pin.
 
 Time is virtual (`now_us`): a transfer costs `transfer_overhead_us` plus its bits at
-`spi_hz`; a frame costs its air time at 106 kbit/s (9.44 us a bit, parity included), a
+`spi_hz` (with `realtime=True` it also never runs behind the wall clock, so time an
+asyncio app spends awaiting -- poll intervals, the field power-up guard -- counts, as
+it must when the emulated chip backs a running terminal); a frame costs its air time at 106 kbit/s (9.44 us a bit, parity included), a
 card answers after its frame delay time. With TAuto the timer starts at the end of
 transmission and stops when an answer begins, as on the chip, so a Transceive to no
 card ends with TimerIRq after as many ComIrqReg polls as real time would allow.
@@ -34,6 +36,7 @@ irq_polls (ComIrqReg reads), frames (PCD frames on air). `rf_log` keeps the fram
 """
 
 import os
+import time
 
 from kapos.hal import Pin, SpiBus
 
@@ -149,10 +152,12 @@ class Mfrc522Emulator(SpiBus):
     """The chip behind a fake SPI bus. `version`: VersionReg (0x91, 0x92, 0x88 clone, ...).
     `reset_pin`: a kapos.hal.Pin to hand to the driver as its NRSTPD line."""
 
-    def __init__(self, version=0x92, spi_hz=1000000, transfer_overhead_us=20.0):
+    def __init__(self, version=0x92, spi_hz=1000000, transfer_overhead_us=20.0, realtime=False):
         self.version = version
         self.spi_hz = spi_hz
         self.transfer_overhead_us = transfer_overhead_us
+        self.realtime = realtime
+        self._t0 = time.monotonic()
         self.now_us = 0.0
         self.cards = []
         self.rf_log = []
@@ -255,6 +260,8 @@ class Mfrc522Emulator(SpiBus):
 
     def _advance(self, dt):
         end = self.now_us + dt
+        if self.realtime:  # never behind the wall clock (time spent awaiting counts)
+            end = max(end, (time.monotonic() - self._t0) * 1e6)
         while self._events and self._events[0][0] <= end:
             t, _, fn, _ = self._events.pop(0)
             self.now_us = max(self.now_us, t)

@@ -1,0 +1,41 @@
+import asyncio
+import os
+
+import pytest
+
+from kapos.app.scenario import Player, parse
+from kapos.local_target import LocalTarget
+from kapos.wiring import Assembly
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SCENARIOS = os.path.join(ROOT, "tests", "scenarios")
+
+
+class Running:
+    """A terminal on the sim board running in the current event loop."""
+
+    def __init__(self, overrides=(), out_dir=None):
+        self.assembly = Assembly("sim", overrides=[("host.reply_delay", "0")] + list(overrides), out_dir=out_dir)
+        self.terminal = self.assembly.terminal
+        self.platform = self.assembly.platform
+        self.target = LocalTarget(self.terminal, self.assembly.testcards)
+        self.player = Player(self.target, default_timeout=3.0)
+
+    async def __aenter__(self):
+        ready = asyncio.Event()
+        self.task = asyncio.ensure_future(self.terminal.run(ready))
+        await ready.wait()
+        return self
+
+    async def __aexit__(self, *exc):
+        self.terminal.stop()
+        await self.task
+        self.assembly.close()
+
+    async def play(self, text):
+        await self.player.play(parse(text))
+
+
+@pytest.fixture
+def running():
+    return Running

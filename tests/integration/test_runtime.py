@@ -1,0 +1,105 @@
+"""The runtime loop on the simulated board: faults in drivers, the printer, the host."""
+
+import asyncio
+
+from kapos.errors import HardwareError
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_driver_exception_is_reported_and_terminal_returns_to_idle(running):
+    async def go():
+        async with running() as r:
+            await r.play("key 1\nkeys 100\nkey ENTER\nexpect state CARD\n")
+            r.platform.magstripe.inject(HardwareError("reader unplugged"))
+            await r.play('expect screen "magstripe error"\nexpect state IDLE\n')
+            # the reader task keeps going after the failure
+            await r.play("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nexpect state ACCOUNT\n")
+
+    run(go())
+
+
+def test_unexpected_exception_type_from_a_driver_is_contained(running):
+    async def go():
+        async with running() as r:
+            r.platform.nfc.inject(ZeroDivisionError("bug"))
+            await r.play('expect screen "nfc error: ZeroDivisionError"\nexpect state IDLE\n')
+
+    run(go())
+
+
+def test_printer_out_of_paper_still_completes_and_warns(running):
+    async def go():
+        async with running() as r:
+            r.platform.printer.paper_out = True
+            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
+                         'expect result approved\nexpect screen "Receipt not printed"\nexpect receipts 0\n')
+            assert r.terminal.receipts, "the receipt is kept for a reprint"
+
+    run(go())
+
+
+def test_display_failure_is_logged_once_and_the_loop_survives(running):
+    async def go():
+        async with running() as r:
+            r.platform.display.fail = OSError("i2c write failed")
+            await r.play("key 1\n")
+            await asyncio.sleep(0.05)
+            assert r.terminal.state == "IDLE"  # the hardware error sent it back
+            assert r.terminal.ctx.notice == ("error", "display error: OSError: i2c write failed")
+            assert r.terminal.ctx.counters["errors"] == 1, "reported once, not in a loop"
+            r.platform.display.fail = None
+            await r.play('key 1\nexpect screen "SALE"\n')
+
+    run(go())
+
+
+def test_host_unreachable_is_an_error_result(running):
+    async def go():
+        async with running() as r:
+            r.assembly.authorizer.online = False
+            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
+                         'expect result error\nexpect screen "host unreachable"\n')
+
+    run(go())
+
+
+def test_host_timeout_cancels_and_bank_undoes(running):
+    async def go():
+        async with running(overrides=[("timeouts.host", "0.2"), ("host.reply_delay", "0.5")]) as r:
+            bank = r.assembly.authorizer
+            before = bank.accounts["4111111111111111"]
+            await r.play("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+                         'expect result error\nexpect screen "No reply from host"\n')
+            await asyncio.sleep(0.5)  # the late approval arrives after the terminal gave up
+            assert bank.cancelled and bank.cancelled[0][1] == "timeout"
+            assert bank.accounts["4111111111111111"] == before, "no money moved for a timed-out sale"
+
+    run(go())
+
+
+def test_frames_are_real_luma_images(running):
+    async def go():
+        async with running() as r:
+            image = r.platform.display.image
+            assert image.size == (128, 64)
+            assert image.getbbox() is not None, "the idle screen drew pixels"
+            first = image.copy()
+            await r.play('key 1\nexpect screen "SALE"\n')
+            assert r.platform.display.image.tobytes() != first.tobytes()
+
+    run(go())
+
+
+def test_printer_emits_escpos_bytes(running):
+    async def go():
+        async with running() as r:
+            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\nexpect receipts 1\n")
+            receipt, data = r.platform.printer.last()
+            assert data.startswith(b"\x1b") and b"REFUND" in data
+            assert b"\x1bE\x01" in data, "bold on (ESC E 1) for the title"
+            assert b"************1111" in data and b"4111111111111111" not in data
+
+    run(go())

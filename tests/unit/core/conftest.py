@@ -1,0 +1,88 @@
+"""Helpers to drive the pure state machine with real events (no runtime, no clock)."""
+
+import pytest
+
+from kapos import card as cards
+from kapos.core import commands as C
+from kapos.core import events as E
+from kapos.core import machine
+from kapos.core.settings import Settings
+from kapos.hal import Tap
+
+DATE = "20261125"
+VISA = cards.build_track1("4111111111111111", "TEST/VISA", "3012", "101") + \
+    cards.build_track2("4111111111111111", "3012", "101")
+MC_CREDIT = cards.build_track2("5555555555554444", "3106", "201")  # no PIN by service code
+ATM_ONLY = cards.build_track2("6011111111111117", "3001", "103")
+EXPIRED = cards.build_track2("4012888888881881", "2001", "101")
+TOKEN_UID = bytes.fromhex("04A2B3C4D5E6F7")
+
+
+def ev(kind, **data):
+    return E.Event(kind, time=1795000000.0, date=DATE, **data)
+
+
+def key(k):
+    return ev(E.KEY, key=k)
+
+
+class Driver:
+    """Feeds events into step() and keeps state, ctx and the last commands."""
+
+    def __init__(self, settings=None):
+        self.state, self.ctx, self.commands = machine.start(settings or Settings())
+        self.all_commands = list(self.commands)
+
+    def send(self, event):
+        self.state, self.ctx, self.commands = machine.step(self.state, self.ctx, event)
+        self.all_commands += self.commands
+        return self
+
+    def keys(self, *names):
+        for name in names:
+            for k in (list(name) if name.isdigit() else [name]):
+                self.send(key(k))
+        return self
+
+    def swipe(self, raw=VISA):
+        return self.send(ev(E.SWIPE, raw=raw))
+
+    def tap(self, uid=TOKEN_UID, track2=None):
+        return self.send(ev(E.TAP, tap=Tap(uid, track2=track2)))
+
+    def find(self, kind):
+        return [c for c in self.commands if c.kind == kind]
+
+    def shown(self):
+        shows = self.find(C.SHOW)
+        return shows[-1] if shows else None
+
+    def authorize_command(self):
+        found = self.find(C.AUTHORIZE)
+        assert found, "no AUTHORIZE in %r" % self.commands
+        return found[0]
+
+    def sealed(self, block=b"\x11" * 16):
+        return self.send(ev(E.PIN_SEALED, block=block, ksn=None))
+
+    def reply(self, approved=True, code=None, **extra):
+        ref = self.ctx.txn.ref
+        reply = {"approved": approved, "code": code or ("00" if approved else "05"),
+                 "text": "Approved" if approved else "Do not honor", "auth_code": "123456" if approved else None,
+                 "rrn": "000000000001"}
+        reply.update(extra)
+        return self.send(ev(E.HOST_REPLY, ref=ref, reply=reply))
+
+
+@pytest.fixture
+def driver():
+    return Driver()
+
+
+def sale_to_pin(d, amount="1235"):
+    return d.keys("1", amount, "ENTER").swipe(VISA).keys("1")
+
+
+def approved_sale(d, amount="1235"):
+    sale_to_pin(d, amount).keys("1234", "ENTER").sealed().reply(True)
+    return d
