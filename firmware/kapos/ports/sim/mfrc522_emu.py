@@ -17,9 +17,10 @@ off), the timer (TModeReg TAuto/TAutoRestart, TPrescalerReg, TReloadReg, TStartN
 TStopNow, TimerIRq) and the NRSTPD reset pin.
 
 Time is virtual (`now_us`): a transfer costs `transfer_overhead_us` plus its bits at
-`spi_hz` (with `realtime=True` it also never runs behind the wall clock, so time an
-asyncio app spends awaiting -- poll intervals, the field power-up guard -- counts, as
-it must when the emulated chip backs a running terminal); a frame costs its air time at 106 kbit/s (9.44 us a bit, parity included), a
+`spi_hz` (with `realtime=True`, at least the wall-clock time since the previous
+transfer: time an asyncio app spends awaiting -- poll intervals, the field power-up
+guard -- passes for the chip and its cards too, as it must when the emulated chip backs
+a running terminal); a frame costs its air time at 106 kbit/s (9.44 us a bit, parity included), a
 card answers after its frame delay time. With TAuto the timer starts at the end of
 transmission and stops when an answer begins, as on the chip, so a Transceive to no
 card ends with TimerIRq after as many ComIrqReg polls as real time would allow.
@@ -157,7 +158,7 @@ class Mfrc522Emulator(SpiBus):
         self.spi_hz = spi_hz
         self.transfer_overhead_us = transfer_overhead_us
         self.realtime = realtime
-        self._t0 = time.monotonic()
+        self._wall = time.monotonic()
         self.now_us = 0.0
         self.cards = []
         self.rf_log = []
@@ -222,7 +223,12 @@ class Mfrc522Emulator(SpiBus):
         st["transfers"] += 1
         st["bytes_out"] += n
         st["bytes_in"] += n
-        self._advance(self.transfer_overhead_us + n * 8e6 / self.spi_hz)
+        cost = self.transfer_overhead_us + n * 8e6 / self.spi_hz
+        if self.realtime:  # time the host spent elsewhere (awaiting) passes for the chip too
+            wall = time.monotonic()
+            cost = max(cost, (wall - self._wall) * 1e6)
+            self._wall = wall
+        self._advance(cost)
         out = bytearray(n)
         if not self._powered or n == 0:
             return bytes(out)
@@ -260,8 +266,6 @@ class Mfrc522Emulator(SpiBus):
 
     def _advance(self, dt):
         end = self.now_us + dt
-        if self.realtime:  # never behind the wall clock (time spent awaiting counts)
-            end = max(end, (time.monotonic() - self._t0) * 1e6)
         while self._events and self._events[0][0] <= end:
             t, _, fn, _ = self._events.pop(0)
             self.now_us = max(self.now_us, t)
