@@ -35,7 +35,7 @@ soak: $(STAMP)
 	KAPOS_SOAK=1 $(BIN)/python -m pytest -m soak -q
 
 bench: $(STAMP)
-	$(BIN)/python -m tools.bench
+	$(BIN)/python tools/bench/run.py
 
 docs: $(STAMP)
 	$(BIN)/python tools/state_diagram.py --write docs/state-machine.md

@@ -53,11 +53,11 @@ def _open_spi(port, device, dc_pin, reset_pin, speed_hz):
 
 class LumaOled(hal.Display):
     """Board keys: driver ssd1306|sh1106; I2C: i2c_port, i2c_address; or SPI: spi_port,
-    spi_device, dc_pin, reset_pin, spi_hz; width, height, rotate (0-3), contrast (0-255).
+    spi_device, dc_pin (required), reset_pin, spi_hz; width, height, rotate (0-3), contrast (0-255).
     Test hook: serial_interface (an open luma serial interface)."""
 
     def __init__(self, driver_name="ssd1306", i2c_port=1, i2c_address=0x3C, spi_port=None,
-                 spi_device=0, dc_pin=24, reset_pin=25, spi_hz=8000000, width=128, height=64,
+                 spi_device=0, dc_pin=None, reset_pin=None, spi_hz=8000000, width=128, height=64,
                  rotate=0, contrast=None, bus=None, serial_interface=None, **unknown):
         if unknown:
             raise ConfigError("[display] unknown key %r for driver %r" % (sorted(unknown)[0], driver_name))
@@ -70,6 +70,9 @@ class LumaOled(hal.Display):
         self.width, self.height = width, height
         self.controller = driver_name
         use_spi = spi_port is not None or (bus or "").startswith("spi")
+        if use_spi and dc_pin is None:
+            # no default: a silent default could collide with a pin the board check never saw
+            raise ConfigError("[display] an SPI display needs dc_pin (and usually reset_pin)")
         self.where = ("SPI %d.%d" % (spi_port or 0, spi_device) if use_spi
                       else "I2C bus %d address 0x%02X" % (i2c_port, i2c_address))
         if serial_interface is None:

@@ -30,13 +30,14 @@ class MatrixKeypad(hal.Keypad):
             raise ConfigError("[keypad] unknown key %r for driver %r" % (sorted(unknown)[0], driver_name))
         layout = DEFAULT_LAYOUT if layout is None else layout
         keymap = dict(keymap or {})
+        for label, key in keymap.items():
+            if not keys.is_key(key):
+                raise ConfigError("[keypad] keymap %s = %r is not a logical key (one of %s)"
+                                  % (label, key, ", ".join(keys.ALL)))
         for label in [label for row in layout for label in row]:
             if not keys.is_key(keymap.get(label, label)):
                 raise ConfigError("[keypad] layout label %r is not a logical key: map it in keymap "
                                   "(one of %s)" % (label, ", ".join(keys.FUNCTION_KEYS)))
-        for label, key in keymap.items():
-            if not keys.is_key(key):
-                raise ConfigError("[keypad] keymap %s = %r is not a logical key" % (label, key))
         gpio_mod.check_pins("keypad", list(row_pins) + list(col_pins))
         if not 0 < scan_interval <= 0.1:
             raise ConfigError("[keypad] scan_interval must be in (0, 0.1] seconds, got %r" % (scan_interval,))

@@ -1,0 +1,488 @@
+"""The terminal's journal: one SQLite file, durable per commit.
+
+What it keeps (and what it never keeps)
+---------------------------------------
+- `txns`: one row per financial request sent (or about to be sent) to the host: ref,
+  STAN, MTI, type, amount, fee, total, masked PAN, field 7 transmission time, batch,
+  status, response code, authorization code, RRN, balance, times.
+- `meta`: the STAN counter (`last_stan`), the open batch number, the schema version.
+- `queue`: the store-and-forward queue - reversals and advices as *encoded ISO 8583
+  messages*. A reversal identifies the original by field 90 (original MTI, STAN,
+  transmission time) and the terminal id (41); the card by nothing at all. Fields 2, 14,
+  35, 45, 48, 52, 53 and 55 are refused (`SENSITIVE_QUEUE_FIELDS`): no clear PAN, track,
+  PIN block, KSN or ICC data ever reaches the disk. (Should a host ever need field 2 in a
+  reversal, it must be stored encrypted: issue 4.)
+- `batches`: settlement history (totals sent, response code, agreed or not).
+
+Durability: WAL journal mode with `synchronous=FULL` (durable at each commit, also on
+power loss). Every state change that matters is one transaction (`BEGIN IMMEDIATE`).
+
+Transaction status
+------------------
+    pending           journaled, sent or being sent; its reversal is armed (not due)
+    approved          the host approved it; the armed reversal stays for a cancel()
+    declined          the host declined it (the reversal is dropped)
+    unsent            never left the terminal (the link was down); nothing to reverse
+    reversal-pending  the outcome is unknown or was cancelled: the reversal is due
+    reversed          the host answered the reversal
+    advice-pending    decided locally; the advice is due
+A restart turns `pending` into `reversal-pending`: a request in flight when the power
+went is reversed, whatever the host did with it.
+
+Queue item state: armed (kept, not sent), due (to send, from `next_attempt`), done.
+
+STAN: `next_stan()` advances `last_stan` and commits BEFORE returning, so a STAN is never
+used twice, across restarts; 999999 wraps to 000001.
+"""
+
+import json
+import os
+import sqlite3
+import time
+
+from kapos.host import codec
+from kapos.host.messages import TOTALS_FIELDS, next_stan
+
+SCHEMA_VERSION = 1
+DEFAULT_NAME = "journal.sqlite3"
+
+PENDING = "pending"
+APPROVED = "approved"
+DECLINED = "declined"
+UNSENT = "unsent"
+REVERSAL_PENDING = "reversal-pending"
+REVERSED = "reversed"
+ADVICE_PENDING = "advice-pending"
+STATUSES = (PENDING, APPROVED, DECLINED, UNSENT, REVERSAL_PENDING, REVERSED, ADVICE_PENDING)
+
+ARMED = "armed"
+DUE = "due"
+DONE = "done"
+
+REVERSAL = "reversal"
+ADVICE = "advice"
+
+# Fields a stored (queued) message may never carry.
+SENSITIVE_QUEUE_FIELDS = (2, 14, 35, 45, 48, 52, 53, 55)
+
+DEBIT_TYPES = ("sale", "cash", "transfer")
+CREDIT_TYPES = ("refund",)
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS txns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    ref INTEGER, stan TEXT NOT NULL, mti TEXT NOT NULL, type TEXT NOT NULL,
+    amount INTEGER NOT NULL DEFAULT 0, fee INTEGER NOT NULL DEFAULT 0,
+    total INTEGER NOT NULL DEFAULT 0, currency TEXT, masked_pan TEXT,
+    transmission TEXT NOT NULL, local_date TEXT, batch INTEGER NOT NULL,
+    original_id INTEGER, status TEXT NOT NULL, response_code TEXT, auth_code TEXT,
+    rrn TEXT, balance INTEGER, reason TEXT, late_code TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS txns_stan ON txns (stan);
+CREATE INDEX IF NOT EXISTS txns_batch ON txns (batch, status);
+CREATE INDEX IF NOT EXISTS txns_ref ON txns (ref);
+CREATE TABLE IF NOT EXISTS queue (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    txn_id INTEGER, kind TEXT NOT NULL, state TEXT NOT NULL, stan TEXT NOT NULL,
+    message BLOB NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt REAL NOT NULL DEFAULT 0, last_error TEXT, response_code TEXT,
+    created REAL NOT NULL, updated REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS queue_state ON queue (state, next_attempt);
+CREATE INDEX IF NOT EXISTS queue_txn ON queue (txn_id);
+CREATE TABLE IF NOT EXISTS batches (
+    number INTEGER PRIMARY KEY, state TEXT NOT NULL, totals TEXT, response_code TEXT,
+    host_totals TEXT, opened REAL, closed REAL);
+"""
+
+
+class JournalError(Exception):
+    """The journal refused an operation (unknown row, a sensitive field to store)."""
+
+
+def check_storable(message):
+    """Raise JournalError if a message dict holds a field the queue must never store."""
+    for number in SENSITIVE_QUEUE_FIELDS:
+        if number in message:
+            raise JournalError("field %d may not be stored in the journal" % number)
+
+
+class Journal:
+    """The terminal journal in `directory` (created if needed). Not thread-safe: use it
+    from the event loop's thread."""
+
+    def __init__(self, directory, name=DEFAULT_NAME, clock=time.time):
+        if directory != ":memory:":
+            os.makedirs(directory, exist_ok=True)
+            path = os.path.join(directory, name)
+        else:
+            path = ":memory:"
+        self.path = path
+        self.clock = clock
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.row_factory = sqlite3.Row
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA foreign_keys=ON")
+        with self._tx():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.execute(statement)
+            for key, value in (("schema", str(SCHEMA_VERSION)), ("last_stan", "0"),
+                               ("batch", "1")):
+                self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
+                                (key, value))
+        schema = int(self._meta("schema"))
+        if schema != SCHEMA_VERSION:
+            raise JournalError("journal schema %d, this firmware knows %d" % (schema, SCHEMA_VERSION))
+
+    # ------------------------------------------------------------ plumbing
+
+    def _tx(self):
+        return _Transaction(self.db)
+
+    def _meta(self, key):
+        row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _set_meta(self, key, value):
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
+
+    def close(self):
+        try:
+            self.db.close()
+        except sqlite3.Error:
+            pass
+
+    # ------------------------------------------------------------ STAN and batch
+
+    def next_stan(self):
+        """The next STAN as 6 digits, committed to disk before it is returned."""
+        with self._tx():
+            stan = next_stan(int(self._meta("last_stan")))
+            self._set_meta("last_stan", stan)
+        return "%06d" % stan
+
+    @property
+    def last_stan(self):
+        return "%06d" % int(self._meta("last_stan"))
+
+    def set_last_stan(self, value):
+        """For tests and migration: the STAN counter's last value (0..999999)."""
+        next_stan(value)
+        with self._tx():
+            self._set_meta("last_stan", int(value))
+
+    def stan_used(self, stan):
+        """True when `stan` was used by a journaled transaction or queued message."""
+        row = self.db.execute("SELECT 1 FROM txns WHERE stan = ? UNION ALL "
+                              "SELECT 1 FROM queue WHERE stan = ? LIMIT 1", (stan, stan)).fetchone()
+        return row is not None
+
+    def current_batch(self):
+        return int(self._meta("batch"))
+
+    # ------------------------------------------------------------ transactions
+
+    def begin(self, ref, stan, mti, txn_type, amount, fee, total, transmission, batch,
+              masked_pan=None, currency=None, local_date=None, original_id=None,
+              reversal=None):
+        """Journal a request as `pending` before it is sent, with its reversal armed.
+
+        reversal: (stan, encoded message) or None. Returns the transaction id."""
+        now = self.clock()
+        with self._tx():
+            cur = self.db.execute(
+                "INSERT INTO txns (ref, stan, mti, type, amount, fee, total, currency, "
+                "masked_pan, transmission, local_date, batch, original_id, status, created, "
+                "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (ref, stan, mti, txn_type, amount or 0, fee or 0, total or 0, currency,
+                 masked_pan, transmission, local_date, batch, original_id, PENDING, now, now))
+            txn_id = cur.lastrowid
+            if reversal is not None:
+                self._enqueue(txn_id, REVERSAL, ARMED, reversal[0], reversal[1], now)
+        return txn_id
+
+    def begin_advice(self, ref, stan, txn_type, amount, fee, total, transmission, batch,
+                     message, masked_pan=None, currency=None, local_date=None,
+                     response_code="00", auth_code=None):
+        """Journal a transaction decided without the host, with its advice (0220) due."""
+        now = self.clock()
+        with self._tx():
+            cur = self.db.execute(
+                "INSERT INTO txns (ref, stan, mti, type, amount, fee, total, currency, "
+                "masked_pan, transmission, local_date, batch, status, response_code, "
+                "auth_code, created, updated) VALUES (?, ?, '0220', ?, ?, ?, ?, ?, ?, ?, ?, "
+                "?, ?, ?, ?, ?, ?)",
+                (ref, stan, txn_type, amount or 0, fee or 0, total or 0, currency, masked_pan,
+                 transmission, local_date, batch, ADVICE_PENDING, response_code, auth_code,
+                 now, now))
+            txn_id = cur.lastrowid
+            self._enqueue(txn_id, ADVICE, DUE, stan, message, now)
+        return txn_id
+
+    def _enqueue(self, txn_id, kind, state, stan, message, now):
+        if not isinstance(message, (bytes, bytearray)):
+            raise JournalError("a queued message is encoded bytes")
+        check_storable(codec.decode(bytes(message)))
+        self.db.execute(
+            "INSERT INTO queue (txn_id, kind, state, stan, message, next_attempt, created, "
+            "updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (txn_id, kind, state, stan, bytes(message), now, now, now))
+
+    def get(self, txn_id):
+        row = self.db.execute("SELECT * FROM txns WHERE id = ?", (txn_id,)).fetchone()
+        return dict(row) if row else None
+
+    def find_by_stan(self, stan):
+        row = self.db.execute("SELECT * FROM txns WHERE stan = ? ORDER BY id DESC LIMIT 1",
+                              (stan,)).fetchone()
+        return dict(row) if row else None
+
+    def find_by_ref(self, ref):
+        row = self.db.execute("SELECT * FROM txns WHERE ref = ? ORDER BY id DESC LIMIT 1",
+                              (ref,)).fetchone()
+        return dict(row) if row else None
+
+    def find_by_rrn(self, rrn):
+        row = self.db.execute("SELECT * FROM txns WHERE rrn = ? ORDER BY id DESC LIMIT 1",
+                              (rrn,)).fetchone()
+        return dict(row) if row else None
+
+    def transactions(self, status=None, batch=None):
+        sql = "SELECT * FROM txns"
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(status)
+        if batch is not None:
+            where.append("batch = ?")
+            args.append(batch)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def record_result(self, txn_id, approved, code, auth_code=None, rrn=None, balance=None,
+                      reversal_message=None):
+        """The host answered: `approved` keeps the armed reversal (replaced by
+        `reversal_message` if given, e.g. with the RRN and auth code); a decline drops it.
+        Only a `pending` transaction changes; returns its status afterwards."""
+        now = self.clock()
+        with self._tx():
+            row = self.db.execute("SELECT status FROM txns WHERE id = ?", (txn_id,)).fetchone()
+            if row is None:
+                raise JournalError("no transaction %s" % txn_id)
+            if row[0] != PENDING:
+                return row[0]
+            status = APPROVED if approved else DECLINED
+            self.db.execute(
+                "UPDATE txns SET status = ?, response_code = ?, auth_code = ?, rrn = ?, "
+                "balance = ?, updated = ? WHERE id = ?",
+                (status, code, auth_code, rrn, balance, now, txn_id))
+            if approved:
+                if reversal_message is not None:
+                    check_storable(codec.decode(bytes(reversal_message)))
+                    self.db.execute("UPDATE queue SET message = ?, updated = ? WHERE txn_id = ? "
+                                    "AND kind = ? AND state = ?",
+                                    (bytes(reversal_message), now, txn_id, REVERSAL, ARMED))
+            else:
+                self.db.execute("DELETE FROM queue WHERE txn_id = ? AND state = ?",
+                                (txn_id, ARMED))
+        return status
+
+    def mark_unsent(self, txn_id, reason):
+        """The request never left the terminal: nothing to reverse."""
+        now = self.clock()
+        with self._tx():
+            self.db.execute("UPDATE txns SET status = ?, reason = ?, updated = ? WHERE id = ? "
+                            "AND status = ?", (UNSENT, reason, now, txn_id, PENDING))
+            self.db.execute("DELETE FROM queue WHERE txn_id = ? AND state = ?", (txn_id, ARMED))
+
+    def reverse(self, txn_id, reason, message=None):
+        """Make the reversal of a pending or approved transaction due now (optionally
+        replacing the stored message, e.g. with another reason code). Returns True when
+        a reversal is (now or already) due, False when there is nothing to reverse."""
+        now = self.clock()
+        with self._tx():
+            row = self.db.execute("SELECT status FROM txns WHERE id = ?", (txn_id,)).fetchone()
+            if row is None:
+                return False
+            status = row[0]
+            if status in (REVERSAL_PENDING, REVERSED):
+                return True
+            if status not in (PENDING, APPROVED):
+                return False
+            item = self.db.execute("SELECT id FROM queue WHERE txn_id = ? AND kind = ? AND "
+                                   "state = ?", (txn_id, REVERSAL, ARMED)).fetchone()
+            if item is None:
+                return False
+            if message is not None:
+                check_storable(codec.decode(bytes(message)))
+                self.db.execute("UPDATE queue SET message = ? WHERE id = ?",
+                                (bytes(message), item[0]))
+            self.db.execute("UPDATE queue SET state = ?, next_attempt = ?, updated = ? "
+                            "WHERE id = ?", (DUE, now, now, item[0]))
+            self.db.execute("UPDATE txns SET status = ?, reason = ?, updated = ? WHERE id = ?",
+                            (REVERSAL_PENDING, reason, now, txn_id))
+        return True
+
+    def note_late_reply(self, txn_id, code):
+        with self._tx():
+            self.db.execute("UPDATE txns SET late_code = ?, updated = ? WHERE id = ?",
+                            (code, self.clock(), txn_id))
+
+    def recover(self):
+        """After a restart: every transaction still `pending` was in flight when the
+        terminal stopped; its reversal becomes due. Returns the number recovered."""
+        now = self.clock()
+        with self._tx():
+            ids = [r[0] for r in self.db.execute("SELECT id FROM txns WHERE status = ?",
+                                                 (PENDING,))]
+            for txn_id in ids:
+                self.db.execute("UPDATE queue SET state = ?, next_attempt = ?, updated = ? "
+                                "WHERE txn_id = ? AND kind = ? AND state = ?",
+                                (DUE, now, now, txn_id, REVERSAL, ARMED))
+                self.db.execute("UPDATE txns SET status = ?, reason = ?, updated = ? "
+                                "WHERE id = ?", (REVERSAL_PENDING, "restart", now, txn_id))
+        return len(ids)
+
+    # ------------------------------------------------------------ store and forward
+
+    def due(self, now=None):
+        """Due queue items (oldest first); with `now`, only those whose time has come."""
+        sql = "SELECT * FROM queue WHERE state = ?"
+        args = [DUE]
+        if now is not None:
+            sql += " AND next_attempt <= ?"
+            args.append(now)
+        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+
+    def next_due_time(self):
+        row = self.db.execute("SELECT MIN(next_attempt) FROM queue WHERE state = ?",
+                              (DUE,)).fetchone()
+        return row[0]
+
+    def pending_count(self):
+        return self.db.execute("SELECT COUNT(*) FROM queue WHERE state = ?", (DUE,)).fetchone()[0]
+
+    def attempt_failed(self, item_id, next_attempt, error):
+        with self._tx():
+            self.db.execute("UPDATE queue SET attempts = attempts + 1, next_attempt = ?, "
+                            "last_error = ?, updated = ? WHERE id = ?",
+                            (next_attempt, error, self.clock(), item_id))
+
+    def complete(self, item_id, code):
+        """The host answered a queued message (whatever its response code)."""
+        now = self.clock()
+        with self._tx():
+            item = self.db.execute("SELECT txn_id, kind FROM queue WHERE id = ?",
+                                   (item_id,)).fetchone()
+            if item is None:
+                raise JournalError("no queue item %s" % item_id)
+            self.db.execute("UPDATE queue SET state = ?, attempts = attempts + 1, "
+                            "response_code = ?, updated = ? WHERE id = ?",
+                            (DONE, code, now, item_id))
+            if item[1] == REVERSAL:
+                self.db.execute("UPDATE txns SET status = ?, updated = ? WHERE id = ?",
+                                (REVERSED, now, item[0]))
+            else:
+                self.db.execute("UPDATE txns SET status = ?, updated = ? WHERE id = ? AND "
+                                "status = ?", (APPROVED, now, item[0], ADVICE_PENDING))
+
+    def queue_items(self, txn_id=None):
+        if txn_id is None:
+            rows = self.db.execute("SELECT * FROM queue ORDER BY id")
+        else:
+            rows = self.db.execute("SELECT * FROM queue WHERE txn_id = ? ORDER BY id", (txn_id,))
+        return [dict(r) for r in rows]
+
+    # ------------------------------------------------------------ settlement
+
+    def batch_totals(self, batch):
+        """Reconciliation totals (messages.TOTALS_FIELDS keys) of one batch.
+
+        Counted: transactions the terminal holds as approved (reversed ones are left out
+        on both sides). Debits: sale, cash, transfer (amount + fee). Credits: refund.
+        A void counts as a reversal of what it voids, for the voided total. Balance
+        inquiries count in `inquiries_count`, transfers also in `transfer_count`."""
+        totals = dict.fromkeys(TOTALS_FIELDS, 0)
+        rows = self.db.execute(
+            "SELECT t.type, t.total, o.type AS original_type, o.total AS original_total "
+            "FROM txns t LEFT JOIN txns o ON o.id = t.original_id "
+            "WHERE t.batch = ? AND t.status = ?", (batch, APPROVED))
+        for row in rows:
+            add_to_totals(totals, row["type"], row["total"], row["original_type"],
+                          row["original_total"])
+        return totals
+
+    def close_batch(self):
+        """Start settling: the open batch becomes `settling` and a new one opens
+        (transactions from now on belong to it). A batch already settling (its
+        reconciliation never answered) is returned instead. Returns its number."""
+        with self._tx():
+            row = self.db.execute("SELECT number FROM batches WHERE state = 'settling' "
+                                  "ORDER BY number LIMIT 1").fetchone()
+            if row is not None:
+                return row[0]
+            number = int(self._meta("batch"))
+            self.db.execute("INSERT OR REPLACE INTO batches (number, state, opened) "
+                            "VALUES (?, 'settling', ?)", (number, self.clock()))
+            self._set_meta("batch", number + 1)
+        return number
+
+    def settling_batch(self):
+        row = self.db.execute("SELECT number FROM batches WHERE state = 'settling' "
+                              "ORDER BY number LIMIT 1").fetchone()
+        return row[0] if row else None
+
+    def finish_batch(self, number, code, agreed, totals, host_totals=None):
+        with self._tx():
+            self.db.execute(
+                "UPDATE batches SET state = ?, response_code = ?, totals = ?, host_totals = ?, "
+                "closed = ? WHERE number = ?",
+                ("agreed" if agreed else "not agreed", code, json.dumps(totals, sort_keys=True),
+                 json.dumps(host_totals, sort_keys=True) if host_totals else None,
+                 self.clock(), number))
+
+    def batches(self):
+        return [dict(r) for r in self.db.execute("SELECT * FROM batches ORDER BY number")]
+
+
+def add_to_totals(totals, txn_type, total, original_type=None, original_total=None):
+    """Add one approved transaction to reconciliation `totals` (shared with the host)."""
+    if txn_type in DEBIT_TYPES:
+        totals["debits_count"] += 1
+        totals["debits_amount"] += total
+        if txn_type == "transfer":
+            totals["transfer_count"] += 1
+    elif txn_type in CREDIT_TYPES:
+        totals["credits_count"] += 1
+        totals["credits_amount"] += total
+    elif txn_type in ("void", "void_refund"):
+        amount = original_total if original_total is not None else total
+        if original_type in CREDIT_TYPES or txn_type == "void_refund":
+            totals["credits_reversal_count"] += 1
+            totals["credits_reversal_amount"] += amount
+        else:
+            totals["debits_reversal_count"] += 1
+            totals["debits_reversal_amount"] += amount
+    elif txn_type == "balance":
+        totals["inquiries_count"] += 1
+
+
+class _Transaction:
+    """`with journal._tx():` - BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, value, tb):
+        if kind is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")
+        return False
