@@ -29,6 +29,7 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
+	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md
 	$(BIN)/python -m pytest
 
 soak: $(STAMP)

@@ -194,18 +194,18 @@ class Terminal:
     def _show(self, screen_id, data):
         screen = self.screens.render(screen_id, data)
         self.screen = screen
-        self._notify("screen", screen)
         display = self.platform.get("display")
-        if display is None:
-            return
         try:
-            display.show(screen)
+            if display is not None:
+                display.show(screen)
             self._display_failing = False
         except Exception as exc:
             log.error("display failed: %s", _describe(exc))
             if not self._display_failing:  # report once, or the error screen fails again
                 self._display_failing = True
                 self.post(E.HARDWARE_ERROR, device="display", reason=_describe(exc))
+        finally:
+            self._notify("screen", screen)
 
     def _start_timer(self, name, seconds):
         self._stop_timer(name)

@@ -112,7 +112,6 @@ def test_hardware_crc_enables():
     card = emu.add_card(VirtualCard(bytes.fromhex("01020304")))
     wr(emu, 0x14, 0x83)
     emu.sleep_us(2000)
-    emu.add_card(card) if card not in emu.cards else None
     wr(emu, 0x2A, 0x8F)
     wr(emu, 0x2B, 0xFF)
     wr(emu, 0x2D, 0x20)

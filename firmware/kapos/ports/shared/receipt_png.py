@@ -4,43 +4,44 @@ Text is drawn with PIL's built-in 6x11 bitmap font at 32 characters a line, then
 2x to the printer's 384 dots, which is close to what a thermal printer's font A prints.
 """
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageChops, ImageDraw
 
 from kapos.ports.shared.luma_screen import font
 
 CHARS = 32
 CELL_W, CELL_H = 6, 12
 MARGIN = 4
+DOTS = 2  # printer dots per font pixel
 
 
 def _line_image(line):
-    scale = 2 if line.double else 1
-    chars = CHARS // scale
+    scale = (2 if line.double else 1) * DOTS
+    chars = CHARS * DOTS // scale
     text = line.text[:chars]
     if line.align == "center":
         text = text.center(chars)
     elif line.align == "right":
         text = text.rjust(chars)
-    image = Image.new("1", (chars * CELL_W, CELL_H), 1)
+    chars = CHARS * DOTS // scale
+    image = Image.new("L", (chars * CELL_W, CELL_H), 255)
     draw = ImageDraw.Draw(image)
     for col, ch in enumerate(text):  # one cell per character: a monospaced grid
         draw.text((col * CELL_W, 0), ch, fill=0, font=font())
-        if line.bold:
-            draw.text((col * CELL_W + 1, 0), ch, fill=0, font=font())
-    if scale > 1:
-        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    if line.bold:  # thermal printers embolden by a one-dot wider stroke
+        image = ImageChops.darker(image, ImageChops.offset(image, 1, 0))
     return image
 
 
 def render(receipt):
     rows = [_line_image(line) for line in receipt.lines]
-    height = sum(r.height for r in rows) + 2 * MARGIN
-    page = Image.new("1", (CHARS * CELL_W + 2 * MARGIN, height), 1)
-    y = MARGIN
+    margin = MARGIN * DOTS
+    page = Image.new("L", (CHARS * CELL_W * DOTS + 2 * margin, sum(r.height for r in rows) + 2 * margin), 255)
+    y = margin
     for row in rows:
-        page.paste(row, (MARGIN, y))
+        page.paste(row, (margin, y))
         y += row.height
-    return page.resize((page.width * 2, page.height * 2), Image.NEAREST).convert("L")
+    return page
 
 
 def save(receipt, path):
