@@ -14,8 +14,8 @@ SCENARIOS = os.path.join(ROOT, "tests", "scenarios")
 class Running:
     """A terminal on the sim board running in the current event loop."""
 
-    def __init__(self, overrides=(), out_dir=None):
-        self.assembly = Assembly("sim", overrides=[("host.reply_delay", "0")] + list(overrides), out_dir=out_dir)
+    def __init__(self, overrides=(), out_dir=None, board="sim"):
+        self.assembly = Assembly(board, overrides=[("host.reply_delay", "0")] + list(overrides), out_dir=out_dir)
         self.terminal = self.assembly.terminal
         self.platform = self.assembly.platform
         self.target = LocalTarget(self.terminal, self.assembly.testcards)

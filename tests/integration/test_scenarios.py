@@ -80,3 +80,18 @@ def test_cli_bad_config_value_exits_2():
 def test_interactive_run_without_a_tty_says_what_to_do():
     result = kapos("run", "--board", "sim")
     assert result.returncode == 2 and "--script" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["tap-token.scenario", "tap-emv.scenario"])
+def test_tap_scenarios_through_the_real_mfrc522_driver(name):
+    """Board sim-nfc: the tap goes through drivers/mfrc522.py and the ISO 14443 stack over
+    the register-level emulator (bytes on an emulated SPI bus), end to end."""
+    scenario = scenario_mod.load(os.path.join(SCENARIOS, name))
+
+    async def go():
+        async with Running(overrides=scenario.config, board="sim-nfc") as r:
+            await r.player.play(scenario)
+            stats = r.platform.nfc.emulator.stats
+            assert stats["frames"] > 3 and stats["bytes_out"] > 100
+
+    asyncio.run(go())

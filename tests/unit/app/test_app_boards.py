@@ -8,7 +8,7 @@ from kapos import boards
 from kapos.errors import ConfigError
 
 
-@pytest.mark.parametrize("name", ["sim", "rpi4", "rpi5", "rpi-zero2w"])
+@pytest.mark.parametrize("name", ["sim", "sim-nfc", "rpi4", "rpi5", "rpi-zero2w"])
 def test_shipped_boards_validate(name):
     board = boards.load_board(name)
     assert board["board"]["name"] == name

@@ -23,8 +23,6 @@ class _EscposPrinter(hal.Printer):
     (e.g. CP437, CP858; 'auto' lets python-escpos switch per character), logo (PNG path
     printed on top), status_query (false when the printer's TX is not wired)."""
 
-    section_keys = ()
-
     def _setup(self, printer, profile, codepage, logo, status_query):
         self.profile = profile
         self.codepage = codepage
@@ -79,9 +77,7 @@ class _EscposPrinter(hal.Printer):
                     p.magic.encoding = None  # ESC @ reset the table: send ESC t again
                     p.charcode(self.codepage)
                 if self.logo is not None:
-                    p.set(align="center")
                     p.image(self.logo, center=True)
-                    p.set(align="left")
                 escpos_receipt.print_receipt(p, receipt)
                 flush = getattr(p.device, "flush", None)
                 if flush is not None:

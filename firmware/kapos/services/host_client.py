@@ -1,0 +1,641 @@
+"""HostAuthorizer: the terminal's ISO 8583 client behind the Authorizer interface.
+
+    journal = Journal("/var/lib/kapos")
+    auth = HostAuthorizer(TcpTransport("127.0.0.1", 8583), journal, terminal_id="KAPOS001",
+                          merchant_id="KAPOS-MERCHANT1", currency_code="978")
+    await auth.start()                  # recover the journal, sign on (0800 001), S&F task
+    reply = await auth.authorize(request)   # request: core.handlers.authorization_request
+    auth.cancel(ref, "timeout")          # the terminal gave up on ref: reverse if needed
+    await auth.echo(); await auth.settle()
+    auth.close()
+
+One authorization, in order (see docs/protocol.md):
+ 1. a STAN is taken from the journal (committed before use);
+ 2. the 0200 is built from the request dict (field 3 from the type and account, 22 from
+    the card source, 35 for swipes and taps, 48 TK for tokens, TA for a transfer target,
+    FE for a fee, BN the batch number, 52 the PIN block, 53 the KSN when there is one);
+ 3. the transaction is journaled `pending` together with its reversal (0400, field 90 =
+    this message, no card data) armed - both in one commit, BEFORE anything is sent;
+ 4. the request is sent; the reply must decode, carry a good MAC (when a MAC is
+    configured), match (MTI, STAN, terminal id, amount) and hold its required fields;
+ 5. the result is journaled BEFORE the reply dict is returned to the runtime: approved
+    keeps the reversal armed (for a later cancel), a decline drops it;
+ 6. no reply in time, a garbled, mismatched or badly MACed reply, a reset connection:
+    the reversal becomes due and HostUnavailable is raised ("No reply from host"); the
+    store-and-forward task sends it as 0400, then repeats as 0420 / 0421 with
+    exponential backoff (retry_base * 2**n, at most retry_max) until the host answers
+    (any 0410/0430 response code ends it). A request that certainly never left (no
+    connection) is journaled `unsent`: nothing to reverse.
+A reply arriving after the terminal gave up is logged and noted in the journal; the
+reversal stands. `cancel(ref)` reverses an approved transaction, or one still in flight
+once its outcome is known. `start()` turns every transaction left `pending` by a crash
+or power cut into a due reversal before anything else is sent.
+
+MAC (fields 64/128): issue 4. The hook is `mac`: an object with `sign(data) -> 8 bytes`
+and `verify(data, mac) -> bool`, `data` being `codec.mac_input()` of the message. With
+no mac (the default) no MAC is sent and none is checked.
+"""
+
+import asyncio
+import logging
+import os
+import time
+
+from kapos.app.authorizer import Authorizer, HostUnavailable
+from kapos.errors import DecodeError, LocalProtocolError
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.host.codec import MTI
+from kapos.services import journal as J
+from kapos.services.transport import (NoReply, NotDelivered, LinkError, SerialTransport,
+                                      TcpTransport, parse_address, tls_client_context)
+
+log = logging.getLogger("kapos.services.host")
+
+# field 22 PAN entry mode by card source. The terminal has no contact chip reader: a
+# swipe is a swipe (never "fallback"); a closed-loop token is read by its UID and has no
+# PAN at all ("00", the token id travels in field 48 TK).
+ENTRY_BY_SOURCE = {"swipe": m.ENTRY_MAGSTRIPE, "tap": m.ENTRY_CONTACTLESS_CHIP,
+                   "token": m.ENTRY_UNKNOWN}
+# field 3 "from" account type by the account the cardholder chose
+ACCOUNT_TYPES = {"debit": m.ACCOUNT_CHECKING, "credit": m.ACCOUNT_CREDIT,
+                 "prepaid": m.ACCOUNT_DEFAULT}
+# cancel() reasons (core: "timeout", "hardware error") -> messages.REVERSAL_REASONS
+CANCEL_REASONS = {"timeout": "timeout", "hardware error": "error", "error": "error",
+                  "cancelled": "cancelled", "customer": "cancelled"}
+
+PRIVATE_BATCH = "BN"  # field 48 tag: the terminal's batch number, n6 (0200 and 0500)
+RECONCILED = "00"
+NOT_RECONCILED = "95"  # ISO 8583:1987 "reconcile error"
+
+
+class BadReply(NoReply):
+    """A reply came but cannot be trusted: garbled, mismatched, bad MAC."""
+
+
+# ---------------------------------------------------------------- MAC hook
+
+class Mac:
+    """The MAC hook (issue 4 supplies real key management)."""
+
+    def sign(self, data):
+        """8-byte MAC of `data` (codec.mac_input of the message)."""
+        raise NotImplementedError
+
+    def verify(self, data, mac):
+        """True when `mac` is the MAC of `data`."""
+        raise NotImplementedError
+
+
+class CmacMac(Mac):
+    """AES-CMAC truncated to 8 bytes under one static key (tests and the reference host
+    only: no key management, no DUKPT MAC key derivation)."""
+
+    def __init__(self, key):
+        from kapos.security import cmac
+
+        self._cmac = cmac
+        self._key = bytes(key)
+
+    def sign(self, data):
+        return self._cmac.aes_cmac(self._key, data)[:8]
+
+    def verify(self, data, mac):
+        return self._cmac.aes_cmac_verify(self._key, data, mac, 8)
+
+
+def encode_message(message, mac=None):
+    """Encode `message`; with a mac, add field 64/128 (any value present is replaced)."""
+    if mac is None:
+        return codec.encode(message)
+    unsigned = dict(message)
+    unsigned.pop(64, None)
+    unsigned.pop(128, None)
+    unsigned[codec.mac_field(unsigned)] = bytes(8)
+    data = codec.encode(unsigned)
+    return codec.with_mac(data, mac.sign(codec.mac_input(data)))
+
+
+def mac_ok(data, message, mac):
+    """True when no mac is configured, or `message` (decoded from `data`) carries a
+    valid MAC in its MAC field."""
+    if mac is None:
+        return True
+    field = codec.mac_field(message)
+    if field not in message:
+        return False
+    try:
+        return bool(mac.verify(codec.mac_input(data), message[field]))
+    except Exception:
+        return False
+
+
+def strip_for_storage(message):
+    """A copy of a message fit for the journal queue: no card data, PIN, KSN, MAC."""
+    out = dict(message)
+    for number in J.SENSITIVE_QUEUE_FIELDS + (64, 128):
+        out.pop(number, None)
+    return out
+
+
+def _reversal_mti(kind, attempts):
+    if kind == J.ADVICE:
+        return m.MTI_ADVICE if attempts == 0 else m.repeat_mti(m.MTI_ADVICE)
+    if attempts == 0:
+        return m.MTI_REVERSAL_REQUEST
+    if attempts == 1:
+        return m.MTI_REVERSAL_ADVICE
+    return m.repeat_mti(m.MTI_REVERSAL_ADVICE)
+
+
+def parse_host_totals(reply):
+    """Reconciliation totals the host put in a 0510 (fields 74-89), or None."""
+    found = {}
+    for key, (number, size) in m.TOTALS_FIELDS.items():
+        value = reply.get(number)
+        if value is not None and value.isdigit():
+            found[key] = int(value)
+    return found or None
+
+
+# ---------------------------------------------------------------- the authorizer
+
+class HostAuthorizer(Authorizer):
+    def __init__(self, transport, journal, terminal_id, merchant_id, currency_code="978",
+                 timeout=10.0, retry_base=2.0, retry_max=60.0, mac=None, clock=time.time,
+                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0):
+        self.transport = transport
+        self.journal = journal
+        self.terminal_id = terminal_id
+        self.merchant_id = merchant_id
+        self.currency_code = currency_code
+        self.timeout = timeout
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self.mac = mac
+        self.clock = clock
+        self.pin_capable = pin_capable
+        self.nii = nii
+        self.sign_on_at_start = sign_on
+        self.sign_on_timeout = sign_on_timeout
+        self.signed_on = False
+        self.late_replies = 0
+        self._by_ref = {}  # ref -> journal id, for this process
+        self._cancelled = {}  # journal id -> reason, cancelled while in flight
+        self._recent_stans = []  # STANs sent by this process (stale-reply detection)
+        self._wake = None
+        self._queue_lock = None
+        self._worker_task = None
+        self._closed = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    def _setup(self):
+        if self._wake is None:
+            self._wake = asyncio.Event()
+            self._queue_lock = asyncio.Lock()
+            self.transport.on_unsolicited = self._on_unsolicited
+
+    async def start(self):
+        self._setup()
+        recovered = self.journal.recover()
+        if recovered:
+            log.warning("%d transaction(s) were in flight at the last stop: reversing",
+                        recovered)
+        if self.sign_on_at_start:
+            try:
+                await asyncio.wait_for(self.sign_on(), self.sign_on_timeout)
+            except (HostUnavailable, asyncio.TimeoutError) as exc:
+                log.warning("sign-on failed: %s", exc or "timeout")
+        if self._worker_task is None:
+            self._worker_task = asyncio.get_running_loop().create_task(self._worker())
+
+    def close(self):
+        self._closed = True
+        task, self._worker_task = self._worker_task, None
+        if task is not None and not task.done():
+            try:
+                task.cancel()
+            except RuntimeError:  # its loop is already closed
+                pass
+        self.transport.close()
+        self.journal.close()
+
+    async def aclose(self):
+        """close() from inside the loop, waiting for the store-and-forward task."""
+        task = self._worker_task
+        self._worker_task = None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        self.close()
+
+    # ------------------------------------------------------------ authorize
+
+    async def authorize(self, request):
+        self._setup()
+        now = self.clock()
+        kind = request["type"]
+        batch = self.journal.current_batch()
+        original_row = self._original_row(request) if kind == "void" else None
+        stan = self.journal.next_stan()
+        self._remember(stan)
+        message = self.build_request(request, stan, time.gmtime(now), batch, original_row)
+        payload = encode_message(message, self.mac)
+        reversal = strip_for_storage(m.build_reversal(message, "timeout"))
+        amount, fee, total = self._amounts(request, original_row)
+        card = request.get("card")
+        masked = card.masked() if card is not None else (request.get("original") or {}).get("card")
+        txn_id = self.journal.begin(
+            request.get("ref"), stan, message[MTI], kind, amount, fee, total, message[7], batch,
+            masked_pan=masked, currency=message.get(49), local_date=request.get("date"),
+            original_id=original_row["id"] if original_row else None,
+            reversal=(stan, codec.encode(reversal)))
+        self._by_ref[request.get("ref")] = txn_id
+        try:
+            data = await self.transport.request(payload, self.timeout,
+                                                accept=self._acceptor(message))
+        except NotDelivered as exc:
+            self.journal.mark_unsent(txn_id, str(exc))
+            log.warning("ref %s not sent: %s", request.get("ref"), exc)
+            raise HostUnavailable("Host unavailable")
+        except NoReply as exc:
+            self._reverse(txn_id, "timeout", str(exc))
+            log.warning("ref %s stan %s: %s - reversing", request.get("ref"), stan, exc)
+            raise HostUnavailable("No reply from host")
+        except asyncio.CancelledError:
+            self._reverse(txn_id, "error", "cancelled in flight")
+            raise
+        reply = codec.decode(data)
+        code = reply[39]
+        approved = m.is_approved(code)
+        try:
+            balance = m.balance_from(reply)
+        except DecodeError:
+            balance = None
+        new_reversal = None
+        if approved:
+            new_reversal = codec.encode(strip_for_storage(
+                m.build_reversal(message, "timeout", response=reply)))
+        self.journal.record_result(txn_id, approved, code, reply.get(38), reply.get(37),
+                                   balance, reversal_message=new_reversal)
+        reason = self._cancelled.pop(txn_id, None)
+        if reason is not None and approved:
+            log.warning("ref %s approved after the terminal gave up: reversing",
+                        request.get("ref"))
+            self._reverse(txn_id, reason, "cancelled while in flight")
+        return {"approved": approved, "code": code, "text": m.response_text(code),
+                "auth_code": reply.get(38) if approved else None, "rrn": reply.get(37),
+                "stan": stan, "balance": balance}
+
+    def cancel(self, ref, reason):
+        txn_id = self._by_ref.get(ref)
+        if txn_id is None:
+            row = self.journal.find_by_ref(ref)
+            if row is None:
+                log.info("cancel of unknown ref %s", ref)
+                return
+            txn_id = row["id"]
+        row = self.journal.get(txn_id)
+        if row is None:
+            return
+        if row["status"] == J.PENDING:
+            self._cancelled[txn_id] = reason  # decided when its reply (or none) comes
+        elif row["status"] == J.APPROVED:
+            log.warning("ref %s (stan %s) cancelled after approval (%s): reversing", ref,
+                        row["stan"], reason)
+            self._reverse(txn_id, reason, "cancelled: %s" % reason)
+
+    def _reverse(self, txn_id, reason, note):
+        """Make the reversal of `txn_id` due (with the reason code of `reason`)."""
+        code_key = CANCEL_REASONS.get(reason, "error")
+        code = m.REVERSAL_REASONS[code_key]
+        message = None
+        for item in self.journal.queue_items(txn_id):
+            if item["kind"] == J.REVERSAL and item["state"] == J.ARMED:
+                stored = codec.decode(item["message"])
+                if stored.get(39) != code:
+                    stored[39] = code
+                    message = codec.encode(stored)
+        if self.journal.reverse(txn_id, note, message):
+            self._kick()
+
+    # ------------------------------------------------------------ building
+
+    def _original_row(self, request):
+        original = request.get("original") or {}
+        row = None
+        if original.get("stan"):
+            row = self.journal.find_by_stan(original["stan"])
+        if row is None and original.get("rrn"):
+            row = self.journal.find_by_rrn(original["rrn"])
+        return row
+
+    @staticmethod
+    def _amounts(request, original_row):
+        kind = request["type"]
+        amount = request.get("amount") or 0
+        fee = request.get("fee") or 0
+        if kind == "balance":
+            return 0, 0, 0
+        if kind == "void":
+            if original_row is not None:
+                return amount, 0, original_row["total"]
+            return amount, 0, amount
+        if kind in J.DEBIT_TYPES:
+            return amount, fee, amount + fee
+        return amount, 0, amount
+
+    def build_request(self, request, stan, transmission, batch, original_row=None):
+        """The 0200 for an authorization request dict (see module docstring)."""
+        kind = request["type"]
+        local = time.localtime(request.get("time") or self.clock())
+        terminal_id = request.get("terminal_id") or self.terminal_id
+        merchant_id = request.get("merchant_id") or self.merchant_id
+        currency = request.get("currency_code") or self.currency_code
+        private = [(PRIVATE_BATCH, "%06d" % batch)]
+        if kind == "void":
+            return self._build_void(request, stan, transmission, local, terminal_id,
+                                    merchant_id, currency, private, original_row)
+        card = request["card"]
+        if card is None:
+            raise LocalProtocolError("a %s needs a card" % kind)
+        fee = request.get("fee") or 0
+        if fee and kind in J.DEBIT_TYPES:
+            private.append((m.PRIVATE_FEE, "%012d" % fee))
+        if kind == "transfer":
+            if not request.get("target"):
+                raise LocalProtocolError("a transfer needs a target account")
+            private.append((m.PRIVATE_TRANSFER_TARGET, str(request["target"])))
+        track2 = card.track2_for_host()
+        pan = card.pan_for_host()
+        no_card_number = False
+        if card.source == "token" or (track2 is None and pan is None):
+            if card.token_id() is None:
+                raise LocalProtocolError("the card has no PAN, track or token id")
+            private.append((m.PRIVATE_TOKEN, card.token_id()))
+            pan, track2, no_card_number = "0", None, True
+        pin_block = request.get("pin_block")
+        ksn = request.get("ksn")
+        message = m.build_financial_request(
+            kind, None if kind == "balance" else request["amount"], stan, transmission, local,
+            terminal_id, merchant_id, currency,
+            pan=None if track2 else pan, expiry=None if track2 or no_card_number else card.expiry,
+            track2=track2, pan_entry=ENTRY_BY_SOURCE.get(card.source, m.ENTRY_UNKNOWN),
+            pin_capable=self.pin_capable, pin_block=pin_block if ksn is not None else None,
+            ksn=ksn, private=m.pack_private(private), nii=self.nii,
+            from_account=ACCOUNT_TYPES.get(request.get("account"), m.ACCOUNT_DEFAULT))
+        if no_card_number:
+            del message[2]  # the builder wants a card number; a token has none (48 TK)
+        if pin_block is not None and ksn is None:
+            # static test key, no DUKPT: field 52 without 53 (the host knows the key)
+            message[52] = bytes(pin_block)
+        return message
+
+    def _build_void(self, request, stan, transmission, local, terminal_id, merchant_id,
+                    currency, private, original_row):
+        original = request.get("original") or {}
+        amount = original.get("amount") or request.get("amount")
+        if original_row is not None and original_row["type"] == "refund":
+            kind = "void_refund"
+        else:
+            kind = "void"
+        message = m.build_financial_request(
+            kind, amount, stan, transmission, local, terminal_id, merchant_id, currency,
+            pan="0", pan_entry=m.ENTRY_UNKNOWN, pin_capable=self.pin_capable,
+            private=m.pack_private(private), nii=self.nii)
+        del message[2]  # a void identifies the original (37, 90), not the card
+        rrn = original.get("rrn") or (original_row or {}).get("rrn")
+        if rrn:
+            message[37] = rrn
+        if original_row is not None:
+            message[90] = m.original_data(original_row["mti"], original_row["stan"],
+                                          original_row["transmission"])
+        elif original.get("stan") and original.get("time"):
+            message[90] = m.original_data(m.MTI_FINANCIAL_REQUEST, original["stan"],
+                                          m.format_transmission(time.gmtime(original["time"])))
+        if 37 not in message and 90 not in message:
+            raise LocalProtocolError("a void needs the original's RRN or STAN")
+        return message
+
+    # ------------------------------------------------------------ replies
+
+    def _remember(self, stan):
+        self._recent_stans.append(stan)
+        del self._recent_stans[:-1000]
+
+    def _is_stale(self, reply, request):
+        stan = reply.get(11)
+        if stan == request.get(11) and reply.get(MTI) == m.response_mti(request[MTI]):
+            return False
+        if reply.get(MTI) not in m.RESPONSE_MTIS:
+            return False
+        return stan in self._recent_stans or self.journal.stan_used(stan)
+
+    def _acceptor(self, request):
+        """accept(payload) for transport.request: True for the reply to `request`,
+        False for a stale reply to an earlier message, BadReply otherwise."""
+
+        def accept(data):
+            try:
+                reply = codec.decode(data)
+            except DecodeError as exc:
+                raise BadReply("garbled reply: %s" % exc)
+            if m.response_matches(request, reply):
+                if not mac_ok(data, reply, self.mac):
+                    raise BadReply("reply with a bad MAC")
+                missing = m.missing_fields(reply)
+                if missing:
+                    raise BadReply("reply lacks field(s) %s" % ", ".join(map(str, missing)))
+                return True
+            if self._is_stale(reply, request):
+                return False
+            raise BadReply("mismatched reply (MTI %s, STAN %s)" % (reply.get(MTI),
+                                                                   reply.get(11)))
+
+        return accept
+
+    def _on_unsolicited(self, data):
+        try:
+            reply = codec.decode(data)
+        except DecodeError as exc:
+            log.warning("undecodable unsolicited message: %s", exc)
+            return
+        mti = reply.get(MTI)
+        if mti in (m.MTI_FINANCIAL_RESPONSE, m.MTI_AUTH_RESPONSE):
+            row = self.journal.find_by_stan(reply.get(11))
+            if row is not None and row["status"] in (J.REVERSAL_PENDING, J.REVERSED):
+                self.late_replies += 1
+                self.journal.note_late_reply(row["id"], reply.get(39))
+                log.warning("late reply %s for stan %s (ref %s) after giving up: reversal "
+                            "stands", reply.get(39), row["stan"], row["ref"])
+                self._kick()
+                return
+        log.info("stale %s (stan %s) dropped", mti, reply.get(11))
+
+    async def _exchange(self, message, timeout=None):
+        """Send a message, return the decoded, matching reply (LinkError otherwise)."""
+        self._setup()
+        data = await self.transport.request(encode_message(message, self.mac),
+                                            timeout or self.timeout,
+                                            accept=self._acceptor(message))
+        return codec.decode(data)
+
+    # ------------------------------------------------------------ network, settlement
+
+    async def sign_on(self):
+        """0800 sign-on (001); returns the response code ('00' = signed on)."""
+        reply = await self._network(m.NETWORK_SIGN_ON)
+        self.signed_on = reply[39] == m.APPROVED
+        return reply[39]
+
+    async def echo(self):
+        """0800 echo test (301): {'ok', 'code', 'seconds'}; HostUnavailable if no reply."""
+        started = time.monotonic()
+        reply = await self._network(m.NETWORK_ECHO)
+        return {"ok": reply[39] == m.APPROVED, "code": reply[39],
+                "seconds": time.monotonic() - started}
+
+    async def _network(self, code):
+        stan = self.journal.next_stan()
+        self._remember(stan)
+        message = m.build_network(code, stan, time.gmtime(self.clock()), self.terminal_id)
+        return await self._exchange(message)
+
+    async def settle(self):
+        """Reconcile the open batch (0500/0510).
+
+        Pending reversals are delivered first (HostUnavailable if they cannot be). The
+        batch is closed in the journal before the 0500 is sent, so transactions made
+        meanwhile go to the next batch; a 0500 left unanswered is re-sent (same batch,
+        same totals) by the next settle(). Returns {'agreed', 'code', 'text', 'batch',
+        'totals', 'host_totals'}."""
+        self._setup()
+        await self.flush()
+        number = self.journal.close_batch()
+        totals = self.journal.batch_totals(number)
+        stan = self.journal.next_stan()
+        self._remember(stan)
+        message = m.build_reconciliation(totals, stan, time.gmtime(self.clock()),
+                                         self.terminal_id, self.merchant_id, self.currency_code)
+        message[48] = m.pack_private([(PRIVATE_BATCH, "%06d" % number)])
+        try:
+            reply = await self._exchange(message)
+        except LinkError as exc:
+            raise HostUnavailable("settlement of batch %d not answered: %s" % (number, exc))
+        code = reply[39]
+        agreed = code == RECONCILED
+        host_totals = parse_host_totals(reply)
+        self.journal.finish_batch(number, code, agreed, totals, host_totals)
+        text = "Totals agreed" if agreed else (
+            "Totals not agreed" if code == NOT_RECONCILED else m.response_text(code))
+        return {"agreed": agreed, "code": code, "text": text, "batch": number,
+                "totals": totals, "host_totals": host_totals}
+
+    # ------------------------------------------------------------ store and forward
+
+    def _kick(self):
+        if self._wake is not None:
+            self._wake.set()
+
+    @property
+    def pending(self):
+        """Reversals / advices waiting to be delivered."""
+        return self.journal.pending_count()
+
+    async def flush(self):
+        """Try every due reversal / advice once now; HostUnavailable if any remain."""
+        self._setup()
+        async with self._queue_lock:
+            for item in self.journal.due():
+                if not await self._send_item(item):
+                    break
+        left = self.journal.pending_count()
+        if left:
+            raise HostUnavailable("%d reversal(s)/advice(s) not delivered" % left)
+
+    async def wait_idle(self, timeout=10.0):
+        """Wait until the store-and-forward queue is empty (tests, shutdown)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.journal.pending_count():
+            if loop.time() > deadline:
+                raise asyncio.TimeoutError("%d item(s) still queued"
+                                           % self.journal.pending_count())
+            self._kick()
+            await asyncio.sleep(0.02)
+
+    async def _worker(self):
+        while not self._closed:
+            self._wake.clear()
+            now = self.clock()
+            if self.journal.due(now):
+                async with self._queue_lock:
+                    for item in self.journal.due(self.clock()):
+                        if not await self._send_item(item):
+                            break
+                continue
+            next_time = self.journal.next_due_time()
+            wait = None if next_time is None else max(0.01, next_time - self.clock())
+            try:
+                await asyncio.wait_for(self._wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _send_item(self, item):
+        """One attempt at a queued message. True when the host answered it."""
+        message = codec.decode(item["message"])
+        message[MTI] = _reversal_mti(item["kind"], item["attempts"])
+        message[7] = m.format_transmission(time.gmtime(self.clock()))
+        try:
+            reply = await self._exchange(message)
+        except LinkError as exc:
+            delay = min(self.retry_base * (2 ** min(item["attempts"], 30)), self.retry_max)
+            self.journal.attempt_failed(item["id"], self.clock() + delay, str(exc))
+            log.info("%s %s (stan %s) attempt %d failed: %s; next in %.1f s", item["kind"],
+                     message[MTI], item["stan"], item["attempts"] + 1, exc, delay)
+            return False
+        except (LocalProtocolError, DecodeError) as exc:  # a stored message we cannot send
+            log.error("queued %s %s cannot be sent: %s", item["kind"], item["id"], exc)
+            self.journal.attempt_failed(item["id"], self.clock() + self.retry_max, str(exc))
+            return False
+        self.journal.complete(item["id"], reply.get(39))
+        log.info("%s %s (stan %s) answered %s", item["kind"], message[MTI], item["stan"],
+                 reply.get(39))
+        return True
+
+
+# ---------------------------------------------------------------- composition
+
+def from_config(config, mac=None):
+    """A HostAuthorizer from the terminal config ([host] and [terminal] sections).
+
+    Keys: host.transport ('tcp' | 'serial'), host.address, host.tls, host.tls_ca,
+    host.tls_hostname, host.serial_url, host.serial_baud, host.timeout,
+    host.connect_timeout, host.retry_base, host.retry_max, host.journal_dir."""
+    h = config["host"]
+    t = config["terminal"]
+    transport_kind = h.get("transport", "tcp")
+    if transport_kind == "tcp":
+        host, port = parse_address(h.get("address", "127.0.0.1:8583"))
+        tls = None
+        if h.get("tls"):
+            if not h.get("tls_ca"):
+                from kapos.errors import ConfigError
+                raise ConfigError("host.tls needs host.tls_ca (the pinned CA certificate)")
+            tls = tls_client_context(os.path.expanduser(h["tls_ca"]))
+        transport = TcpTransport(host, port, tls=tls, server_hostname=h.get("tls_hostname") or None,
+                                 connect_timeout=h.get("connect_timeout", 3.0))
+    elif transport_kind == "serial":
+        if not h.get("serial_url"):
+            from kapos.errors import ConfigError
+            raise ConfigError("host.transport = 'serial' needs host.serial_url")
+        transport = SerialTransport(url=h["serial_url"], baudrate=h.get("serial_baud", 115200))
+    else:
+        from kapos.errors import ConfigError
+        raise ConfigError("host.transport %r is unknown (known: tcp, serial)" % transport_kind)
+    journal = J.Journal(os.path.expanduser(h.get("journal_dir", "~/.local/share/kapos")))
+    return HostAuthorizer(transport, journal, terminal_id=t["terminal_id"],
+                          merchant_id=t["merchant_id"], currency_code=t["currency_code"],
+                          timeout=h.get("timeout", 10.0), retry_base=h.get("retry_base", 2.0),
+                          retry_max=h.get("retry_max", 60.0), mac=mac)

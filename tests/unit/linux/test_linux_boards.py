@@ -1,0 +1,50 @@
+"""The Pi board files build with the linux drivers: every key of each section is a
+constructor keyword the driver accepts (buses replaced by fakes through `extra`)."""
+
+import copy
+
+import pytest
+from escpos.printer import Dummy
+from luma.core.interface.serial import i2c
+
+from kapos.boards import build_platform, load_board
+from kapos.errors import ConfigError
+from linux_fake_gpio import FakeGPIO
+from test_linux_display import FakeBus
+from test_linux_magstripe import FakeDevice
+
+
+def fakes():
+    gpio = FakeGPIO()
+    return {
+        "display": {"serial_interface": i2c(bus=FakeBus(), address=0x3C)},
+        "keypad": {"gpio_module": gpio},
+        "printer": {"printer": Dummy(profile="POS-5890")},
+        "magstripe": {"input_device": FakeDevice()},
+        "buzzer": {"gpio_module": gpio},
+    }
+
+
+@pytest.mark.parametrize("name", ["rpi4", "rpi5", "rpi-zero2w"])
+def test_pi_boards_build_with_linux_drivers(name):
+    board = copy.deepcopy(load_board(name))
+    board.pop("nfc")  # the MFRC522 reader is tested with its emulator elsewhere
+    platform = build_platform(board, extra=fakes())
+    try:
+        assert sorted(platform.devices) == ["buzzer", "clock", "display", "keypad", "magstripe", "printer"]
+        assert platform.keypad.matrix.keys[3] == "CANCEL"
+        assert platform.display.controller == board["display"]["driver"]
+    finally:
+        platform.close()
+
+
+def test_sh1106_by_driver_name_and_unknown_key_named():
+    board = copy.deepcopy(load_board("rpi4"))
+    board.pop("nfc")
+    board["display"]["driver"] = "sh1106"
+    platform = build_platform(board, extra=fakes())
+    assert platform.display.controller == "sh1106"
+    platform.close()
+    board["keypad"]["debounce"] = 30
+    with pytest.raises(ConfigError, match="unknown key 'debounce'"):
+        build_platform(board, extra=fakes())
