@@ -6,6 +6,7 @@ import time
 from kapos import boards
 from kapos.app import config as config_mod
 from kapos.app import testcards as testcards_mod
+from kapos.app.diagnostics import Diagnostics
 from kapos.app.pinseal import TestKeyPinSealer, make_test_pin_checker
 from kapos.app.runtime import Terminal
 from kapos.app.testbank import TestBank
@@ -44,6 +45,8 @@ class Assembly:
             clock_device.set_time(parse_clock(clock))
         self.authorizer = make_authorizer(self.config, self.testcards)
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, TestKeyPinSealer())
+        self.diagnostics = Diagnostics(self.terminal)
+        self.terminal.diagnostics = self.diagnostics
 
     def close(self):
         self.authorizer.close()

@@ -88,6 +88,12 @@ class TestBank(Authorizer):
         self.approved[request["ref"]] = (key, delta)
         return self._reply("00", request, balance=self.accounts[key] if kind == "cash" else None)
 
+    async def echo(self):
+        """Network management echo: answers when the bank is reachable."""
+        if not self.online:
+            raise HostUnavailable("host unreachable")
+        return True
+
     def cancel(self, ref, reason):
         entry = self.approved.pop(ref, None)
         self.cancelled.append((ref, reason))

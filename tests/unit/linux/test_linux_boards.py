@@ -9,9 +9,7 @@ from luma.core.interface.serial import i2c
 
 from kapos.boards import build_platform, load_board
 from kapos.errors import ConfigError
-from linux_fake_gpio import FakeGPIO
-from test_linux_display import FakeBus
-from test_linux_magstripe import FakeDevice
+from linux_fakes import FakeBus, FakeDevice, FakeGPIO
 
 
 def fakes():

@@ -9,7 +9,7 @@ import pytest
 from kapos.errors import ConfigError
 from kapos.ports.linux.buzzer import GpioBuzzer
 from kapos.ports.linux.clock import SystemClock
-from linux_fake_gpio import FakeGPIO
+from linux_fakes import FakeGPIO
 
 
 def levels(fake, pin=18):

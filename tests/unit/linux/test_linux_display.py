@@ -12,6 +12,7 @@ from kapos.app.screens import Screen
 from kapos.errors import ConfigError, HardwareError
 from kapos.ports.linux.display import LumaOled
 from kapos.ports.shared.luma_screen import show_on
+from linux_fakes import FakeBus
 
 CMD, DATA = 0x00, 0x40  # I2C control bytes: command stream / display RAM
 SCREEN = Screen("SALE", ["Amount 12.34", "Insert card"], footer="CANCEL to stop")
@@ -24,28 +25,6 @@ SSD1306_WINDOW = bytes.fromhex("21 00 7F 22 00 07")  # column 0-127, page 0-7
 SH1106_INIT = bytes.fromhex("AE 20 10 B0 C8 00 10 40 A1 A6 A83F A4 D300 D5F0 D922 DA12 DB20 8D14 817F")
 
 
-class FakeBus:
-    """An smbus-like bus that keeps every block write."""
-
-    def __init__(self, fail=None):
-        self.writes = []
-        self.fail = fail
-
-    def write_i2c_block_data(self, addr, reg, data):
-        if self.fail:
-            raise OSError(self.fail, "remote I/O error")
-        assert addr == 0x3C and len(data) <= 32
-        self.writes.append((reg, bytes(data)))
-
-    def stream(self):
-        """[(CMD|DATA, bytes)] with consecutive writes of one kind joined."""
-        out = []
-        for reg, data in self.writes:
-            if out and out[-1][0] == reg:
-                out[-1] = (reg, out[-1][1] + data)
-            else:
-                out.append((reg, data))
-        return out
 
 
 def oled(driver="ssd1306", **kw):

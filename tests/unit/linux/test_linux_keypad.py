@@ -9,7 +9,7 @@ from kapos.drivers.keypad_matrix import KeypadMatrix
 from kapos.errors import ConfigError, HardwareError
 from kapos.ports.linux import gpio as gpio_mod
 from kapos.ports.linux.keypad import MatrixKeypad
-from linux_fake_gpio import FakeGPIO, StepClock
+from linux_fakes import FakeGPIO, StepClock
 
 ROWS, COLS = [5, 6, 13, 19], [12, 16, 20, 21]
 LAYOUT_4X4 = [["1", "2", "3", "A"], ["4", "5", "6", "B"], ["7", "8", "9", "C"], ["*", "0", "#", "D"]]

@@ -3,7 +3,6 @@
 finds its device, and the serial reader splits lines on a pyserial loop:// port."""
 
 import asyncio
-import errno
 import types
 
 import pytest
@@ -14,6 +13,7 @@ from kapos.card import build_track1, build_track2, parse_swipe
 from kapos.drivers.wedge_keymap import WedgeDecoder
 from kapos.errors import ConfigError, HardwareError
 from kapos.ports.linux.magstripe import HidWedgeReader, SerialMagstripe
+from linux_fakes import FakeDevice
 
 # Written out independently of the module under test: character -> (EV_KEY code, shift).
 LSHIFT, RSHIFT, ENTER = 42, 54, 28
@@ -94,36 +94,6 @@ def test_any_track1_character_round_trips(text, shift):
 
 # ---- HidWedgeReader over a fake evdev device ----
 
-class FakeDevice:
-    def __init__(self, name="USB Swipe Reader", path="/dev/input/event3", batches=(), fail=None):
-        self.name, self.path = name, path
-        self.batches = list(batches)  # lists of (code, value); a pause between batches
-        self.fail = fail
-        self.grabbed = self.closed = False
-
-    def capabilities(self):
-        return {0: [0], 1: [2, 3, 28, 42]}
-
-    def grab(self):
-        if self.grabbed:
-            raise OSError(errno.EBUSY, "Device or resource busy")
-        self.grabbed = True
-
-    def ungrab(self):
-        self.grabbed = False
-
-    def close(self):
-        self.closed = True
-
-    async def async_read_loop(self):
-        for batch in self.batches:
-            for code, value in batch:
-                yield types.SimpleNamespace(type=1, code=code, value=value)
-                yield types.SimpleNamespace(type=0, code=0, value=0)  # EV_SYN
-            await asyncio.sleep(0.01)
-        if self.fail:
-            raise OSError(errno.ENODEV, "No such device")
-        await asyncio.sleep(3600)
 
 
 def fake_evdev(devices):

@@ -1,7 +1,8 @@
-"""A stand-in for the RPi.GPIO module: BCM lines with modes, pulls and levels, plus a
-key matrix wired between them. A line reads low when a pressed key (or a chain of
-them) connects it to a line driven low; conflicts (high tied to low) count as shorts."""
+"""Fakes for the linux port tests: an RPi.GPIO module with a key matrix wired to it, an
+smbus-like I2C bus, and an evdev input device."""
 
+import asyncio
+import errno
 import types
 
 
@@ -95,3 +96,61 @@ class StepClock:
     def __call__(self):
         self.now += self.step
         return self.now
+
+
+
+class FakeBus:
+    """An smbus-like bus that keeps every block write."""
+
+    def __init__(self, fail=None):
+        self.writes = []
+        self.fail = fail
+
+    def write_i2c_block_data(self, addr, reg, data):
+        if self.fail:
+            raise OSError(self.fail, "remote I/O error")
+        assert addr == 0x3C and len(data) <= 32
+        self.writes.append((reg, bytes(data)))
+
+    def stream(self):
+        """[(CMD|DATA, bytes)] with consecutive writes of one kind joined."""
+        out = []
+        for reg, data in self.writes:
+            if out and out[-1][0] == reg:
+                out[-1] = (reg, out[-1][1] + data)
+            else:
+                out.append((reg, data))
+        return out
+
+
+
+class FakeDevice:
+    def __init__(self, name="USB Swipe Reader", path="/dev/input/event3", batches=(), fail=None):
+        self.name, self.path = name, path
+        self.batches = list(batches)  # lists of (code, value); a pause between batches
+        self.fail = fail
+        self.grabbed = self.closed = False
+
+    def capabilities(self):
+        return {0: [0], 1: [2, 3, 28, 42]}
+
+    def grab(self):
+        if self.grabbed:
+            raise OSError(errno.EBUSY, "Device or resource busy")
+        self.grabbed = True
+
+    def ungrab(self):
+        self.grabbed = False
+
+    def close(self):
+        self.closed = True
+
+    async def async_read_loop(self):
+        for batch in self.batches:
+            for code, value in batch:
+                yield types.SimpleNamespace(type=1, code=code, value=value)
+                yield types.SimpleNamespace(type=0, code=0, value=0)  # EV_SYN
+            await asyncio.sleep(0.01)
+        if self.fail:
+            raise OSError(errno.ENODEV, "No such device")
+        await asyncio.sleep(3600)

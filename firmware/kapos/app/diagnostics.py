@@ -1,0 +1,98 @@
+"""Self-test and technician functions: what a field technician checks, as data.
+
+`selftest()` asks every peripheral for its own check and adds the terminal-wide ones
+(host echo with round-trip time, journal, keys, free disk, clock). A failed check never
+stops the terminal: it degrades (no printer: transactions complete, receipts are kept for
+a reprint). The management channel and `kapos diag` call the same methods.
+"""
+
+import asyncio
+import shutil
+import time
+
+from kapos import __version__
+
+# Checks whose failure makes the terminal unable to take payments at all.
+ESSENTIAL = ("display", "keypad", "host")
+
+
+class Check:
+    def __init__(self, name, ok, detail, essential=False, ms=None):
+        self.name = name
+        self.ok = ok
+        self.detail = detail
+        self.essential = essential
+        self.ms = ms
+
+    def as_dict(self):
+        return {"name": self.name, "ok": self.ok, "detail": self.detail,
+                "essential": self.essential, "ms": self.ms}
+
+    def line(self):
+        return "%s %s: %s" % ("OK " if self.ok else "BAD", self.name, self.detail)
+
+
+class Diagnostics:
+    def __init__(self, terminal, data_dir=None, key_status=None):
+        self.terminal = terminal
+        self.data_dir = data_dir or "."
+        self.key_status = key_status or (lambda: (True, "test keys (not for real cards)"))
+
+    async def selftest(self):
+        checks = []
+        platform = self.terminal.platform
+        for name in ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock"):
+            device = platform.get(name)
+            if device is None:
+                checks.append(Check(name, name not in ESSENTIAL, "not fitted on this board",
+                                    essential=name in ESSENTIAL))
+                continue
+            started = time.perf_counter()
+            try:
+                ok, detail = device.selftest()
+            except Exception as exc:  # a check must report, never raise
+                ok, detail = False, "%s: %s" % (type(exc).__name__, exc)
+            checks.append(Check(name, bool(ok), detail, essential=name in ESSENTIAL,
+                                ms=round((time.perf_counter() - started) * 1000, 2)))
+        checks.append(await self._host())
+        ok, detail = self.key_status()
+        checks.append(Check("keys", ok, detail))
+        checks.append(self._disk())
+        checks.append(self._clock())
+        return checks
+
+    async def _host(self):
+        echo = getattr(self.terminal.authorizer, "echo", None)
+        if echo is None:
+            return Check("host", True, "no echo test for this authorizer", essential=True)
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(echo(), timeout=self.terminal.settings.timeouts["host"])
+        except Exception as exc:
+            return Check("host", False, "echo failed: %s" % (str(exc) or type(exc).__name__), essential=True)
+        ms = (time.perf_counter() - started) * 1000
+        return Check("host", True, "echo answered in %.1f ms" % ms, essential=True, ms=round(ms, 2))
+
+    def _disk(self):
+        try:
+            usage = shutil.disk_usage(self.data_dir)
+        except OSError as exc:
+            return Check("disk", False, "cannot read %s: %s" % (self.data_dir, exc.strerror))
+        free_mb = usage.free / 1e6
+        return Check("disk", free_mb > 50, "%.0f MB free in %s" % (free_mb, self.data_dir))
+
+    def _clock(self):
+        now = self.terminal.now()
+        year = time.gmtime(now).tm_year
+        return Check("clock", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)))
+
+    def versions(self):
+        return {"kapos": __version__, "board": self.terminal.platform.board["board"]["name"]}
+
+    def counters(self):
+        return dict(self.terminal.ctx.counters)
+
+
+def summary(checks):
+    failed = [c for c in checks if not c.ok]
+    return {"ok": not failed, "failed": [c.name for c in failed], "checks": [c.as_dict() for c in checks]}
