@@ -84,7 +84,7 @@ class Diagnostics:
     def _clock(self):
         now = self.terminal.now()
         year = time.gmtime(now).tm_year
-        return Check("clock", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)))
+        return Check("time", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)))
 
     def versions(self):
         return {"kapos": __version__, "board": self.terminal.platform.board["board"]["name"]}

@@ -36,6 +36,9 @@ class SimKeypad(_Injectable, hal.Keypad):
             raise ValueError("not a keypad key: %r" % (key,))
         _Injectable.inject(self, key)
 
+    def selftest(self):
+        return True, "idle, no key held (sim)"
+
     async def read_key(self):
         return await self._next()
 
@@ -43,6 +46,9 @@ class SimKeypad(_Injectable, hal.Keypad):
 class SimMagstripe(_Injectable, hal.MagstripeReader):
     def __init__(self, **options):
         _Injectable.__init__(self)
+
+    def selftest(self):
+        return True, "ready (sim)"
 
     async def read_swipe(self):
         return await self._next()

@@ -109,7 +109,10 @@ class SimBuzzer(hal.Buzzer):
 
     def beep(self, kind):
         self.beeps.append(kind)
-        del self.beeps[:-100]
+        del self.beeps[:-1000]
+
+    def selftest(self):
+        return True, "sim buzzer"
 
 
 class SimClock(hal.Clock):
@@ -126,3 +129,6 @@ class SimClock(hal.Clock):
 
     def now(self):
         return time.time() + self._offset
+
+    def selftest(self):
+        return True, "sim clock%s" % (" (set)" if self._offset else "")
