@@ -45,7 +45,7 @@ class Assembly:
             clock_device.set_time(parse_clock(clock))
         self.authorizer = make_authorizer(self.config, self.testcards)
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, TestKeyPinSealer())
-        self.diagnostics = Diagnostics(self.terminal)
+        self.diagnostics = Diagnostics(self.terminal, config=self.config)
         self.terminal.diagnostics = self.diagnostics
 
     def close(self):

@@ -103,6 +103,9 @@ def validate(config):
     for key, value in config["timeouts"].items():
         if not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError("config key timeouts.%s must be a positive number" % key)
+    tech = config["technician"]["pin"]
+    if not (4 <= len(tech) <= 8 and tech.isdigit()):
+        raise ConfigError("technician.pin must be 4 to 8 digits")
     p = config["pin"]
     if not 4 <= p["min_length"] <= p["max_length"] <= 12:
         raise ConfigError("pin lengths must satisfy 4 <= min_length <= max_length <= 12")
@@ -120,4 +123,5 @@ def settings_from(config):
         timeouts=dict(config["timeouts"]),
         pin_min=config["pin"]["min_length"], pin_max=config["pin"]["max_length"],
         accept_unknown_brands=t["accept_unknown_brands"], private_bins=t["private_bins"],
+        tech_pin=config["technician"]["pin"],
     )

@@ -33,10 +33,82 @@ class Check:
 
 
 class Diagnostics:
-    def __init__(self, terminal, data_dir=None, key_status=None):
+    def __init__(self, terminal, data_dir=None, key_status=None, config=None):
         self.terminal = terminal
         self.data_dir = data_dir or "."
         self.key_status = key_status or (lambda: (True, "test keys (not for real cards)"))
+        self.config = config or {}
+
+    async def run(self, function):
+        """A technician function: (title, lines) for the terminal's screen."""
+        method = getattr(self, "fn_" + function, None)
+        if method is None:
+            return "ERROR", ["unknown function %s" % function]
+        try:
+            return await method()
+        except Exception as exc:  # the technician sees the failure; the terminal carries on
+            return "FAILED", ["%s: %s" % (type(exc).__name__, exc)]
+
+    async def fn_selftest(self):
+        checks = await self.selftest()
+        failed = [c for c in checks if not c.ok]
+        title = "SELF-TEST OK" if not failed else "SELF-TEST: %d BAD" % len(failed)
+        return title, [c.line() for c in failed + [c for c in checks if c.ok]]
+
+    async def fn_host_echo(self):
+        check = await self._host()
+        return ("HOST ECHO OK" if check.ok else "HOST ECHO FAILED"), [check.detail]
+
+    async def fn_printer_test(self):
+        from kapos.app.receipts import Line, Receipt
+
+        printer = self.terminal.platform.get("printer")
+        if printer is None:
+            return "PRINTER", ["no printer fitted"]
+        s = self.terminal.settings
+        lines = [Line("PRINTER TEST", "center", bold=True, double=True), Line("")]
+        for key, value in sorted(self.versions().items()):
+            lines.append(Line("%-10s %s" % (key, value)))
+        lines += [Line("terminal   %s" % s.terminal_id), Line("merchant   %s" % s.merchant_id),
+                  Line("currency   %s (%s)" % (s.currency, s.currency_code)),
+                  Line("printer    %s" % printer.status()), Line(""),
+                  Line("0123456789 ABCDEFGHIJKLMNOPQRSTU"), Line("bold", bold=True),
+                  Line("centre", "center"), Line("right", "right")]
+        await self.terminal.print_now(Receipt(lines, copy="test"))
+        return "PRINTER OK", ["Test page printed", "status %s" % printer.status()]
+
+    async def fn_network(self):
+        host = self.config.get("host", {})
+        lines = ["mode %s" % host.get("mode", "?")]
+        for key in ("address", "serial", "tls"):
+            if host.get(key):
+                lines.append("%s %s" % (key, host[key]))
+        describe = getattr(self.terminal.authorizer, "describe", None)
+        if describe is not None:
+            lines += list(describe())
+        return "NETWORK", lines
+
+    async def fn_journal(self):
+        summary = getattr(self.terminal.authorizer, "journal_summary", None)
+        if summary is None:
+            c = self.terminal.ctx.counters
+            return "JOURNAL", ["no journal (test bank)", "approved %d" % c["approved"],
+                               "declined %d" % c["declined"]]
+        return "JOURNAL", list(summary())
+
+    async def fn_reprint(self):
+        if not self.terminal.receipts:
+            return "REPRINT", ["no receipt to reprint"]
+        await self.terminal.reprint_last()
+        return "REPRINT", ["last receipt printed again"]
+
+    async def fn_settlement(self):
+        settle = getattr(self.terminal.authorizer, "settle", None)
+        if settle is None:
+            return "SETTLEMENT", ["not supported by this host"]
+        result = await settle()
+        title = "TOTALS AGREED" if result.get("agreed") else "NOT AGREED"
+        return title, list(result.get("lines", []))
 
     async def selftest(self):
         checks = []

@@ -181,6 +181,8 @@ class Terminal:
             self.authorizer.cancel(command["ref"], command["reason"])
         elif kind == C.PRINT:
             self._spawn(self._print(command["record"]))
+        elif kind == C.DIAG:
+            self._spawn(self._diag(command["function"]))
         elif kind == C.RECORD:
             record = command["record"]
             self.records.append(record)
@@ -266,6 +268,26 @@ class Terminal:
             return
         self._notify("receipt", receipt)
         self.post(E.PRINTED)
+
+    async def _diag(self, function):
+        diagnostics = getattr(self, "diagnostics", None)
+        if diagnostics is None:
+            title, lines = "ERROR", ["no diagnostics on this terminal"]
+        else:
+            title, lines = await diagnostics.run(function)
+        self.post(E.DIAG_RESULT, function=function, title=title, lines=lines)
+
+    async def print_now(self, receipt):
+        """Print outside a transaction (test page, reprint); raises what the printer raises."""
+        printer = self.platform.get("printer")
+        if printer is None:
+            raise KaposError("no printer")
+        await printer.print_receipt(receipt)
+        self._notify("receipt", receipt)
+
+    async def reprint_last(self):
+        """Print the newest receipt again (after paper-out, or on request)."""
+        await self.print_now(self.receipts[-1][1])
 
     # ------------------------------------------------------------ status
 

@@ -154,3 +154,43 @@ class ScreenRenderer:
             lines += wrap(record.get("text") or "")[:2]
         footer = data.get("warning") or ("Sign the receipt" if record.get("signature") else "Press a key")
         return Screen(title, lines, footer[:WIDTH_CHARS], kind=outcome if outcome != "cancelled" else "info")
+
+    # ------------------------------------------------------------ technician
+
+    def screen_tech_pin(self, data):
+        return Screen("TECHNICIAN", ["Technician PIN:", "*" * data["entered"]], "ENTER when done")
+
+    def screen_tech_menu(self, data):
+        items = data["items"]
+        lines = []
+        for i in range(0, len(items), 2):
+            cells = ["%s %s" % item for item in items[i:i + 2]]
+            lines.append(two_columns(cells[0], cells[1]) if len(cells) == 2 else cells[0])
+        return Screen("TECH MENU %d/%d" % (data["page"], data["pages"]), lines, "MENU=more CANCEL=exit")
+
+    def screen_tech_wait(self, data):
+        return Screen(data["label"].upper(), ["Running...", "Please wait"], "")
+
+    def screen_tech_info(self, data):
+        lines = data["lines"]
+        first = data.get("first", 0)
+        shown = [line[:WIDTH_CHARS] for line in lines[first:first + 3]]
+        more = first + 3 < len(lines)
+        return Screen(data["title"][:WIDTH_CHARS], shown, "ENTER=more" if more else "ENTER=back",
+                      kind="info")
+
+    def screen_key_test(self, data):
+        key = data.get("key")
+        lines = ["Press any key", "Key: %s" % key if key else "Key: -", "Count: %d" % data["count"]]
+        return Screen("KEYPAD TEST", lines, "CANCEL twice=exit")
+
+    def screen_card_test(self, data):
+        lines = []
+        for text in data["lines"]:
+            lines += wrap(text)
+        return Screen("CARD READ TEST", lines[:3], "CANCEL=exit")
+
+    def screen_test_pattern(self, data):
+        return Screen("DISPLAY TEST", ["ABCDEFGHIJKLMNOPQRSTU", "0123456789 *#<>+-=/%", "#" * WIDTH_CHARS],
+                      "Any key: back", kind="pattern")
+

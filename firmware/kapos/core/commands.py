@@ -9,6 +9,7 @@ AUTHORIZE = "authorize"  # request=<dict>, see machine.authorization_request
 CANCEL_AUTHORIZATION = "cancel_authorization"  # ref=<int>, reason=<str>
 PRINT = "print"  # record=<dict>: a masked transaction record
 RECORD = "record"  # record=<dict>: the finished transaction (masked), for the journal / log
+DIAG = "diag"  # function=<name>: run a technician function; the runtime answers DIAG_RESULT
 
 
 class Command:

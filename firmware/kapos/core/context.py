@@ -36,7 +36,16 @@ class Context:
         self.daily_date = None
         self.daily_total = 0
         self.counters = {"approved": 0, "declined": 0, "cancelled": 0, "errors": 0,
-                         "read_errors": 0, "pin_cancels": 0}
+                         "read_errors": 0, "pin_cancels": 0, "tech_pin_failures": 0}
+        # technician functions (core/tech.py)
+        self.tech_pin = None
+        self.tech_pin_len = 0
+        self.tech_page = 0
+        self.tech_function = None  # the DIAG being waited for
+        self.tech_info = None  # (title, lines) shown in TECH_INFO
+        self.tech_info_at = 0
+        self.key_test_last = None
+        self.key_test_count = 0
 
     def spent_today(self, date):
         if self.daily_date != date:

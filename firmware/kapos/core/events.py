@@ -18,6 +18,7 @@ TIMEOUT = "timeout"  # timer=<name>
 PRINTED = "printed"
 PRINT_FAILED = "print_failed"  # reason=<str>
 HARDWARE_ERROR = "hardware_error"  # device=<name>, reason=<str>
+DIAG_RESULT = "diag_result"  # function=<name>, title=<str>, lines=<list of str>, ok=<bool>
 
 # Table event kinds: key events are split so the table reads naturally.
 DIGIT = "digit"
@@ -29,7 +30,7 @@ MENU = "menu"
 TABLE_KINDS = (
     DIGIT, ENTER, CLEAR, CANCEL, MENU,
     SWIPE, TAP, PIN_SEALED, PIN_FAILED, HOST_REPLY, HOST_ERROR,
-    TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR,
+    TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR, DIAG_RESULT,
 )
 
 _KEY_KINDS = {keys.ENTER: ENTER, keys.CLEAR: CLEAR, keys.CANCEL: CANCEL, keys.MENU: MENU}

@@ -12,5 +12,13 @@ CONFIRM = "CONFIRM"  # no PIN needed: confirm the total
 AUTHORIZING = "AUTHORIZING"  # waiting for the host
 RESULT = "RESULT"  # approved / declined / error shown, receipt printing
 
+# Technician functions (behind the technician PIN).
+TECH_PIN = "TECH_PIN"  # entering the technician PIN
+TECH_MENU = "TECH_MENU"  # choosing a function
+TECH_WAIT = "TECH_WAIT"  # a function runs in the runtime (self-test, echo, print...)
+TECH_INFO = "TECH_INFO"  # showing a function's result
+KEY_TEST = "KEY_TEST"  # every key echoed; CANCEL twice leaves
+CARD_TEST = "CARD_TEST"  # swipes and taps decoded and shown masked
+
 ALL = (IDLE, AMOUNT, TARGET, VOID_CONFIRM, CARD, ACCOUNT, PIN, SEALING, CONFIRM,
-       AUTHORIZING, RESULT)
+       AUTHORIZING, RESULT, TECH_PIN, TECH_MENU, TECH_WAIT, TECH_INFO, KEY_TEST, CARD_TEST)

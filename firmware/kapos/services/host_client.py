@@ -586,7 +586,8 @@ class HostAuthorizer(Authorizer):
         """One attempt at a queued message. True when the host answered it."""
         message = codec.decode(item["message"])
         message[MTI] = _reversal_mti(item["kind"], item["attempts"])
-        message[7] = m.format_transmission(time.gmtime(self.clock()))
+        if item["kind"] == J.REVERSAL:  # an advice keeps its field 7: the host's key
+            message[7] = m.format_transmission(time.gmtime(self.clock()))
         try:
             reply = await self._exchange(message)
         except LinkError as exc:

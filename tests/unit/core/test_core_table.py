@@ -37,12 +37,25 @@ def reach(state):
         return sale_to_pin(d).keys("1234", "ENTER").sealed()
     if state == S.RESULT:
         return sale_to_pin(d).keys("1234", "ENTER").sealed().reply(True)
+    if state == S.TECH_PIN:
+        return d.keys("MENU", "00")
+    if state == S.TECH_MENU:
+        return d.keys("MENU", "0000", "ENTER")
+    if state == S.TECH_WAIT:
+        return d.keys("MENU", "0000", "ENTER", "1")
+    if state == S.TECH_INFO:
+        return d.keys("MENU", "0000", "ENTER", "3")
+    if state == S.KEY_TEST:
+        return d.keys("MENU", "0000", "ENTER", "2", "7")
+    if state == S.CARD_TEST:
+        return d.keys("MENU", "0000", "ENTER", "5")
     raise AssertionError(state)
 
 
 OWN_TIMER = {S.IDLE: "notice", S.AMOUNT: "input", S.TARGET: "input", S.VOID_CONFIRM: "input",
              S.CARD: "card", S.ACCOUNT: "input", S.PIN: "pin", S.SEALING: "pin", S.CONFIRM: "input",
-             S.AUTHORIZING: "host", S.RESULT: "notice"}
+             S.AUTHORIZING: "host", S.RESULT: "notice", S.TECH_PIN: "input", S.TECH_MENU: "input",
+             S.TECH_WAIT: "host", S.TECH_INFO: "input", S.KEY_TEST: "input", S.CARD_TEST: "card"}
 
 
 def sample_event(kind, d, state):
@@ -63,6 +76,7 @@ def sample_event(kind, d, state):
         E.PRINTED: lambda: ev(E.PRINTED),
         E.PRINT_FAILED: lambda: ev(E.PRINT_FAILED, reason="paper-out"),
         E.HARDWARE_ERROR: lambda: ev(E.HARDWARE_ERROR, device="nfc", reason="gone"),
+        E.DIAG_RESULT: lambda: ev(E.DIAG_RESULT, function=d.ctx.tech_function, title="T", lines=["x"]),
     }
     return samples[kind]()
 

@@ -21,6 +21,13 @@ def font():
 
 def draw_screen(draw, screen, width, height):
     f = font()
+    if screen.kind == "pattern":  # display test: every pixel row and column exercised
+        draw.rectangle((0, 0, width - 1, height - 1), outline="white")
+        for x in range(0, width, 8):
+            draw.line((x, 0, x, height - 1), fill="white")
+        for y in range(0, height, 8):
+            draw.line((0, y, width - 1, y), fill="white")
+        return
     draw.rectangle((0, 0, width - 1, LINE_HEIGHT + 1), outline="white", fill="white")
     draw.text((2, 0), screen.title, fill="black", font=f)
     y = LINE_HEIGHT + 3

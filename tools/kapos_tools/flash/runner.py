@@ -1,0 +1,70 @@
+"""Run a flash plan: each command with subprocess, a progress bar, stop at the first failure."""
+
+import subprocess
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from kapos_tools.flash.plan import advice, check_probe, parse_probe
+
+TAIL = 15  # lines of a failed command's output shown
+
+
+def dry_run(plan, out):
+    """Every command, one per line (stdin as a here-document), nothing run."""
+    for step in plan.steps:
+        out.write("# %s\n" % step.title)
+        for command in step.commands:
+            out.write(command.shell() + "\n")
+            if command.probe:
+                out.write("# (stops here and prints the config.txt lines to add if the board's "
+                          "SPI / I2C / UART is not enabled)\n")
+
+
+def _explain(step, command, result, target):
+    """Lines saying which command failed, its output's tail and the likely fix."""
+    output = (result.stderr or result.stdout or "").strip().splitlines()
+    lines = ["Failed: %s (exit %d)" % (step.title, result.returncode), "  " + command.shell().splitlines()[0]]
+    lines += ["    " + line for line in output[-TAIL:]]
+    if result.returncode == 255 and command.argv[0] == "ssh":
+        lines.append("ssh could not log in: check the address, and that key login works (ssh-copy-id %s)" % target)
+    elif "a password is required" in (result.stderr or ""):
+        lines.append("sudo asked for a password: the login user needs passwordless sudo on the Pi")
+    return lines
+
+
+def run(plan, console=None, run_process=subprocess.run):
+    """Execute the plan; return 0, or 1 after printing what failed and how to fix it."""
+    console = console or Console()
+
+    def say(text, style=None):
+        console.print(text, style=style, markup=False, highlight=False)
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task("starting", total=len(plan.commands()))
+        for step in plan.steps:
+            progress.update(task, description=step.title)
+            for command in step.commands:
+                try:
+                    result = run_process(command.argv, input=command.stdin, capture_output=True, text=True)
+                except FileNotFoundError:
+                    progress.stop()
+                    say("%s: %s is not installed on this computer" % (step.title, command.argv[0]), "red")
+                    return 1
+                if result.returncode != 0:
+                    progress.stop()
+                    say("\n".join(_explain(step, command, result, plan.target)), "red")
+                    return 1
+                if command.probe:
+                    answers = parse_probe(result.stdout)
+                    problems = check_probe(plan.board, answers)
+                    if problems:
+                        progress.stop()
+                        say(advice(problems, answers.get("config") or "/boot/firmware/config.txt"), "yellow")
+                        return 1
+                progress.advance(task)
+        progress.update(task, description="done")
+    say("kapos is installed and running. Logs: ssh %s journalctl -u kapos -f" % plan.target, "green")
+    return 0
