@@ -16,6 +16,7 @@ help:
 	@echo "make bench   benchmarks, figures printed"
 	@echo "make soak    long randomized runs"
 	@echo "make docs    regenerate the state diagram and the screenshots in docs/"
+	@echo "make flash BOARD=rpi4 TARGET=pi@host [DRY_RUN=1]   deploy to a Raspberry Pi over SSH"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,10 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python tools/state_diagram.py --write docs/state-machine.md
 	$(BIN)/python tools/make_screenshots.py docs/img
+
+flash: $(STAMP)
+	@test -n "$(TARGET)" || { echo "usage: make flash BOARD=rpi4 TARGET=pi@host [DRY_RUN=1]"; exit 2; }
+	$(BIN)/kapos flash --board $(BOARD) --target $(TARGET) $(if $(DRY_RUN),--dry-run)
 
 clean:
 	rm -rf $(VENV) build *.egg-info firmware/*.egg-info

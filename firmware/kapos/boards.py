@@ -13,7 +13,7 @@ import tomllib
 from kapos.errors import ConfigError
 from kapos.hal import Platform
 
-PERIPHERALS = ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock")
+PERIPHERALS = ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock", "tamper")
 
 DRIVERS = {
     "display": {
@@ -47,6 +47,10 @@ DRIVERS = {
     "clock": {
         "sim": "kapos.ports.sim.outputs:SimClock",
         "system": "kapos.ports.linux.clock:SystemClock",
+    },
+    "tamper": {
+        "sim": "kapos.ports.sim.inputs:SimTamper",
+        "gpio": "kapos.ports.linux.tamper:GpioTamperSwitch",
     },
 }
 

@@ -52,6 +52,10 @@ class LocalTarget(Target):
         self._device("nfc").inject(tap_for(self._card(card_id)) if uid is None else Tap(bytes.fromhex(uid)))
         await self._settle()
 
+    async def tamper(self, source):
+        self._device("tamper").inject(source)
+        await self._settle()
+
     async def snapshot(self):
         screen = self.terminal.screen
         buzzer = self.terminal.platform.get("buzzer")

@@ -8,6 +8,7 @@ TEST key: fine for test cards and a test host, never for real cards (docs/securi
 import os
 
 from kapos.compat import wipe
+from kapos.errors import KaposError
 from kapos.security import pinblock
 
 # A test key, public on purpose: AES-128 "00 11 22 ... FF". Replace it by loading keys.
@@ -37,7 +38,12 @@ class TestKeyPinSealer(PinSealer):
         self._key = key
         self._random = random_bytes
 
+    def zeroize(self):
+        self._key = None
+
     def seal(self, buffer, length, card):
+        if self._key is None:
+            raise KaposError("no PIN key (erased after tamper): load keys")
         digits = bytearray(length)
         try:
             for i in range(length):

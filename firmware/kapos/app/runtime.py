@@ -42,6 +42,7 @@ class Terminal:
         self.receipts = []  # (record, Receipt) printed or attempted, newest last
         self.records = []  # masked records of finished transactions, newest last
         self.observers = []  # callables(kind, payload): 'screen', 'state', 'receipt', 'record'
+        self.alerts = []  # anomaly alerts raised, newest last
         self._queue = None
         self._timers = {}  # name -> (handle, token)
         self._token = 0
@@ -82,7 +83,8 @@ class Terminal:
     def _start_readers(self):
         plan = (("keypad", "read_key", E.KEY, "key"),
                 ("magstripe", "read_swipe", E.SWIPE, "raw"),
-                ("nfc", "read_tap", E.TAP, "tap"))
+                ("nfc", "read_tap", E.TAP, "tap"),
+                ("tamper", "wait_tamper", E.TAMPER, "source"))
         for name, method, kind, field in plan:
             device = self.platform.get(name)
             if device is not None:
@@ -181,6 +183,18 @@ class Terminal:
             self.authorizer.cancel(command["ref"], command["reason"])
         elif kind == C.PRINT:
             self._spawn(self._print(command["record"]))
+        elif kind == C.ALERT:
+            log.warning("ALERT %s: %s", command["rule"], command["detail"])
+            self.alerts.append(dict(command.data))
+            del self.alerts[:-50]
+            alert = getattr(self.authorizer, "alert", None)
+            if alert is not None:
+                self._spawn(self._send_alert(alert, dict(command.data)))
+        elif kind == C.ZEROIZE:
+            log.warning("tamper: erasing keys")
+            zeroize = getattr(self.pin_sealer, "zeroize", None)
+            if zeroize is not None:
+                zeroize()
         elif kind == C.DIAG:
             self._spawn(self._diag(command["function"]))
         elif kind == C.RECORD:
@@ -268,6 +282,12 @@ class Terminal:
             return
         self._notify("receipt", receipt)
         self.post(E.PRINTED)
+
+    async def _send_alert(self, alert, data):
+        try:
+            await alert(data)
+        except Exception as exc:  # the alarm is on screen and in the log already
+            log.error("alert not delivered: %s", _describe(exc))
 
     async def _diag(self, function):
         diagnostics = getattr(self, "diagnostics", None)

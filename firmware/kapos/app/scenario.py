@@ -8,6 +8,7 @@ A scenario is a text file, one step per line (full grammar in docs/scenarios.md)
     swipe visa-debit              # a built-in test card, or: swipe raw "%B...?"
     tap token                     # a test card presented by NFC, or: tap uid 04A1B2C3
     wait 0.5                      # seconds
+    tamper "case opened"          # trip the enclosure tamper switch
     timeout 5                     # how long the following expectations may wait
     expect screen "APPROVED"      # the screen contains the text (waits; line breaks = spaces)
     expect no screen "ERROR"      # ... does not contain it (checked now)
@@ -27,7 +28,7 @@ import shlex
 from kapos.core import keys
 from kapos.errors import ScenarioError
 
-ACTIONS = ("key", "keys", "swipe", "tap", "wait")
+ACTIONS = ("key", "keys", "swipe", "tap", "wait", "tamper")
 EXPECTS = ("screen", "no", "state", "result", "receipt", "receipts", "beep")
 RESULTS = ("approved", "declined", "cancelled", "error")
 
@@ -102,6 +103,8 @@ def parse(text, name="scenario"):
                 _fail(line_no, "%s %s needs one value" % (verb, args[0]))
         elif verb == "wait":
             args = [_number(line_no, args, "wait")]
+        elif verb == "tamper":
+            args = [" ".join(args) or "enclosure opened"]
         elif verb == "timeout":
             args = [_number(line_no, args, "timeout")]
         elif verb == "expect":
@@ -153,6 +156,9 @@ class Target:
     async def tap(self, card_id=None, uid=None):
         raise NotImplementedError
 
+    async def tamper(self, source):
+        raise NotImplementedError
+
     async def snapshot(self):
         raise NotImplementedError
 
@@ -196,6 +202,8 @@ class Player:
                 await self.target.tap(card_id=args[0])
         elif verb == "wait":
             await asyncio.sleep(args[0])
+        elif verb == "tamper":
+            await self.target.tamper(args[0])
         elif verb == "timeout":
             self.timeout = args[0]
         elif verb == "expect":

@@ -77,7 +77,7 @@ class ScreenRenderer:
         notice = data.get("notice")
         if notice:
             kind, message = notice
-            title = {"declined": "DECLINED", "error": "ERROR"}.get(kind, "NOTICE")
+            title = {"declined": "DECLINED", "error": "ERROR", "alarm": "ALARM"}.get(kind, "NOTICE")
             return Screen(title, wrap(message)[:4], "Press a key", kind=kind if kind != "info" else "info")
         menu = data.get("menu") or []
         lines = []
@@ -193,4 +193,8 @@ class ScreenRenderer:
     def screen_test_pattern(self, data):
         return Screen("DISPLAY TEST", ["ABCDEFGHIJKLMNOPQRSTU", "0123456789 *#<>+-=/%", "#" * WIDTH_CHARS],
                       "Any key: back", kind="pattern")
+
+    def screen_locked(self, data):
+        return Screen("TERMINAL LOCKED", wrap("Tamper: %s" % data.get("reason", ""))[:2] + ["Keys erased"],
+                      "Re-key to unlock", kind="error")
 

@@ -33,6 +33,7 @@ class TestBank(Authorizer):
         self.cancelled = []
         self.online = True
         self.seq = 0
+        self.alerts = []
 
     def _reply(self, code, request, balance=None):
         self.seq += 1
@@ -87,6 +88,10 @@ class TestBank(Authorizer):
             self.accounts[target] = self.accounts.get(target, 0) + request["amount"]
         self.approved[request["ref"]] = (key, delta)
         return self._reply("00", request, balance=self.accounts[key] if kind == "cash" else None)
+
+    async def alert(self, data):
+        """The terminal's anomaly alerts, kept as the host would log them."""
+        self.alerts.append(data)
 
     async def echo(self):
         """Network management echo: answers when the bank is reachable."""

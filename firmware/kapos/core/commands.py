@@ -9,6 +9,8 @@ AUTHORIZE = "authorize"  # request=<dict>, see machine.authorization_request
 CANCEL_AUTHORIZATION = "cancel_authorization"  # ref=<int>, reason=<str>
 PRINT = "print"  # record=<dict>: a masked transaction record
 RECORD = "record"  # record=<dict>: the finished transaction (masked), for the journal / log
+ALERT = "alert"  # rule=<name>, detail=<str>, time=<epoch>: an anomaly, sent to the host
+ZEROIZE = "zeroize"  # erase every key (tamper)
 DIAG = "diag"  # function=<name>: run a technician function; the runtime answers DIAG_RESULT
 
 

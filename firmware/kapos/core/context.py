@@ -19,6 +19,7 @@ class Transaction:
         self.pin_block = None  # opaque sealed PIN block
         self.ksn = None
         self.original = None  # void: the masked record of the sale being voided
+        self.sent = False  # an AUTHORIZE went out: giving up now needs a cancellation
 
     def total(self):
         return self.amount + self.fee
@@ -37,6 +38,9 @@ class Context:
         self.daily_total = 0
         self.counters = {"approved": 0, "declined": 0, "cancelled": 0, "errors": 0,
                          "read_errors": 0, "pin_cancels": 0, "tech_pin_failures": 0}
+        self.monitor_times = {}  # anomaly rule -> recent event times (core/monitor.py)
+        self.alarms = 0
+        self.locked_reason = None
         # technician functions (core/tech.py)
         self.tech_pin = None
         self.tech_pin_len = 0

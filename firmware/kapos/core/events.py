@@ -18,6 +18,8 @@ TIMEOUT = "timeout"  # timer=<name>
 PRINTED = "printed"
 PRINT_FAILED = "print_failed"  # reason=<str>
 HARDWARE_ERROR = "hardware_error"  # device=<name>, reason=<str>
+TAMPER = "tamper"  # source=<str>: the tamper switch opened (or keys found zeroized)
+KEYS_LOADED = "keys_loaded"  # the terminal was re-keyed: a tamper lock may be cleared
 DIAG_RESULT = "diag_result"  # function=<name>, title=<str>, lines=<list of str>, ok=<bool>
 
 # Table event kinds: key events are split so the table reads naturally.
@@ -30,7 +32,7 @@ MENU = "menu"
 TABLE_KINDS = (
     DIGIT, ENTER, CLEAR, CANCEL, MENU,
     SWIPE, TAP, PIN_SEALED, PIN_FAILED, HOST_REPLY, HOST_ERROR,
-    TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR, DIAG_RESULT,
+    TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR, DIAG_RESULT, TAMPER, KEYS_LOADED,
 )
 
 _KEY_KINDS = {keys.ENTER: ENTER, keys.CLEAR: CLEAR, keys.CANCEL: CANCEL, keys.MENU: MENU}

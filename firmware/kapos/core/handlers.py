@@ -7,6 +7,7 @@ validates before it changes anything, so a refused event leaves ctx untouched.
 from kapos import card as cards
 from kapos.compat import wipe
 from kapos.core import commands as C
+from kapos.core import monitor
 from kapos.core import states as S
 from kapos.core import txn_types as T
 from kapos.core.context import Transaction
@@ -188,7 +189,7 @@ def card_swiped(ctx, event):
     try:
         card = cards.parse_swipe(event.get("raw", ""), ctx.settings.private_bins)
     except (CardReadError, CardRejected) as exc:
-        return _card_problem(ctx, exc)
+        return _card_problem(ctx, exc, event)
     return _accept_card(ctx, event, card)
 
 
@@ -202,16 +203,24 @@ def card_tapped(ctx, event):
         else:
             card = cards.token_card(tap.uid)
     except (CardReadError, CardRejected) as exc:
-        return _card_problem(ctx, exc)
+        return _card_problem(ctx, exc, event)
     ctx.txn.token_data = tap.token
     return _accept_card(ctx, event, card)
 
 
-def _card_problem(ctx, exc):
+def _card_problem(ctx, exc, event):
     ctx.counters["read_errors"] += 1
     if isinstance(exc, CardRejected):
         return go_idle(ctx, notice=("declined", str(exc)), result="declined")
-    return go_idle(ctx, notice=("error", "Card read error: %s" % exc), result="error")
+    state, cmds = go_idle(ctx, notice=("error", "Card read error: %s" % exc), result="error")
+    return state, _with_alarm(ctx, cmds, monitor.observe(ctx, "read_error", event.time))
+
+
+def _with_alarm(ctx, cmds, alarm):
+    """An alarm replaces the notice on the idle screen that `cmds` shows."""
+    if not alarm:
+        return cmds
+    return [c for c in cmds if c.kind != C.SHOW] + alarm + [idle_screen(ctx)]
 
 
 def _accept_card(ctx, event, card):
@@ -309,7 +318,8 @@ def pin_enter(ctx, event):
 
 def pin_cancel(ctx, event):
     ctx.counters["pin_cancels"] += 1
-    return cancel(ctx, event)
+    state, cmds = cancel(ctx, event)
+    return state, _with_alarm(ctx, cmds, monitor.observe(ctx, "pin_cancel", event.time))
 
 
 def pin_sealed(ctx, event):
@@ -351,6 +361,7 @@ def authorization_request(ctx, event):
 
 def _authorize(ctx, event, cmds=None):
     request = authorization_request(ctx, event)
+    ctx.txn.sent = True
     return S.AUTHORIZING, (cmds or []) + [
         C.Command(C.AUTHORIZE, request=request),
         C.show("processing", type=ctx.txn.type),
@@ -413,6 +424,10 @@ def _finish(ctx, event, outcome, reply, extra=None):
     cmds += [C.show("result", record=record),
              C.beep("ok" if outcome == "approved" else "error"),
              _timer(ctx, "notice")]
+    if outcome == "approved" and T.row(txn.type)["daily"] > 0:
+        alarm = monitor.observe(ctx, "rapid_txn", event.time)
+        if alarm:  # the result stays on screen; the alarm shows when it returns to idle
+            cmds += alarm
     return S.RESULT, cmds
 
 
@@ -443,7 +458,8 @@ def host_timeout(ctx, event):
 
 def result_done(ctx, event):
     ctx.txn = None
-    ctx.notice = None
+    if ctx.notice is None or ctx.notice[0] != "alarm":
+        ctx.notice = None
     return S.IDLE, [C.stop_timer(ALL_TIMERS), idle_screen(ctx)]
 
 
@@ -489,3 +505,25 @@ def hardware_error_authorizing(ctx, event):
     cancel_cmd = C.Command(C.CANCEL_AUTHORIZATION, ref=ctx.txn.ref, reason="hardware error")
     state, cmds = hardware_error(ctx, event)
     return state, [cancel_cmd] + cmds
+
+
+# ---------------------------------------------------------------- tamper
+
+def tamper(ctx, event):
+    """Tamper: cancel what is in flight, erase the keys, alert, lock."""
+    cmds = []
+    if ctx.txn is not None and ctx.txn.sent:
+        cmds.append(C.Command(C.CANCEL_AUTHORIZATION, ref=ctx.txn.ref, reason="tamper"))
+    state, idle_cmds = go_idle(ctx)
+    ctx.notice = None
+    ctx.alarms += 1
+    ctx.locked_reason = event.get("source", "tamper")
+    return S.LOCKED, cmds + [C.stop_timer(ALL_TIMERS), C.Command(C.ZEROIZE),
+                             C.Command(C.ALERT, rule="tamper", detail=ctx.locked_reason, time=event.time),
+                             C.beep("alarm"), C.show("locked", reason=ctx.locked_reason)]
+
+
+def unlock(ctx, event):
+    ctx.locked_reason = None
+    ctx.notice = ("info", "Keys loaded: terminal unlocked")
+    return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]

@@ -9,7 +9,7 @@ class Settings:
                  exponent=2, per_transaction=50000, daily=200000, per_type=None,
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
-                 tech_pin="0000"):
+                 tech_pin="0000", monitor=None):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -33,6 +33,7 @@ class Settings:
         self.pin_max = pin_max
         self.has_pin_pad = has_pin_pad
         self.accept_unknown_brands = accept_unknown_brands
+        self.monitor = monitor or {}  # rule -> {'count': n, 'window': seconds}
         self.tech_pin = tech_pin  # technician menu; change it in the config
         self.private_bins = tuple(private_bins)  # PAN prefixes of the user's own closed-loop cards
 

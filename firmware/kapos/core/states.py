@@ -20,5 +20,7 @@ TECH_INFO = "TECH_INFO"  # showing a function's result
 KEY_TEST = "KEY_TEST"  # every key echoed; CANCEL twice leaves
 CARD_TEST = "CARD_TEST"  # swipes and taps decoded and shown masked
 
+LOCKED = "LOCKED"  # tamper: keys erased, nothing works until the terminal is re-keyed
+
 ALL = (IDLE, AMOUNT, TARGET, VOID_CONFIRM, CARD, ACCOUNT, PIN, SEALING, CONFIRM,
-       AUTHORIZING, RESULT, TECH_PIN, TECH_MENU, TECH_WAIT, TECH_INFO, KEY_TEST, CARD_TEST)
+       AUTHORIZING, RESULT, TECH_PIN, TECH_MENU, TECH_WAIT, TECH_INFO, KEY_TEST, CARD_TEST, LOCKED)

@@ -18,6 +18,7 @@ REFUSE = (H.refuse, ())
 
 _CANCEL = (H.cancel, (S.IDLE,))
 _HW = (H.hardware_error, (S.IDLE,))
+_TAMPER = (H.tamper, (S.LOCKED,))
 
 TABLE = {
     S.IDLE: {
@@ -37,6 +38,8 @@ TABLE = {
         E.PRINT_FAILED: (H.late_print_failure, (S.IDLE,)),
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.AMOUNT: {
         E.DIGIT: (H.amount_digit, (S.AMOUNT,)),
@@ -55,6 +58,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.TARGET: {
         E.DIGIT: (H.target_digit, (S.TARGET,)),
@@ -73,6 +78,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.VOID_CONFIRM: {
         E.DIGIT: REFUSE,
@@ -91,6 +98,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.CARD: {
         E.DIGIT: REFUSE,
@@ -109,6 +118,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.ACCOUNT: {
         E.DIGIT: (H.account_digit, (S.PIN, S.CONFIRM)),
@@ -127,6 +138,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.PIN: {
         E.DIGIT: (H.pin_digit, (S.PIN,)),
@@ -145,6 +158,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.SEALING: {
         E.DIGIT: IGNORE,  # the PIN is being sealed; extra key presses mean nothing
@@ -163,6 +178,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.CONFIRM: {
         E.DIGIT: REFUSE,
@@ -181,6 +198,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.AUTHORIZING: {
         E.DIGIT: IGNORE,  # nothing can stop a request already sent; the host decides
@@ -199,6 +218,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: (H.hardware_error_authorizing, (S.IDLE,)),
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.RESULT: {
         E.DIGIT: IGNORE,
@@ -217,6 +238,8 @@ TABLE = {
         E.PRINT_FAILED: (H.result_print_failed, (S.RESULT,)),
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.TECH_PIN: {
         E.DIGIT: (TK.tech_pin_digit, (S.TECH_PIN,)),
@@ -235,6 +258,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.TECH_MENU: {
         E.DIGIT: (TK.menu_select, (S.TECH_WAIT, S.KEY_TEST, S.CARD_TEST, S.TECH_INFO)),
@@ -253,6 +278,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.TECH_WAIT: {
         E.DIGIT: IGNORE,  # the function is running; it answers or times out
@@ -271,6 +298,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: (TK.diag_result, (S.TECH_WAIT, S.TECH_INFO)),
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.TECH_INFO: {
         E.DIGIT: REFUSE,
@@ -289,6 +318,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.KEY_TEST: {
         E.DIGIT: (TK.key_test, (S.KEY_TEST,)),
@@ -307,6 +338,8 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
     },
     S.CARD_TEST: {
         E.DIGIT: REFUSE,
@@ -325,6 +358,28 @@ TABLE = {
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
         E.DIAG_RESULT: IGNORE,
+        E.TAMPER: _TAMPER,
+        E.KEYS_LOADED: IGNORE,
+    },
+    S.LOCKED: {
+        E.DIGIT: REFUSE,  # nothing works until the terminal is re-keyed
+        E.ENTER: REFUSE,
+        E.CLEAR: REFUSE,
+        E.CANCEL: REFUSE,
+        E.MENU: REFUSE,
+        E.SWIPE: REFUSE,
+        E.TAP: REFUSE,
+        E.PIN_SEALED: IGNORE,
+        E.PIN_FAILED: IGNORE,
+        E.HOST_REPLY: IGNORE,
+        E.HOST_ERROR: IGNORE,
+        E.TIMEOUT: IGNORE,
+        E.PRINTED: IGNORE,
+        E.PRINT_FAILED: IGNORE,
+        E.HARDWARE_ERROR: IGNORE,
+        E.DIAG_RESULT: IGNORE,
+        E.TAMPER: IGNORE,
+        E.KEYS_LOADED: (H.unlock, (S.IDLE,)),
     },
 }
 

@@ -115,6 +115,14 @@ class Printer(Device):
         return "unknown"
 
 
+class TamperSwitch(Device):
+    name = "tamper"
+
+    async def wait_tamper(self):
+        """Wait until the enclosure is opened; return a short description of the source."""
+        raise NotImplementedError
+
+
 class Buzzer(Device):
     name = "buzzer"
 

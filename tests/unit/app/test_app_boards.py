@@ -85,7 +85,7 @@ def test_missing_and_broken_files(tmp_path):
 
 def test_sim_platform_builds_every_twin():
     platform = boards.build_platform(boards.load_board("sim"))
-    assert set(platform.devices) == {"display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock"}
+    assert set(platform.devices) == {"display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock", "tamper"}
     platform.close()
 
 

@@ -49,13 +49,16 @@ def reach(state):
         return d.keys("MENU", "0000", "ENTER", "2", "7")
     if state == S.CARD_TEST:
         return d.keys("MENU", "0000", "ENTER", "5")
+    if state == S.LOCKED:
+        return d.send(ev(E.TAMPER, source="switch"))
     raise AssertionError(state)
 
 
 OWN_TIMER = {S.IDLE: "notice", S.AMOUNT: "input", S.TARGET: "input", S.VOID_CONFIRM: "input",
              S.CARD: "card", S.ACCOUNT: "input", S.PIN: "pin", S.SEALING: "pin", S.CONFIRM: "input",
              S.AUTHORIZING: "host", S.RESULT: "notice", S.TECH_PIN: "input", S.TECH_MENU: "input",
-             S.TECH_WAIT: "host", S.TECH_INFO: "input", S.KEY_TEST: "input", S.CARD_TEST: "card"}
+             S.TECH_WAIT: "host", S.TECH_INFO: "input", S.KEY_TEST: "input", S.CARD_TEST: "card",
+             S.LOCKED: "notice"}
 
 
 def sample_event(kind, d, state):
@@ -77,6 +80,8 @@ def sample_event(kind, d, state):
         E.PRINT_FAILED: lambda: ev(E.PRINT_FAILED, reason="paper-out"),
         E.HARDWARE_ERROR: lambda: ev(E.HARDWARE_ERROR, device="nfc", reason="gone"),
         E.DIAG_RESULT: lambda: ev(E.DIAG_RESULT, function=d.ctx.tech_function, title="T", lines=["x"]),
+        E.TAMPER: lambda: ev(E.TAMPER, source="switch"),
+        E.KEYS_LOADED: lambda: ev(E.KEYS_LOADED),
     }
     return samples[kind]()
 

@@ -46,7 +46,7 @@ def test_rpi4_dry_run_lists_the_install(monkeypatch):
     assert "python3-spidev" in apt[0] and "python3-venv" in apt[0] and "rsync" in apt[0]
     rsync = [line for line in lines if line.startswith("rsync ")]
     assert len(rsync) == 1
-    for item in ("firmware", "boards", "pyproject.toml", "README.md"):
+    for item in ("firmware", "tools", "boards", "pyproject.toml", "README.md"):
         assert " %s/%s " % (REPO, item) in rsync[0]
     assert rsync[0].endswith(" pi@kapos.local:/opt/kapos/")
     assert "'sudo -n python3 -m venv --system-site-packages /opt/kapos/.venv'" in text

@@ -20,16 +20,23 @@ def fakes():
         "printer": {"printer": Dummy(profile="POS-5890")},
         "magstripe": {"input_device": FakeDevice()},
         "buzzer": {"gpio_module": gpio},
+        "tamper": {"gpio_module": gpio},
     }
+
+
+def pi_board(name):
+    """The board file without [nfc]: the MFRC522 reader is tested against its emulator elsewhere."""
+    board = copy.deepcopy(load_board(name))
+    board.pop("nfc")
+    return board
 
 
 @pytest.mark.parametrize("name", ["rpi4", "rpi5", "rpi-zero2w"])
 def test_pi_boards_build_with_linux_drivers(name):
-    board = copy.deepcopy(load_board(name))
-    board.pop("nfc")  # the MFRC522 reader is tested with its emulator elsewhere
+    board = pi_board(name)
     platform = build_platform(board, extra=fakes())
     try:
-        assert sorted(platform.devices) == ["buzzer", "clock", "display", "keypad", "magstripe", "printer"]
+        assert sorted(platform.devices) == ["buzzer", "clock", "display", "keypad", "magstripe", "printer", "tamper"]
         assert platform.keypad.matrix.keys[3] == "CANCEL"
         assert platform.display.controller == board["display"]["driver"]
     finally:
@@ -37,8 +44,7 @@ def test_pi_boards_build_with_linux_drivers(name):
 
 
 def test_sh1106_by_driver_name_and_unknown_key_named():
-    board = copy.deepcopy(load_board("rpi4"))
-    board.pop("nfc")
+    board = pi_board("rpi4")
     board["display"]["driver"] = "sh1106"
     platform = build_platform(board, extra=fakes())
     assert platform.display.controller == "sh1106"
@@ -46,3 +52,18 @@ def test_sh1106_by_driver_name_and_unknown_key_named():
     board["keypad"]["debounce"] = 30
     with pytest.raises(ConfigError, match="unknown key 'debounce'"):
         build_platform(board, extra=fakes())
+
+
+def test_linux_modules_import_without_pi_libraries():
+    """Pi-only libraries are imported inside constructors, so every module loads on a PC."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for name in ('RPi', 'RPi.GPIO', 'evdev', 'spidev', 'smbus2', 'usb', 'lgpio'):\n"
+            "    sys.modules[name] = None  # makes `import name` fail\n"
+            "import kapos.ports.linux.display, kapos.ports.linux.keypad, kapos.ports.linux.gpio\n"
+            "import kapos.ports.linux.magstripe, kapos.ports.linux.printer, kapos.ports.linux.buzzer\n"
+            "import kapos.ports.linux.clock\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -7,7 +7,6 @@ import pytest
 
 from kapos.drivers.keypad_matrix import KeypadMatrix
 from kapos.errors import ConfigError, HardwareError
-from kapos.ports.linux import gpio as gpio_mod
 from kapos.ports.linux.keypad import MatrixKeypad
 from linux_fakes import FakeGPIO, StepClock
 

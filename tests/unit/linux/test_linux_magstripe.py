@@ -144,6 +144,7 @@ def test_reader_held_by_another_program():
     dev.grabbed = True
     with pytest.raises(HardwareError, match="another program"):
         HidWedgeReader(input_device=dev)
+    assert dev.closed
 
 
 def test_unplugged_reader_is_a_hardware_error():

@@ -106,6 +106,16 @@ def test_dle_eot_answers_map_to_states(online, paper, state):
     assert serial_printer(FakePort(online, paper)).status() == state
 
 
+def test_status_during_a_job_returns_the_last_answer_without_waiting():
+    port = FakePort(0x1E, 0x72)
+    printer = serial_printer(port)
+    assert printer.status() == "paper-out"
+    port.answers = {}  # would now read as offline
+    with printer._lock:  # a job is printing in the worker thread
+        assert printer.status() == "paper-out"
+    assert printer.status() == "offline"
+
+
 def test_no_answer_means_offline():
     assert serial_printer(FakePort(silent=True)).status() == "offline"
 

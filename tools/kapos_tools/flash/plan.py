@@ -16,7 +16,7 @@ from kapos_tools.flash.unit import CONFIG_PATH, INSTALL_DIR, SERVICE_USER, UNIT_
 
 SSH_OPTIONS = ["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"]
 GROUPS = ("gpio", "spi", "i2c", "dialout", "input")
-SYNCED = ("firmware", "boards", "pyproject.toml", "README.md")
+SYNCED = ("firmware", "tools", "boards", "pyproject.toml", "README.md")  # tools: pyproject packages kapos_tools
 BASE_PACKAGES = ["rsync", "python3-venv", "python3-spidev", "python3-evdev", "python3-smbus2"]
 GPIO_PACKAGES = {"RPi.GPIO": ["python3-rpi.gpio"], "rpi-lgpio": ["python3-lgpio", "python3-rpi-lgpio"]}
 

@@ -643,7 +643,7 @@ class Ledger:
         """The ledger as text (for --show-ledger)."""
         lines = ["accounts:"]
         for a in self.accounts():
-            lines.append("  %-20s %12d  (initial %d)  %s" % (a["number"], a["balance"],
+            lines.append("  %-20s %12d  (initial %d)  %s" % (_masked_key(a["number"]), a["balance"],
                                                              a["initial"], a["name"] or ""))
         lines.append("daily totals:")
         for d in self.db.execute("SELECT * FROM daily ORDER BY day DESC, card_key LIMIT 50"):
@@ -673,11 +673,14 @@ def _token_pin_pan(uid_hex):
 
 
 def _masked_key(key):
+    """A card key or account number for display: PAN-like numbers as BIN + last 4."""
     if not key:
         return "-"
     if key.startswith("TK:"):
         return "TOKEN .." + key[-6:]
-    return key[:6] + "*" * max(0, len(key) - 10) + key[-4:]
+    if key.isdigit() and len(key) >= 13:
+        return key[:6] + "*" * (len(key) - 10) + key[-4:]
+    return key
 
 
 def _fingerprint(message):

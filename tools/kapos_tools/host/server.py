@@ -45,6 +45,8 @@ class HostServer:
         self._servers = []
         self._serial = []  # (endpoint, task)
         self._clients = set()
+        # test hook: callable(request dict) -> seconds to wait before answering, or None
+        self.response_delay = None
 
     # ------------------------------------------------------------ one message
 
@@ -67,6 +69,12 @@ class HostServer:
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
         return encode_message(response, self.mac)
+
+    async def _delay(self, payload):
+        if self.response_delay is not None:
+            seconds = self.response_delay(codec.decode(payload))
+            if seconds:
+                await asyncio.sleep(seconds)
 
     # ------------------------------------------------------------ TCP
 
@@ -93,6 +101,7 @@ class HostServer:
                 for payload in framer.receive(chunk):
                     reply = self.process(payload)
                     if reply is not None:
+                        await self._delay(payload)
                         writer.write(framer.frame(reply))
                 await writer.drain()
         except (DecodeError, RemoteProtocolError) as exc:
@@ -139,6 +148,7 @@ class HostServer:
                 log.exception("serial: error while handling a message")
                 continue
             if reply is not None:
+                await self._delay(payload)
                 try:
                     await endpoint.send(reply)
                 except SendError as exc:

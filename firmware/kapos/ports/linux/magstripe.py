@@ -56,7 +56,11 @@ class HidWedgeReader(hal.MagstripeReader):
         self.track_gap = track_gap
         self._evdev = None if input_device is not None else _load_evdev(evdev_module)
         self._dev = input_device if input_device is not None else self._open()
-        self._grab()
+        try:
+            self._grab()
+        except HardwareError:
+            self._dev.close()
+            raise
         self._decoder = WedgeDecoder()
         self._queue = None
         self._pump = None
@@ -144,7 +148,10 @@ class HidWedgeReader(hal.MagstripeReader):
     def close(self):
         pump, self._pump = self._pump, None
         if pump is not None:
-            pump.cancel()
+            try:
+                pump.cancel()
+            except RuntimeError:  # its event loop is already closed
+                pass
         dev, self._dev = self._dev, None
         if dev is not None:
             try:

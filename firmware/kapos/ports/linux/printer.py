@@ -28,6 +28,7 @@ class _EscposPrinter(hal.Printer):
         self.codepage = codepage
         self.status_query = status_query
         self._lock = threading.Lock()
+        self._last_status = "unknown"
         self.printer = printer
         if codepage.lower() != "auto":
             codepages = printer.profile.get_code_pages()
@@ -44,10 +45,19 @@ class _EscposPrinter(hal.Printer):
                 self.logo = image.convert("1")  # decoded once, not per receipt
 
     def status(self):
-        with self._lock:
+        # called on the event loop: never wait for a job that is printing, report the last answer
+        if not self._lock.acquire(blocking=False):
+            return self._last_status
+        try:
             return self._status()
+        finally:
+            self._lock.release()
 
     def _status(self):
+        self._last_status = state = self._query()
+        return state
+
+    def _query(self):
         if not self.status_query:
             return "unknown"
         printer = self.printer

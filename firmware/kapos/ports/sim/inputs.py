@@ -71,3 +71,16 @@ class SimNfc(_Injectable, hal.NfcReader):
         if not self.present:
             raise HardwareError("NFC chip not found")
         return await self._next()
+
+
+class SimTamper(_Injectable, hal.TamperSwitch):
+    """The enclosure switch: `inject("case opened")` trips it."""
+
+    def __init__(self, **options):
+        _Injectable.__init__(self)
+
+    def selftest(self):
+        return True, "closed (sim)"
+
+    async def wait_tamper(self):
+        return await self._next()

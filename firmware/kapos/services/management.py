@@ -1,0 +1,719 @@
+"""The management channel: a line-oriented JSON protocol for diagnostics and HIL tests.
+
+One JSON object per line (UTF-8, a request line at most 8 KiB), over TCP (loopback by
+default) and over a serial console (a device or any pyserial URL):
+
+    -> {"id": 1, "cmd": "status"}
+    <- {"id": 1, "ok": true, "state": "IDLE", "screen": "...", "last_result": null, ...}
+    -> {"id": 2, "cmd": "selftest"}
+    <- {"id": 2, "ok": false, "error": "not authenticated: send {\\"cmd\\": \\"auth\\", \\"token\\": ...} first"}
+
+`hello` and `status` are read-only and open; everything else needs `auth` first when a
+token is configured. `inject` and `fault` exist only in test mode (`kapos run
+--test-mode`, `kapos diag --board sim`, the HIL suite). Any malformed request gets
+`ok: false` with a clear error and the connection stays usable; an oversized line gets
+its reply and then the connection is closed cleanly. Nothing a client sends can change
+the terminal except `inject`, `fault` (test mode) and `printer_test` (prints a page).
+The full protocol, with an example of every command, is in docs/diagnostics.md.
+
+    server = ManagementServer(terminal, diagnostics, testcards, token="s3cret", test_mode=False)
+    host, port = await server.start_tcp("127.0.0.1", 7700)
+    await server.start_serial("/dev/ttyGS0")        # or "socket://host:port", a pty, ...
+    reply = await server.handle_line('{"id": 1, "cmd": "hello"}')   # what both transports call
+    await server.close()
+"""
+
+import asyncio
+import collections
+import hmac
+import ipaddress
+import json
+import logging
+import threading
+import time
+
+from kapos import hal
+from kapos.app.diagnostics import summary
+from kapos.app.receipts import Line, Receipt
+from kapos.core import events as E
+from kapos.core import keys
+from kapos.errors import KaposError
+from kapos.services import logbuffer
+
+log = logging.getLogger("kapos.management")
+
+PROTOCOL = 1
+DEFAULT_PORT = 7700
+MAX_LINE = 8192  # bytes of one request line, without its line ending
+MAX_CLIENTS = 4
+MAX_AUTH_FAILURES = 5  # per connection; then `auth` is refused until it reconnects
+SERIAL_IDLE_LOGOUT = 600.0  # seconds without a request before a serial session forgets its auth
+INJECT_SETTLE = 1.0  # seconds an inject waits for the terminal to handle the event
+PRINT_TIMEOUT = 30.0
+
+# States in which a transaction is in progress: the printer and the self-test wait.
+BUSY_STATES = ("AMOUNT", "TARGET", "VOID_CONFIRM", "CARD", "ACCOUNT", "PIN", "SEALING",
+               "CONFIRM", "AUTHORIZING", "RESULT")
+FAULTS = ("printer_paper_out", "host_offline", "nfc_absent")
+
+
+class RequestError(Exception):
+    """A request the server refuses: becomes {"ok": false, "error": message}."""
+
+
+class Session:
+    """The state of one client: a TCP connection or the serial console."""
+
+    def __init__(self, peer="local", idle_logout=None):
+        self.peer = peer
+        self.authed = False
+        self.failures = 0
+        self.idle_logout = idle_logout
+        self.last_seen = time.monotonic()
+
+    def touch(self):
+        now = time.monotonic()
+        if self.idle_logout is not None and self.authed and now - self.last_seen > self.idle_logout:
+            self.authed = False
+        self.last_seen = now
+
+
+class ManagementServer:
+    def __init__(self, terminal, diagnostics, testcards=None, token=None, test_mode=False,
+                 log_buffer=None):
+        if token is not None and not isinstance(token, str):
+            raise KaposError("the management token must be text")
+        if token == "":
+            raise KaposError("the management token is empty: give a token or none at all")
+        self.terminal = terminal
+        self.diagnostics = diagnostics
+        self._testcards = testcards
+        self.token = token
+        self.test_mode = bool(test_mode)
+        self.log_buffer = log_buffer if log_buffer is not None else logbuffer.install()
+        self.session = Session("direct")  # used by handle_line() when no session is given
+        self.seq = 0  # bumped on every screen, state, result, receipt, record and beep
+        self.results = collections.deque(maxlen=100)
+        self.results_total = 0
+        self.receipt_texts = collections.deque(maxlen=20)
+        self.receipts_total = 0
+        self.beeps = collections.deque(maxlen=200)
+        self.beeps_total = 0
+        self._buzzer_wrapped = None
+        self._tcp = None
+        self._connections = set()  # (writer, task)
+        self._serial = None
+        self._commands = {
+            # name: (method, needs auth, test mode only)
+            "hello": (self._cmd_hello, False, False),
+            "status": (self._cmd_status, False, False),
+            "auth": (self._cmd_auth, False, False),
+            "logout": (self._cmd_logout, False, False),
+            "selftest": (self._cmd_selftest, True, False),
+            "counters": (self._cmd_counters, True, False),
+            "logs": (self._cmd_logs, True, False),
+            "screen": (self._cmd_screen, True, False),
+            "receipt": (self._cmd_receipt, True, False),
+            "records": (self._cmd_records, True, False),
+            "snapshot": (self._cmd_snapshot, True, False),
+            "printer_test": (self._cmd_printer_test, True, False),
+            "inject": (self._cmd_inject, True, True),
+            "fault": (self._cmd_fault, True, True),
+        }
+        terminal.observers.append(self._observe)
+        if self.test_mode:
+            self._wrap_buzzer()
+
+    # ------------------------------------------------------------ observing the terminal
+
+    def _observe(self, kind, payload):
+        self.seq += 1
+        if kind == "result":
+            self.results.append(payload)
+            self.results_total += 1
+        elif kind == "receipt":
+            self.receipt_texts.append(payload.text())
+            self.receipts_total += 1
+
+    def _wrap_buzzer(self):
+        """Test mode: count beeps (scenario `expect beep`) on any buzzer, sim or real."""
+        buzzer = self.terminal.platform.get("buzzer")
+        if buzzer is None:
+            return
+        original = buzzer.beep
+        shadowed = "beep" in getattr(buzzer, "__dict__", {})
+
+        def beep(kind):
+            try:
+                return original(kind)
+            finally:
+                self.beeps.append(kind)
+                self.beeps_total += 1
+                self.seq += 1
+
+        buzzer.beep = beep
+        self._buzzer_wrapped = (buzzer, original, beep, shadowed)
+
+    # ------------------------------------------------------------ the protocol core
+
+    @property
+    def commands(self):
+        return sorted(self._commands)
+
+    async def handle_line(self, line, session=None):
+        """One request line (bytes or str) in, one reply dict out. Never raises."""
+        session = session or self.session
+        session.touch()
+        request_id = None
+        try:
+            if isinstance(line, (bytes, bytearray)):
+                if len(line) > MAX_LINE:
+                    raise RequestError("request line longer than %d bytes" % MAX_LINE)
+                try:
+                    line = bytes(line).decode("utf-8")
+                except UnicodeDecodeError:
+                    raise RequestError("request is not valid UTF-8")
+            elif len(line.encode("utf-8", "surrogatepass")) > MAX_LINE:
+                raise RequestError("request line longer than %d bytes" % MAX_LINE)
+            line = line.strip()
+            if not line:
+                raise RequestError("empty request: send one JSON object per line")
+            try:
+                request = json.loads(line)
+            except ValueError as exc:
+                raise RequestError("bad JSON: %s" % exc)
+            if not isinstance(request, dict):
+                raise RequestError("a request must be a JSON object, got %s" % _json_type(request))
+            request_id = request.get("id")
+            if not (request_id is None or isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool)):
+                request_id = None
+                raise RequestError("\"id\" must be a number or a string")
+            cmd = request.get("cmd")
+            if cmd is None:
+                raise RequestError("missing \"cmd\" (one of: %s)" % ", ".join(self.commands))
+            if not isinstance(cmd, str):
+                raise RequestError("\"cmd\" must be a string")
+            entry = self._commands.get(cmd)
+            if entry is None:
+                raise RequestError("unknown command %r (known: %s)" % (cmd[:40], ", ".join(self.commands)))
+            method, needs_auth, test_only = entry
+            if needs_auth and self.token is not None and not session.authed:
+                raise RequestError("not authenticated: send {\"cmd\": \"auth\", \"token\": \"...\"} first")
+            if test_only and not self.test_mode:
+                raise RequestError("%s is only available in test mode (kapos run --test-mode); "
+                                   "this terminal is in service mode" % cmd)
+            result = await method(request, session)
+        except RequestError as exc:
+            return {"id": request_id, "ok": False, "error": str(exc)}
+        except Exception as exc:  # a bug here must never reach the terminal or the transport
+            log.exception("management request failed")
+            return {"id": request_id, "ok": False, "error": "internal error: %s" % type(exc).__name__}
+        reply = {"id": request_id, "ok": True}
+        reply.update(result or {})
+        return reply
+
+    # ------------------------------------------------------------ commands
+
+    async def _cmd_hello(self, request, session):
+        return {"protocol": PROTOCOL, "versions": self.diagnostics.versions(),
+                "board": self._board_name(), "auth_required": self.token is not None,
+                "authenticated": self.token is None or session.authed,
+                "test_mode": self.test_mode, "commands": self.commands}
+
+    async def _cmd_status(self, request, session):
+        status = self.terminal.status()
+        status.update({"seq": self.seq, "test_mode": self.test_mode, "time": self.terminal.now()})
+        return status
+
+    async def _cmd_auth(self, request, session):
+        token = request.get("token")
+        if not isinstance(token, str):
+            raise RequestError("auth needs \"token\" (a string)")
+        if self.token is None:
+            session.authed = True
+            return {"authenticated": True, "note": "no token is configured"}
+        if session.failures >= MAX_AUTH_FAILURES:
+            raise RequestError("too many wrong tokens on this connection; reconnect to try again")
+        if hmac.compare_digest(token.encode("utf-8"), self.token.encode("utf-8")):
+            session.authed = True
+            session.failures = 0
+            return {"authenticated": True}
+        session.failures += 1
+        session.authed = False
+        log.warning("management: wrong token from %s", session.peer)
+        raise RequestError("wrong token")
+
+    async def _cmd_logout(self, request, session):
+        session.authed = False
+        return {"authenticated": False}
+
+    async def _cmd_selftest(self, request, session):
+        self._refuse_when_busy("self-test")
+        checks = await self.diagnostics.selftest()
+        result = summary(checks)
+        return {"passed": result["ok"], "failed": result["failed"], "checks": result["checks"]}
+
+    async def _cmd_counters(self, request, session):
+        return {"counters": self.diagnostics.counters()}
+
+    async def _cmd_logs(self, request, session):
+        n = _int_field(request, "n", 50, 0, 1000)
+        since = _int_field(request, "since", None, 0, None)
+        lines, next_seq = self.log_buffer.lines(n=n, since=since)
+        return {"lines": lines, "next": next_seq}
+
+    async def _cmd_screen(self, request, session):
+        screen = self.terminal.screen
+        if screen is None:
+            return {"screen": "", "title": "", "lines": [], "kind": None}
+        return {"screen": screen.text(), "title": screen.title, "lines": list(screen.lines),
+                "footer": screen.footer, "kind": screen.kind}
+
+    async def _cmd_receipt(self, request, session):
+        receipts = self.terminal.receipts
+        if not receipts:
+            return {"receipt": None, "count": 0}
+        return {"receipt": logbuffer.mask_pans(receipts[-1][1].text()), "count": len(receipts)}
+
+    async def _cmd_records(self, request, session):
+        n = _int_field(request, "n", 10, 0, 100)
+        records = self.terminal.records[-n:] if n else []
+        return {"records": [logbuffer.mask_value(_jsonable(r)) for r in records]}
+
+    async def _cmd_snapshot(self, request, session):
+        """Everything a scenario checks, in one round trip (RemoteTarget polls this)."""
+        screen = self.terminal.screen
+        beeps = None
+        if self._buzzer_wrapped is not None:
+            beeps, beeps_total = list(self.beeps), self.beeps_total
+        else:
+            beeps_total = None
+        return {"seq": self.seq, "state": self.terminal.state,
+                "screen": screen.text() if screen else "",
+                "results": list(self.results), "results_total": self.results_total,
+                "receipts": [logbuffer.mask_pans(t) for t in self.receipt_texts],
+                "receipts_total": self.receipts_total,
+                "beeps": beeps, "beeps_total": beeps_total}
+
+    async def _cmd_printer_test(self, request, session):
+        printer = self.terminal.platform.get("printer")
+        if printer is None:
+            raise RequestError("this board has no printer")
+        self._refuse_when_busy("printer test")
+        try:
+            await asyncio.wait_for(printer.print_receipt(self._test_page()), PRINT_TIMEOUT)
+        except asyncio.TimeoutError:
+            raise RequestError("printer did not finish within %d s" % PRINT_TIMEOUT)
+        except Exception as exc:
+            log.warning("printer test failed: %s", exc)
+            raise RequestError("printer: %s" % (str(exc) or type(exc).__name__))
+        log.info("printer test page printed")
+        return {"printed": True, "status": _safe_call(getattr(printer, "status", None))}
+
+    def _test_page(self):
+        settings = self.terminal.settings
+        now = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.terminal.now()))
+        lines = [Line("PRINTER TEST", "center", bold=True, double=True),
+                 Line(settings.merchant_name, "center"),
+                 Line("Terminal %s" % settings.terminal_id, "center"),
+                 Line(now, "center"),
+                 Line("-" * 32),
+                 Line("12345678901234567890123456789012"),
+                 Line("ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdef"),
+                 Line("0123456789 .,:;-+*/=()[]%#@&!?"),
+                 Line("left"), Line("center", "center"), Line("right", "right"),
+                 Line("bold", bold=True),
+                 Line("-" * 32),
+                 Line("If you can read every line,", "center"),
+                 Line("the printer works.", "center"),
+                 Line("")]
+        return Receipt(lines, copy="test")
+
+    async def _cmd_inject(self, request, session):
+        given = [k for k in ("key", "swipe", "swipe_raw", "tap", "tap_uid") if k in request]
+        if len(given) != 1:
+            raise RequestError("inject needs exactly one of: key, swipe, swipe_raw, tap, tap_uid")
+        what = given[0]
+        value = request[what]
+        if not isinstance(value, str) or not value:
+            raise RequestError("inject %s needs a non-empty string" % what)
+        if what == "key":
+            name = value.upper() if len(value) > 1 else value
+            if not keys.is_key(name):
+                raise RequestError("not a keypad key: %r (keys: 0-9 %s)" % (value[:20], " ".join(keys.FUNCTION_KEYS)))
+            done = await self._inject("keypad", E.KEY, "key", name)
+        elif what == "swipe":
+            done = await self._inject("magstripe", E.SWIPE, "raw", self._card(value).swipe_text())
+        elif what == "swipe_raw":
+            done = await self._inject("magstripe", E.SWIPE, "raw", value)
+        elif what == "tap":
+            done = await self._inject("nfc", E.TAP, "tap", _tap_for(self._card(value)))
+        else:
+            try:
+                uid = bytes.fromhex(value)
+            except ValueError:
+                raise RequestError("tap_uid must be hexadecimal, e.g. 04A1B2C3")
+            if not 4 <= len(uid) <= 10:
+                raise RequestError("tap_uid must be 4, 7 or 10 bytes")
+            done = await self._inject("nfc", E.TAP, "tap", hal.Tap(uid))
+        screen = self.terminal.screen
+        return {"injected": what, "handled": done, "state": self.terminal.state,
+                "screen": screen.text() if screen else ""}
+
+    async def _inject(self, device_name, kind, field, value):
+        """Through the simulated device when it takes injected input (the reader task
+        path, as on the sim board); otherwise straight into the runtime's event queue
+        (a real board in test mode). Waits until the terminal handled an event."""
+        if getattr(self.terminal, "_queue", None) is None:
+            raise RequestError("the terminal is not running")
+        before = self.terminal.events_handled
+        device = self.terminal.platform.get(device_name)
+        if device is not None and hasattr(device, "inject"):
+            try:
+                device.inject(value)
+            except ValueError as exc:
+                raise RequestError(str(exc))
+        else:
+            self.terminal.post(kind, **{field: value})
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + INJECT_SETTLE
+        spins = 0
+        while self.terminal.events_handled == before:
+            if loop.time() > deadline:
+                return False
+            spins += 1
+            await asyncio.sleep(0 if spins < 20 else 0.002)
+        return True
+
+    async def _cmd_fault(self, request, session):
+        name = request.get("fault")
+        if name not in FAULTS:
+            raise RequestError("fault needs \"fault\": one of %s" % ", ".join(FAULTS))
+        on = request.get("on", True)
+        if not isinstance(on, bool):
+            raise RequestError("\"on\" must be true or false")
+        platform = self.terminal.platform
+        if name == "printer_paper_out":
+            printer = platform.get("printer")
+            if printer is None or not hasattr(printer, "paper_out"):
+                raise RequestError("this board's printer cannot simulate paper-out")
+            printer.paper_out = on
+        elif name == "host_offline":
+            if not hasattr(self.terminal.authorizer, "online"):
+                raise RequestError("this authorizer cannot be taken offline (only the test bank can)")
+            self.terminal.authorizer.online = not on
+        else:
+            nfc = platform.get("nfc")
+            if nfc is None or not hasattr(nfc, "present"):
+                raise RequestError("this board's NFC reader cannot simulate an absent chip")
+            nfc.present = not on
+        log.info("test fault %s %s", name, "on" if on else "off")
+        return {"fault": name, "on": on, "faults": self.faults()}
+
+    def faults(self):
+        """The simulated faults currently switched on."""
+        platform = self.terminal.platform
+        printer, nfc = platform.get("printer"), platform.get("nfc")
+        found = {"printer_paper_out": bool(getattr(printer, "paper_out", False)),
+                 "host_offline": getattr(self.terminal.authorizer, "online", True) is False,
+                 "nfc_absent": getattr(nfc, "present", True) is False}
+        return sorted(k for k, v in found.items() if v)
+
+    # ------------------------------------------------------------ helpers
+
+    def _board_name(self):
+        board = getattr(self.terminal.platform, "board", None) or {}
+        return (board.get("board") or {}).get("name", "unknown")
+
+    def _refuse_when_busy(self, what):
+        state = self.terminal.state
+        if state in BUSY_STATES:
+            raise RequestError("the terminal is busy (state %s): run the %s when it is idle" % (state, what))
+
+    def _cards(self):
+        if self._testcards is None:
+            from kapos.app import testcards
+
+            self._testcards = testcards.load()
+        return self._testcards
+
+    def _card(self, card_id):
+        card = self._cards().get(card_id)
+        if card is None:
+            raise RequestError("unknown test card %r (known: %s)" % (card_id[:40], ", ".join(sorted(self._cards()))))
+        return card
+
+    # ------------------------------------------------------------ TCP transport
+
+    async def start_tcp(self, host="127.0.0.1", port=DEFAULT_PORT):
+        """Listen on host:port (port 0: any free port). Returns the (host, port) bound.
+        A non-loopback address needs a token: the channel can read screens and logs."""
+        if self.token is None and not _is_loopback(host):
+            raise KaposError("the management channel listens on %s only with a token "
+                             "(--manage-token): without one it stays on 127.0.0.1" % host)
+        if self._tcp is not None:
+            raise KaposError("the management channel already listens on TCP")
+        self._tcp = await asyncio.start_server(self._serve_tcp, host, port, limit=MAX_LINE)
+        address = self._tcp.sockets[0].getsockname()
+        log.info("management channel on %s:%d%s", address[0], address[1], " (test mode)" if self.test_mode else "")
+        return address[0], address[1]
+
+    @property
+    def tcp_address(self):
+        return self._tcp.sockets[0].getsockname()[:2] if self._tcp is not None else None
+
+    async def _serve_tcp(self, reader, writer):
+        peer = writer.get_extra_info("peername")
+        session = Session("%s:%s" % tuple(peer[:2]) if peer else "tcp")
+        entry = (writer, asyncio.current_task())
+        if len(self._connections) >= MAX_CLIENTS:
+            await _send(writer, {"id": None, "ok": False, "error": "too many management clients (%d)" % MAX_CLIENTS})
+            await _close_cleanly(reader, writer)
+            return
+        self._connections.add(entry)
+        try:
+            while True:
+                try:
+                    line = await reader.readuntil(b"\n")
+                except asyncio.IncompleteReadError as exc:
+                    if exc.partial.strip():  # the last request had no line ending
+                        await _send(writer, await self.handle_line(exc.partial, session))
+                    break
+                except asyncio.LimitOverrunError:
+                    await _send(writer, {"id": None, "ok": False,
+                                         "error": "request line longer than %d bytes; closing the connection" % MAX_LINE})
+                    await _close_cleanly(reader, writer)
+                    return
+                if not line.strip():
+                    continue
+                await _send(writer, await self.handle_line(line.rstrip(b"\r\n"), session))
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        except Exception:
+            log.exception("management connection from %s failed", session.peer)
+        finally:
+            self._connections.discard(entry)
+            writer.close()
+
+    # ------------------------------------------------------------ serial transport
+
+    async def start_serial(self, url, baudrate=115200):
+        """Serve the protocol on a serial console: a device (/dev/ttyGS0, /dev/serial0) or
+        any pyserial URL (socket://host:port, rfc2217://...). A small thread reads the port;
+        requests are handled in the terminal's loop, one at a time, in order."""
+        if self._serial is not None:
+            raise KaposError("the management channel already serves a serial console")
+        import serial  # pyserial: only when a console is configured
+
+        loop = asyncio.get_running_loop()
+        try:
+            port = await loop.run_in_executor(
+                None, lambda: serial.serial_for_url(url, baudrate=baudrate, timeout=0.1, write_timeout=5))
+        except (serial.SerialException, ValueError, OSError) as exc:
+            raise KaposError("cannot open management console %s: %s" % (url, exc))
+        self._serial = _SerialConsole(self, port, url, loop)
+        self._serial.start()
+        log.info("management console on %s%s", url, " (test mode)" if self.test_mode else "")
+
+    # ------------------------------------------------------------ closing
+
+    async def close(self):
+        if self._tcp is not None:
+            self._tcp.close()
+            for writer, task in list(self._connections):
+                writer.close()
+                task.cancel()
+            tasks = [task for _, task in self._connections]
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self._tcp.wait_closed()
+            self._tcp = None
+        if self._serial is not None:
+            await self._serial.stop()
+            self._serial = None
+        if self._observe in self.terminal.observers:
+            self.terminal.observers.remove(self._observe)
+        if self._buzzer_wrapped is not None:
+            buzzer, original, ours, shadowed = self._buzzer_wrapped
+            if buzzer.__dict__.get("beep") is ours:  # nobody wrapped it after us
+                if shadowed:
+                    buzzer.beep = original
+                else:
+                    del buzzer.beep
+            self._buzzer_wrapped = None
+
+
+class _SerialConsole:
+    """A pyserial port read by a thread; lines go to the loop, replies come back."""
+
+    def __init__(self, server, port, url, loop):
+        self.server = server
+        self.port = port
+        self.url = url
+        self.loop = loop
+        self.session = Session("serial %s" % url, idle_logout=SERIAL_IDLE_LOGOUT)
+        self.lines = asyncio.Queue()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="kapos-mgmt-serial", daemon=True)
+        self._task = None
+        self._write_lock = threading.Lock()
+
+    def start(self):
+        self._thread.start()
+        self._task = self.loop.create_task(self._serve())
+
+    def _read(self):
+        buffer = b""
+        skipping = False  # inside an oversized line: drop bytes up to its end
+        while not self._stop.is_set():
+            try:
+                data = self.port.read(max(1, min(self.port.in_waiting, 4096)))
+            except Exception as exc:  # port unplugged or closed under us
+                if not self._stop.is_set():
+                    log.error("management console %s failed: %s", self.url, exc)
+                    self.loop.call_soon_threadsafe(self.lines.put_nowait, None)
+                return
+            if not data:
+                continue
+            buffer += data
+            while True:
+                end = buffer.find(b"\n")
+                if end < 0:
+                    if len(buffer) > MAX_LINE + 1 and not skipping:
+                        skipping = True
+                        self.loop.call_soon_threadsafe(self.lines.put_nowait, _TOO_LONG)
+                    if skipping:
+                        buffer = b""
+                    break
+                line, buffer = buffer[:end], buffer[end + 1:]
+                if skipping:
+                    skipping = False
+                    continue
+                line = line.rstrip(b"\r")
+                if len(line) > MAX_LINE:
+                    self.loop.call_soon_threadsafe(self.lines.put_nowait, _TOO_LONG)
+                elif line.strip():
+                    self.loop.call_soon_threadsafe(self.lines.put_nowait, line)
+
+    async def _serve(self):
+        while True:
+            line = await self.lines.get()
+            if line is None:
+                return
+            if line is _TOO_LONG:
+                reply = {"id": None, "ok": False,
+                         "error": "request line longer than %d bytes; skipped to the next line" % MAX_LINE}
+            else:
+                reply = await self.server.handle_line(line, self.session)
+            try:
+                await self.loop.run_in_executor(None, self._write, _encode(reply))
+            except Exception as exc:
+                log.error("management console %s: write failed: %s", self.url, exc)
+
+    def _write(self, data):
+        with self._write_lock:
+            self.port.write(data)
+            self.port.flush()
+
+    async def stop(self):
+        self._stop.set()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.loop.run_in_executor(None, self._thread.join, 2.0)
+        try:
+            self.port.close()
+        except Exception:
+            pass
+
+
+_TOO_LONG = object()
+
+
+# ---------------------------------------------------------------- module helpers
+
+def _encode(reply):
+    return (json.dumps(reply, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+
+
+async def _send(writer, reply):
+    writer.write(_encode(reply))
+    await writer.drain()
+
+
+async def _close_cleanly(reader, writer, linger=2.0, budget=1 << 20):
+    """Half-close, then drain what the client still sends (so the kernel does not answer
+    with a reset that could swallow our reply), then close."""
+    try:
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger
+        while budget > 0:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            try:
+                data = await asyncio.wait_for(reader.read(65536), remaining)
+            except (asyncio.TimeoutError, asyncio.LimitOverrunError, ValueError):
+                break
+            if not data:
+                break
+            budget -= len(data)
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        writer.close()
+
+
+def _json_type(value):
+    return {list: "an array", str: "a string", int: "a number", float: "a number",
+            bool: "a boolean", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _int_field(request, name, default, low, high):
+    value = request.get(name, default)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise RequestError("\"%s\" must be a whole number" % name)
+    if value < low or (high is not None and value > high):
+        raise RequestError("\"%s\" must be %d to %s" % (name, low, high if high is not None else "any"))
+    return value
+
+
+def _jsonable(value):
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def _safe_call(fn):
+    if fn is None:
+        return None
+    try:
+        return fn()
+    except Exception as exc:
+        return "unknown (%s)" % type(exc).__name__
+
+
+def _is_loopback(host):
+    if host in ("localhost", "ip6-localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _tap_for(card):
+    """The Tap an NFC reader produces for a test card (as kapos.local_target.tap_for)."""
+    if card.uid is None:
+        raise RequestError("test card %s cannot be tapped (no uid)" % card.id)
+    if card.token:
+        return hal.Tap(card.uid)
+    return hal.Tap(card.uid, track2=card.track2_equivalent())

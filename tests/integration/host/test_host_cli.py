@@ -1,0 +1,65 @@
+"""`kapos host` as a program: register() for the kapos.commands entry point, a real
+server process on an ephemeral port, --show-ledger."""
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+
+from hostkit import MERCHANT, TERMINAL, request, run, swipe
+from kapos.services.host_client import HostAuthorizer
+from kapos.services.journal import Journal
+from kapos.services.transport import TcpTransport
+from kapos_tools.host import register
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+
+def host_command(*args):
+    return [sys.executable, "-m", "kapos_tools.host"] + list(args)
+
+
+def test_register_adds_the_host_subcommand():
+    parser = argparse.ArgumentParser(prog="kapos")
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["host", "--listen", "127.0.0.1:0", "--db", "x.db", "--serial",
+                              "/dev/ttyUSB0", "--show-ledger"])
+    assert args.command == "host" and args.listen == "127.0.0.1:0" and args.db == "x.db"
+    assert args.serial == ["/dev/ttyUSB0"] and args.show_ledger and callable(args.func)
+    defaults = parser.parse_args(["host"])
+    assert defaults.listen == "127.0.0.1:8583" and defaults.cards is None
+
+
+def test_host_process_serves_and_shows_its_ledger(tmp_path):
+    db = str(tmp_path / "host.db")
+    proc = subprocess.Popen(host_command("--listen", "127.0.0.1:0", "--db", db),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
+    try:
+        line = proc.stdout.readline().decode()
+        assert line.startswith("kapos host listening on 127.0.0.1:"), line
+        port = int(line.split()[4].rsplit(":", 1)[1])
+
+        async def sale():
+            journal = Journal(str(tmp_path / "journal"))
+            auth = HostAuthorizer(TcpTransport("127.0.0.1", port), journal, TERMINAL, MERCHANT,
+                                  timeout=3.0)
+            await auth.start()
+            reply = await auth.authorize(request(1, "sale", 4321, swipe("visa-debit"),
+                                                 pin="1234"))
+            await auth.aclose()
+            return reply
+
+        assert run(sale())["approved"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert b"0200 KAPOS001" in err  # one log line per message
+    shown = subprocess.run(host_command("--db", db, "--show-ledger"), capture_output=True,
+                           text=True, cwd=ROOT, timeout=30)
+    assert shown.returncode == 0
+    assert "411111******1111" in shown.stdout and "95679" in shown.stdout
+    assert "4111111111111111" not in shown.stdout  # masked everywhere
+    assert "consistency: ok" in shown.stdout

@@ -1,0 +1,147 @@
+"""The reference host's rules, message by message (Ledger.handle), and its robustness
+against malformed input on the wire (logged, connection closed, host carries on)."""
+
+import asyncio
+import time
+
+from hostkit import TESTCARDS, new_ledger, run
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.host.framing import TcpFramer
+from kapos_tools.host import HostServer
+
+UTC = time.gmtime(time.mktime((2026, 11, 25, 10, 0, 0, 0, 0, -1)))
+TID = "KAPOS001"
+MID = "KAPOS-MERCHANT1"
+
+
+def sale(stan, amount=1000, card_id="visa-debit", kind="sale", private="BN006000001", **kw):
+    tc = TESTCARDS[card_id]
+    return m.build_financial_request(kind, amount, stan, UTC, UTC, TID, MID, "978",
+                                     track2=tc.track2_equivalent(), private=private, **kw)
+
+
+def test_duplicate_request_gets_the_same_reply_and_is_applied_once():
+    ledger = new_ledger()
+    request = sale(1)
+    first = ledger.handle(request)
+    second = ledger.handle(dict(request))
+    assert first == second and first[39] == "00"
+    assert ledger.balance("4111111111111111") == 99000
+    # same terminal, STAN and field 7 but another content: duplicate transaction
+    other = ledger.handle(sale(1, amount=5))
+    assert other[39] == "94"
+    assert ledger.balance("4111111111111111") == 99000
+
+
+def test_reversal_undoes_exactly_once_and_repeats_are_answered():
+    ledger = new_ledger()
+    request = sale(7, amount=2500)
+    reply = ledger.handle(request)
+    reversal = m.build_reversal(request, "timeout", response=reply)
+    reversal.pop(2)
+    reversal.pop(14)
+    assert ledger.handle(reversal)[39] == "00"
+    assert ledger.balance("4111111111111111") == 100000
+    advice = dict(reversal, mti="0421")
+    answer = ledger.handle(advice)
+    assert answer["mti"] == "0430" and answer[39] == "00"
+    assert ledger.balance("4111111111111111") == 100000
+    assert ledger.reversals()[0]["received"] == 2
+    assert ledger.check() == []
+
+
+def test_reversal_before_its_original_blocks_the_original():
+    ledger = new_ledger()
+    request = sale(9, amount=300)
+    reversal = m.build_reversal(request, "timeout")
+    assert ledger.handle(reversal)[39] == "25"  # never seen
+    late = ledger.handle(request)
+    assert late[39] == "12"  # refused: already reversed
+    assert ledger.balance("4111111111111111") == 100000
+    assert ledger.transactions()[0]["status"] == "reversed"
+
+
+def test_expired_card_and_missing_fields_and_unknown_processing_code():
+    ledger = new_ledger()
+    assert ledger.handle(sale(1, card_id="expired"))[39] == "54"
+    broken = sale(2)
+    del broken[25]
+    assert ledger.handle(broken)[39] == "30"
+    odd = sale(3)
+    odd[3] = "990000"
+    assert ledger.handle(odd)[39] == "12"
+    assert ledger.handle(sale(4, amount=1000, private="BN0"))[39] == "30"  # bad field 48
+
+
+def test_void_rules():
+    ledger = new_ledger()
+    original = ledger.handle(sale(1, amount=1200))
+
+    def void(stan, amount, rrn):
+        message = m.build_financial_request("void", amount, stan, UTC, UTC, TID, MID, "978",
+                                            pan="0", private="BN006000001")
+        del message[2]
+        message[37] = rrn
+        return message
+
+    assert ledger.handle(void(2, 1200, "999999999999"))[39] == "25"
+    assert ledger.handle(void(3, 1100, original[37]))[39] == "13"
+    assert ledger.handle(void(4, 1200, original[37]))[39] == "00"
+    assert ledger.handle(void(5, 1200, original[37]))[39] == "12"
+    assert ledger.balance("4111111111111111") == 100000
+    refund = ledger.handle(sale(6, amount=50, kind="refund"))
+    assert ledger.handle(void(7, 50, refund[37]))[39] == "12"  # a void of a refund is 22
+
+
+def test_network_messages_and_non_requests():
+    ledger = new_ledger()
+    sign_on = m.build_network("001", 1, UTC, TID)
+    assert ledger.handle(sign_on)[39] == "00"
+    assert ledger.handle(m.build_network("301", 2, UTC, TID))[70] == "301"
+    assert ledger.handle(m.build_network("101", 3, UTC, TID))[39] == "12"
+    assert ledger.handle({"mti": "0210", 11: "000001", 39: "00", 41: TID}) is None
+
+
+def test_reconciliation_replay_for_a_closed_batch():
+    ledger = new_ledger()
+    ledger.handle(sale(1, amount=1000))
+    totals = dict.fromkeys(m.TOTALS_FIELDS, 0)
+    totals.update(debits_count=1, debits_amount=1000)
+    request = m.build_reconciliation(totals, 2, UTC, TID, MID, "978")
+    request[48] = "BN006000001"
+    first = ledger.handle(request)
+    assert first[39] == "00" and first[97] == "D0000000000001000"
+    again = dict(request)
+    again[11] = "000003"
+    replay = ledger.handle(again)
+    assert replay[39] == "00" and replay[11] == "000003"
+
+
+def test_malformed_input_closes_that_connection_and_the_host_carries_on():
+    async def go():
+        ledger = new_ledger()
+        server = HostServer(ledger)
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        framer = TcpFramer()
+
+        async def exchange(data, expect_close):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(data)
+            await writer.drain()
+            got = await asyncio.wait_for(reader.read(65536), 2)
+            writer.close()
+            if expect_close:
+                assert got == b""
+            return got
+
+        await exchange(b"\x00\x00", True)  # zero length frame
+        await exchange(framer.frame(b"0200garbage-not-iso"), True)  # does not decode
+        await exchange(framer.frame(b"\x00" * 30), True)
+        await exchange(b"\xff\xff" + b"A" * 10, True)  # over the maximum length
+        reply = await exchange(framer.frame(codec.encode(sale(1))), False)
+        assert codec.decode(TcpFramer().receive(reply)[0])[39] == "00"
+        assert server.stats["errors"] == 4
+        await server.close()
+
+    run(go())
