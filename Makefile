@@ -34,7 +34,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 soak: $(STAMP)
-	KAPOS_SOAK=1 $(BIN)/python -m pytest -m soak -q
+	KAPOS_SOAK=1 $(BIN)/python -m pytest -m soak -s
 
 bench: $(STAMP)
 	$(BIN)/python tools/bench/run.py

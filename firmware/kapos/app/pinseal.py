@@ -26,7 +26,7 @@ def pan_for_pin_block(card):
 
 
 class PinSealer:
-    def seal(self, buffer, length, card):
+    def seal(self, buffer, length, card, ref=None):
         """Return (pin block bytes, KSN bytes or None). Must not keep the digits."""
         raise NotImplementedError
 
@@ -41,7 +41,7 @@ class TestKeyPinSealer(PinSealer):
     def zeroize(self):
         self._key = None
 
-    def seal(self, buffer, length, card):
+    def seal(self, buffer, length, card, ref=None):
         if self._key is None:
             raise KaposError("no PIN key (erased after tamper): load keys")
         digits = bytearray(length)

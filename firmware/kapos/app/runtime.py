@@ -244,7 +244,7 @@ class Terminal:
     def _seal_pin(self, command):
         buffer = command["pin"]
         try:
-            block, ksn = self.pin_sealer.seal(buffer, command["length"], command["card"])
+            block, ksn = self.pin_sealer.seal(buffer, command["length"], command["card"], command.get("ref"))
         except Exception as exc:
             log.error("PIN sealing failed: %s", type(exc).__name__)
             self.post(E.PIN_FAILED, reason="cannot encrypt PIN")

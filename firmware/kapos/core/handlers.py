@@ -312,7 +312,7 @@ def pin_enter(ctx, event):
     txn.pin = None  # the executor of SEAL_PIN wipes the buffer
     txn.pin_len = 0
     return S.SEALING, [C.stop_timer("pin"),
-                       C.Command(C.SEAL_PIN, pin=buffer, length=length, card=txn.card),
+                       C.Command(C.SEAL_PIN, pin=buffer, length=length, card=txn.card, ref=txn.ref),
                        C.show("processing", type=txn.type)]
 
 

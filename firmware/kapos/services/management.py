@@ -55,6 +55,7 @@ PRINT_TIMEOUT = 30.0
 BUSY_STATES = ("AMOUNT", "TARGET", "VOID_CONFIRM", "CARD", "ACCOUNT", "PIN", "SEALING",
                "CONFIRM", "AUTHORIZING", "RESULT")
 FAULTS = ("printer_paper_out", "host_offline", "nfc_absent")
+INJECTABLE = ("key", "swipe", "swipe_raw", "tap", "tap_uid", "tamper")
 
 
 class RequestError(Exception):
@@ -330,9 +331,9 @@ class ManagementServer:
         return Receipt(lines, copy="test")
 
     async def _cmd_inject(self, request, session):
-        given = [k for k in ("key", "swipe", "swipe_raw", "tap", "tap_uid") if k in request]
+        given = [k for k in INJECTABLE if k in request]
         if len(given) != 1:
-            raise RequestError("inject needs exactly one of: key, swipe, swipe_raw, tap, tap_uid")
+            raise RequestError("inject needs exactly one of: %s" % ", ".join(INJECTABLE))
         what = given[0]
         value = request[what]
         if not isinstance(value, str) or not value:
@@ -348,6 +349,8 @@ class ManagementServer:
             done = await self._inject("magstripe", E.SWIPE, "raw", value)
         elif what == "tap":
             done = await self._inject("nfc", E.TAP, "tap", _tap_for(self._card(value)))
+        elif what == "tamper":
+            done = await self._inject("tamper", getattr(E, "TAMPER", "tamper"), "source", value)
         else:
             try:
                 uid = bytes.fromhex(value)

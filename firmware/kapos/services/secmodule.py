@@ -1,0 +1,93 @@
+"""The terminal's security module: one DUKPT transaction's keys per authorization.
+
+    ksn = sm.begin(ref)                     # counter advanced and saved first
+    block, ksn = sm.seal(pin, n, card, ref)  # ISO 9564 format 4 under the PIN key
+    mac = sm.mac_request(ref, message)       # AES-CMAC, request MAC key
+    ok = sm.verify_response(ref, reply, mac) # response MAC key
+    ct = sm.encrypt_data(ref, track2)        # AES-CBC, data key
+    sm.end(ref)                              # keys wiped
+
+Keys never leave this object; PIN digits are copied only into the PIN field, which the
+PIN-block code wipes. After zeroize() every call raises until new keys are loaded.
+"""
+
+import os
+
+from kapos.app.pinseal import PinSealer, pan_for_pin_block
+from kapos.compat import wipe
+from kapos.errors import SecurityError
+from kapos.security import cbc, pinblock
+from kapos.security.cmac import aes_cmac, aes_cmac_verify
+
+MAC_LEN = 8
+
+
+class SecurityModule(PinSealer):
+    def __init__(self, keystore, random_bytes=os.urandom):
+        self.keystore = keystore
+        self._random = random_bytes
+        self._open = {}  # ref -> (ksn, TransactionKeys)
+
+    def begin(self, ref):
+        if ref not in self._open:
+            ksn, keys = self.keystore.next_transaction()
+            self._open[ref] = (ksn, keys)
+        return self._open[ref][0]
+
+    def _keys(self, ref):
+        if ref not in self._open:
+            self.begin(ref)
+        return self._open[ref][1]
+
+    def seal(self, buffer, length, card, ref=None):
+        keys = self._keys(ref)
+        digits = bytearray(length)
+        try:
+            for i in range(length):
+                digits[i] = buffer[i]
+            block = pinblock.encipher_iso4(keys.pin_key(), digits, pan_for_pin_block(card), self._random)
+        finally:
+            wipe(digits)
+        return block, self._open[ref][0]
+
+    def mac_request(self, ref, data):
+        return aes_cmac(self._keys(ref).mac_request_key(), data)[:MAC_LEN]
+
+    def verify_response(self, ref, data, mac):
+        if ref not in self._open:
+            return False
+        return aes_cmac_verify(self._open[ref][1].mac_response_key(), data, mac, tag_len=MAC_LEN)
+
+    def encrypt_data(self, ref, plaintext):
+        return cbc.encrypt(self._keys(ref).data_request_key(), plaintext)
+
+    def ksn(self, ref):
+        entry = self._open.get(ref)
+        return entry[0] if entry else None
+
+    def end(self, ref):
+        entry = self._open.pop(ref, None)
+        if entry is not None:
+            entry[1].wipe()
+
+    def zeroize(self):
+        for ref in list(self._open):
+            self.end(ref)
+        self.keystore.zeroize()
+
+    def status(self):
+        return self.keystore.status()
+
+    def key_status(self):
+        """(ok, text) for the self-test: never a key value."""
+        s = self.keystore.status()
+        if s.get("tampered"):
+            return False, "keys erased after tamper: re-key the terminal"
+        if not s.get("loaded"):
+            return False, "no keys loaded (kapos keys load)"
+        return True, "DUKPT loaded, KSN %s" % s["ksn"]
+
+
+def require_keys(sm):
+    if not sm.keystore.loaded:
+        raise SecurityError("no keys loaded")

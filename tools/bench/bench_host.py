@@ -1,0 +1,128 @@
+"""Benchmark: authorizations per second through the reference host on loopback.
+
+The reference host runs as its own process (`python -m kapos_tools.host`, SQLite ledger
+with synchronous=FULL); each terminal is its own process with a HostAuthorizer, its own
+journal (synchronous=FULL) in a temp dir and one TCP connection - as N real terminals
+would be. Each terminal runs sales back to back for the measuring time; one
+authorization = STAN commit + journal commit + 0200/0210 round trip + result commit at
+the terminal, one ledger commit at the host.
+
+    .venv/bin/python tools/bench/bench_host.py [--seconds 3] [--terminals 1,8]
+"""
+
+import argparse
+import asyncio
+import multiprocessing
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+CARDS = """
+[[card]]
+id = "bench"
+pan = "4111111111111111"
+expiry = "3012"
+balance = 1000000000000
+daily_limit = 1000000000000000
+"""
+
+
+def _terminal(index, port, seconds, directory, queue):
+    from kapos import card as cards
+    from kapos.app import testcards
+    from kapos.services.host_client import HostAuthorizer
+    from kapos.services.journal import Journal
+    from kapos.services.transport import TcpTransport
+
+    swipe = testcards.load()["visa-debit"].swipe_text()
+
+    async def main():
+        journal = Journal(os.path.join(directory, "terminal-%d" % index))
+        auth = HostAuthorizer(TcpTransport("127.0.0.1", port), journal, "BENCH%03d" % index,
+                              "KAPOS-MERCHANT1", timeout=10.0)
+        await auth.start()
+        latencies = []
+        declined = 0
+        loop = asyncio.get_running_loop()
+        end = loop.time() + seconds
+        ref = 0
+        while loop.time() < end:
+            ref += 1
+            now = time.time()
+            request = {"ref": ref, "type": "sale", "amount": 100, "fee": 0,
+                       "currency_code": "978", "account": "debit",
+                       "card": cards.parse_swipe(swipe), "pin_block": None, "ksn": None,
+                       "target": None, "original": None, "token_data": None, "time": now,
+                       "date": time.strftime("%Y%m%d"), "terminal_id": "BENCH%03d" % index,
+                       "merchant_id": "KAPOS-MERCHANT1"}
+            started = loop.time()
+            reply = await auth.authorize(request)
+            latencies.append(loop.time() - started)
+            if not reply["approved"]:
+                declined += 1
+        await auth.aclose()
+        return latencies, declined
+
+    queue.put(asyncio.run(main()))
+
+
+def start_host(directory):
+    cards = os.path.join(directory, "cards.toml")
+    with open(cards, "w") as f:
+        f.write(CARDS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kapos_tools.host", "--listen", "127.0.0.1:0", "--db",
+         os.path.join(directory, "host.db"), "--cards", cards, "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    line = proc.stdout.readline().decode()
+    if not line.startswith("kapos host listening on"):
+        proc.kill()
+        raise SystemExit("the host did not start: %r" % line)
+    return proc, int(line.split()[4].rsplit(":", 1)[1])
+
+
+def measure(port, terminals, seconds, directory):
+    queue = multiprocessing.Queue()
+    procs = [multiprocessing.Process(target=_terminal, args=(i, port, seconds, directory, queue))
+             for i in range(terminals)]
+    started = time.monotonic()
+    for p in procs:
+        p.start()
+    results = [queue.get(timeout=seconds + 60) for _ in procs]
+    for p in procs:
+        p.join()
+    wall = time.monotonic() - started
+    latencies = sorted(x for lat, _ in results for x in lat)
+    count = len(latencies)
+    declined = sum(d for _, d in results)
+    return {"terminals": terminals, "count": count, "declined": declined,
+            "rate": count / seconds, "p50": latencies[count // 2] * 1000,
+            "p99": latencies[min(count - 1, int(count * 0.99))] * 1000, "wall": wall}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--terminals", default="1,8")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="kapos-bench-") as directory:
+        host, port = start_host(directory)
+        try:
+            print("bench_host: sales through the reference host on 127.0.0.1:%d, %.1f s each, "
+                  "%d CPU(s); SQLite synchronous=FULL on both sides" % (port, args.seconds,
+                                                                     os.cpu_count() or 1))
+            for n in [int(x) for x in args.terminals.split(",")]:
+                r = measure(port, n, args.seconds, directory)
+                print("  %d terminal(s): %7.1f authorizations/s  (%d in %.1f s, %d declined; "
+                      "latency p50 %.2f ms, p99 %.2f ms)"
+                      % (n, r["rate"], r["count"], args.seconds, r["declined"], r["p50"],
+                         r["p99"]))
+        finally:
+            host.terminate()
+            host.wait(10)
+
+
+if __name__ == "__main__":
+    main()

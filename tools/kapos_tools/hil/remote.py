@@ -1,0 +1,159 @@
+"""RemoteTarget: a scenario Target driving a terminal through its management channel.
+
+    target = await RemoteTarget.connect("10.0.0.7:7700", token="s3cret")   # or "serial:/dev/ttyUSB0"
+    await Player(target).play(scenario)
+    await target.close()
+
+Inputs become `inject` requests (the terminal must be in test mode); snapshots come from
+`snapshot` (one round trip: screen, state, and the results, receipts and beeps with their
+running totals). `wait_change` polls every 20 ms until the terminal's change counter
+moves. Results, receipts and beeps count from the moment the target connected, as for an
+in-process LocalTarget.
+"""
+
+import asyncio
+
+from kapos.app.scenario import Target
+from kapos.errors import ScenarioError
+
+from kapos_tools.diag.client import ManagementClient, ManagementError
+
+POLL = 0.02
+
+HINTS = {
+    "key": "press the keys on the terminal",
+    "swipe": "swipe a card physically",
+    "tap": "tap a card physically",
+    "tamper": "open the case (trip the tamper switch) by hand",
+}
+
+
+class InjectionUnavailable(ScenarioError):
+    """The terminal does not take injected input: the step needs a person (or a robot)."""
+
+
+class RemoteTarget(Target):
+    def __init__(self, client, poll=POLL):
+        self.client = client
+        self.poll = poll
+        hello = client.hello or {}
+        self.board = hello.get("board")
+        self.test_mode = bool(hello.get("test_mode"))
+        self.results, self.receipts, self.beeps = [], [], []
+        self._totals = None  # results/receipts/beeps totals at the last snapshot
+        self._seq = None
+        self._fresh = None  # a snapshot wait_change fetched and snapshot() has not returned
+
+    @classmethod
+    async def connect(cls, where, token=None, poll=POLL):
+        client = await ManagementClient.open(where, token=token)
+        target = cls(client, poll)
+        try:
+            await target._fetch()  # the baseline: count from now on
+        except BaseException:
+            await client.close()
+            raise
+        return target
+
+    def can_inject(self, verb):
+        return self.test_mode
+
+    def injection_refusal(self, verb):
+        return "the terminal at %s does not accept injected input (not in test mode): %s" % (
+            self.client.where, HINTS.get(verb, "do it by hand"))
+
+    async def close(self):
+        await self.client.close()
+
+    # ------------------------------------------------------------ inputs
+
+    async def _inject(self, verb, **fields):
+        if not self.test_mode:
+            raise InjectionUnavailable(self.injection_refusal(verb))
+        try:
+            await self.client.call("inject", **fields)
+        except ManagementError as exc:
+            raise ScenarioError("inject %s refused: %s" % (verb, exc))
+
+    async def press(self, key):
+        await self._inject("key", key=key)
+
+    async def swipe(self, card_id=None, raw=None):
+        if raw is not None:
+            await self._inject("swipe", swipe_raw=raw)
+        else:
+            await self._inject("swipe", swipe=card_id)
+
+    async def tap(self, card_id=None, uid=None):
+        if uid is not None:
+            await self._inject("tap", tap_uid=uid)
+        else:
+            await self._inject("tap", tap=card_id)
+
+    async def tamper(self, source):
+        await self._inject("tamper", tamper=source)
+
+    # ------------------------------------------------------------ observing
+
+    async def snapshot(self):
+        if self._fresh is not None:
+            snap, self._fresh = self._fresh, None
+            return snap
+        return await self._fetch()
+
+    async def _fetch(self):
+        try:
+            reply = await self.client.call("snapshot")
+        except ManagementError as exc:
+            raise ScenarioError("snapshot failed: %s" % exc)
+        totals = {"results": reply.get("results_total") or 0, "receipts": reply.get("receipts_total") or 0,
+                  "beeps": reply.get("beeps_total") or 0}
+        if self._totals is not None:
+            _extend(self.results, reply.get("results") or [], totals["results"] - self._totals["results"])
+            _extend(self.receipts, reply.get("receipts") or [], totals["receipts"] - self._totals["receipts"])
+            _extend(self.beeps, reply.get("beeps") or [], totals["beeps"] - self._totals["beeps"])
+        self._totals = totals
+        self._seq = reply.get("seq")
+        return {"screen": reply.get("screen") or "", "state": reply.get("state"),
+                "results": list(self.results), "receipts": list(self.receipts), "beeps": list(self.beeps)}
+
+    async def wait_change(self, timeout):
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        start = self._seq
+        while True:
+            remaining = deadline - loop.time()
+            await asyncio.sleep(max(0.0, min(self.poll, remaining)))
+            snap = await self._fetch()
+            if self._seq != start or loop.time() >= deadline:
+                self._fresh = snap
+                return
+
+    async def reset_to_idle(self, timeout=15.0):
+        """Bring a long-running terminal back to IDLE before a scenario (CANCEL, or any
+        key on a result screen), so one failed scenario does not fail the next ones."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            snap = await self._fetch()
+            if snap["state"] == "IDLE":
+                await self._fetch()  # new baseline
+                return
+            if loop.time() > deadline:
+                raise ScenarioError("the terminal did not return to IDLE within %.0f s (state %s)"
+                                    % (timeout, snap["state"]))
+            if self.test_mode and snap["state"] not in ("AUTHORIZING", "SEALING", "TECH_WAIT"):
+                await self.press("CANCEL")
+            await asyncio.sleep(0.2)
+
+
+def _extend(kept, latest, new):
+    """Append the `new` newest of `latest` to `kept` (placeholders if some were missed;
+    nothing if the terminal restarted and its totals went down)."""
+    if new <= 0:
+        return
+    if new > len(latest):
+        kept.extend(["(not seen)"] * (new - len(latest)))
+        kept.extend(latest)
+    else:
+        kept.extend(latest[len(latest) - new:])
