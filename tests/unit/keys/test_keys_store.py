@@ -1,6 +1,6 @@
 """The key store: 0600 file, atomic writes, counter saved before use, zeroize + tamper mark,
 and a crash test: the terminal process is killed at random points and no KSN is ever
-used twice (25 kills in `make test`, 1,000 in `make soak`).""""
+used twice (25 kills in `make test`, 1,000 in `make soak`)."""
 
 import os
 import random
