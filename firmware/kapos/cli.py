@@ -32,6 +32,8 @@ def add_run_parser(sub):
     p.add_argument("--out", help="with --script: save every screen and receipt as PNG in this directory")
     p.add_argument("--clock", help="start the simulated clock at this UTC time, e.g. 2026-11-25T10:00:00")
     p.add_argument("--headless", action="store_true", help="run without the console UI (service mode)")
+    p.add_argument("--keep-storage", action="store_true",
+                   help="with --script: use the configured data directory instead of a fresh temporary one")
     p.set_defaults(func=cmd_run)
 
 
@@ -58,7 +60,8 @@ def run_script(args):
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     assembly = Assembly(args.board, args.config, list(args.overrides) + scenario.config,
-                        out_dir=args.out, clock=args.clock or scenario.clock)
+                        out_dir=args.out, clock=args.clock or scenario.clock,
+                        fresh_storage=not args.keep_storage)
     try:
         asyncio.run(_play(assembly, scenario, args.verbose))
     except ScenarioError as exc:

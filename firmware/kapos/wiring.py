@@ -1,6 +1,9 @@
 """Composition (L6): board file + config -> Platform + services -> Terminal."""
 
 import calendar
+import logging
+import os
+import tempfile
 import time
 
 from kapos import boards
@@ -8,9 +11,16 @@ from kapos.app import config as config_mod
 from kapos.app import testcards as testcards_mod
 from kapos.app.diagnostics import Diagnostics
 from kapos.app.pinseal import TestKeyPinSealer, make_test_pin_checker
+from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.core import events
+from kapos.security import dukpt
+from kapos.services.keystore import KeyStore
+from kapos.services.secmodule import SecurityModule
 from kapos.app.runtime import Terminal
 from kapos.app.testbank import TestBank
 from kapos.errors import ConfigError
+
+log = logging.getLogger("kapos.wiring")
 
 
 def parse_clock(text):
@@ -24,15 +34,34 @@ def parse_clock(text):
 def make_authorizer(config, cards):
     mode = config["host"]["mode"]
     if mode == "testbank":
-        return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker())
+        return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
     raise ConfigError("host.mode %r is unknown (known: testbank)" % mode)
+
+
+def make_security(config, settings):
+    """The PIN sealer / security module the keys config asks for."""
+    mode = config["keys"]["mode"]
+    if mode == "test-key":
+        return TestKeyPinSealer(), None
+    if mode != "dukpt":
+        raise ConfigError("keys.mode %r is unknown (known: dukpt, test-key)" % mode)
+    store = KeyStore(os.path.join(config["storage"]["data_dir"], "keys"))
+    if not store.loaded and not store.tampered and config["keys"]["auto_test_keys"]:
+        ik_id = ik_id_for(settings.terminal_id)
+        store.install(dukpt.derive_initial_key(TEST_BDK, ik_id), ik_id, source="public test BDK (auto)")
+        log.warning("loaded keys from the PUBLIC test BDK: for test cards only")
+    return SecurityModule(store), store
 
 
 class Assembly:
     """Everything one terminal run is made of, for the CLI, the console and tests."""
 
-    def __init__(self, board_name="sim", config_path=None, overrides=(), out_dir=None, clock=None):
+    def __init__(self, board_name="sim", config_path=None, overrides=(), out_dir=None, clock=None,
+                 fresh_storage=False):
         self.config = config_mod.load(config_path, overrides)
+        if fresh_storage:  # a scripted run starts from nothing and leaves nothing behind
+            self._tmp = tempfile.TemporaryDirectory(prefix="kapos-run-")
+            self.config["storage"]["data_dir"] = self._tmp.name
         self.settings = config_mod.settings_from(self.config)
         self.board = boards.load_board(board_name)
         self.testcards = testcards_mod.load()
@@ -44,9 +73,20 @@ class Assembly:
         if clock is not None and hasattr(clock_device, "set_time"):
             clock_device.set_time(parse_clock(clock))
         self.authorizer = make_authorizer(self.config, self.testcards)
-        self.terminal = Terminal(self.platform, self.settings, self.authorizer, TestKeyPinSealer())
-        self.diagnostics = Diagnostics(self.terminal, config=self.config)
+        self.security, self.keystore = make_security(self.config, self.settings)
+        self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
+        key_status = getattr(self.security, "key_status", None)
+        self.diagnostics = Diagnostics(self.terminal, config=self.config, key_status=key_status,
+                                       data_dir=self.config["storage"]["data_dir"])
         self.terminal.diagnostics = self.diagnostics
+
+    def load_keys(self, initial_key, ik_id, source="management channel"):
+        """Install a new initial key and clear a tamper lock."""
+        if self.keystore is None:
+            raise ConfigError("keys.mode is not dukpt")
+        self.keystore.install(initial_key, ik_id, source=source)
+        self.terminal.post(events.KEYS_LOADED)
+        return self.keystore.status()
 
     def close(self):
         self.authorizer.close()

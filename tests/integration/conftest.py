@@ -15,7 +15,11 @@ class Running:
     """A terminal on the sim board running in the current event loop."""
 
     def __init__(self, overrides=(), out_dir=None, board="sim"):
-        self.assembly = Assembly(board, overrides=[("host.reply_delay", "0")] + list(overrides), out_dir=out_dir)
+        import tempfile
+
+        self.data_dir = tempfile.mkdtemp(prefix="kapos-test-")
+        base = [("host.reply_delay", "0"), ("storage.data_dir", '"%s"' % self.data_dir)]
+        self.assembly = Assembly(board, overrides=base + list(overrides), out_dir=out_dir)
         self.terminal = self.assembly.terminal
         self.platform = self.assembly.platform
         self.target = LocalTarget(self.terminal, self.assembly.testcards)

@@ -95,6 +95,9 @@ class Terminal:
     async def run(self, ready=None):
         self._queue = asyncio.Queue()
         await self.authorizer.start()
+        keystore = getattr(self.pin_sealer, "keystore", None)
+        if keystore is not None and keystore.tampered:
+            self.post(E.TAMPER, source="keys were erased")  # stay locked across restarts
         self._start_readers()
         self._execute_all(self._initial)
         if ready is not None:

@@ -163,7 +163,7 @@ def parse_host_totals(reply):
 class HostAuthorizer(Authorizer):
     def __init__(self, transport, journal, terminal_id, merchant_id, currency_code="978",
                  timeout=10.0, retry_base=2.0, retry_max=60.0, mac=None, clock=time.time,
-                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0):
+                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0, exponent=2):
         self.transport = transport
         self.journal = journal
         self.terminal_id = terminal_id
@@ -178,6 +178,8 @@ class HostAuthorizer(Authorizer):
         self.nii = nii
         self.sign_on_at_start = sign_on
         self.sign_on_timeout = sign_on_timeout
+        self.exponent = exponent
+        self.online = True  # False: behave as if the link were down (management test fault)
         self.signed_on = False
         self.late_replies = 0
         self._by_ref = {}  # ref -> journal id, for this process
@@ -234,6 +236,8 @@ class HostAuthorizer(Authorizer):
 
     async def authorize(self, request):
         self._setup()
+        if not self.online:
+            raise HostUnavailable("Host unavailable")
         now = self.clock()
         kind = request["type"]
         batch = self.journal.current_batch()
@@ -476,6 +480,8 @@ class HostAuthorizer(Authorizer):
     async def _exchange(self, message, timeout=None):
         """Send a message, return the decoded, matching reply (LinkError otherwise)."""
         self._setup()
+        if not self.online:
+            raise NotDelivered("host link switched off (test fault)")
         data = await self.transport.request(encode_message(message, self.mac),
                                             timeout or self.timeout,
                                             accept=self._acceptor(message))
@@ -530,7 +536,66 @@ class HostAuthorizer(Authorizer):
         text = "Totals agreed" if agreed else (
             "Totals not agreed" if code == NOT_RECONCILED else m.response_text(code))
         return {"agreed": agreed, "code": code, "text": text, "batch": number,
-                "totals": totals, "host_totals": host_totals}
+                "totals": totals, "host_totals": host_totals,
+                "lines": self._settlement_lines(number, totals, host_totals, text)}
+
+    def _money(self, minor):
+        if not self.exponent:
+            return "%d" % minor
+        sign = "-" if minor < 0 else ""
+        minor = abs(minor)
+        unit = 10 ** self.exponent
+        return "%s%d.%0*d" % (sign, minor // unit, self.exponent, minor % unit)
+
+    def _settlement_lines(self, number, totals, host_totals, text):
+        """Short lines (21 columns) for the terminal's screen."""
+        lines = ["Batch %06d" % number, text]
+        rows = (("Sales", "debits"), ("Voids", "debits_reversal"), ("Refunds", "credits"))
+        for label, key in rows:
+            lines.append("%-7s%3d%11s" % (label, totals[key + "_count"],
+                                          self._money(totals[key + "_amount"])))
+        net = (totals["debits_amount"] - totals["debits_reversal_amount"]) \
+            - (totals["credits_amount"] - totals["credits_reversal_amount"])
+        lines.append("%-10s%11s" % ("Net", self._money(net)))
+        if host_totals and host_totals != {k: totals.get(k) for k in host_totals}:
+            host_net = (host_totals.get("debits_amount", 0)
+                        - host_totals.get("debits_reversal_amount", 0)) \
+                - (host_totals.get("credits_amount", 0)
+                   - host_totals.get("credits_reversal_amount", 0))
+            lines.append("%-10s%11s" % ("Host net", self._money(host_net)))
+        return lines
+
+    # ------------------------------------------------------------ status
+
+    def describe(self):
+        """Lines about the host link (technician 'Network' screen)."""
+        transport = self.transport
+        if isinstance(transport, TcpTransport):
+            where = "%s:%d%s" % (transport.host, transport.port, " TLS" if transport.tls else "")
+        elif isinstance(transport, SerialTransport):
+            where = "serial %s" % (transport.url or "port")
+        else:
+            where = type(transport).__name__
+        return [where, "signed on %s" % ("yes" if self.signed_on else "no"),
+                "link %s" % ("on" if self.online else "OFF (test fault)"),
+                "to send %d" % self.journal.pending_count(),
+                "last STAN %s" % self.journal.last_stan]
+
+    def journal_summary(self):
+        """Lines about the journal (technician 'Journal' screen)."""
+        batch = self.journal.current_batch()
+        counts = {}
+        for row in self.journal.transactions(batch=batch):
+            counts[row["status"]] = counts.get(row["status"], 0) + 1
+        lines = ["batch %06d" % batch]
+        for status in J.STATUSES:
+            if counts.get(status):
+                lines.append("%-16s%5d" % (status, counts[status]))
+        lines.append("to send %d" % self.journal.pending_count())
+        if self.journal.settling_batch() is not None:
+            lines.append("settling %06d" % self.journal.settling_batch())
+        lines.append("last STAN %s" % self.journal.last_stan)
+        return lines
 
     # ------------------------------------------------------------ store and forward
 
@@ -613,7 +678,8 @@ def from_config(config, mac=None):
 
     Keys: host.transport ('tcp' | 'serial'), host.address, host.tls, host.tls_ca,
     host.tls_hostname, host.serial_url, host.serial_baud, host.timeout,
-    host.connect_timeout, host.retry_base, host.retry_max, host.journal_dir."""
+    host.connect_timeout, host.retry_base, host.retry_max, and optionally
+    host.journal_dir (default: storage.data_dir + "/journal")."""
     h = config["host"]
     t = config["terminal"]
     transport_kind = h.get("transport", "tcp")
@@ -635,8 +701,11 @@ def from_config(config, mac=None):
     else:
         from kapos.errors import ConfigError
         raise ConfigError("host.transport %r is unknown (known: tcp, serial)" % transport_kind)
-    journal = J.Journal(os.path.expanduser(h.get("journal_dir", "~/.local/share/kapos")))
+    directory = h.get("journal_dir") or os.path.join(
+        config.get("storage", {}).get("data_dir", "var"), "journal")
+    journal = J.Journal(os.path.expanduser(directory))
     return HostAuthorizer(transport, journal, terminal_id=t["terminal_id"],
                           merchant_id=t["merchant_id"], currency_code=t["currency_code"],
                           timeout=h.get("timeout", 10.0), retry_base=h.get("retry_base", 2.0),
-                          retry_max=h.get("retry_max", 60.0), mac=mac)
+                          retry_max=h.get("retry_max", 60.0), mac=mac,
+                          exponent=t.get("exponent", 2))

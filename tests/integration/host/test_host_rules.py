@@ -145,3 +145,45 @@ def test_malformed_input_closes_that_connection_and_the_host_carries_on():
         await server.close()
 
     run(go())
+
+
+def test_cards_file_with_shared_accounts_and_host_only_keys(tmp_path):
+    from kapos_tools.host import Ledger
+
+    path = tmp_path / "cards.toml"
+    path.write_text('''
+[[account]]
+number = "700100"
+name = "Savings"
+balance = 10000
+
+[[card]]
+id = "club-card"
+pan = "6000001234567899"
+expiry = "3012"
+pin = "2468"
+account = "700100"
+daily_limit = 500
+
+[[card]]
+id = "club-card-2"
+pan = "6000001234567881"
+expiry = "3012"
+account = "700100"
+''')
+    ledger = Ledger(":memory:")
+    assert ledger.load_cards(str(path)) == 2
+    assert ledger.card_account("6000001234567899") == ledger.card_account("6000001234567881")
+
+    def club(stan, amount, pan):
+        return m.build_financial_request("sale", amount, stan, UTC, UTC, TID, MID, "978",
+                                         track2=pan + "=3012101000", private="BN006000001")
+
+    assert ledger.handle(club(1, 400, "6000001234567899"))[39] == "00"
+    assert ledger.handle(club(2, 200, "6000001234567899"))[39] == "61"  # this card's limit
+    assert ledger.handle(club(3, 200, "6000001234567881"))[39] == "00"  # the other card
+    assert ledger.balance("700100") == 10000 - 600
+    ledger.load_cards(str(path))  # loading again keeps balances
+    assert ledger.balance("700100") == 9400
+    ledger.load_cards(str(path), reset=True)
+    assert ledger.balance("700100") == 10000

@@ -29,7 +29,8 @@ class InProcessTerminal:
         self._task = None
 
     async def __aenter__(self):
-        self.assembly = Assembly(self.board, self.config_path, self.overrides, clock=self.clock)
+        self.assembly = Assembly(self.board, self.config_path, self.overrides, clock=self.clock,
+                                 fresh_storage=True)
         try:
             ready = asyncio.Event()
             self._task = asyncio.ensure_future(self.assembly.terminal.run(ready))

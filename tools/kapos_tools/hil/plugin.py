@@ -211,7 +211,8 @@ async def _local(board, config, clock):
     from kapos.local_target import LocalTarget
     from kapos.wiring import Assembly
 
-    assembly = Assembly(board, overrides=[("host.reply_delay", "0")] + list(config), clock=clock)
+    assembly = Assembly(board, overrides=[("host.reply_delay", "0")] + list(config), clock=clock,
+                        fresh_storage=True)
     ready = asyncio.Event()
     task = asyncio.ensure_future(assembly.terminal.run(ready))
     try:

@@ -30,6 +30,9 @@ def add_arguments(p):
                    help="reload balances from --cards even for cards already in the ledger")
     p.add_argument("--daily-limit", type=int, default=200000, metavar="MINOR_UNITS",
                    help="default per-card daily limit (sale + cash + transfer), 200000")
+    p.add_argument("--bdk", metavar="HEX",
+                   help="DUKPT base derivation key for PIN blocks with a KSN (default: the "
+                        "PUBLIC X9.24-3 test BDK the terminals' test keys come from)")
     p.add_argument("--show-ledger", action="store_true",
                    help="print accounts, daily totals, recent transactions and batches; exit")
     p.add_argument("--quiet", action="store_true", help="do not log each message")
@@ -48,7 +51,15 @@ def register(subparsers):
 def open_ledger(args):
     from kapos_tools.host.ledger import Ledger
 
-    ledger = Ledger(args.db, daily_limit=args.daily_limit)
+    kwargs = {}
+    if args.bdk:
+        try:
+            kwargs["bdk"] = bytes.fromhex(args.bdk)
+        except ValueError:
+            raise KaposError("--bdk must be hex")
+        if len(kwargs["bdk"]) not in (16, 24, 32):
+            raise KaposError("--bdk must be an AES key: 16, 24 or 32 bytes")
+    ledger = Ledger(args.db, daily_limit=args.daily_limit, **kwargs)
     ledger.load_cards(args.cards, reset=args.reset)
     return ledger
 

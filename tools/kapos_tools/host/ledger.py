@@ -17,7 +17,8 @@ Rules of a 0200, in order (response code):
     12 reversed before it arrived, or an unknown processing code
     14 unknown card or transfer target  <card's decline code from the cards file>
     54 expired (card expiry before the host's month)
-    55 wrong PIN (format 4 block under the test key, or the DUKPT key when a BDK is set)
+    55 wrong PIN (format 4 block: under the DUKPT PIN key of the KSN in field 53, derived
+       from the BDK - by default the public test BDK - or, without 53, the static test key)
     13 bad amount                       61 per-card daily limit (sale + cash + transfer)
     51 insufficient funds               00 approved (37 RRN, 38 auth code; 54 balance for
                                            balance inquiry and cash)
@@ -36,6 +37,11 @@ import time
 import tomllib
 
 from kapos.app.pinseal import TEST_PIN_KEY
+
+try:  # the public X9.24-3 test BDK the terminals' default keys come from
+    from kapos.app.testkeys import TEST_BDK
+except ImportError:  # an older firmware without DUKPT test keys
+    TEST_BDK = None
 from kapos.errors import DecodeError, LocalProtocolError, SecurityError
 from kapos.host import codec
 from kapos.host import messages as m
@@ -87,7 +93,7 @@ CREATE TABLE IF NOT EXISTS terminals (
 
 
 class Ledger:
-    def __init__(self, path=":memory:", clock=time.time, pin_key=TEST_PIN_KEY, bdk=None,
+    def __init__(self, path=":memory:", clock=time.time, pin_key=TEST_PIN_KEY, bdk=TEST_BDK,
                  daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL"):
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -1,0 +1,20 @@
+"""The public test keys kapos uses by default (never for real cards).
+
+TEST_BDK is the sample Base Derivation Key of ANSI X9.24-3-2017's published test vectors;
+a terminal's Initial Key ID is the BDK ID followed by a device ID made from its terminal id,
+so the reference host, knowing the BDK, derives every terminal's keys from the KSN alone.
+"""
+
+import hashlib
+
+TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
+TEST_BDK_ID = bytes.fromhex("12345678")
+
+
+def device_id(terminal_id):
+    """4 bytes from the terminal id (stable, so re-keying a terminal keeps its IK ID)."""
+    return hashlib.sha256(terminal_id.encode()).digest()[:4]
+
+
+def ik_id_for(terminal_id, bdk_id=TEST_BDK_ID):
+    return bytes(bdk_id) + device_id(terminal_id)

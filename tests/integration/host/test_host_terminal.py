@@ -1,0 +1,113 @@
+"""The whole terminal (sim board, core, runtime) authorizing through HostAuthorizer
+against the reference host over TCP - the path `host.mode = "iso8583"` takes."""
+
+import asyncio
+import os
+
+from hostkit import MERCHANT, TESTCARDS, agree, new_ledger, run
+from kapos.app.scenario import Player, parse
+from kapos.local_target import LocalTarget
+from kapos.services import journal as J
+from kapos.services.host_client import HostAuthorizer
+from kapos.services.journal import Journal
+from kapos.services.transport import TcpTransport
+from kapos.wiring import Assembly
+from kapos_tools.host import HostServer
+
+
+class Terminal:
+    def __init__(self, directory, overrides=(), timeout=2.0):
+        self.directory = str(directory)
+        self.overrides = list(overrides)
+        self.timeout = timeout
+
+    async def __aenter__(self):
+        self.ledger = new_ledger()
+        self.server = HostServer(self.ledger)
+        _, port = await self.server.start_tcp("127.0.0.1", 0)
+        data_dir = os.path.join(self.directory, "var")
+        self.assembly = Assembly("sim", overrides=[("storage.data_dir", '"%s"' % data_dir)]
+                                 + self.overrides)
+        settings = self.assembly.settings
+        self.journal = Journal(os.path.join(self.directory, "journal"))
+        self.auth = HostAuthorizer(TcpTransport("127.0.0.1", port), self.journal,
+                                   settings.terminal_id, settings.merchant_id or MERCHANT,
+                                   timeout=self.timeout, retry_base=0.05, retry_max=0.2)
+        self.assembly.authorizer.close()
+        self.assembly.authorizer = self.auth
+        self.terminal = self.assembly.terminal
+        self.terminal.authorizer = self.auth
+        self.player = Player(LocalTarget(self.terminal, self.assembly.testcards),
+                             default_timeout=5.0)
+        ready = asyncio.Event()
+        self.task = asyncio.ensure_future(self.terminal.run(ready))
+        await ready.wait()
+        return self
+
+    async def __aexit__(self, *exc):
+        self.terminal.stop()
+        await self.task
+        await self.auth.aclose()
+        self.assembly.platform.close()
+        await self.server.close()
+
+    async def play(self, text):
+        await self.player.play(parse(text))
+
+
+SALE = """key 1
+keys 1235
+key ENTER
+swipe visa-debit
+key 1
+keys 1234
+key ENTER
+expect screen "APPROVED"
+expect result approved
+expect receipt "Auth code"
+key ENTER
+expect state IDLE
+"""
+
+
+def test_sale_then_void_from_the_keypad(tmp_path):
+    async def go():
+        async with Terminal(tmp_path) as t:
+            await t.play(SALE)
+            assert t.ledger.balance(TESTCARDS["visa-debit"].pan) == 100000 - 1235
+            await t.play('key 3\nexpect screen "VOID"\nkey ENTER\nexpect result approved\n'
+                         'key ENTER\nexpect state IDLE\n')
+            assert t.ledger.balance(TESTCARDS["visa-debit"].pan) == 100000
+            await t.play('key 1\nkeys 500\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 9999\n'
+                         'key ENTER\nexpect result declined\nexpect screen "Incorrect PIN"\n')
+            assert agree(t.journal, t.ledger, t.assembly.settings.terminal_id) == []
+            # the technician functions that use the authorizer
+            diagnostics = t.assembly.diagnostics
+            title, lines = await diagnostics.run("settlement")
+            assert title == "TOTALS AGREED", lines
+            assert lines[0] == "Batch 000001" and any(l.startswith("Voids") for l in lines)
+            assert all(len(line) <= 21 for line in lines)
+            title, lines = await diagnostics.run("journal")
+            assert lines[0] == "batch 000002"
+            title, lines = await diagnostics.run("network")
+            assert any("signed on yes" in line for line in lines)
+            title, lines = await diagnostics.run("host_echo")
+            assert title == "HOST ECHO OK"
+
+    run(go())
+
+
+def test_core_host_timeout_cancels_and_the_host_undoes(tmp_path):
+    async def go():
+        async with Terminal(tmp_path, overrides=[("timeouts.host", "0.3")], timeout=2.0) as t:
+            t.server.response_delay = lambda message: 0.6 if message["mti"] == "0200" else 0
+            await t.play('key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\n'
+                         'key ENTER\nexpect result error\nexpect screen "No reply from host"\n')
+            await asyncio.sleep(0.5)  # the host approves late; the terminal has cancelled
+            await t.auth.wait_idle(5)
+            row = t.journal.transactions()[-1]
+            assert row["status"] == J.REVERSED
+            assert t.ledger.balance(TESTCARDS["visa-debit"].pan) == 100000
+            assert agree(t.journal, t.ledger, t.assembly.settings.terminal_id) == []
+
+    run(go())

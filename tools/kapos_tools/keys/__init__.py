@@ -1,0 +1,109 @@
+"""`kapos keys`: test BDKs, key loading into a terminal, key status (never key values).
+
+    kapos keys new-bdk --out bdk.json            # a random AES-128 BDK (file mode 0600)
+    kapos keys load --terminal-id KAPOS001 --data-dir var [--bdk bdk.json]
+    kapos keys load --terminal-id KAPOS001 --connect 127.0.0.1:8590 --token T [--bdk bdk.json]
+    kapos keys status --data-dir var   |   --connect HOST:PORT
+
+Without --bdk the public X9.24-3 test BDK is used (the reference host's default).
+"""
+
+import binascii
+import json
+import os
+import sys
+
+from kapos.app.testkeys import TEST_BDK, TEST_BDK_ID, ik_id_for
+from kapos.errors import KaposError
+from kapos.security import dukpt
+from kapos.services.keystore import KeyStore, atomic_write
+
+
+def read_bdk(path):
+    if not path:
+        return TEST_BDK, TEST_BDK_ID
+    try:
+        with open(path) as f:
+            doc = json.load(f)
+        bdk = binascii.unhexlify(doc["bdk"])
+        bdk_id = binascii.unhexlify(doc["bdk_id"])
+    except (OSError, ValueError, KeyError) as exc:
+        raise KaposError("cannot read BDK file %s (%s)" % (path, type(exc).__name__))
+    if len(bdk) not in (16, 32) or len(bdk_id) != 4:
+        raise KaposError("BDK file %s: bdk must be 16 or 32 bytes and bdk_id 4 bytes" % path)
+    return bdk, bdk_id
+
+
+def cmd_new_bdk(args):
+    if os.path.exists(args.out) and not args.force:
+        raise KaposError("%s exists (use --force to replace it)" % args.out)
+    doc = {"bdk": os.urandom(16).hex().upper(), "bdk_id": os.urandom(4).hex().upper(),
+           "note": "kapos test BDK: keep it secret, give it to your host only"}
+    atomic_write(args.out, json.dumps(doc, indent=1).encode())
+    print("wrote a new AES-128 BDK to %s (mode 0600), BDK ID %s" % (args.out, doc["bdk_id"]))
+    return 0
+
+
+def _remote(args, request):
+    from kapos_tools.diag.client import connect  # the management-channel client
+
+    client = connect(args.connect, token=args.token)
+    try:
+        reply = client.call(request)
+    finally:
+        client.close()
+    if not reply.get("ok"):
+        raise KaposError("terminal refused: %s" % reply.get("error"))
+    return reply
+
+
+def cmd_load(args):
+    bdk, bdk_id = read_bdk(args.bdk)
+    ik_id = ik_id_for(args.terminal_id, bdk_id)
+    ik = dukpt.derive_initial_key(bdk, ik_id)
+    if args.connect:
+        reply = _remote(args, {"cmd": "keys_load", "ik": ik.hex(), "ik_id": ik_id.hex()})
+        status = reply.get("keys", {})
+    else:
+        store = KeyStore(args.data_dir)
+        store.install(ik, ik_id, source="kapos keys load")
+        status = store.status()
+    print("keys loaded for terminal %s: IK ID %s, next KSN %s" % (args.terminal_id, ik_id.hex().upper(),
+                                                                   status.get("ksn")))
+    return 0
+
+
+def cmd_status(args):
+    if args.connect:
+        status = _remote(args, {"cmd": "keys_status"}).get("keys", {})
+    else:
+        status = KeyStore(args.data_dir).status()
+    for key in ("loaded", "tampered", "ik_id", "ksn", "counter", "source"):
+        if key in status:
+            print("%-9s %s" % (key, status[key]))
+    return 0 if status.get("loaded") else 1
+
+
+def register(subparsers):
+    p = subparsers.add_parser("keys", help="test BDKs, key loading and key status (never key values)")
+    sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    n = sub.add_parser("new-bdk", help="write a random AES-128 test BDK file (0600)")
+    n.add_argument("--out", required=True)
+    n.add_argument("--force", action="store_true")
+    n.set_defaults(func=cmd_new_bdk)
+    for name, func, text in (("load", cmd_load, "derive a terminal's initial key and load it"),
+                             ("status", cmd_status, "show a terminal's key status")):
+        q = sub.add_parser(name, help=text)
+        where = q.add_mutually_exclusive_group()
+        where.add_argument("--data-dir", default="var", help="the terminal's data directory (local)")
+        where.add_argument("--connect", help="HOST:PORT of the terminal's management channel")
+        q.add_argument("--token", help="management channel token")
+        if name == "load":
+            q.add_argument("--terminal-id", required=True)
+            q.add_argument("--bdk", help="BDK file from `kapos keys new-bdk` (default: the public test BDK)")
+        q.set_defaults(func=func)
+    return p
+
+
+if __name__ == "__main__":
+    sys.exit("use: kapos keys ...")
