@@ -187,21 +187,30 @@ def _enter_card(ctx, cmds):
 
 def card_swiped(ctx, event):
     try:
-        card = cards.parse_swipe(event.get("raw", ""), ctx.settings.private_bins)
+        card = card_from_swipe(ctx, event)
     except (CardReadError, CardRejected) as exc:
         return _card_problem(ctx, exc, event)
     return _accept_card(ctx, event, card)
 
 
+def card_from_swipe(ctx, event):
+    return cards.parse_swipe(event.get("raw", ""), ctx.settings.private_bins)
+
+
+def card_from_tap(ctx, event):
+    """An EMV tap carries a track 2 equivalent; a closed-loop token only its UID."""
+    tap = event.get("tap")
+    if tap is None:
+        raise CardReadError("no card data")
+    if tap.track2:
+        return cards.card_from_track2(tap.track2, "tap", ctx.settings.private_bins)
+    return cards.token_card(tap.uid)
+
+
 def card_tapped(ctx, event):
     tap = event.get("tap")
     try:
-        if tap is None:
-            raise CardReadError("no card data")
-        if tap.track2:
-            card = cards.card_from_track2(tap.track2, "tap", ctx.settings.private_bins)
-        else:
-            card = cards.token_card(tap.uid)
+        card = card_from_tap(ctx, event)
     except (CardReadError, CardRejected) as exc:
         return _card_problem(ctx, exc, event)
     ctx.txn.token_data = tap.token

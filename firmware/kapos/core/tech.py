@@ -1,11 +1,10 @@
 """Technician functions behind the technician PIN: a menu of data rows, and the handlers
 of the TECH_* / KEY_TEST / CARD_TEST states (their cells are in table.py)."""
 
-from kapos import card as cards
 from kapos.compat import wipe
 from kapos.core import commands as C
 from kapos.core import states as S
-from kapos.core.handlers import _timer, go_idle, refuse
+from kapos.core.handlers import _timer, card_from_swipe, card_from_tap, go_idle, refuse
 from kapos.errors import CardReadError, CardRejected
 
 # (key, label, what it does): 'diag' asks the runtime, 'state' enters a test state,
@@ -178,26 +177,18 @@ def _card_lines(card):
     return lines
 
 
-def card_test_swipe(ctx, event):
+def _card_test(ctx, event, read, what):
     try:
-        lines = _card_lines(cards.parse_swipe(event.get("raw", ""), ctx.settings.private_bins))
+        lines = _card_lines(read(ctx, event))
     except (CardReadError, CardRejected) as exc:
         ctx.counters["read_errors"] += 1
-        lines = ["SWIPE ERROR", str(exc)]
+        lines = ["%s ERROR" % what, str(exc)]
     return S.CARD_TEST, [C.show("card_test", lines=lines), _timer(ctx, "card")]
+
+
+def card_test_swipe(ctx, event):
+    return _card_test(ctx, event, card_from_swipe, "SWIPE")
 
 
 def card_test_tap(ctx, event):
-    tap = event.get("tap")
-    try:
-        if tap is None:
-            raise CardReadError("no card data")
-        if tap.track2:
-            card = cards.card_from_track2(tap.track2, "tap", ctx.settings.private_bins)
-        else:
-            card = cards.token_card(tap.uid)
-        lines = _card_lines(card)
-    except (CardReadError, CardRejected) as exc:
-        ctx.counters["read_errors"] += 1
-        lines = ["TAP ERROR", str(exc)]
-    return S.CARD_TEST, [C.show("card_test", lines=lines), _timer(ctx, "card")]
+    return _card_test(ctx, event, card_from_tap, "TAP")
