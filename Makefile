@@ -24,8 +24,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+HOST_ADDR ?= 127.0.0.1:8583
+
+# The simulated terminal, authorizing against the reference host on loopback (var/host.db).
 run: $(STAMP)
-	$(BIN)/kapos run --board $(BOARD)
+	@mkdir -p var; : > var/host.log
+	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db >var/host.log 2>&1 & host=$$!; \
+	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
+	for i in $$(seq 50); do grep -q "listening" var/host.log && break; sleep 0.1; done; \
+	grep -q "listening" var/host.log || { cat var/host.log; exit 1; }; \
+	$(BIN)/kapos run --board $(BOARD) --set host.mode=iso8583 --set host.address=$(HOST_ADDR)
 
 test: $(STAMP)
 	$(BIN)/python tools/check_layers.py

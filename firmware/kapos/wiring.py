@@ -35,7 +35,11 @@ def make_authorizer(config, cards):
     mode = config["host"]["mode"]
     if mode == "testbank":
         return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
-    raise ConfigError("host.mode %r is unknown (known: testbank)" % mode)
+    if mode == "iso8583":
+        from kapos.services.host_client import from_config
+
+        return from_config(config)
+    raise ConfigError("host.mode %r is unknown (known: testbank, iso8583)" % mode)
 
 
 def make_security(config, settings):

@@ -102,11 +102,12 @@ def measure(port, terminals, seconds, directory):
             "p99": latencies[min(count - 1, int(count * 0.99))] * 1000, "wall": wall}
 
 
-def main(argv=None):
+def main(argv=()):
+    """Called with no arguments by tools/bench/run.py (`make bench`)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--terminals", default="1,8")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(list(argv))
     with tempfile.TemporaryDirectory(prefix="kapos-bench-") as directory:
         host, port = start_host(directory)
         try:
@@ -125,4 +126,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -103,6 +103,14 @@ def validate(config):
     for key, value in config["timeouts"].items():
         if not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError("config key timeouts.%s must be a positive number" % key)
+    h = config["host"]
+    if h["mode"] not in ("testbank", "iso8583"):
+        raise ConfigError("host.mode must be testbank or iso8583")
+    if h["transport"] not in ("tcp", "serial"):
+        raise ConfigError("host.transport must be tcp or serial")
+    if h["mode"] == "iso8583" and h["timeout"] >= config["timeouts"]["host"]:
+        raise ConfigError("host.timeout (%s s) must be below timeouts.host (%s s), so the link gives up first"
+                          % (h["timeout"], config["timeouts"]["host"]))
     tech = config["technician"]["pin"]
     if not (4 <= len(tech) <= 8 and tech.isdigit()):
         raise ConfigError("technician.pin must be 4 to 8 digits")

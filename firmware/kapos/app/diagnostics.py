@@ -80,7 +80,7 @@ class Diagnostics:
     async def fn_network(self):
         host = self.config.get("host", {})
         lines = ["mode %s" % host.get("mode", "?")]
-        for key in ("address", "serial", "tls"):
+        for key in ("transport", "address", "serial_url", "tls"):
             if host.get(key):
                 lines.append("%s %s" % (key, host[key]))
         describe = getattr(self.terminal.authorizer, "describe", None)
@@ -139,9 +139,11 @@ class Diagnostics:
             return Check("host", True, "no echo test for this authorizer", essential=True)
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(echo(), timeout=self.terminal.settings.timeouts["host"])
+            answer = await asyncio.wait_for(echo(), timeout=self.terminal.settings.timeouts["host"])
         except Exception as exc:
             return Check("host", False, "echo failed: %s" % (str(exc) or type(exc).__name__), essential=True)
+        if isinstance(answer, dict) and not answer.get("ok", True):
+            return Check("host", False, "echo refused: response code %s" % answer.get("code"), essential=True)
         ms = (time.perf_counter() - started) * 1000
         return Check("host", True, "echo answered in %.1f ms" % ms, essential=True, ms=round(ms, 2))
 

@@ -163,7 +163,8 @@ def parse_host_totals(reply):
 class HostAuthorizer(Authorizer):
     def __init__(self, transport, journal, terminal_id, merchant_id, currency_code="978",
                  timeout=10.0, retry_base=2.0, retry_max=60.0, mac=None, clock=time.time,
-                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0, exponent=2):
+                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0, exponent=2,
+                 keep_batches=30):
         self.transport = transport
         self.journal = journal
         self.terminal_id = terminal_id
@@ -179,6 +180,7 @@ class HostAuthorizer(Authorizer):
         self.sign_on_at_start = sign_on
         self.sign_on_timeout = sign_on_timeout
         self.exponent = exponent
+        self.keep_batches = keep_batches
         self.online = True  # False: behave as if the link were down (management test fault)
         self.signed_on = False
         self.late_replies = 0
@@ -256,6 +258,9 @@ class HostAuthorizer(Authorizer):
             original_id=original_row["id"] if original_row else None,
             reversal=(stan, codec.encode(reversal)))
         self._by_ref[request.get("ref")] = txn_id
+        if len(self._by_ref) > 1000:
+            for old_ref in list(self._by_ref)[:-100]:
+                del self._by_ref[old_ref]
         try:
             data = await self.transport.request(payload, self.timeout,
                                                 accept=self._acceptor(message))
@@ -267,8 +272,11 @@ class HostAuthorizer(Authorizer):
             self._reverse(txn_id, "timeout", str(exc))
             log.warning("ref %s stan %s: %s - reversing", request.get("ref"), stan, exc)
             raise HostUnavailable("No reply from host")
-        except asyncio.CancelledError:
-            self._reverse(txn_id, "error", "cancelled in flight")
+        except asyncio.CancelledError:  # shutting down with the request in flight
+            try:
+                self._reverse(txn_id, "error", "cancelled in flight")
+            except Exception:  # the journal is closing: start() will recover it
+                pass
             raise
         reply = codec.decode(data)
         code = reply[39]
@@ -281,8 +289,16 @@ class HostAuthorizer(Authorizer):
         if approved:
             new_reversal = codec.encode(strip_for_storage(
                 m.build_reversal(message, "timeout", response=reply)))
-        self.journal.record_result(txn_id, approved, code, reply.get(38), reply.get(37),
-                                   balance, reversal_message=new_reversal)
+        try:
+            self.journal.record_result(txn_id, approved, code, reply.get(38), reply.get(37),
+                                       balance, reversal_message=new_reversal)
+        except Exception as exc:  # not journaled = not shown: undo it at the host
+            log.error("ref %s: cannot journal the reply (%s): reversing", request.get("ref"), exc)
+            try:
+                self._reverse(txn_id, "error", "journal write failed")
+            except Exception:
+                pass  # still `pending` on disk: reversed by the next start()
+            raise HostUnavailable("Terminal journal error")
         reason = self._cancelled.pop(txn_id, None)
         if reason is not None and approved:
             log.warning("ref %s approved after the terminal gave up: reversing",
@@ -293,13 +309,12 @@ class HostAuthorizer(Authorizer):
                 "stan": stan, "balance": balance}
 
     def cancel(self, ref, reason):
+        # refs are terminal-local and restart with the terminal: only a ref authorized by
+        # this process can be meant (never a same-numbered one from before a restart)
         txn_id = self._by_ref.get(ref)
         if txn_id is None:
-            row = self.journal.find_by_ref(ref)
-            if row is None:
-                log.info("cancel of unknown ref %s", ref)
-                return
-            txn_id = row["id"]
+            log.info("cancel of ref %s: nothing was sent for it", ref)
+            return
         row = self.journal.get(txn_id)
         if row is None:
             return
@@ -533,6 +548,7 @@ class HostAuthorizer(Authorizer):
         agreed = code == RECONCILED
         host_totals = parse_host_totals(reply)
         self.journal.finish_batch(number, code, agreed, totals, host_totals)
+        self.journal.prune(self.keep_batches)
         text = "Totals agreed" if agreed else (
             "Totals not agreed" if code == NOT_RECONCILED else m.response_text(code))
         return {"agreed": agreed, "code": code, "text": text, "batch": number,
@@ -632,20 +648,28 @@ class HostAuthorizer(Authorizer):
 
     async def _worker(self):
         while not self._closed:
-            self._wake.clear()
-            now = self.clock()
-            if self.journal.due(now):
-                async with self._queue_lock:
-                    for item in self.journal.due(self.clock()):
-                        if not await self._send_item(item):
-                            break
-                continue
-            next_time = self.journal.next_due_time()
-            wait = None if next_time is None else max(0.01, next_time - self.clock())
             try:
-                await asyncio.wait_for(self._wake.wait(), wait)
-            except asyncio.TimeoutError:
-                pass
+                await self._work_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a journal or programming error must not end store and forward
+                log.exception("store-and-forward failed; retrying in %.1f s", self.retry_max)
+                await asyncio.sleep(self.retry_max)
+
+    async def _work_once(self):
+        self._wake.clear()
+        if self.journal.due(self.clock()):
+            async with self._queue_lock:
+                for item in self.journal.due(self.clock()):
+                    if not await self._send_item(item):
+                        break
+            return
+        next_time = self.journal.next_due_time()
+        wait = None if next_time is None else max(0.01, next_time - self.clock())
+        try:
+            await asyncio.wait_for(self._wake.wait(), wait)
+        except asyncio.TimeoutError:
+            pass
 
     async def _send_item(self, item):
         """One attempt at a queued message. True when the host answered it."""

@@ -447,6 +447,22 @@ class Journal:
     def batches(self):
         return [dict(r) for r in self.db.execute("SELECT * FROM batches ORDER BY number")]
 
+    def prune(self, keep_batches=30):
+        """Forget finished transactions of reconciled batches older than the last
+        `keep_batches`, with their finished queue items. Nothing still to deliver is ever
+        deleted. Returns the number of transactions removed."""
+        cutoff = self.current_batch() - keep_batches
+        with self._tx():
+            ids = [r[0] for r in self.db.execute(
+                "SELECT t.id FROM txns t JOIN batches b ON b.number = t.batch "
+                "WHERE t.batch < ? AND b.state != 'settling' AND t.status IN (?, ?, ?, ?) "
+                "AND NOT EXISTS (SELECT 1 FROM queue q WHERE q.txn_id = t.id AND q.state = ?)",
+                (cutoff, APPROVED, DECLINED, UNSENT, REVERSED, DUE))]
+            for txn_id in ids:
+                self.db.execute("DELETE FROM queue WHERE txn_id = ?", (txn_id,))
+                self.db.execute("DELETE FROM txns WHERE id = ?", (txn_id,))
+        return len(ids)
+
 
 def add_to_totals(totals, txn_type, total, original_type=None, original_total=None):
     """Add one approved transaction to reconciliation `totals` (shared with the host)."""

@@ -5,7 +5,6 @@ import asyncio
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -379,7 +378,3 @@ def make_tls_material(directory, hostname="localhost"):
         if result.returncode:
             return None
     return paths
-
-
-def temp_dir():
-    return tempfile.mkdtemp(prefix="kapos-host-")

@@ -187,3 +187,34 @@ account = "700100"
     assert ledger.balance("700100") == 9400
     ledger.load_cards(str(path), reset=True)
     assert ledger.balance("700100") == 10000
+
+
+def test_fuzzed_messages_never_crash_the_host():
+    """Mutated valid requests: the host answers, ignores, or raises a protocol error
+    (the server then closes that connection) - never anything else."""
+    from hypothesis import given, settings, strategies as st
+
+    from kapos.errors import KaposError
+
+    ledger = new_ledger()
+    server = HostServer(ledger)
+    seeds = [codec.encode(sale(1)), codec.encode(m.build_network("301", 2, UTC, TID)),
+             codec.encode(m.build_reversal(sale(3), "timeout"))]
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(seeds), st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)),
+                                            max_size=4), st.integers(0, 400))
+    def check(seed, flips, cut):
+        data = bytearray(seed)
+        for pos, value in flips:
+            if pos < len(data):
+                data[pos] = value
+        data = bytes(data[:max(4, len(data) - cut % 8)])
+        try:
+            out = server.process(data)
+        except KaposError:
+            return
+        assert out is None or isinstance(out, bytes)
+
+    check()
+    assert ledger.check() == []

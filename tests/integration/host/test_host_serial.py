@@ -137,3 +137,55 @@ def test_serial_port_that_does_not_open_is_not_delivered(tmp_path):
         await auth.aclose()
 
     run(go())
+
+
+class StreamPort:
+    """An accepted TCP connection as a serial port (the host end of socket://)."""
+
+    def __init__(self, reader, writer):
+        self.reader, self.writer = reader, writer
+        self.task = None
+
+    def open(self, on_bytes, on_error):
+        async def pump():
+            while True:
+                data = await self.reader.read(4096)
+                if not data:
+                    on_error(EOFError("closed"))
+                    return
+                on_bytes(data)
+
+        self.task = asyncio.ensure_future(pump())
+
+    def write(self, data):
+        self.writer.write(data)
+
+    def close(self):
+        if self.task is not None:
+            self.task.cancel()
+        self.writer.close()
+
+
+def test_serial_framing_over_a_pyserial_socket_url(tmp_path):
+    async def go():
+        ledger = new_ledger()
+        server = HostServer(ledger)
+        connected = asyncio.Event()
+
+        async def accept(reader, writer):
+            await server.start_serial(StreamPort(reader, writer))
+            connected.set()
+
+        listener = await asyncio.start_server(accept, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        journal = Journal(str(tmp_path / "journal"))
+        auth = HostAuthorizer(SerialTransport(url="socket://127.0.0.1:%d" % port), journal,
+                              TERMINAL, MERCHANT, timeout=2.0)
+        await auth.start()
+        reply = await auth.authorize(request(1, "sale", 700, swipe("visa-debit")))
+        assert reply["approved"] and ledger.balance(TESTCARDS["visa-debit"].pan) == 99300
+        await auth.aclose()
+        await server.close()
+        listener.close()
+
+    run(go())

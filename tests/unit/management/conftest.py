@@ -51,7 +51,7 @@ class Harness:
 
 @contextlib.asynccontextmanager
 async def running(token=None, test_mode=True, board="sim", log_buffer=None):
-    assembly = Assembly(board, overrides=[("host.reply_delay", "0")])
+    assembly = Assembly(board, overrides=[("host.reply_delay", "0")], fresh_storage=True)
     ready = asyncio.Event()
     task = asyncio.ensure_future(assembly.terminal.run(ready))
     await ready.wait()

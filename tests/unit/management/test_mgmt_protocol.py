@@ -314,7 +314,7 @@ def test_inject_needs_a_running_terminal():
     async def go():
         from kapos.wiring import Assembly
 
-        a = Assembly("sim")
+        a = Assembly("sim", fresh_storage=True)
         try:
             server = ManagementServer(a.terminal, a.diagnostics, a.testcards, test_mode=True)
             reply = await server.handle_line('{"cmd": "inject", "key": "1"}')

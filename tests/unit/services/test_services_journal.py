@@ -159,3 +159,20 @@ def test_batch_totals_close_and_finish(tmp_path):
     assert journal.settling_batch() is None
     assert journal.close_batch() == 2
     assert journal.batches()[0]["state"] == "agreed"
+
+
+def test_prune_forgets_old_reconciled_batches_but_never_what_is_still_due(tmp_path):
+    journal = Journal(str(tmp_path))
+    old = begin(journal)
+    journal.record_result(old, True, "00")
+    stuck = begin(journal, ref=2)
+    journal.reverse(stuck, "timeout")  # its reversal is still due
+    for _ in range(3):
+        number = journal.close_batch()
+        journal.finish_batch(number, "00", True, {})
+    assert journal.current_batch() == 4
+    assert journal.prune(keep_batches=5) == 0  # batch 1 is recent enough
+    assert journal.prune(keep_batches=2) == 1
+    assert journal.get(old) is None and journal.queue_items(old) == []
+    assert journal.get(stuck)["status"] == J.REVERSAL_PENDING
+    assert journal.pending_count() == 1

@@ -99,13 +99,13 @@ class BackgroundTerminal:
     def server(self):
         return self._inner.server
 
-    def call(self, fn, *args):
-        """Run fn(*args) in the terminal's loop and return its result (a coroutine
-        function is awaited there)."""
+    def call(self, fn, *args, **kwargs):
+        """Run fn(*args, **kwargs) in the terminal's loop and return its result (a
+        coroutine function is awaited there)."""
         import concurrent.futures
 
         async def go():
-            result = fn(*args)
+            result = fn(*args, **kwargs)
             if asyncio.iscoroutine(result):
                 result = await result
             return result

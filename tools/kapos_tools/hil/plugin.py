@@ -20,7 +20,8 @@ Fixture `terminal_target`: a HilTarget (parametrized per target). Use it as
         terminal_target.run(go)
 
 Scenario `config`/`clock` lines are applied only in process (local, manage): a remote
-terminal keeps its own configuration, so such scenarios are skipped there with the reason.
+terminal keeps its own configuration, so such scenarios are skipped there with the reason;
+so are `tamper` scenarios (a tamper erases a real terminal's keys until it is re-keyed).
 A terminal not in test mode cannot take injected keys, swipes or taps: scenarios that
 need them are skipped, naming the step ("swipe a card physically").
 """
@@ -33,6 +34,8 @@ import pytest
 
 from kapos.app.scenario import Player
 from kapos.errors import ScenarioError
+
+from kapos_tools.diag.client import ManagementError
 
 from .remote import HINTS, InjectionUnavailable, RemoteTarget
 
@@ -50,6 +53,10 @@ def pytest_addoption(parser):
                          "(default: local and manage on an in-process board)")
     group.addoption("--manage-token", action="store", default=os.environ.get("KAPOS_MANAGE_TOKEN"),
                     metavar="TOKEN", help="management token of a remote terminal (default: $KAPOS_MANAGE_TOKEN)")
+
+
+def pytest_configure(config):
+    _targets(config)  # a bad --target is a usage error before anything is collected
 
 
 def _targets(config):
@@ -133,12 +140,17 @@ class HilTarget:
         """Why this target cannot play the scenario at all (None: it can)."""
         if self.in_process:
             return None
+        name = os.path.basename(scenario.name)
         lines = ["config %s = %s" % kv for kv in scenario.config]
         if scenario.clock:
             lines.append("clock %s" % scenario.clock)
         if lines:
             return ("%s sets %s: a remote terminal keeps its own configuration and clock "
-                    "(such scenarios run in process only)" % (os.path.basename(scenario.name), "; ".join(lines)))
+                    "(such scenarios run in process only)" % (name, "; ".join(lines)))
+        for step in scenario.steps:
+            if step.verb == "tamper":
+                return ("%s line %d `%s`: a tamper erases a remote terminal's keys and locks it "
+                        "until it is re-keyed (such scenarios run in process only)" % (name, step.line_no, step.source))
         return None
 
     @contextlib.asynccontextmanager
@@ -200,7 +212,7 @@ class HilTarget:
 
         try:
             self.run(go)
-        except ScenarioError as exc:
+        except (ScenarioError, ManagementError) as exc:
             pytest.fail("%s on %s: %s" % (os.path.basename(scenario.name), self.where, exc), pytrace=False)
         if "skip" in outcome:
             pytest.skip(outcome["skip"])

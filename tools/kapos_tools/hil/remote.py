@@ -139,6 +139,9 @@ class RemoteTarget(Target):
             if snap["state"] == "IDLE":
                 await self._fetch()  # new baseline
                 return
+            if snap["state"] == "LOCKED":
+                raise ScenarioError("the terminal is LOCKED after a tamper: re-key it (kapos keys load) "
+                                    "before running scenarios")
             if loop.time() > deadline:
                 raise ScenarioError("the terminal did not return to IDLE within %.0f s (state %s)"
                                     % (timeout, snap["state"]))
