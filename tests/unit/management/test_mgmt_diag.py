@@ -129,3 +129,15 @@ def test_card_shows_the_masked_card_of_a_swipe(capsys):
         out = capsys.readouterr().out
         assert "[ACCOUNT] VISA **** 1111" in out and "4111111111111111" not in out
         assert time.monotonic() - started < 5
+
+
+def test_diag_over_a_serial_console(capsys):
+    from test_mgmt_transports import Bridge
+
+    bridge = Bridge()
+    try:
+        with BackgroundTerminal("sim", test_mode=False, token="s3cret", serial=bridge.url_a):
+            assert main(["--serial", bridge.url_b, "--token", "s3cret", "selftest"]) == 0
+            assert "PASS: all" in capsys.readouterr().out
+    finally:
+        bridge.close()

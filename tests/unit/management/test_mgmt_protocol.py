@@ -402,3 +402,15 @@ def test_close_detaches_from_the_terminal(mgmt):
             assert "beep" not in buzzer.__dict__
 
     run(go())
+
+
+def test_a_serial_session_forgets_its_auth_when_idle(mgmt):
+    async def go():
+        async with mgmt(token=TOKEN) as h:
+            console = Session("serial", idle_logout=0.05)
+            await h.ok({"cmd": "auth", "token": TOKEN}, console)
+            await h.ok({"cmd": "counters"}, console)
+            await asyncio.sleep(0.1)
+            assert "not authenticated" in await h.error({"cmd": "counters"}, console)
+
+    run(go())
