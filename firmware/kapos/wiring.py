@@ -31,14 +31,20 @@ def parse_clock(text):
         raise ConfigError("clock must look like 2026-11-25T10:00:00, got %r" % text)
 
 
-def make_authorizer(config, cards):
+def make_authorizer(config, cards, security=None):
     mode = config["host"]["mode"]
     if mode == "testbank":
         return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
     if mode == "iso8583":
         from kapos.services.host_client import from_config
+        from kapos.services.secmodule import DukptMac
 
-        return from_config(config)
+        mac = None
+        if config["host"]["mac"]:
+            if not isinstance(security, SecurityModule):
+                raise ConfigError("host.mac needs keys.mode = \"dukpt\" (or set host.mac = false)")
+            mac = DukptMac(security)
+        return from_config(config, mac=mac)
     raise ConfigError("host.mode %r is unknown (known: testbank, iso8583)" % mode)
 
 
@@ -76,8 +82,8 @@ class Assembly:
         clock_device = self.platform.get("clock")
         if clock is not None and hasattr(clock_device, "set_time"):
             clock_device.set_time(parse_clock(clock))
-        self.authorizer = make_authorizer(self.config, self.testcards)
         self.security, self.keystore = make_security(self.config, self.settings)
+        self.authorizer = make_authorizer(self.config, self.testcards, self.security)
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
         key_status = getattr(self.security, "key_status", None)
         self.diagnostics = Diagnostics(self.terminal, config=self.config, key_status=key_status,

@@ -104,10 +104,18 @@ class CmacMac(Mac):
         return self._cmac.aes_cmac_verify(self._key, data, mac, 8)
 
 
+def bound_mac(mac, message):
+    """A per-message MAC (DUKPT: keys by the message's KSN) or the static one itself.
+    Binding may add the KSN (field 53) to `message`."""
+    bind = getattr(mac, "bind", None)
+    return bind(message) if bind is not None else mac
+
+
 def encode_message(message, mac=None):
     """Encode `message`; with a mac, add field 64/128 (any value present is replaced)."""
     if mac is None:
         return codec.encode(message)
+    mac = bound_mac(mac, message)
     unsigned = dict(message)
     unsigned.pop(64, None)
     unsigned.pop(128, None)
@@ -116,15 +124,16 @@ def encode_message(message, mac=None):
     return codec.with_mac(data, mac.sign(codec.mac_input(data)))
 
 
-def mac_ok(data, message, mac):
+def mac_ok(data, message, mac, request=None):
     """True when no mac is configured, or `message` (decoded from `data`) carries a
-    valid MAC in its MAC field."""
+    valid MAC in its MAC field. A reply is checked with the keys of its `request`."""
     if mac is None:
         return True
     field = codec.mac_field(message)
     if field not in message:
         return False
     try:
+        mac = bound_mac(mac, request if request is not None else message)
         return bool(mac.verify(codec.mac_input(data), message[field]))
     except Exception:
         return False
@@ -461,7 +470,7 @@ class HostAuthorizer(Authorizer):
             except DecodeError as exc:
                 raise BadReply("garbled reply: %s" % exc)
             if m.response_matches(request, reply):
-                if not mac_ok(data, reply, self.mac):
+                if not mac_ok(data, reply, self.mac, request):
                     raise BadReply("reply with a bad MAC")
                 missing = m.missing_fields(reply)
                 if missing:

@@ -713,6 +713,19 @@ def _is_loopback(host):
         return False
 
 
+def parse_hostport(text, default_port=DEFAULT_PORT):
+    """'127.0.0.1:7700' | '0.0.0.0' | ':7700' | '[::1]:7700' -> (host, port) for start_tcp."""
+    host, sep, port = text.rpartition(":")
+    if not sep or "]" in port:  # no port given (or a bare IPv6 address in brackets)
+        host, port = text, ""
+    host = host.strip("[]") or "127.0.0.1"
+    if not port:
+        return host, default_port
+    if not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise KaposError("management address must look like 127.0.0.1:%d, got %r" % (DEFAULT_PORT, text))
+    return host, int(port)
+
+
 def _tap_for(card):
     """The Tap an NFC reader produces for a test card (as kapos.local_target.tap_for)."""
     if card.uid is None:

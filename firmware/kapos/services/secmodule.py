@@ -23,16 +23,38 @@ MAC_LEN = 8
 
 
 class SecurityModule(PinSealer):
+    KEEP = 32  # transactions whose keys are kept (replies may come late)
+
     def __init__(self, keystore, random_bytes=os.urandom):
         self.keystore = keystore
         self._random = random_bytes
         self._open = {}  # ref -> (ksn, TransactionKeys)
+        self._by_ksn = {}  # ksn -> TransactionKeys, oldest first
+
+    def _new(self):
+        ksn, keys = self.keystore.next_transaction()
+        self._by_ksn[ksn] = keys
+        while len(self._by_ksn) > self.KEEP:
+            old = next(iter(self._by_ksn))
+            self._by_ksn.pop(old).wipe()
+            for ref in [r for r, (k, _) in self._open.items() if k == old]:
+                del self._open[ref]
+        return ksn, keys
 
     def begin(self, ref):
         if ref not in self._open:
-            ksn, keys = self.keystore.next_transaction()
-            self._open[ref] = (ksn, keys)
+            self._open[ref] = self._new()
         return self._open[ref][0]
+
+    def begin_message(self):
+        """A fresh KSN for a message without a PIN (MAC only); returns the KSN."""
+        return self._new()[0]
+
+    def keys_for_ksn(self, ksn):
+        keys = self._by_ksn.get(bytes(ksn))
+        if keys is None:
+            raise SecurityError("no keys for that KSN")
+        return keys
 
     def _keys(self, ref):
         if ref not in self._open:
@@ -68,11 +90,14 @@ class SecurityModule(PinSealer):
     def end(self, ref):
         entry = self._open.pop(ref, None)
         if entry is not None:
+            self._by_ksn.pop(entry[0], None)
             entry[1].wipe()
 
     def zeroize(self):
-        for ref in list(self._open):
-            self.end(ref)
+        for keys in self._by_ksn.values():
+            keys.wipe()
+        self._by_ksn.clear()
+        self._open.clear()
         self.keystore.zeroize()
 
     def status(self):
@@ -91,3 +116,29 @@ class SecurityModule(PinSealer):
 def require_keys(sm):
     if not sm.keystore.loaded:
         raise SecurityError("no keys loaded")
+
+
+class DukptMac:
+    """The host client's MAC hook with DUKPT keys: each message gets the MAC keys of its
+    KSN (field 53): the PIN transaction's KSN when it has one, else a fresh one."""
+
+    def __init__(self, security_module):
+        self.sm = security_module
+
+    def bind(self, message):
+        ksn = message.get(53)
+        if ksn is None:
+            ksn = self.sm.begin_message()
+            message[53] = ksn
+        return _TerminalMac(self.sm.keys_for_ksn(ksn))
+
+
+class _TerminalMac:
+    def __init__(self, keys):
+        self._keys = keys
+
+    def sign(self, data):
+        return aes_cmac(self._keys.mac_request_key(), data)[:MAC_LEN]
+
+    def verify(self, data, mac):
+        return aes_cmac_verify(self._keys.mac_response_key(), data, mac, tag_len=MAC_LEN)

@@ -257,6 +257,7 @@ class FaultProxy:
             if not data:
                 return
             for payload in framer.receive(data):
+                self.last_reply = payload
                 kind, arg = self._take(payload[:4].decode())
                 frame = framer.frame(payload)
                 if kind is None:
@@ -275,6 +276,10 @@ class FaultProxy:
                     writer.write(framer.frame(codec.encode(message)))
                 elif kind == "garble":
                     writer.write(framer.frame(b"XXXX" + payload[4:]))
+                elif kind == "flip":  # one bit of the payload inverted (arg: bit index)
+                    flipped = bytearray(payload)
+                    flipped[(arg // 8) % len(flipped)] ^= 1 << (arg % 8)
+                    writer.write(framer.frame(bytes(flipped)))
                 elif kind == "reset":
                     sock = writer.get_extra_info("socket")
                     import socket

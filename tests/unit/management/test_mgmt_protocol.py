@@ -414,3 +414,15 @@ def test_a_serial_session_forgets_its_auth_when_idle(mgmt):
             assert "not authenticated" in await h.error({"cmd": "counters"}, console)
 
     run(go())
+
+
+def test_parse_hostport():
+    from kapos.services.management import DEFAULT_PORT, parse_hostport
+
+    assert parse_hostport("127.0.0.1:7700") == ("127.0.0.1", 7700)
+    assert parse_hostport("0.0.0.0") == ("0.0.0.0", DEFAULT_PORT)
+    assert parse_hostport(":7800") == ("127.0.0.1", 7800)
+    assert parse_hostport("[::1]:7700") == ("::1", 7700)
+    assert parse_hostport("[::1]") == ("::1", DEFAULT_PORT)
+    with pytest.raises(KaposError, match="must look like"):
+        parse_hostport("host:port")

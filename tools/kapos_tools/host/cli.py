@@ -33,6 +33,9 @@ def add_arguments(p):
     p.add_argument("--bdk", metavar="HEX",
                    help="DUKPT base derivation key for PIN blocks with a KSN (default: the "
                         "PUBLIC X9.24-3 test BDK the terminals' test keys come from)")
+    p.add_argument("--no-mac", action="store_true",
+                   help="accept requests without a DUKPT MAC (fields 53 + 64/128); by default a "
+                        "request with a missing or bad MAC is answered 63 and changes nothing")
     p.add_argument("--show-ledger", action="store_true",
                    help="print accounts, daily totals, recent transactions and batches; exit")
     p.add_argument("--quiet", action="store_true", help="do not log each message")
@@ -94,7 +97,12 @@ async def serve(ledger, args, ready=None):
     from kapos.services.transport import PySerialPort, parse_address
     from kapos_tools.host.server import HostServer, tls_server_context
 
-    server = HostServer(ledger)
+    mac = None
+    if not getattr(args, "no_mac", False):
+        from kapos_tools.host.mac import HostDukptMac
+
+        mac = HostDukptMac(ledger.bdk)
+    server = HostServer(ledger, mac=mac)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -23,7 +23,7 @@ from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
 from kapos.host.framing import TcpFramer
-from kapos.services.host_client import encode_message, mac_ok
+from kapos.services.host_client import bound_mac, encode_message, mac_ok
 from kapos.services.transport import SendError, SerialEndpoint
 
 log = logging.getLogger("kapos_tools.host")
@@ -68,7 +68,17 @@ class HostServer:
         log.info("%s %s stan %s %s %s -> %s", message.get(MTI), message.get(41),
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
-        return encode_message(response, self.mac)
+        return encode_message(response, self._response_mac(message))
+
+    def _response_mac(self, request):
+        """The reply is MACed with the keys of the request's KSN; a request without one
+        (refused for it) gets an unMACed reply."""
+        if self.mac is None:
+            return None
+        try:
+            return bound_mac(self.mac, request)
+        except Exception:
+            return None
 
     async def _delay(self, payload):
         if self.response_delay is not None:

@@ -1,0 +1,88 @@
+"""DUKPT MACs on the host link (issue 4): every message carries a KSN (field 53) and an
+AES-CMAC (field 64/128) under the DUKPT MAC keys of that KSN. A reply with any single bit
+flipped is rejected, counted as no reply and reversed; journal and ledger then agree.
+A request with a bad MAC is refused by the host (63) and changes nothing."""
+
+import os
+
+import pytest
+
+from hostkit import Rig, request, run, swipe
+from kapos.app.authorizer import HostUnavailable
+from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.host import codec
+from kapos.security import dukpt
+from kapos.services import journal as J
+from kapos.services.host_client import encode_message
+from kapos.services.keystore import KeyStore
+from kapos.services.secmodule import DukptMac, SecurityModule
+from kapos_tools.host.mac import HostDukptMac
+
+
+def security(directory):
+    store = KeyStore(os.path.join(str(directory), "keys"))
+    ik_id = ik_id_for("KAPOS001")
+    store.install(dukpt.derive_initial_key(TEST_BDK, ik_id), ik_id)
+    return SecurityModule(store)
+
+
+def mac_rig(tmp_path, **kw):
+    return Rig(tmp_path, mac=DukptMac(security(tmp_path)), host_mac=HostDukptMac(TEST_BDK), **kw)
+
+
+def test_macs_are_on_every_message_and_verify_both_ways(tmp_path):
+    async def go():
+        async with mac_rig(tmp_path) as rig:
+            reply = await rig.auth.authorize(request(1, "sale", 1500, swipe("visa-debit")))
+            assert reply["approved"] and rig.balance("visa-debit") == 100000 - 1500
+            echo = await rig.auth.echo()
+            assert echo["ok"]
+            assert rig.server.stats["responses"] >= 3  # sign-on, sale, echo
+
+    run(go())
+
+
+def test_request_with_a_bad_mac_is_refused_and_changes_nothing(tmp_path):
+    async def go():
+        async with mac_rig(tmp_path, sign_on=False) as rig:
+            sm = security(tmp_path / "other")
+            message = rig.auth.build_request(request(1, "sale", 700, swipe("visa-debit")), "000009",
+                                             __import__("time").gmtime(), 1)
+            data = bytearray(encode_message(message, DukptMac(sm)))
+            data[30] ^= 0x01
+            response = codec.decode(rig.server.process(bytes(data)))
+            assert response[39] == "63"
+            assert rig.balance("visa-debit") == 100000
+
+    run(go())
+
+
+def flips(length_bits, step):
+    return list(range(0, length_bits, step))
+
+
+@pytest.mark.parametrize("step", [1])
+def test_every_flipped_bit_of_a_reply_is_rejected_and_reversed(tmp_path, step):
+    """Each bit of the genuine 0210 (MTI, bitmap, fields, MAC) is flipped in turn."""
+    async def go():
+        async with mac_rig(tmp_path, proxy=True, timeout=0.3, retry_base=0.01, retry_max=0.05) as rig:
+            genuine = await rig.auth.authorize(request(1, "sale", 100, swipe("visa-debit")))
+            assert genuine["approved"]
+            reply_bytes = rig.proxy.last_reply
+            assert reply_bytes[:4] == b"0210"
+            bits = len(reply_bytes) * 8
+            rejected = 0
+            ref = 2
+            for bit in flips(bits, step):
+                rig.proxy.fault("flip", arg=bit)
+                with pytest.raises(HostUnavailable):
+                    await rig.auth.authorize(request(ref, "sale", 100, swipe("visa-debit")))
+                assert rig.journal.find_by_ref(ref)["status"] in (J.REVERSAL_PENDING, J.REVERSED)
+                rejected += 1
+                ref += 1
+            await rig.auth.wait_idle(30)
+            assert rig.check() == [], "journal and ledger disagree"
+            assert rig.balance("visa-debit") == 100000 - 100, "only the genuine sale stands"
+            print("\n%d single-bit flips of the 0210, %d rejected and reversed" % (rejected, rejected))
+
+    run(go(), timeout=300)
