@@ -418,6 +418,9 @@ class HostAuthorizer(Authorizer):
         if pin_block is not None and ksn is None:
             # static test key, no DUKPT: field 52 without 53 (the host knows the key)
             message[52] = bytes(pin_block)
+        encrypt = getattr(self.mac, "encrypt_card_data", None)
+        if encrypt is not None:
+            encrypt(message)  # track 2 / PAN leave only enciphered (48 EC, DUKPT data key)
         return message
 
     def _build_void(self, request, stan, transmission, local, terminal_id, merchant_id,

@@ -183,6 +183,8 @@ class ManagementServer:
                 request = json.loads(line)
             except ValueError as exc:
                 raise RequestError("bad JSON: %s" % exc)
+            except RecursionError:
+                raise RequestError("bad JSON: nested too deeply")
             if not isinstance(request, dict):
                 raise RequestError("a request must be a JSON object, got %s" % _json_type(request))
             request_id = request.get("id")

@@ -11,11 +11,13 @@ Keys never leave this object; PIN digits are copied only into the PIN field, whi
 PIN-block code wipes. After zeroize() every call raises until new keys are loaded.
 """
 
+import binascii
 import os
 
 from kapos.app.pinseal import PinSealer, pan_for_pin_block
 from kapos.compat import wipe
 from kapos.errors import SecurityError
+from kapos.host.messages import pack_private, unpack_private
 from kapos.security import cbc, pinblock
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
 
@@ -118,19 +120,50 @@ def require_keys(sm):
         raise SecurityError("no keys loaded")
 
 
+ENCRYPTED_CARD_TAG = "EC"  # field 48: enciphered card data (docs/protocol.md)
+
+
+def card_data_plaintext(message):
+    """What field 48 EC enciphers: 'T2=<track 2>' or 'PN=<PAN>;EX=<YYMM>'."""
+    if 35 in message:
+        return "T2=" + message[35]
+    parts = ["PN=" + message[2]]
+    if 14 in message:
+        parts.append("EX=" + message[14])
+    return ";".join(parts)
+
+
 class DukptMac:
-    """The host client's MAC hook with DUKPT keys: each message gets the MAC keys of its
-    KSN (field 53): the PIN transaction's KSN when it has one, else a fresh one."""
+    """The host client's MAC and data-encryption hook with DUKPT keys: each message gets
+    the keys of its KSN (field 53): the PIN transaction's KSN when it has one, else a
+    fresh one."""
 
     def __init__(self, security_module):
         self.sm = security_module
 
-    def bind(self, message):
+    def _ksn(self, message):
         ksn = message.get(53)
         if ksn is None:
             ksn = self.sm.begin_message()
             message[53] = ksn
-        return _TerminalMac(self.sm.keys_for_ksn(ksn))
+        return ksn
+
+    def bind(self, message):
+        return _TerminalMac(self.sm.keys_for_ksn(self._ksn(message)))
+
+    def encrypt_card_data(self, message):
+        """Move track 2 (35) or PAN + expiry (2, 14) into field 48 EC, AES-CBC under the
+        KSN's data-encryption key, so no clear card data crosses the link."""
+        if 35 not in message and 2 not in message:
+            return
+        keys = self.sm.keys_for_ksn(self._ksn(message))
+        text = card_data_plaintext(message).encode()
+        cipher = binascii.hexlify(cbc.encrypt(keys.data_request_key(), text)).decode().upper()
+        items = unpack_private(message[48]) if 48 in message else {}
+        items[ENCRYPTED_CARD_TAG] = cipher
+        message[48] = pack_private(sorted(items.items()))
+        for field in (35, 2, 14):
+            message.pop(field, None)
 
 
 class _TerminalMac:

@@ -4,6 +4,7 @@ flipped is rejected, counted as no reply and reversed; journal and ledger then a
 A request with a bad MAC is refused by the host (63) and changes nothing."""
 
 import os
+import time
 
 import pytest
 
@@ -45,14 +46,17 @@ def test_macs_are_on_every_message_and_verify_both_ways(tmp_path):
 def test_request_with_a_bad_mac_is_refused_and_changes_nothing(tmp_path):
     async def go():
         async with mac_rig(tmp_path, sign_on=False) as rig:
-            sm = security(tmp_path / "other")
             message = rig.auth.build_request(request(1, "sale", 700, swipe("visa-debit")), "000009",
-                                             __import__("time").gmtime(), 1)
-            data = bytearray(encode_message(message, DukptMac(sm)))
+                                             time.gmtime(), 1)
+            data = bytearray(encode_message(message, rig.auth.mac))
+            assert codec.decode(rig.server.process(bytes(data)))[39] == "00", "intact: approved"
+            message = rig.auth.build_request(request(2, "sale", 700, swipe("visa-debit")), "000010",
+                                             time.gmtime(), 1)
+            data = bytearray(encode_message(message, rig.auth.mac))
             data[30] ^= 0x01
             response = codec.decode(rig.server.process(bytes(data)))
             assert response[39] == "63"
-            assert rig.balance("visa-debit") == 100000
+            assert rig.balance("visa-debit") == 100000 - 700, "the refused request changed nothing"
 
     run(go())
 
@@ -86,3 +90,19 @@ def test_every_flipped_bit_of_a_reply_is_rejected_and_reversed(tmp_path, step):
             print("\n%d single-bit flips of the 0210, %d rejected and reversed" % (rejected, rejected))
 
     run(go(), timeout=300)
+
+
+def test_card_data_crosses_the_link_only_enciphered(tmp_path):
+    """Track 2 goes in field 48 EC under the DUKPT data key; no field 2 or 35 in clear."""
+    async def go():
+        async with mac_rig(tmp_path, sign_on=False) as rig:
+            message = rig.auth.build_request(request(1, "sale", 300, swipe("visa-debit")), "000011",
+                                             time.gmtime(), 1)
+            assert 35 not in message and 2 not in message and 53 in message
+            data = encode_message(message, rig.auth.mac)
+            assert b"4111111111111111" not in data and b"411111" not in data
+            assert "EC" in codec.decode(data)[48]
+            reply = codec.decode(rig.server.process(data))
+            assert reply[39] == "00" and rig.balance("visa-debit") == 100000 - 300
+
+    run(go())

@@ -330,6 +330,7 @@ def test_inject_needs_a_running_terminal():
 
 @pytest.mark.parametrize("line, message", [
     ("{not json", "bad JSON"),
+    ("[" * 4000 + "]" * 4000, "bad JSON: nested too deeply"),
     ("[1, 2]", "must be a JSON object, got an array"),
     ('"status"', "must be a JSON object, got a string"),
     ("42", "must be a JSON object, got a number"),

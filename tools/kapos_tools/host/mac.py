@@ -2,8 +2,11 @@
 (field 53) it derives the key the terminal MACed the request with (MAC generation) and
 the key it MACs its reply with (MAC verification, on the terminal's side)."""
 
+import binascii
+
 from kapos.errors import SecurityError
-from kapos.security import dukpt
+from kapos.host.messages import pack_private, unpack_private
+from kapos.security import cbc, dukpt
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
 
 MAC_LEN = 8
@@ -18,6 +21,32 @@ class HostDukptMac:
         if not ksn:
             raise SecurityError("no KSN (field 53): the MAC cannot be checked")
         return _Bound(self._bdk, ksn)
+
+    def decrypt_card_data(self, message):
+        """Field 48 EC back into 35 (or 2 + 14), with the data key of the message's KSN."""
+        if 48 not in message:
+            return
+        items = unpack_private(message[48])
+        cipher = items.pop("EC", None)
+        if cipher is None:
+            return
+        if not message.get(53):
+            raise SecurityError("enciphered card data without a KSN")
+        key = dukpt.host_derive_working_key(self._bdk, message[53], dukpt.DATA_ENCRYPT)
+        try:
+            text = cbc.decrypt(key, binascii.unhexlify(cipher)).decode("ascii")
+        except (ValueError, UnicodeDecodeError):
+            raise SecurityError("enciphered card data does not decipher")
+        for part in text.split(";"):
+            name, _, value = part.partition("=")
+            field = {"T2": 35, "PN": 2, "EX": 14}.get(name)
+            if field is None or not value:
+                raise SecurityError("enciphered card data is malformed")
+            message[field] = value
+        if items:
+            message[48] = pack_private(sorted(items.items()))
+        else:
+            del message[48]
 
 
 class _Bound:

@@ -59,6 +59,8 @@ class HostServer:
             log.warning("%s from %s stan %s: bad MAC", message.get(MTI), message.get(41),
                         message.get(11))
             response = m.build_response(message, "63")
+        elif not self._decrypt(message):
+            response = m.build_response(message, "30")
         else:
             response = self.ledger.handle(message, data)
         if response is None:
@@ -69,6 +71,18 @@ class HostServer:
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
         return encode_message(response, self._response_mac(message))
+
+    def _decrypt(self, message):
+        """Enciphered card data (48 EC) back into 35 / 2 + 14; False when it fails."""
+        decrypt = getattr(self.mac, "decrypt_card_data", None)
+        if decrypt is None:
+            return True
+        try:
+            decrypt(message)
+            return True
+        except Exception as exc:
+            log.warning("%s from %s stan %s: %s", message.get(MTI), message.get(41), message.get(11), exc)
+            return False
 
     def _response_mac(self, request):
         """The reply is MACed with the keys of the request's KSN; a request without one
