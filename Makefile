@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 BOARD  ?= sim
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: run test soak bench docs lint-layers portability clean flash help
+.PHONY: run test soak bench docs clean flash hil help
 
 help:
 	@echo "make run     interactive simulated terminal (board: $(BOARD))"
@@ -17,6 +17,7 @@ help:
 	@echo "make soak    long randomized runs"
 	@echo "make docs    regenerate the state diagram and the screenshots in docs/"
 	@echo "make flash BOARD=rpi4 TARGET=pi@host [DRY_RUN=1]   deploy to a Raspberry Pi over SSH"
+	@echo "make hil [BOARD=..] [HIL_TARGET=tcp://pi:7700]     scenarios through the management channel"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,7 +34,13 @@ run: $(STAMP)
 	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 50); do grep -q "listening" var/host.log && break; sleep 0.1; done; \
 	grep -q "listening" var/host.log || { cat var/host.log; exit 1; }; \
-	$(BIN)/kapos run --board $(BOARD) --set host.mode=iso8583 --set host.address=$(HOST_ADDR)
+	$(BIN)/kapos run --board $(BOARD) --set host.mode=iso8583 --set host.address=$(HOST_ADDR) \
+		--manage 127.0.0.1:7700
+
+# Scenarios through the management channel (a real terminal: HIL_TARGET=tcp://pi:7700).
+HIL_TARGET ?= manage
+hil: $(STAMP)
+	$(BIN)/python -m pytest tests/hil --board $(BOARD) --target $(HIL_TARGET)
 
 test: $(STAMP)
 	$(BIN)/python tools/check_layers.py

@@ -32,6 +32,14 @@ def add_run_parser(sub):
     p.add_argument("--out", help="with --script: save every screen and receipt as PNG in this directory")
     p.add_argument("--clock", help="start the simulated clock at this UTC time, e.g. 2026-11-25T10:00:00")
     p.add_argument("--headless", action="store_true", help="run without the console UI (service mode)")
+    p.add_argument("--manage", metavar="HOST:PORT",
+                   help="serve the management channel on TCP (e.g. 127.0.0.1:7700; beyond loopback needs a token)")
+    p.add_argument("--manage-serial", metavar="URL",
+                   help="serve the management channel on a serial console (a device or a pyserial URL)")
+    p.add_argument("--manage-token", default=os.environ.get("KAPOS_MANAGE_TOKEN"),
+                   help="token management clients must send (default: $KAPOS_MANAGE_TOKEN)")
+    p.add_argument("--test-mode", action="store_true",
+                   help="the management channel accepts injected input and simulated faults (test rigs only)")
     p.add_argument("--keep-storage", action="store_true",
                    help="with --script: use the configured data directory instead of a fresh temporary one")
     p.set_defaults(func=cmd_run)
@@ -75,6 +83,40 @@ def run_script(args):
     return EXIT_OK
 
 
+async def run_with_management(assembly, args, main=None):
+    """Run the terminal (or `main`, e.g. the console) with the management channel beside it."""
+    from kapos.services.logbuffer import LogBuffer
+    from kapos.services.management import ManagementServer, parse_hostport
+
+    if not (args.manage or args.manage_serial):
+        return await (main if main is not None else assembly.terminal.run())
+    if not getattr(args, "verbose", False):  # INFO goes to the `logs` buffer, not stderr
+        for handler in logging.getLogger().handlers:
+            if not isinstance(handler, LogBuffer) and handler.level < logging.WARNING:
+                handler.setLevel(logging.WARNING)
+        logging.getLogger("kapos").setLevel(assembly.config["log"]["level"])
+    keystore = assembly.keystore
+    server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
+                              token=args.manage_token or None, test_mode=args.test_mode,
+                              key_loader=assembly.load_keys if keystore is not None else None,
+                              key_status=keystore.status if keystore is not None else None)
+    ready = asyncio.Event()
+    runner = asyncio.ensure_future(main if main is not None else assembly.terminal.run(ready))
+    try:
+        if main is None:
+            await ready.wait()
+        if args.manage:
+            await server.start_tcp(*parse_hostport(args.manage))
+        if args.manage_serial:
+            await server.start_serial(args.manage_serial)
+        await runner
+    finally:
+        await server.close()
+        if not runner.done():
+            assembly.terminal.stop()
+            await asyncio.gather(runner, return_exceptions=True)
+
+
 def cmd_run(args):
     from kapos.wiring import Assembly
 
@@ -85,7 +127,7 @@ def cmd_run(args):
     assembly = Assembly(args.board, args.config, args.overrides, clock=args.clock)
     try:
         if args.headless:
-            asyncio.run(assembly.terminal.run())
+            asyncio.run(run_with_management(assembly, args))
             return EXIT_OK
         if not sys.stdin.isatty():
             raise KaposError("the interactive terminal needs a terminal window; "
@@ -94,7 +136,7 @@ def cmd_run(args):
 
         logging.getLogger().handlers[:] = []  # the console owns the screen
         logging.basicConfig(filename=os.environ.get("KAPOS_LOG", os.devnull), level=logging.INFO)
-        asyncio.run(Console(assembly).run())
+        asyncio.run(run_with_management(assembly, args, main=Console(assembly).run()))
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK

@@ -66,7 +66,8 @@ class LocalTarget(Target):
     async def wait_change(self, timeout):
         self._changed.clear()
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            # beeps do not notify observers: look again soon even without a change
+            await asyncio.wait_for(self._changed.wait(), min(timeout, 0.05))
         except asyncio.TimeoutError:
             pass
 

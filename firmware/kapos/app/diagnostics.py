@@ -113,7 +113,7 @@ class Diagnostics:
     async def selftest(self):
         checks = []
         platform = self.terminal.platform
-        for name in ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock"):
+        for name in ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock", "tamper"):
             device = platform.get(name)
             if device is None:
                 checks.append(Check(name, name not in ESSENTIAL, "not fitted on this board",

@@ -81,7 +81,7 @@ class Session:
 
 class ManagementServer:
     def __init__(self, terminal, diagnostics, testcards=None, token=None, test_mode=False,
-                 log_buffer=None):
+                 log_buffer=None, key_loader=None, key_status=None):
         if token is not None and not isinstance(token, str):
             raise KaposError("the management token must be text")
         if token == "":
@@ -89,6 +89,8 @@ class ManagementServer:
         self.terminal = terminal
         self.diagnostics = diagnostics
         self._testcards = testcards
+        self._key_loader = key_loader  # (initial key, IK ID) -> key status; clears a tamper lock
+        self._key_status = key_status
         self.token = token
         self.test_mode = bool(test_mode)
         self.log_buffer = log_buffer if log_buffer is not None else logbuffer.install()
@@ -118,6 +120,8 @@ class ManagementServer:
             "records": (self._cmd_records, True, False),
             "snapshot": (self._cmd_snapshot, True, False),
             "printer_test": (self._cmd_printer_test, True, False),
+            "keys_status": (self._cmd_keys_status, True, False),
+            "keys_load": (self._cmd_keys_load, True, False),
             "inject": (self._cmd_inject, True, True),
             "fault": (self._cmd_fault, True, True),
         }
@@ -282,6 +286,29 @@ class ManagementServer:
         n = _int_field(request, "n", 10, 0, 100)
         records = self.terminal.records[-n:] if n else []
         return {"records": [logbuffer.mask_value(_jsonable(r)) for r in records]}
+
+    async def _cmd_keys_status(self, request, session):
+        if self._key_status is None:
+            raise RequestError("this terminal has no key store (keys.mode is not dukpt)")
+        return {"keys": self._key_status()}
+
+    async def _cmd_keys_load(self, request, session):
+        """Load a new DUKPT initial key (from `kapos keys load`); it is never echoed or logged."""
+        if self._key_loader is None:
+            raise RequestError("this terminal has no key store (keys.mode is not dukpt)")
+        try:
+            initial_key = bytes.fromhex(str(request.get("ik", "")))
+            ik_id = bytes.fromhex(str(request.get("ik_id", "")))
+        except ValueError:
+            raise RequestError("ik and ik_id must be hex")
+        if len(initial_key) not in (16, 32) or len(ik_id) != 8:
+            raise RequestError("ik must be 16 or 32 bytes and ik_id 8 bytes")
+        try:
+            status = self._key_loader(initial_key, ik_id)
+        except KaposError as exc:
+            raise RequestError("keys not loaded: %s" % exc)
+        log.warning("new keys loaded over the management channel (IK ID %s)", ik_id.hex().upper())
+        return {"keys": status}
 
     async def _cmd_snapshot(self, request, session):
         """Everything a scenario checks, in one round trip (RemoteTarget polls this)."""

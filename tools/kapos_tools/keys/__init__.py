@@ -44,17 +44,23 @@ def cmd_new_bdk(args):
     return 0
 
 
-def _remote(args, request):
-    from kapos_tools.diag.client import connect  # the management-channel client
+def _remote(args, cmd, **fields):
+    """One request over the terminal's management channel (the key goes only there)."""
+    import asyncio
 
-    client = connect(args.connect, token=args.token)
+    from kapos_tools.diag.client import ManagementClient, ManagementError
+
+    async def go():
+        client = await ManagementClient.open(args.connect, token=args.token)
+        try:
+            return await client.call(cmd, **fields)
+        finally:
+            await client.close()
+
     try:
-        reply = client.call(request)
-    finally:
-        client.close()
-    if not reply.get("ok"):
-        raise KaposError("terminal refused: %s" % reply.get("error"))
-    return reply
+        return asyncio.run(go())
+    except ManagementError as exc:
+        raise KaposError("terminal refused: %s" % exc)
 
 
 def cmd_load(args):
@@ -62,7 +68,7 @@ def cmd_load(args):
     ik_id = ik_id_for(args.terminal_id, bdk_id)
     ik = dukpt.derive_initial_key(bdk, ik_id)
     if args.connect:
-        reply = _remote(args, {"cmd": "keys_load", "ik": ik.hex(), "ik_id": ik_id.hex()})
+        reply = _remote(args, "keys_load", ik=ik.hex(), ik_id=ik_id.hex())
         status = reply.get("keys", {})
     else:
         store = KeyStore(args.data_dir)
@@ -75,7 +81,7 @@ def cmd_load(args):
 
 def cmd_status(args):
     if args.connect:
-        status = _remote(args, {"cmd": "keys_status"}).get("keys", {})
+        status = _remote(args, "keys_status").get("keys", {})
     else:
         status = KeyStore(args.data_dir).status()
     for key in ("loaded", "tampered", "ik_id", "ksn", "counter", "source"):
