@@ -14,8 +14,8 @@ import tty
 from kapos.core import keys
 from kapos.local_target import tap_for
 
-HELP = ("keys: 0-9  Enter=ENTER  Backspace=CLEAR  Esc/c=CANCEL  q=quit  "
-        "P=toggle paper-out  H=toggle host offline")
+HELP = ("keys: 0-9  Enter=ENTER  Backspace=CLEAR  Esc/c=CANCEL  Tab=MENU  q=quit\n"
+        "faults: P=toggle paper-out  H=toggle host offline  T=open the case (tamper)")
 
 
 def frame_to_text(image):
@@ -86,6 +86,11 @@ class Console:
                 platform.keypad.inject(keys.CLEAR)
             elif ch in "\x1bc":
                 platform.keypad.inject(keys.CANCEL)
+            elif ch == "\t":
+                platform.keypad.inject(keys.MENU)
+            elif ch == "T" and platform.get("tamper") is not None:
+                platform.tamper.inject("case opened (console)")
+                self.message = "tamper switch opened: re-key with `kapos keys load`"
             elif ch in ("q", "\x03", "\x04"):
                 self.done.set()
             elif ch == "P":
@@ -93,9 +98,9 @@ class Console:
                 printer.paper_out = not printer.paper_out
                 self.message = "printer paper-out: %s" % printer.paper_out
             elif ch == "H":
-                bank = self.assembly.authorizer
-                bank.online = not getattr(bank, "online", True)
-                self.message = "host online: %s" % bank.online
+                link = self.assembly.authorizer
+                link.online = not getattr(link, "online", True)
+                self.message = "host link online: %s" % link.online
             elif ch in self.hotkeys:
                 card = self.hotkeys[ch]
                 if card.present == "tap":
