@@ -89,7 +89,8 @@ class CpuMeter:
 
 
 async def _runtime_sales(n):
-    assembly = Assembly("sim", overrides=[("host.reply_delay", "0"), ("limits.daily", "0")])
+    assembly = Assembly("sim", overrides=[("host.reply_delay", "0"), ("limits.daily", "0"),
+                                          ("monitor.rapid_txn.count", "1000000")], fresh_storage=True)
     meter, devices = CpuMeter(), CpuMeter()
     meter.wrap(assembly.terminal, "handle")
     meter.wrap(assembly.platform.printer, "print_receipt")
@@ -115,7 +116,7 @@ async def _runtime_sales(n):
 
 
 async def _idle_cpu(seconds):
-    assembly = Assembly("sim")
+    assembly = Assembly("sim", fresh_storage=True)
     ready = asyncio.Event()
     task = asyncio.ensure_future(assembly.terminal.run(ready))
     await ready.wait()
@@ -131,7 +132,7 @@ async def _idle_cpu(seconds):
 
 async def _startup_in_process():
     started = time.perf_counter()
-    assembly = Assembly("sim")
+    assembly = Assembly("sim", fresh_storage=True)
     ready = asyncio.Event()
     task = asyncio.ensure_future(assembly.terminal.run(ready))
     await ready.wait()

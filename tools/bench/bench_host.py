@@ -32,16 +32,24 @@ daily_limit = 1000000000000000
 def _terminal(index, port, seconds, directory, queue):
     from kapos import card as cards
     from kapos.app import testcards
+    from kapos.app.testkeys import TEST_BDK, ik_id_for
+    from kapos.security import dukpt
     from kapos.services.host_client import HostAuthorizer
     from kapos.services.journal import Journal
+    from kapos.services.keystore import KeyStore
+    from kapos.services.secmodule import DukptMac, SecurityModule
     from kapos.services.transport import TcpTransport
 
     swipe = testcards.load()["visa-debit"].swipe_text()
 
     async def main():
         journal = Journal(os.path.join(directory, "terminal-%d" % index))
+        # as a real terminal: a DUKPT KSN, MAC and enciphered card data on every message
+        store = KeyStore(os.path.join(directory, "keys-%d" % index))
+        ik_id = ik_id_for("BENCH%03d" % index)
+        store.install(dukpt.derive_initial_key(TEST_BDK, ik_id), ik_id)
         auth = HostAuthorizer(TcpTransport("127.0.0.1", port), journal, "BENCH%03d" % index,
-                              "KAPOS-MERCHANT1", timeout=10.0)
+                              "KAPOS-MERCHANT1", timeout=10.0, mac=DukptMac(SecurityModule(store)))
         await auth.start()
         latencies = []
         declined = 0

@@ -111,6 +111,10 @@ def validate(config):
     if h["mode"] == "iso8583" and h["timeout"] >= config["timeouts"]["host"]:
         raise ConfigError("host.timeout (%s s) must be below timeouts.host (%s s), so the link gives up first"
                           % (h["timeout"], config["timeouts"]["host"]))
+    for rule, values in config["monitor"].items():
+        for key in ("count", "window"):
+            if not isinstance(values.get(key), int) or values[key] < 1:
+                raise ConfigError("config key monitor.%s.%s must be a whole number >= 1" % (rule, key))
     tech = config["technician"]["pin"]
     if not (4 <= len(tech) <= 8 and tech.isdigit()):
         raise ConfigError("technician.pin must be 4 to 8 digits")
@@ -132,4 +136,5 @@ def settings_from(config):
         pin_min=config["pin"]["min_length"], pin_max=config["pin"]["max_length"],
         accept_unknown_brands=t["accept_unknown_brands"], private_bins=t["private_bins"],
         tech_pin=config["technician"]["pin"],
+        monitor={rule: dict(values) for rule, values in config["monitor"].items()},
     )
