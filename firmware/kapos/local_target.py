@@ -3,7 +3,7 @@
 import asyncio
 
 from kapos.app.scenario import Target
-from kapos.errors import ScenarioError
+from kapos.errors import ConfigError, ScenarioError
 from kapos.hal import Tap
 
 
@@ -74,8 +74,7 @@ class LocalTarget(Target):
 
 def tap_for(card):
     """The Tap an NFC reader produces for a test card."""
-    if card.uid is None:
-        raise ScenarioError("test card %s cannot be tapped (no uid)" % card.id)
-    if card.token:
-        return Tap(card.uid)
-    return Tap(card.uid, track2=card.track2_equivalent())
+    try:
+        return card.tap()
+    except ConfigError as exc:
+        raise ScenarioError(str(exc))

@@ -74,3 +74,57 @@ def test_no_canary_in_logs_screens_receipts_records_or_files(tmp_path):
                 assert needle.encode() not in blob, "%s leaked into %s" % (needle, n)
     assert files >= 1, "the key file at least was searched"
     assert "**** 7899" in haystacks["screens"] or "7899" in haystacks["receipts"]
+
+
+def test_no_canary_in_the_journal_or_the_host_ledger(tmp_path):
+    """The same canaries through the real host link: terminal journal and key files, host
+    ledger (SQLite pages, WAL included) and both logs."""
+    from kapos.app.testkeys import TEST_BDK
+    from kapos_tools.host import HostServer, Ledger
+    from kapos_tools.host.mac import HostDukptMac
+
+    handler = Collect()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    ledger_path = str(tmp_path / "host" / "ledger.db")
+
+    async def go():
+        ledger = Ledger(ledger_path)
+        ledger.load_cards()
+        server = HostServer(ledger, mac=HostDukptMac(TEST_BDK))
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        try:
+            async with Running(overrides=[("host.mode", '"iso8583"'),
+                                          ("host.address", '"127.0.0.1:%d"' % port),
+                                          ("host.timeout", "3.0")]) as r:
+                script = ("key 1\nkeys 2500\nkey ENTER\nswipe raw \"%s\"\nkey 1\nkeys %s\nkey ENTER\n"
+                          "expect result declined\nkey ENTER\n" % (SWIPE, CANARY_PIN))
+                await r.play(script)
+                await r.play("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+                             "expect result approved\n")
+                return r.data_dir
+        finally:
+            await server.close()
+            ledger.close()
+
+    try:
+        data_dir = asyncio.run(go())
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    log_text = "\n".join(handler.lines)
+    assert "0200" in log_text or "sale" in log_text
+    for needle in needles():
+        assert needle not in log_text, "%s leaked into a log" % needle
+    searched = 0
+    for top in (data_dir, str(tmp_path / "host")):
+        for dirpath, _, names in os.walk(top):
+            for n in names:
+                with open(os.path.join(dirpath, n), "rb") as f:
+                    blob = f.read()
+                searched += 1
+                for needle in needles():
+                    assert needle.encode() not in blob, "%s leaked into %s" % (needle, n)
+    assert searched >= 3, "journal, keys and ledger files were searched"

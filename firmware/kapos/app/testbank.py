@@ -9,10 +9,14 @@ reference host (kapos host) is used instead.
 import asyncio
 
 from kapos.app.authorizer import Authorizer, HostUnavailable
+from kapos.app.testkeys import TEST_TOKEN_KEY
+from kapos.errors import SecurityError
+from kapos.security.token import verify_token_block
 
 TEXTS = {
     "00": "Approved", "05": "Do not honor", "12": "Invalid transaction", "14": "Invalid card",
-    "51": "Insufficient funds", "55": "Incorrect PIN", "94": "Duplicate", "96": "System error",
+    "51": "Insufficient funds", "55": "Incorrect PIN", "63": "Security violation",
+    "94": "Duplicate", "96": "System error",
 }
 
 
@@ -34,6 +38,13 @@ class TestBank(Authorizer):
         self.online = True
         self.seq = 0
         self.alerts = []
+
+    def _token_ok(self, test_card, block):
+        """Anti-clone: a token pays only with the MAC'd block from its memory."""
+        try:
+            return verify_token_block(TEST_TOKEN_KEY, test_card.uid, block) >= 0
+        except SecurityError:
+            return False
 
     def _reply(self, code, request, balance=None):
         self.seq += 1
@@ -65,6 +76,8 @@ class TestBank(Authorizer):
         if key not in self.accounts:
             return self._reply("14", request)
         test_card = self.cards[key]
+        if test_card.token and not self._token_ok(test_card, request.get("token_data")):
+            return self._reply("63", request)
         if test_card.decline:
             return self._reply(test_card.decline, request)
         if request.get("pin_block") is not None and self.pin_checker is not None:

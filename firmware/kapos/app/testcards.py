@@ -6,6 +6,7 @@ import tomllib
 
 from kapos import card as cards
 from kapos.errors import ConfigError
+from kapos.hal import Tap
 
 DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "testcards.toml")
 
@@ -26,6 +27,7 @@ class TestCard:
         self.decline = entry.get("decline")
         self.uid = bytes.fromhex(entry["uid"]) if entry.get("uid") else None
         self.token = bool(entry.get("token", False))
+        self.token_counter = int(entry.get("token_counter", 1))
         self.raw = entry.get("raw")
 
     def swipe_text(self):
@@ -38,6 +40,22 @@ class TestCard:
 
     def track2_equivalent(self):
         return "%s=%s%s000" % (self.pan, self.expiry, self.service_code)
+
+    def tap(self):
+        """The Tap an NFC reader produces for this card: an EMV card's track 2 equivalent,
+        or a token's UID and the anti-clone block from its memory."""
+        if self.uid is None:
+            raise ConfigError("test card %s cannot be tapped (no uid)" % self.id)
+        if self.token:
+            return Tap(self.uid, token=self.token_block())
+        return Tap(self.uid, track2=self.track2_equivalent())
+
+    def token_block(self, key=None):
+        """The anti-clone block this token carries in its memory (issued under the test key)."""
+        from kapos.app.testkeys import TEST_TOKEN_KEY
+        from kapos.security.token import make_token_block
+
+        return make_token_block(key or TEST_TOKEN_KEY, self.uid, self.token_counter)
 
     def account_key(self):
         """How the bank finds the account: the PAN, or the token UID."""

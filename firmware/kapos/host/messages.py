@@ -46,8 +46,11 @@ MTI_RECONCILIATION_RESPONSE = "0510"
 MTI_NETWORK_REQUEST = "0800"
 MTI_NETWORK_RESPONSE = "0810"
 
-REQUEST_MTIS = ("0100", "0200", "0220", "0400", "0420", "0500", "0800")
-RESPONSE_MTIS = ("0110", "0210", "0230", "0410", "0430", "0510", "0810")
+REQUEST_MTIS = ("0100", "0200", "0220", "0400", "0420", "0500", "0620", "0800")
+RESPONSE_MTIS = ("0110", "0210", "0230", "0410", "0430", "0510", "0630", "0810")
+MTI_ALERT = "0620"  # administrative advice: a terminal's anomaly alert (48 AR rule, AD detail)
+PRIVATE_ALERT_RULE = "AR"
+PRIVATE_ALERT_DETAIL = "AD"
 
 # ---- field 3, processing code: transaction type (2) + from account (2) + to account (2) ----
 PROCESSING_CODES = {
@@ -148,6 +151,8 @@ REQUIRED_FIELDS = {
     "0430": (11, 39, 41),
     "0500": (7, 11, 41, 74, 75, 76, 77, 86, 87, 88, 89, 97),
     "0510": (11, 39, 41),
+    "0620": (7, 11, 41, 48),
+    "0630": (11, 39, 41),
     "0800": (7, 11, 41, 70),
     "0810": (11, 39, 41, 70),
 }
@@ -638,6 +643,13 @@ def build_network(code, stan, transmission, terminal_id):
         raise LocalProtocolError("unknown network management code")
     return {MTI: MTI_NETWORK_REQUEST, 7: format_transmission(transmission),
             11: stan_text(stan), 41: _pad(terminal_id, 8, "terminal id"), 70: code}
+
+
+def build_alert(rule, detail, stan, transmission, terminal_id):
+    """A 0620 administrative advice carrying one anomaly alert of the terminal."""
+    private = pack_private([(PRIVATE_ALERT_RULE, str(rule)[:40]), (PRIVATE_ALERT_DETAIL, str(detail)[:200])])
+    return {MTI: MTI_ALERT, 7: format_transmission(transmission), 11: stan_text(stan),
+            41: _pad(terminal_id, 8, "terminal id"), 48: private}
 
 
 def build_response(request, response_code, fields=None):

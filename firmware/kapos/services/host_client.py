@@ -53,6 +53,8 @@ from kapos.services.transport import (NoReply, NotDelivered, LinkError, SerialTr
 log = logging.getLogger("kapos.services.host")
 
 # field 22 PAN entry mode by card source. The terminal has no contact chip reader: a
+TOKEN_DATA_TAG = "TD"  # field 48: a token's anti-clone block (security/token.py), hex
+
 # swipe is a swipe (never "fallback"); a closed-loop token is read by its UID and has no
 # PAN at all ("00", the token id travels in field 48 TK).
 ENTRY_BY_SOURCE = {"swipe": m.ENTRY_MAGSTRIPE, "tap": m.ENTRY_CONTACTLESS_CHIP,
@@ -402,6 +404,8 @@ class HostAuthorizer(Authorizer):
             if card.token_id() is None:
                 raise LocalProtocolError("the card has no PAN, track or token id")
             private.append((m.PRIVATE_TOKEN, card.token_id()))
+            if request.get("token_data"):  # the anti-clone block read from the token
+                private.append((TOKEN_DATA_TAG, bytes(request["token_data"]).hex().upper()))
             pan, track2, no_card_number = "0", None, True
         pin_block = request.get("pin_block")
         ksn = request.get("ksn")
@@ -528,6 +532,15 @@ class HostAuthorizer(Authorizer):
         reply = await self._network(m.NETWORK_ECHO)
         return {"ok": reply[39] == m.APPROVED, "code": reply[39],
                 "seconds": time.monotonic() - started}
+
+    async def alert(self, data):
+        """Send one anomaly alert (rule, detail) as a 0620; the host logs it."""
+        stan = self.journal.next_stan()
+        self._remember(stan)
+        message = m.build_alert(data.get("rule"), data.get("detail", ""), stan,
+                                time.gmtime(self.clock()), self.terminal_id)
+        reply = await self._exchange(message)
+        return reply[39] == m.APPROVED
 
     async def _network(self, code):
         stan = self.journal.next_stan()

@@ -377,7 +377,7 @@ class ManagementServer:
         elif what == "swipe_raw":
             done = await self._inject("magstripe", E.SWIPE, "raw", value)
         elif what == "tap":
-            done = await self._inject("nfc", E.TAP, "tap", _tap_for(self._card(value)))
+            done = await self._inject("nfc", E.TAP, "tap", self._tap_of(value))
         elif what == "tamper":
             done = await self._inject("tamper", getattr(E, "TAMPER", "tamper"), "source", value)
         else:
@@ -474,6 +474,12 @@ class ManagementServer:
         if card is None:
             raise RequestError("unknown test card %r (known: %s)" % (card_id[:40], ", ".join(sorted(self._cards()))))
         return card
+
+    def _tap_of(self, card_id):
+        try:
+            return self._card(card_id).tap()
+        except KaposError as exc:  # a test card without a UID cannot be tapped
+            raise RequestError(str(exc))
 
     # ------------------------------------------------------------ TCP transport
 
@@ -753,12 +759,3 @@ def parse_hostport(text, default_port=DEFAULT_PORT):
     if not port.isdigit() or not 0 <= int(port) <= 65535:
         raise KaposError("management address must look like 127.0.0.1:%d, got %r" % (DEFAULT_PORT, text))
     return host, int(port)
-
-
-def _tap_for(card):
-    """The Tap an NFC reader produces for a test card (as kapos.local_target.tap_for)."""
-    if card.uid is None:
-        raise RequestError("test card %s cannot be tapped (no uid)" % card.id)
-    if card.token:
-        return hal.Tap(card.uid)
-    return hal.Tap(card.uid, track2=card.track2_equivalent())

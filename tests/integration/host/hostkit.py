@@ -50,6 +50,10 @@ def request(ref, kind, amount=0, card=None, pin=None, fee=0, account="debit", ta
          "original": original, "token_data": None, "time": now,
          "date": time.strftime("%Y%m%d", time.localtime(now)), "terminal_id": terminal_id,
          "merchant_id": MERCHANT}
+    if card is not None and card.source == "token":  # the anti-clone block from its memory
+        by_uid = {c.uid: c for c in TESTCARDS.values() if c.token}
+        if card.uid in by_uid:
+            r["token_data"] = by_uid[card.uid].token_block()
     if pin is not None:
         r["pin_block"], r["ksn"] = TestKeyPinSealer().seal(bytearray(pin.encode()), len(pin),
                                                            card)

@@ -33,6 +33,10 @@ def add_arguments(p):
     p.add_argument("--bdk", metavar="HEX",
                    help="DUKPT base derivation key for PIN blocks with a KSN (default: the "
                         "PUBLIC X9.24-3 test BDK the terminals' test keys come from)")
+    p.add_argument("--velocity", metavar="COUNT/SECONDS",
+                   help="decline (65) a card's debit after COUNT approved debits within SECONDS, e.g. 10/60")
+    p.add_argument("--token-key", metavar="HEX",
+                   help="key of the closed-loop tokens' anti-clone MAC (default: the public test token key)")
     p.add_argument("--no-mac", action="store_true",
                    help="accept requests without a DUKPT MAC (fields 53 + 64/128); by default a "
                         "request with a missing or bad MAC is answered 63 and changes nothing")
@@ -62,6 +66,19 @@ def open_ledger(args):
             raise KaposError("--bdk must be hex")
         if len(kwargs["bdk"]) not in (16, 24, 32):
             raise KaposError("--bdk must be an AES key: 16, 24 or 32 bytes")
+    if getattr(args, "velocity", None):
+        try:
+            count, seconds = (int(x) for x in args.velocity.split("/"))
+        except ValueError:
+            raise KaposError("--velocity must look like 10/60 (count/seconds)")
+        if count < 1 or seconds < 1:
+            raise KaposError("--velocity needs a count and seconds of at least 1")
+        kwargs["velocity"] = (count, seconds)
+    if getattr(args, "token_key", None):
+        try:
+            kwargs["token_key"] = bytes.fromhex(args.token_key)
+        except ValueError:
+            raise KaposError("--token-key must be hex")
     ledger = Ledger(args.db, daily_limit=args.daily_limit, **kwargs)
     ledger.load_cards(args.cards, reset=args.reset)
     return ledger

@@ -31,6 +31,7 @@ it, so that original is refused (12) if it arrives later.
 
 import hashlib
 import json
+import logging
 import os
 import sqlite3
 import time
@@ -38,16 +39,17 @@ import tomllib
 
 from kapos.app.pinseal import TEST_PIN_KEY
 
-try:  # the public X9.24-3 test BDK the terminals' default keys come from
-    from kapos.app.testkeys import TEST_BDK
-except ImportError:  # an older firmware without DUKPT test keys
-    TEST_BDK = None
+from kapos.app.testkeys import TEST_BDK, TEST_TOKEN_KEY
 from kapos.errors import DecodeError, LocalProtocolError, SecurityError
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
 from kapos.security import pinblock, pinverify
+from kapos.security.token import verify_token_block
+from kapos.services.host_client import TOKEN_DATA_TAG
 from kapos.services.journal import add_to_totals
+
+log = logging.getLogger("kapos_tools.host")
 
 DEFAULT_DAILY_LIMIT = 200000
 PRIVATE_BATCH = "BN"
@@ -76,6 +78,9 @@ CREATE TABLE IF NOT EXISTS txns (
     UNIQUE (terminal_id, stan, transmission));
 CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
 CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
+CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
+    rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS token_counters (key TEXT PRIMARY KEY, counter INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reversals (
     id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, orig_mti TEXT,
     orig_stan TEXT NOT NULL, orig_transmission TEXT NOT NULL, mti TEXT, stan TEXT,
@@ -94,14 +99,17 @@ CREATE TABLE IF NOT EXISTS terminals (
 
 class Ledger:
     def __init__(self, path=":memory:", clock=time.time, pin_key=TEST_PIN_KEY, bdk=TEST_BDK,
-                 daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL"):
+                 daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL", token_key=TEST_TOKEN_KEY,
+                 velocity=None):
         if path != ":memory:" and os.path.dirname(path):
             os.makedirs(os.path.dirname(path), exist_ok=True)
         self.path = path
         self.clock = clock
         self.pin_key = pin_key
         self.bdk = bdk
+        self.token_key = token_key  # None: tokens by UID alone (no anti-clone check)
         self.daily_limit = daily_limit
+        self.velocity = velocity  # (count, seconds): more approved debits per card -> 65
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         if path != ":memory:":
@@ -275,6 +283,8 @@ class Ledger:
             return self._reconcile(message)
         if base == "0800":
             return self._network(message)
+        if base == "0620":
+            return self._alert(message)
         return m.build_response(message, "12")
 
     def _seen(self, terminal_id):
@@ -325,6 +335,8 @@ class Ledger:
         expiry = expiry or (card["expiry"] if card["kind"] == "pan" else None)
         if expiry and expiry < self._yymm():
             return self._store(ctx, message, "54")
+        if card["kind"] == "token" and not self._token_ok(card, private):
+            return self._store(ctx, message, "63")
         if 52 in message and not self._pin_ok(card, message):
             return self._store(ctx, message, "55")
         amount = 0
@@ -353,6 +365,8 @@ class Ledger:
             if target is None or target == card["account"]:
                 return self._store(ctx, message, "14")
             ctx["target"] = target
+        if self.velocity is not None and self._too_fast(card):
+            return self._store(ctx, message, "65")
         day = self._today()
         limit = card["daily_limit"] if card["daily_limit"] is not None else self.daily_limit
         used = self.db.execute("SELECT total FROM daily WHERE card_key = ? AND day = ?",
@@ -396,6 +410,26 @@ class Ledger:
         if row is None or self.balance(row["account"]) is None:
             return None, None
         return dict(row), expiry
+
+    def _token_ok(self, card, private):
+        """Anti-clone: the token's block must carry a valid MAC over its UID, and a counter
+        not below the newest seen for it (a re-issued token revokes older copies)."""
+        if self.token_key is None:
+            return True
+        uid_hex = card["key"][3:]
+        try:
+            block = bytes.fromhex(private.get(TOKEN_DATA_TAG, ""))
+            counter = verify_token_block(self.token_key, bytes.fromhex(uid_hex), block)
+        except (ValueError, SecurityError) as exc:
+            log.warning("token %s refused: %s", uid_hex[-6:], exc)
+            return False
+        row = self.db.execute("SELECT counter FROM token_counters WHERE key = ?", (card["key"],)).fetchone()
+        if row is not None and counter < row["counter"]:
+            log.warning("token %s refused: counter %d is older than %d", uid_hex[-6:], counter, row["counter"])
+            return False
+        self.db.execute("INSERT INTO token_counters (key, counter) VALUES (?, ?) ON CONFLICT(key) "
+                        "DO UPDATE SET counter = max(counter, excluded.counter)", (card["key"], counter))
+        return True
 
     def _pin_ok(self, card, message):
         if card["pvv"] is None:
@@ -627,6 +661,35 @@ class Ledger:
             return response
 
     # ------------------------------------------------------------ 0800
+
+    def _too_fast(self, card):
+        """Velocity rule: `count` approved debits on this card within `seconds` already."""
+        count, seconds = self.velocity
+        recent = self.db.execute(
+            "SELECT COUNT(*) FROM txns WHERE card_key = ? AND code = '00' AND status = 'approved' "
+            "AND type IN ('sale', 'cash', 'transfer') AND created >= ?",
+            (card["key"], self.clock() - seconds)).fetchone()[0]
+        if recent >= count:
+            log.warning("velocity: card %s had %d debits in %d s: declined 65", card["key"][-4:], recent, seconds)
+            return True
+        return False
+
+    def _alert(self, message):
+        """A terminal's anomaly alert: logged and kept (`alerts()`, --show-ledger)."""
+        try:
+            private = m.unpack_private(message[48])
+        except DecodeError:
+            return m.build_response(message, "30")
+        rule = private.get(m.PRIVATE_ALERT_RULE, "?")
+        detail = private.get(m.PRIVATE_ALERT_DETAIL, "")
+        with self._tx():
+            self.db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES (?, ?, ?, ?)",
+                            (message[41], rule, detail, self.clock()))
+        log.warning("ALERT from %s: %s (%s)", message[41], rule, detail)
+        return m.build_response(message, "00")
+
+    def alerts(self):
+        return [dict(r) for r in self.db.execute("SELECT * FROM alerts ORDER BY id")]
 
     def _network(self, message):
         code = message[70]

@@ -4,6 +4,7 @@
     kapos keys load --terminal-id KAPOS001 --data-dir var [--bdk bdk.json]
     kapos keys load --terminal-id KAPOS001 --connect 127.0.0.1:8590 --token T [--bdk bdk.json]
     kapos keys status --data-dir var   |   --connect HOST:PORT
+    kapos keys token-block --uid 04A2B3C4D5E6F7 --counter 2   # write it to block 4 of the token
 
 Without --bdk the public X9.24-3 test BDK is used (the reference host's default).
 """
@@ -90,6 +91,24 @@ def cmd_status(args):
     return 0 if status.get("loaded") else 1
 
 
+def cmd_token_block(args):
+    """The anti-clone block to write into a closed-loop token (MIFARE Classic block 4)."""
+    from kapos.app.testkeys import TEST_TOKEN_KEY
+    from kapos.security.token import make_token_block
+
+    try:
+        uid = bytes.fromhex(args.uid)
+        key = bytes.fromhex(args.token_key) if args.token_key else TEST_TOKEN_KEY
+    except ValueError:
+        raise KaposError("--uid and --token-key must be hex")
+    if len(uid) not in (4, 7, 10):
+        raise KaposError("a UID is 4, 7 or 10 bytes")
+    if len(key) not in (16, 32):
+        raise KaposError("--token-key must be 16 or 32 bytes")
+    print(make_token_block(key, uid, args.counter).hex().upper())
+    return 0
+
+
 def register(subparsers):
     p = subparsers.add_parser("keys", help="test BDKs, key loading and key status (never key values)")
     sub = p.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
@@ -97,6 +116,11 @@ def register(subparsers):
     n.add_argument("--out", required=True)
     n.add_argument("--force", action="store_true")
     n.set_defaults(func=cmd_new_bdk)
+    t = sub.add_parser("token-block", help="the anti-clone block to write into a closed-loop token")
+    t.add_argument("--uid", required=True, help="the token's UID (hex)")
+    t.add_argument("--counter", type=int, default=1, help="issue counter: raise it to revoke older copies")
+    t.add_argument("--token-key", help="hex (default: the public test token key the reference host uses)")
+    t.set_defaults(func=cmd_token_block)
     for name, func, text in (("load", cmd_load, "derive a terminal's initial key and load it"),
                              ("status", cmd_status, "show a terminal's key status")):
         q = sub.add_parser(name, help=text)

@@ -22,7 +22,10 @@ class EmulatedMfrc522Reader(hal.NfcReader):
         """Present a card: `tap` says what the card is (uid, and track 2 for EMV)."""
         if isinstance(tap, Exception):
             raise tap
-        card = EmvTestCard(tap.uid, track2=tap.track2) if tap.track2 else MifareClassic1K(tap.uid)
+        if tap.track2:
+            card = EmvTestCard(tap.uid, track2=tap.track2)
+        else:  # a closed-loop token: its anti-clone block in block 4, if it has one
+            card = MifareClassic1K(tap.uid, blocks={4: tap.token} if tap.token else None)
         self._leave_field()
         self.emulator.add_card(card)
         self._in_field = card
