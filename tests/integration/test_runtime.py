@@ -103,3 +103,24 @@ def test_printer_emits_escpos_bytes(running):
             assert b"************1111" in data and b"4111111111111111" not in data
 
     run(go())
+
+
+def test_start_up_self_test_names_a_missing_printer_and_the_terminal_still_sells(running):
+    async def go():
+        r = running()
+        r.platform.printer.paper_out = True
+        async with r:
+            await r.play('expect screen "Self-test: printer"\n')
+            await r.play("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+                         'expect result approved\nexpect screen "Receipt not printed"\n')
+
+    run(go())
+
+
+def test_settlement_from_the_technician_menu_prints_its_result(running):
+    async def go():
+        async with running() as r:
+            await r.play("key MENU\nkeys 0000\nkey ENTER\nkey MENU\nkey 5\n")
+            await r.play('expect screen "not supported by this host"\n')
+
+    run(go())

@@ -103,12 +103,42 @@ class Diagnostics:
         return "REPRINT", ["last receipt printed again"]
 
     async def fn_settlement(self):
+        """Send the batch totals; show and print whether the host agrees."""
+        from kapos.app.receipts import Line, Receipt
+
         settle = getattr(self.terminal.authorizer, "settle", None)
         if settle is None:
             return "SETTLEMENT", ["not supported by this host"]
         result = await settle()
         title = "TOTALS AGREED" if result.get("agreed") else "NOT AGREED"
-        return title, list(result.get("lines", []))
+        lines = list(result.get("lines", []))
+        s = self.terminal.settings
+        paper = [Line("SETTLEMENT", "center", bold=True, double=True),
+                 Line("Terminal %s" % s.terminal_id, "center"),
+                 Line(time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.terminal.now())), "center"),
+                 Line("-" * 32)] + [Line(text) for text in lines] + [
+                 Line("-" * 32), Line(title, "center", bold=True, double=True)]
+        try:
+            await self.terminal.print_now(Receipt(paper, copy="merchant"))
+        except Exception as exc:  # the result is on screen either way
+            lines.append("not printed: %s" % exc)
+        return title, lines
+
+    async def fn_counters(self):
+        """Transactions, failed reads and what still waits to be sent to the host."""
+        lines = ["%s %d" % (k, v) for k, v in sorted(self.terminal.ctx.counters.items())]
+        pending = getattr(self.terminal.authorizer, "pending", None)
+        if pending is not None:
+            lines.append("reversals pending %d" % pending())
+        lines.append("alarms %d" % self.terminal.ctx.alarms)
+        return "COUNTERS", lines
+
+    async def boot_check(self):
+        """The self-test at start-up: (title, lines of the failed checks) or None."""
+        failed = [c for c in await self.selftest() if not c.ok]
+        if not failed:
+            return None
+        return "SELF-TEST", ["%s: %s" % (c.name, c.detail) for c in failed]
 
     async def selftest(self):
         checks = []

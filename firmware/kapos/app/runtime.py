@@ -13,7 +13,7 @@ import time
 
 from kapos.app.authorizer import HostUnavailable
 from kapos.app.receipts import build_receipt
-from kapos.app.screens import ScreenRenderer
+from kapos.app.screens import ScreenRenderer, wrap
 from kapos.compat import wipe
 from kapos.core import commands as C
 from kapos.core import events as E
@@ -100,6 +100,8 @@ class Terminal:
             self.post(E.TAMPER, source="keys were erased")  # stay locked across restarts
         self._start_readers()
         self._execute_all(self._initial)
+        if getattr(self, "diagnostics", None) is not None:
+            self._spawn(self._boot_check())
         if ready is not None:
             ready.set()
         try:
@@ -292,12 +294,25 @@ class Terminal:
         except Exception as exc:  # the alarm is on screen and in the log already
             log.error("alert not delivered: %s", _describe(exc))
 
+    async def _boot_check(self):
+        try:
+            found = await self.diagnostics.boot_check()
+        except Exception as exc:
+            log.error("start-up self-test failed to run: %s", _describe(exc))
+            return
+        if found is not None:
+            title, lines = found
+            log.warning("start-up self-test: %s", "; ".join(lines))
+            self.post(E.DIAG_RESULT, function="boot", title=title, lines=lines)
+
     async def _diag(self, function):
         diagnostics = getattr(self, "diagnostics", None)
         if diagnostics is None:
             title, lines = "ERROR", ["no diagnostics on this terminal"]
         else:
             title, lines = await diagnostics.run(function)
+        # the core pages results three lines at a time: wrap them to the display first
+        lines = [part for line in lines for part in (wrap(line) or [""])]
         self.post(E.DIAG_RESULT, function=function, title=title, lines=lines)
 
     async def print_now(self, receipt):

@@ -37,7 +37,7 @@ TABLE = {
         E.PRINTED: IGNORE,
         E.PRINT_FAILED: (H.late_print_failure, (S.IDLE,)),
         E.HARDWARE_ERROR: _HW,
-        E.DIAG_RESULT: IGNORE,
+        E.DIAG_RESULT: (TK.boot_result, (S.IDLE,)),
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
     },

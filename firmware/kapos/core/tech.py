@@ -4,7 +4,7 @@ of the TECH_* / KEY_TEST / CARD_TEST states (their cells are in table.py)."""
 from kapos.compat import wipe
 from kapos.core import commands as C
 from kapos.core import states as S
-from kapos.core.handlers import _timer, card_from_swipe, card_from_tap, go_idle, refuse
+from kapos.core.handlers import _timer, card_from_swipe, card_from_tap, go_idle, idle_screen, refuse
 from kapos.errors import CardReadError, CardRejected
 
 # (key, label, what it does): 'diag' asks the runtime, 'state' enters a test state,
@@ -14,7 +14,7 @@ PAGES = (
      ("3", "Display", "local", "display_test"), ("4", "Printer", "diag", "printer_test"),
      ("5", "Card read", "state", S.CARD_TEST), ("6", "Host echo", "diag", "host_echo")),
     (("1", "Network", "diag", "network"), ("2", "Journal", "diag", "journal"),
-     ("3", "Counters", "local", "counters"), ("4", "Reprint", "diag", "reprint"),
+     ("3", "Counters", "diag", "counters"), ("4", "Reprint", "diag", "reprint"),
      ("5", "Settlement", "diag", "settlement")),
 )
 TECH_PIN_MAX = 8
@@ -97,8 +97,6 @@ def menu_select(ctx, event):
             return S.CARD_TEST, [C.show("card_test", lines=["Swipe or tap a card"]), _timer(ctx, "card")]
         if what == "display_test":
             return S.TECH_INFO, [C.show("test_pattern"), _timer(ctx, "input")]
-        if what == "counters":
-            return _info(ctx, "COUNTERS", ["%s %d" % (k, v) for k, v in sorted(ctx.counters.items())])
     return refuse(ctx, event)
 
 
@@ -192,3 +190,12 @@ def card_test_swipe(ctx, event):
 
 def card_test_tap(ctx, event):
     return _card_test(ctx, event, card_from_tap, "TAP")
+
+
+def boot_result(ctx, event):
+    """The start-up self-test found faults: say which on the idle screen (the terminal
+    still works: e.g. without a printer, transactions complete without a receipt)."""
+    if event.get("function") != "boot":
+        return S.IDLE, []
+    ctx.notice = ("error", "Self-test: " + "; ".join(event.get("lines") or []))
+    return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]

@@ -65,3 +65,20 @@ def test_older_token_counter_is_refused_after_reissue(tmp_path):
                 assert (await rig.auth.authorize(req))["code"] == code, (counter, code)
 
     run(go())
+
+
+def test_wrong_pins_are_counted_and_lock_the_card(tmp_path):
+    async def go():
+        async with Rig(tmp_path) as rig:
+            codes = []
+            for ref, pin in enumerate(("9999", "1234", "9999", "9999", "9999", "1234"), 1):
+                reply = await rig.auth.authorize(request(ref, "sale", 100, swipe("visa-debit"), pin=pin))
+                codes.append(reply["code"])
+            # a right PIN resets the count; the third wrong one in a row locks the card
+            assert codes == ["55", "00", "55", "55", "75", "75"]
+            rig.ledger.unlock_pin("4111111111111111")
+            reply = await rig.auth.authorize(request(9, "sale", 100, swipe("visa-debit"), pin="1234"))
+            assert reply["code"] == "00"
+            assert rig.check() == []
+
+    run(go())

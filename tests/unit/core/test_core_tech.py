@@ -66,7 +66,15 @@ def test_second_page_functions():
     d = menu().keys("MENU", "5")
     assert d.find(C.DIAG)[0]["function"] == "settlement"
     d = menu().keys("MENU", "3")
-    assert d.state == S.TECH_INFO and any(l.startswith("approved") for l in d.shown()["data"]["lines"])
+    assert d.state == S.TECH_WAIT and d.find(C.DIAG)[0]["function"] == "counters"
+
+
+def test_boot_self_test_faults_show_on_idle():
+    d = Driver()
+    d.send(ev(E.DIAG_RESULT, function="boot", title="SELF-TEST", lines=["printer: paper-out"]))
+    assert d.state == S.IDLE and d.ctx.notice == ("error", "Self-test: printer: paper-out")
+    d.send(ev(E.DIAG_RESULT, function="selftest", title="X", lines=["y"]))
+    assert d.ctx.notice == ("error", "Self-test: printer: paper-out"), "only the boot result counts"
 
 
 def test_keypad_test_echoes_every_key_and_cancel_twice_leaves():

@@ -52,6 +52,7 @@ from kapos.services.journal import add_to_totals
 log = logging.getLogger("kapos_tools.host")
 
 DEFAULT_DAILY_LIMIT = 200000
+MAX_PIN_TRIES = 3  # wrong PINs in a row before a card is locked (75)
 PRIVATE_BATCH = "BN"
 
 TYPES_BY_CODE = {"00": "sale", "01": "cash", "02": "void", "20": "refund",
@@ -80,6 +81,7 @@ CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
 CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
 CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
     rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pin_tries (key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS token_counters (key TEXT PRIMARY KEY, counter INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS reversals (
     id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, orig_mti TEXT,
@@ -337,8 +339,15 @@ class Ledger:
             return self._store(ctx, message, "54")
         if card["kind"] == "token" and not self._token_ok(card, private):
             return self._store(ctx, message, "63")
-        if 52 in message and not self._pin_ok(card, message):
-            return self._store(ctx, message, "55")
+        if 52 in message:
+            failures = self._pin_failures(card)
+            if failures >= MAX_PIN_TRIES:
+                return self._store(ctx, message, "75")
+            if not self._pin_ok(card, message):
+                self._set_pin_failures(card, failures + 1)
+                return self._store(ctx, message, "75" if failures + 1 >= MAX_PIN_TRIES else "55")
+            if failures:
+                self._set_pin_failures(card, 0)
         amount = 0
         if kind != "balance":
             if 4 not in message or int(message[4]) <= 0:
@@ -661,6 +670,19 @@ class Ledger:
             return response
 
     # ------------------------------------------------------------ 0800
+
+    def _pin_failures(self, card):
+        row = self.db.execute("SELECT failures FROM pin_tries WHERE key = ?", (card["key"],)).fetchone()
+        return row["failures"] if row is not None else 0
+
+    def _set_pin_failures(self, card, failures):
+        """Wrong PINs in a row; at MAX_PIN_TRIES the card is PIN-locked (75) until reset."""
+        self.db.execute("INSERT INTO pin_tries (key, failures) VALUES (?, ?) ON CONFLICT(key) DO UPDATE "
+                        "SET failures = excluded.failures", (card["key"], failures))
+
+    def unlock_pin(self, card_key):
+        with self._tx():
+            self.db.execute("DELETE FROM pin_tries WHERE key = ?", (card_key,))
 
     def _too_fast(self, card):
         """Velocity rule: `count` approved debits on this card within `seconds` already."""
