@@ -30,3 +30,31 @@ def test_token_block_verifies(capsys):
     block = bytes.fromhex(capsys.readouterr().out.strip())
     assert verify_token_block(TEST_TOKEN_KEY, bytes.fromhex("04A2B3C4D5E6F7"), block) == 5
     assert main(["keys", "token-block", "--uid", "0102", "--counter", "1"]) == 2
+
+
+def test_load_and_status_over_the_management_channel(capsys):
+    """`kapos keys load --connect` re-keys a running terminal (here: one whose case was
+    opened) through its management channel; status never shows key values."""
+    from kapos_tools.diag.simrun import BackgroundTerminal
+
+    with BackgroundTerminal("sim", token="t0ken") as term:
+        term._loop.call_soon_threadsafe(lambda: term.terminal.post("tamper", source="case opened"))
+        import time
+
+        for _ in range(50):
+            if term.terminal.state == "LOCKED":
+                break
+            time.sleep(0.02)
+        assert term.terminal.state == "LOCKED"
+        assert main(["keys", "status", "--connect", term.address, "--token", "t0ken"]) == 1
+        assert main(["keys", "load", "--terminal-id", "KAPOS001", "--connect", term.address,
+                     "--token", "t0ken"]) == 0
+        for _ in range(50):
+            if term.terminal.state == "IDLE":
+                break
+            time.sleep(0.02)
+        assert term.terminal.state == "IDLE"
+        assert main(["keys", "status", "--connect", term.address, "--token", "t0ken"]) == 0
+        assert main(["keys", "status", "--connect", term.address, "--token", "wrong"]) == 2
+    out = capsys.readouterr().out
+    assert "loaded    True" in out and "tampered  False" in out

@@ -35,8 +35,11 @@ class InProcessTerminal:
             ready = asyncio.Event()
             self._task = asyncio.ensure_future(self.assembly.terminal.run(ready))
             await ready.wait()
+            keystore = self.assembly.keystore
             self.server = ManagementServer(self.assembly.terminal, self.assembly.diagnostics,
-                                           self.assembly.testcards, token=self.token, test_mode=self.test_mode)
+                                           self.assembly.testcards, token=self.token, test_mode=self.test_mode,
+                                           key_loader=self.assembly.load_keys if keystore else None,
+                                           key_status=keystore.status if keystore else None)
             host, port = await self.server.start_tcp("127.0.0.1", 0)
             self.address = "%s:%d" % (host, port)
         except BaseException:
