@@ -42,6 +42,7 @@ class Terminal:
         self.receipts = []  # (record, Receipt) printed or attempted, newest last
         self.records = []  # masked records of finished transactions, newest last
         self.observers = []  # callables(kind, payload): 'screen', 'state', 'receipt', 'record'
+        self.diagnostics = None  # set by the composition (wiring.Assembly)
         self.alerts = []  # anomaly alerts raised, newest last
         self._queue = None
         self._timers = {}  # name -> (handle, token)
@@ -100,7 +101,7 @@ class Terminal:
             self.post(E.TAMPER, source="keys were erased")  # stay locked across restarts
         self._start_readers()
         self._execute_all(self._initial)
-        if getattr(self, "diagnostics", None) is not None:
+        if self.diagnostics is not None:
             self._spawn(self._boot_check())
         if ready is not None:
             ready.set()
@@ -306,7 +307,7 @@ class Terminal:
             self.post(E.DIAG_RESULT, function="boot", title=title, lines=lines)
 
     async def _diag(self, function):
-        diagnostics = getattr(self, "diagnostics", None)
+        diagnostics = self.diagnostics
         if diagnostics is None:
             title, lines = "ERROR", ["no diagnostics on this terminal"]
         else:

@@ -19,6 +19,7 @@ class Transaction:
         self.pin_block = None  # opaque sealed PIN block
         self.ksn = None
         self.original = None  # void: the masked record of the sale being voided
+        self.token_data = None  # a closed-loop token's anti-clone block, read with its UID
         self.sent = False  # an AUTHORIZE went out: giving up now needs a cancellation
 
     def total(self):

@@ -362,7 +362,7 @@ def authorization_request(ctx, event):
         "ref": txn.ref, "type": txn.type, "amount": txn.amount, "fee": txn.fee,
         "currency_code": s.currency_code, "account": txn.account, "card": txn.card,
         "pin_block": txn.pin_block, "ksn": txn.ksn, "target": txn.target or None,
-        "original": txn.original, "token_data": getattr(txn, "token_data", None),
+        "original": txn.original, "token_data": txn.token_data,
         "time": event.time, "date": event.date,
         "terminal_id": s.terminal_id, "merchant_id": s.merchant_id,
     }
