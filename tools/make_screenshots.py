@@ -31,15 +31,11 @@ async def capture():
         if kind == "screen":
             frames.append((screen.text(), display.image.copy() if display.image else None))
 
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    assembly.terminal.observers.append(keep)
-    frames.append((assembly.terminal.screen.text(), display.image.copy()))
-    await Player(LocalTarget(assembly.terminal, assembly.testcards)).play(scenario)
-    receipt = assembly.terminal.receipts[-1][1]
-    assembly.terminal.stop()
-    await task
+    async with assembly.terminal.running():
+        assembly.terminal.observers.append(keep)
+        frames.append((assembly.terminal.screen.text(), display.image.copy()))
+        await Player(LocalTarget(assembly.terminal, assembly.testcards)).play(scenario)
+        receipt = assembly.terminal.receipts[-1][1]
     assembly.close()
     return frames, receipt
 

@@ -50,14 +50,8 @@ async def _play(assembly, scenario, verbose):
     from kapos.local_target import LocalTarget
 
     target = LocalTarget(assembly.terminal, assembly.testcards)
-    ready = asyncio.Event()
-    runner = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    try:
+    async with assembly.terminal.running():
         await Player(target, log=(lambda s: print("  " + s)) if verbose else None).play(scenario)
-    finally:
-        assembly.terminal.stop()
-        await runner
 
 
 def run_script(args):

@@ -1,4 +1,3 @@
-import asyncio
 import os
 
 import pytest
@@ -26,15 +25,15 @@ class Running:
         self.player = Player(self.target, default_timeout=3.0)
 
     async def __aenter__(self):
-        ready = asyncio.Event()
-        self.task = asyncio.ensure_future(self.terminal.run(ready))
-        await ready.wait()
+        self._running = self.terminal.running()
+        await self._running.__aenter__()
         return self
 
     async def __aexit__(self, *exc):
-        self.terminal.stop()
-        await self.task
-        self.assembly.close()
+        try:
+            await self._running.__aexit__(*exc)
+        finally:
+            self.assembly.close()
 
     async def play(self, text):
         await self.player.play(parse(text))

@@ -97,35 +97,27 @@ async def _runtime_sales(n):
     devices.wrap(assembly.platform.display, "show")
     devices.wrap(assembly.platform.printer, "print_receipt")
     target = LocalTarget(assembly.terminal, assembly.testcards)
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    player = Player(target)
-    await player.play(parse(SALE_SCRIPT % 1))  # warm-up
-    meter.total = devices.total = 0.0
-    frames_before = assembly.platform.display.device.frame_count
-    started = time.process_time()
-    for i in range(n):
-        await player.play(parse(SALE_SCRIPT % (i + 2)))
-    per_with_driver = (time.process_time() - started) / n
-    frames = (assembly.platform.display.device.frame_count - frames_before) / n
-    assembly.terminal.stop()
-    await task
+    async with assembly.terminal.running():
+        player = Player(target)
+        await player.play(parse(SALE_SCRIPT % 1))  # warm-up
+        meter.total = devices.total = 0.0
+        frames_before = assembly.platform.display.device.frame_count
+        started = time.process_time()
+        for i in range(n):
+            await player.play(parse(SALE_SCRIPT % (i + 2)))
+        per_with_driver = (time.process_time() - started) / n
+        frames = (assembly.platform.display.device.frame_count - frames_before) / n
     assembly.close()
     return meter.total / n, devices.total / n, per_with_driver, frames
 
 
 async def _idle_cpu(seconds):
     assembly = Assembly("sim", fresh_storage=True)
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    started_cpu, started = time.process_time(), time.perf_counter()
-    await asyncio.sleep(seconds)
-    used = time.process_time() - started_cpu
-    wall = time.perf_counter() - started
-    assembly.terminal.stop()
-    await task
+    async with assembly.terminal.running():
+        started_cpu, started = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        used = time.process_time() - started_cpu
+        wall = time.perf_counter() - started
     assembly.close()
     return used / wall
 
@@ -133,13 +125,9 @@ async def _idle_cpu(seconds):
 async def _startup_in_process():
     started = time.perf_counter()
     assembly = Assembly("sim", fresh_storage=True)
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    elapsed = time.perf_counter() - started
-    assert "Sale" in assembly.terminal.screen.text()
-    assembly.terminal.stop()
-    await task
+    async with assembly.terminal.running():
+        elapsed = time.perf_counter() - started
+        assert "Sale" in assembly.terminal.screen.text()
     assembly.close()
     return elapsed
 

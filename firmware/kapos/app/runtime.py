@@ -8,6 +8,7 @@ HARDWARE_ERROR event, so a failing peripheral shows an error and the terminal ca
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 
@@ -122,6 +123,23 @@ class Terminal:
     def stop(self):
         if self._queue is not None:
             self._queue.put_nowait(_STOP)
+
+    @contextlib.asynccontextmanager
+    async def running(self):
+        """`async with terminal.running():` the loop runs in a task, ready (idle screen
+        shown) inside the block, stopped and awaited after it."""
+        ready = asyncio.Event()
+        task = asyncio.ensure_future(self.run(ready))
+        waiter = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():  # run() failed before it was ready: raise its error
+            waiter.cancel()
+            task.result()
+        try:
+            yield self
+        finally:
+            self.stop()
+            await task
 
     def handle(self, event):
         if event.kind == E.TIMEOUT:
