@@ -54,5 +54,9 @@ class SecurityError(KaposError):
     """A key, MAC or PIN block check failed, or keys are absent / exhausted."""
 
 
+class KeyStoreError(SecurityError):
+    """A key-store file (key-encryption key or sealed DUKPT state) is missing, truncated or corrupt."""
+
+
 class ScenarioError(KaposError):
     """A scenario script is malformed or one of its expectations failed."""
