@@ -1,0 +1,112 @@
+"""Double-entry postings of the reference host.
+
+Every money movement is a set of entries that sums to zero, posted in one go:
+
+    sale / cash     card -(amount + fee)   merchant:<id> +amount   fees +fee
+    transfer        card -(amount + fee)   target account +amount  fees +fee
+    refund          card +amount           merchant:<id> -amount
+    void, reversal  the inverse of the original's own entries
+
+Card accounts are rows of `accounts` (balance = initial + their entries); the host's own
+accounts - a settlement account per merchant and the fee income - are rows of `books`
+(balance = their entries). Internal account names contain a ':' or are "fees", which no
+card account number does, so a transfer can never target one.
+
+    post(db, entries, txn_id=..., reversal_id=...)   entries: [[account, amount], ...]
+    own_entries(db, txn_id)                          what a transaction itself posted
+    check(db)                                        problems, naming what breaks
+"""
+
+from kapos.errors import KaposError
+
+FEES = "fees"
+
+
+class PostingError(KaposError):
+    """A posting that does not balance or names an account the ledger does not have
+    (a bug: the message's SQL transaction is rolled back)."""
+
+
+def merchant_account(merchant_id):
+    return "merchant:" + ((merchant_id or "").strip() or "?")
+
+
+def is_internal(account):
+    return account == FEES or ":" in account
+
+
+def inverse(entries):
+    return [[account, -amount] for account, amount in entries]
+
+
+def post(db, entries, txn_id=None, reversal_id=None):
+    """Apply balanced `entries` to the balances and record them."""
+    if sum(amount for _, amount in entries) != 0:
+        raise PostingError("a posting of %d entries does not balance" % len(entries))
+    for account, amount in entries:
+        if amount == 0:
+            continue
+        if is_internal(account):
+            db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT (account) "
+                       "DO UPDATE SET balance = balance + excluded.balance", (account, amount))
+        elif db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
+                        (amount, account)).rowcount != 1:
+            raise PostingError("a posting names an unknown account")
+        db.execute("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES (?, ?, ?, ?)",
+                   (txn_id, reversal_id, account, amount))
+
+
+def own_entries(db, txn_id):
+    return [[r[0], r[1]] for r in db.execute(
+        "SELECT account, amount FROM entries WHERE txn_id = ? AND reversal_id IS NULL ORDER BY id",
+        (txn_id,))]
+
+
+def check(db):
+    """Problems of the double-entry book (an empty list when it holds):
+    every posting sums to zero, all entries sum to zero, every card account's balance is
+    its initial balance plus its entries, every internal account's balance its entries."""
+    problems = []
+    for row in db.execute(
+            "SELECT e.txn_id, e.reversal_id, SUM(e.amount) AS total, t.terminal_id, t.stan, t.type "
+            "FROM entries e LEFT JOIN txns t ON t.id = e.txn_id "
+            "GROUP BY e.txn_id, e.reversal_id HAVING SUM(e.amount) != 0"):
+        if row["reversal_id"] is not None:
+            problems.append("reversal %d of txn %s: its entries sum to %d"
+                            % (row["reversal_id"], row["txn_id"], row["total"]))
+        else:
+            problems.append("txn %s (%s stan %s %s): its entries sum to %d" % (
+                row["txn_id"], (row["terminal_id"] or "?").strip(), row["stan"], row["type"],
+                row["total"]))
+    total = db.execute("SELECT COALESCE(SUM(amount), 0) FROM entries").fetchone()[0]
+    if total != 0:
+        problems.append("all entries sum to %d, not 0" % total)
+    posted = {r[0]: r[1] for r in db.execute(
+        "SELECT account, SUM(amount) FROM entries GROUP BY account")}
+    known = set()
+    for a in db.execute("SELECT number, balance, initial FROM accounts ORDER BY number"):
+        known.add(a["number"])
+        expected = a["initial"] + posted.get(a["number"], 0)
+        if a["balance"] != expected:
+            problems.append("account %s: balance %d, initial + entries say %d%s" % (
+                _masked(a["number"]), a["balance"], expected, _last_txn(db, a["number"])))
+    for b in db.execute("SELECT account, balance FROM books ORDER BY account"):
+        known.add(b["account"])
+        if b["balance"] != posted.get(b["account"], 0):
+            problems.append("book %s: balance %d, entries say %d"
+                            % (b["account"], b["balance"], posted.get(b["account"], 0)))
+    for account in sorted(set(posted) - known):
+        problems.append("entries for an account the ledger does not have: %s" % _masked(account))
+    return problems
+
+
+def _last_txn(db, account):
+    row = db.execute("SELECT txn_id FROM entries WHERE account = ? ORDER BY id DESC LIMIT 1",
+                     (account,)).fetchone()
+    return " (last posting: txn %s)" % row[0] if row is not None else ""
+
+
+def _masked(key):
+    if key and key.isdigit() and len(key) >= 13:
+        return key[:6] + "*" * (len(key) - 10) + key[-4:]
+    return key

@@ -1,0 +1,144 @@
+"""The ledger's SQLite schema, its version, and the migration of older ledgers.
+
+    prepare(db)   creates a new ledger, migrates a version 1 one (kapos hosts before the
+                  double-entry book) in place, or raises LedgerSchemaError with what to do
+
+Version 1 had no `entries` / `books` and no lifecycle columns: its transactions in force
+get entries from the effects they recorded, balanced against a "merchant:migrated" book,
+so a consistent version 1 ledger is a consistent version 2 ledger.
+"""
+
+import json
+import sqlite3
+
+from kapos.errors import KaposError
+
+VERSION = 2
+MIGRATED_BOOK = "merchant:migrated"
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS accounts (
+    number TEXT PRIMARY KEY, name TEXT, balance INTEGER NOT NULL,
+    initial INTEGER NOT NULL DEFAULT 0);
+CREATE TABLE IF NOT EXISTS books (account TEXT PRIMARY KEY, balance INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, txn_id INTEGER, reversal_id INTEGER,
+    account TEXT NOT NULL, amount INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS entries_txn ON entries (txn_id);
+CREATE INDEX IF NOT EXISTS entries_account ON entries (account);
+CREATE TABLE IF NOT EXISTS cards (
+    key TEXT PRIMARY KEY, card_id TEXT, account TEXT NOT NULL, kind TEXT NOT NULL,
+    expiry TEXT, pvv BLOB, decline TEXT, daily_limit INTEGER);
+CREATE TABLE IF NOT EXISTS daily (
+    card_key TEXT NOT NULL, day TEXT NOT NULL, total INTEGER NOT NULL,
+    PRIMARY KEY (card_key, day));
+CREATE TABLE IF NOT EXISTS txns (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, stan TEXT NOT NULL,
+    transmission TEXT NOT NULL, mti TEXT NOT NULL, type TEXT, amount INTEGER, fee INTEGER,
+    total INTEGER, card_key TEXT, account TEXT, target TEXT, code TEXT, auth_code TEXT,
+    rrn TEXT, batch INTEGER, status TEXT NOT NULL, effects TEXT, original_id INTEGER,
+    voided_by INTEGER, response BLOB, fingerprint TEXT, created REAL NOT NULL,
+    lifecycle TEXT, refunded INTEGER NOT NULL DEFAULT 0, merchant TEXT,
+    UNIQUE (terminal_id, stan, transmission));
+CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
+CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
+CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
+    rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS pin_tries (key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS token_counters (key TEXT PRIMARY KEY, counter INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS reversals (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, orig_mti TEXT,
+    orig_stan TEXT NOT NULL, orig_transmission TEXT NOT NULL, mti TEXT, stan TEXT,
+    reason TEXT, code TEXT NOT NULL, txn_id INTEGER, applied INTEGER NOT NULL,
+    received INTEGER NOT NULL DEFAULT 1, created REAL NOT NULL,
+    UNIQUE (terminal_id, orig_stan, orig_transmission));
+CREATE TABLE IF NOT EXISTS batches (
+    terminal_id TEXT NOT NULL, number INTEGER NOT NULL, code TEXT NOT NULL,
+    terminal_totals TEXT, host_totals TEXT, response BLOB, created REAL NOT NULL,
+    PRIMARY KEY (terminal_id, number));
+CREATE TABLE IF NOT EXISTS terminals (
+    terminal_id TEXT PRIMARY KEY, signed_on REAL, last_seen REAL,
+    messages INTEGER NOT NULL DEFAULT 0);
+"""
+
+
+class LedgerSchemaError(KaposError):
+    """The file is not a kapos host ledger, or one this version cannot use."""
+
+
+def prepare(db, where="the ledger"):
+    """Create or migrate the schema; call inside one SQL transaction."""
+    try:
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            raise LedgerSchemaError("%s is an SQLite file but not a kapos host ledger" % where)
+        old_txns = "txns" in tables and "lifecycle" not in _columns(db, "txns")
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
+        version = int(row[0]) if row is not None else (1 if old_txns else VERSION)
+        if version > VERSION:
+            raise LedgerSchemaError("%s was written by a newer kapos host (schema %d, this one "
+                                    "knows %d): use that version, or another --db" % (where, version, VERSION))
+        if version == 1:
+            _migrate_from_1(db)
+        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(VERSION),))
+    except sqlite3.DatabaseError as exc:
+        raise LedgerSchemaError("%s cannot be opened as a kapos host ledger (%s): move it away "
+                                "or use another --db" % (where, exc))
+
+
+def _columns(db, table):
+    return {r[1] for r in db.execute("PRAGMA table_info(%s)" % table)}
+
+
+def _migrate_from_1(db):
+    have = _columns(db, "txns")
+    for name, kind in (("lifecycle", "TEXT"), ("refunded", "INTEGER NOT NULL DEFAULT 0"),
+                       ("merchant", "TEXT")):
+        if name not in have:
+            db.execute("ALTER TABLE txns ADD COLUMN %s %s" % (name, kind))
+    for t in db.execute("SELECT id, status, voided_by, effects FROM txns").fetchall():
+        if t["status"] == "approved":
+            lifecycle = "voided" if t["voided_by"] is not None else "approved"
+            try:
+                moves = json.loads(t["effects"] or "{}").get("accounts", [])
+            except ValueError:
+                raise LedgerSchemaError("the ledger's transaction %d has unreadable effects: "
+                                        "it cannot be migrated" % t["id"])
+            balance = 0
+            for account, delta in moves:
+                db.execute("INSERT INTO entries (txn_id, account, amount) VALUES (?, ?, ?)",
+                           (t["id"], account, delta))
+                balance += delta
+            if balance:
+                db.execute("INSERT INTO entries (txn_id, account, amount) VALUES (?, ?, ?)",
+                           (t["id"], MIGRATED_BOOK, -balance))
+                db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT "
+                           "(account) DO UPDATE SET balance = balance + excluded.balance",
+                           (MIGRATED_BOOK, -balance))
+        else:
+            lifecycle = "reversed" if t["status"] == "reversed" else "declined"
+        db.execute("UPDATE txns SET lifecycle = ? WHERE id = ?", (lifecycle, t["id"]))
+
+
+def check_file(path):
+    """Refuse, with a clear error, a file that SQLite cannot read as a database (before
+    the ledger sets WAL mode on it)."""
+    if path == ":memory:":
+        return
+    import os
+
+    if not os.path.exists(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+        try:
+            db.execute("SELECT name FROM sqlite_master").fetchall()
+        finally:
+            db.close()
+    except sqlite3.DatabaseError as exc:
+        raise LedgerSchemaError("ledger %s cannot be opened as a kapos host ledger (%s): move "
+                                "it away or use another --db" % (path, exc))
