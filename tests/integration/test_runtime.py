@@ -34,7 +34,7 @@ def test_printer_out_of_paper_still_completes_and_warns(running):
     async def go():
         async with running() as r:
             r.platform.printer.paper_out = True
-            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
+            await r.play("key 2\nkeys 5678\nkey ENTER\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
                          'expect result approved\nexpect screen "Receipt not printed"\nexpect receipts 0\n')
             assert r.terminal.receipts, "the receipt is kept for a reprint"
 
@@ -60,7 +60,7 @@ def test_host_unreachable_is_an_error_result(running):
     async def go():
         async with running() as r:
             r.assembly.authorizer.online = False
-            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
+            await r.play("key 2\nkeys 5678\nkey ENTER\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\n"
                          'expect result error\nexpect screen "host unreachable"\n')
 
     run(go())
@@ -96,7 +96,7 @@ def test_frames_are_real_luma_images(running):
 def test_printer_emits_escpos_bytes(running):
     async def go():
         async with running() as r:
-            await r.play("key 2\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\nexpect receipts 1\n")
+            await r.play("key 2\nkeys 5678\nkey ENTER\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\nexpect receipts 1\n")
             receipt, data = r.platform.printer.last()
             assert data.startswith(b"\x1b") and b"REFUND" in data
             assert b"\x1bE\x01" in data, "bold on (ESC E 1) for the title"

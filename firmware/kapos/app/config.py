@@ -7,6 +7,7 @@ A wrong key or type is a ConfigError naming the key, never a crash later.
 import os
 import tomllib
 
+from kapos.app.merchantpin import MerchantPinCheck
 from kapos.core.settings import Settings
 from kapos.errors import ConfigError
 
@@ -118,9 +119,39 @@ def validate(config):
     tech = config["technician"]["pin"]
     if not (4 <= len(tech) <= 8 and tech.isdigit()):
         raise ConfigError("technician.pin must be 4 to 8 digits")
+    merchant_pin_check(config)  # a malformed hash stops start-up here, naming the key
     p = config["pin"]
     if not 4 <= p["min_length"] <= p["max_length"] <= 12:
         raise ConfigError("pin lengths must satisfy 4 <= min_length <= max_length <= 12")
+
+
+def merchant_pin_check(config):
+    """The merchant PIN verifier, or None when refunds and voids are turned off ("")."""
+    encoded = config["security"]["merchant_pin_hash"]
+    return MerchantPinCheck(encoded) if encoded else None
+
+
+SIMULATED_DRIVERS = "kapos.ports.sim."  # driver classes that read no real card
+CARD_READERS = ("magstripe", "nfc")
+
+
+def card_data_in_clear(config, board, drivers):
+    """True when this config sends card data in clear on the host link (host.mac = false
+    with host.mode = "iso8583": no MAC, track 2 / PAN in fields 35 / 2, docs/protocol.md
+    section 13). Allowed only when every card reader of `board` is simulated; otherwise
+    a ConfigError, so that a real card is never sent in clear by a silent downgrade.
+    `drivers` is the board registry (kapos.boards.DRIVERS)."""
+    host = config["host"]
+    if host["mode"] != "iso8583" or host["mac"]:
+        return False
+    for peripheral in CARD_READERS:
+        name = (board.get(peripheral) or {}).get("driver")
+        path = drivers.get(peripheral, {}).get(name, "") if name else SIMULATED_DRIVERS
+        if not path.startswith(SIMULATED_DRIVERS):
+            raise ConfigError("host.mac = false would send card data from the %s reader (%s) in "
+                              "clear: it is allowed only on the simulated board; set host.mac = true"
+                              % (peripheral, name))
+    return True
 
 
 def settings_from(config):
@@ -137,4 +168,5 @@ def settings_from(config):
         accept_unknown_brands=t["accept_unknown_brands"], private_bins=t["private_bins"],
         tech_pin=config["technician"]["pin"],
         monitor={rule: dict(values) for rule, values in config["monitor"].items()},
+        merchant_pin_check=merchant_pin_check(config),
     )

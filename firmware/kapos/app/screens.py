@@ -128,6 +128,13 @@ class ScreenRenderer:
         footer = "PIN too short" if data.get("error") else "ENTER when done"
         return Screen(T.label(data["type"]).upper(), lines, footer, kind="error" if data.get("error") else "normal")
 
+    def screen_merchant_pin(self, data):
+        error = data.get("error")
+        footer = {"too_short": "PIN too short",
+                  "wrong": "Wrong PIN, %d left" % data.get("tries_left", 0)}.get(error, "ENTER when done")
+        return Screen(T.label(data["type"]).upper(), ["Merchant PIN:", "*" * data["entered"]], footer,
+                      kind="error" if error else "normal")
+
     def screen_confirm(self, data):
         lines = [two_columns("Amount", format_amount(data["amount"], self.settings.exponent))]
         if data.get("fee"):

@@ -21,6 +21,9 @@ class Transaction:
         self.original = None  # void: the masked record of the sale being voided
         self.token_data = None  # a closed-loop token's anti-clone block, read with its UID
         self.sent = False  # an AUTHORIZE went out: giving up now needs a cancellation
+        self.merchant_pin = None  # bytearray while the merchant PIN is typed; wiped after the check
+        self.merchant_pin_len = 0
+        self.merchant_pin_tries = 0  # wrong merchant PINs in this transaction
 
     def total(self):
         return self.amount + self.fee
@@ -38,7 +41,8 @@ class Context:
         self.daily_date = None
         self.daily_total = 0
         self.counters = {"approved": 0, "declined": 0, "cancelled": 0, "errors": 0,
-                         "read_errors": 0, "pin_cancels": 0, "tech_pin_failures": 0}
+                         "read_errors": 0, "pin_cancels": 0, "tech_pin_failures": 0,
+                         "merchant_pin_failures": 0}
         self.monitor_times = {}  # anomaly rule -> recent event times (core/monitor.py)
         self.alarms = 0
         self.locked_reason = None

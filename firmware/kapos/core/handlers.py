@@ -33,10 +33,18 @@ def idle_screen(ctx):
     return C.show("idle", menu=menu, notice=ctx.notice)
 
 
+def _wipe_merchant_pin(txn):
+    if txn is not None and txn.merchant_pin is not None:
+        wipe(txn.merchant_pin)
+        txn.merchant_pin = None
+        txn.merchant_pin_len = 0
+
+
 def go_idle(ctx, notice=None, result=None):
     """Back to the menu, dropping the transaction (and any PIN digits)."""
     txn = ctx.txn
     _wipe_pin(txn)
+    _wipe_merchant_pin(txn)
     if txn is not None and txn.card is not None:
         txn.card.wipe()
     ctx.txn = None
@@ -66,11 +74,25 @@ def idle_select(ctx, event):
     if txn_type == T.VOID and ctx.last_sale is None:
         ctx.notice = ("info", "Nothing to void")
         return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
+    row = T.row(txn_type)
+    if row["merchant"] and ctx.settings.merchant_pin_check is None:
+        ctx.notice = ("error", "%s needs a merchant PIN: set security.merchant_pin_hash" % T.label(txn_type))
+        return S.IDLE, [C.beep("error"), idle_screen(ctx), _timer(ctx, "notice")]
     ctx.txn = Transaction(txn_type, ctx.next_ref)
     ctx.next_ref += 1
     ctx.notice = None
-    row = T.row(txn_type)
     cmds = [C.stop_timer("notice"), C.beep("key")]
+    if row["merchant"]:
+        ctx.txn.merchant_pin = bytearray(MERCHANT_PIN_MAX)
+        ctx.txn.merchant_pin_len = 0
+        return S.MERCHANT_PIN, cmds + [_merchant_pin_screen(ctx), _timer(ctx, "input")]
+    return _start_flow(ctx, cmds)
+
+
+def _start_flow(ctx, cmds):
+    """The first step of the chosen transaction (after the merchant PIN when it needs one)."""
+    txn_type = ctx.txn.type
+    row = T.row(txn_type)
     if txn_type == T.VOID:
         ctx.txn.original = ctx.last_sale
         ctx.txn.amount = ctx.last_sale["amount"]
@@ -102,6 +124,64 @@ def idle_card(ctx, event):
 def late_print_failure(ctx, event):
     ctx.notice = ("error", "Receipt not printed: %s" % event.get("reason", "printer error"))
     return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
+
+
+# ---------------------------------------------------------------- merchant PIN
+
+MERCHANT_PIN_MIN = 4
+MERCHANT_PIN_MAX = 8
+MERCHANT_PIN_TRIES = 3
+
+
+def _merchant_pin_screen(ctx, error=None):
+    txn = ctx.txn
+    # Only the count of digits leaves the buffer (shown as '*').
+    return C.show("merchant_pin", type=txn.type, entered=txn.merchant_pin_len, error=error,
+                  tries_left=MERCHANT_PIN_TRIES - txn.merchant_pin_tries)
+
+
+def merchant_pin_digit(ctx, event):
+    txn = ctx.txn
+    if txn.merchant_pin_len >= len(txn.merchant_pin):
+        return refuse(ctx, event)
+    txn.merchant_pin[txn.merchant_pin_len] = ord(event.get("key"))
+    txn.merchant_pin_len += 1
+    return S.MERCHANT_PIN, [C.beep("key"), _merchant_pin_screen(ctx), _timer(ctx, "input")]
+
+
+def merchant_pin_clear(ctx, event):
+    txn = ctx.txn
+    wipe(txn.merchant_pin)
+    txn.merchant_pin_len = 0
+    return S.MERCHANT_PIN, [C.beep("key"), _merchant_pin_screen(ctx), _timer(ctx, "input")]
+
+
+def merchant_pin_enter(ctx, event):
+    txn = ctx.txn
+    if txn.merchant_pin_len < MERCHANT_PIN_MIN:
+        return S.MERCHANT_PIN, [C.beep("error"), _merchant_pin_screen(ctx, error="too_short")]
+    try:
+        ok = ctx.settings.merchant_pin_check.verify(txn.merchant_pin, txn.merchant_pin_len)
+    except Exception:  # a broken verifier refuses; its message is not shown (it could hold anything)
+        ok = None
+    finally:
+        wipe(txn.merchant_pin)
+        txn.merchant_pin_len = 0
+    if ok is None:
+        return go_idle(ctx, notice=("error", "Merchant PIN check failed"), result="error")
+    if ok:
+        txn.merchant_pin = None
+        txn.merchant_pin_tries = 0
+        return _start_flow(ctx, [C.beep("ok"), C.stop_timer("input")])
+    txn.merchant_pin_tries += 1
+    ctx.counters["merchant_pin_failures"] += 1
+    alarm = monitor.observe(ctx, "merchant_pin", event.time)
+    if txn.merchant_pin_tries >= MERCHANT_PIN_TRIES:
+        state, cmds = go_idle(ctx, notice=("error", "Wrong merchant PIN %d times: %s cancelled"
+                                           % (MERCHANT_PIN_TRIES, T.label(txn.type))), result="cancelled")
+        return state, _with_alarm(ctx, cmds, alarm)
+    cmds = [C.beep("error"), _merchant_pin_screen(ctx, error="wrong"), _timer(ctx, "input")]
+    return S.MERCHANT_PIN, cmds + alarm
 
 
 # ---------------------------------------------------------------- amount

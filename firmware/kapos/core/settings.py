@@ -9,7 +9,7 @@ class Settings:
                  exponent=2, per_transaction=50000, daily=200000, per_type=None,
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
-                 tech_pin="0000", monitor=None):
+                 tech_pin="0000", monitor=None, merchant_pin_check=None):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -36,6 +36,10 @@ class Settings:
         self.monitor = monitor or {}  # rule -> {'count': n, 'window': seconds}
         self.tech_pin = tech_pin  # technician menu; change it in the config
         self.private_bins = tuple(private_bins)  # PAN prefixes of the user's own closed-loop cards
+        # The merchant PIN (refund, void) is checked by an object the composition injects:
+        # verify(buffer, length) -> bool against a salted hash (app/merchantpin.py), so the
+        # core holds no PIN and does no hashing. None: refunds and voids are refused.
+        self.merchant_pin_check = merchant_pin_check
 
     def limit_for(self, txn_type):
         return self.per_type.get(txn_type, self.per_transaction)

@@ -1,6 +1,7 @@
 """State names of the transaction machine."""
 
 IDLE = "IDLE"  # transaction menu (may show a notice: last result or an error)
+MERCHANT_PIN = "MERCHANT_PIN"  # refund / void: the merchant PIN first (digits never shown)
 AMOUNT = "AMOUNT"  # entering the amount in minor units
 TARGET = "TARGET"  # transfer: entering the destination account number
 VOID_CONFIRM = "VOID_CONFIRM"  # void: confirm the last sale
@@ -22,5 +23,5 @@ CARD_TEST = "CARD_TEST"  # swipes and taps decoded and shown masked
 
 LOCKED = "LOCKED"  # tamper: keys erased, nothing works until the terminal is re-keyed
 
-ALL = (IDLE, AMOUNT, TARGET, VOID_CONFIRM, CARD, ACCOUNT, PIN, SEALING, CONFIRM,
+ALL = (IDLE, MERCHANT_PIN, AMOUNT, TARGET, VOID_CONFIRM, CARD, ACCOUNT, PIN, SEALING, CONFIRM,
        AUTHORIZING, RESULT, TECH_PIN, TECH_MENU, TECH_WAIT, TECH_INFO, KEY_TEST, CARD_TEST, LOCKED)

@@ -6,6 +6,7 @@ card     : the flow asks for a card
 pin      : 'always' | 'card' (debit account or the card's service code) | 'never'
 fee      : the fee table applies
 daily    : approved amounts count toward the daily limit (+1 adds, -1 removes)
+merchant : the merchant PIN is asked for before the flow starts (money going back out)
 """
 
 SALE = "sale"
@@ -16,12 +17,12 @@ CASH = "cash"
 TRANSFER = "transfer"
 
 TYPES = {
-    SALE: {"label": "Sale", "amount": True, "target": False, "card": True, "pin": "card", "fee": True, "daily": 1},
-    REFUND: {"label": "Refund", "amount": True, "target": False, "card": True, "pin": "never", "fee": False, "daily": 0},
-    VOID: {"label": "Void", "amount": False, "target": False, "card": False, "pin": "never", "fee": False, "daily": -1},
-    BALANCE: {"label": "Balance", "amount": False, "target": False, "card": True, "pin": "always", "fee": False, "daily": 0},
-    CASH: {"label": "Cash", "amount": True, "target": False, "card": True, "pin": "always", "fee": True, "daily": 1},
-    TRANSFER: {"label": "Transfer", "amount": True, "target": True, "card": True, "pin": "always", "fee": True, "daily": 1},
+    SALE: {"label": "Sale", "amount": True, "target": False, "card": True, "pin": "card", "fee": True, "daily": 1, "merchant": False},
+    REFUND: {"label": "Refund", "amount": True, "target": False, "card": True, "pin": "never", "fee": False, "daily": 0, "merchant": True},
+    VOID: {"label": "Void", "amount": False, "target": False, "card": False, "pin": "never", "fee": False, "daily": -1, "merchant": True},
+    BALANCE: {"label": "Balance", "amount": False, "target": False, "card": True, "pin": "always", "fee": False, "daily": 0, "merchant": False},
+    CASH: {"label": "Cash", "amount": True, "target": False, "card": True, "pin": "always", "fee": True, "daily": 1, "merchant": False},
+    TRANSFER: {"label": "Transfer", "amount": True, "target": True, "card": True, "pin": "always", "fee": True, "daily": 1, "merchant": False},
 }
 
 # Idle menu: key -> type. Order is the menu order on screen.

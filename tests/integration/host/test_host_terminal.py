@@ -75,7 +75,7 @@ def test_sale_then_void_from_the_keypad(tmp_path):
         async with Terminal(tmp_path) as t:
             await t.play(SALE)
             assert t.ledger.balance(TESTCARDS["visa-debit"].pan) == 100000 - 1235
-            await t.play('key 3\nexpect screen "VOID"\nkey ENTER\nexpect result approved\n'
+            await t.play('key 3\nkeys 5678\nkey ENTER\nexpect screen "VOID"\nkey ENTER\nexpect result approved\n'
                          'key ENTER\nexpect state IDLE\n')
             assert t.ledger.balance(TESTCARDS["visa-debit"].pan) == 100000
             await t.play('key 1\nkeys 500\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 9999\n'

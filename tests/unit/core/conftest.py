@@ -18,6 +18,22 @@ EXPIRED = cards.build_track2("4012888888881881", "2001", "101")
 TOKEN_UID = bytes.fromhex("04A2B3C4D5E6F7")
 
 
+MERCHANT_PIN = "5678"  # the test merchant PIN (the default config holds its hash)
+
+
+class FakeMerchantPin:
+    """A verifier like app.merchantpin.MerchantPinCheck without the hashing; it notes the
+    buffers it was given so tests can check they were wiped afterwards."""
+
+    def __init__(self, pin=MERCHANT_PIN):
+        self._pin = pin.encode()
+        self.seen = []
+
+    def verify(self, buffer, length):
+        self.seen.append(buffer)
+        return bytes(buffer[:length]) == self._pin
+
+
 def ev(kind, **data):
     return E.Event(kind, time=1795000000.0, date=DATE, **data)
 
@@ -30,7 +46,10 @@ class Driver:
     """Feeds events into step() and keeps state, ctx and the last commands."""
 
     def __init__(self, settings=None):
-        self.state, self.ctx, self.commands = machine.start(settings or Settings())
+        settings = settings or Settings()
+        if settings.merchant_pin_check is None:
+            settings.merchant_pin_check = FakeMerchantPin()
+        self.state, self.ctx, self.commands = machine.start(settings)
         self.all_commands = list(self.commands)
 
     def send(self, event):
@@ -77,6 +96,10 @@ class Driver:
 @pytest.fixture
 def driver():
     return Driver()
+
+
+def merchant(d, pin=MERCHANT_PIN):
+    return d.keys(pin, "ENTER")
 
 
 def sale_to_pin(d, amount="1235"):

@@ -2,7 +2,7 @@
 limits, fees, PIN handling, card problems, host problems."""
 
 from conftest import (ATM_ONLY, DATE, EXPIRED, MC_CREDIT, TOKEN_UID, VISA, Driver, approved_sale, ev,
-                      sale_to_pin)
+                      merchant, sale_to_pin)
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S
@@ -127,7 +127,7 @@ def test_debit_always_needs_pin():
 
 def test_refund_needs_no_pin_and_no_fee():
     settings = Settings(fees={"debit": {"fixed": 99, "rate_bp": 0}})
-    d = Driver(settings).keys("2", "700", "ENTER").swipe(VISA).keys("1")
+    d = merchant(Driver(settings).keys("2")).keys("700", "ENTER").swipe(VISA).keys("1")
     assert d.state == S.CONFIRM and d.ctx.txn.fee == 0
 
 
@@ -162,6 +162,8 @@ def test_void_last_sale_then_nothing_to_void():
     d = approved_sale(Driver(), "1500").keys("ENTER")
     assert d.ctx.daily_total == 1500
     d.keys("3")
+    assert d.state == S.MERCHANT_PIN
+    merchant(d)
     assert d.state == S.VOID_CONFIRM
     d.keys("ENTER")
     request = d.authorize_command()["request"]

@@ -4,7 +4,7 @@ import copy
 
 import pytest
 
-from conftest import ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, ev, key, sale_to_pin
+from conftest import ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, ev, key, merchant, sale_to_pin
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S
@@ -21,8 +21,9 @@ def reach(state):
     if state == S.TARGET:
         return d.keys("6", "500", "ENTER")
     if state == S.VOID_CONFIRM:
-        approved_sale(d).keys("ENTER").keys("3")
-        return d
+        return merchant(approved_sale(d).keys("ENTER").keys("3"))
+    if state == S.MERCHANT_PIN:
+        return d.keys("2", "56")
     if state == S.CARD:
         return d.keys("1", "12", "ENTER")
     if state == S.ACCOUNT:
@@ -54,7 +55,7 @@ def reach(state):
     raise AssertionError(state)
 
 
-OWN_TIMER = {S.IDLE: "notice", S.AMOUNT: "input", S.TARGET: "input", S.VOID_CONFIRM: "input",
+OWN_TIMER = {S.IDLE: "notice", S.MERCHANT_PIN: "input", S.AMOUNT: "input", S.TARGET: "input", S.VOID_CONFIRM: "input",
              S.CARD: "card", S.ACCOUNT: "input", S.PIN: "pin", S.SEALING: "pin", S.CONFIRM: "input",
              S.AUTHORIZING: "host", S.RESULT: "notice", S.TECH_PIN: "input", S.TECH_MENU: "input",
              S.TECH_WAIT: "host", S.TECH_INFO: "input", S.KEY_TEST: "input", S.CARD_TEST: "card",
