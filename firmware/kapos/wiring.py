@@ -31,7 +31,7 @@ def parse_clock(text):
         raise ConfigError("clock must look like 2026-11-25T10:00:00, got %r" % text)
 
 
-def make_authorizer(config, cards, security=None):
+def make_authorizer(config, cards, security=None, clock=None):
     mode = config["host"]["mode"]
     if mode == "testbank":
         return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
@@ -44,7 +44,7 @@ def make_authorizer(config, cards, security=None):
             if not isinstance(security, SecurityModule):
                 raise ConfigError("host.mac needs keys.mode = \"dukpt\" (or set host.mac = false)")
             mac = DukptMac(security)
-        return from_config(config, mac=mac)
+        return from_config(config, mac=mac, clock=clock)
     raise ConfigError("host.mode %r is unknown (known: testbank, iso8583)" % mode)
 
 
@@ -74,6 +74,9 @@ class Assembly:
             self.config["storage"]["data_dir"] = self._tmp.name
         self.settings = config_mod.settings_from(self.config)
         self.board = boards.load_board(board_name)
+        if config_mod.card_data_in_clear(self.config, self.board, boards.DRIVERS):
+            log.warning("host.mac = false: card data crosses the host link IN CLEAR and unMACed "
+                        "(simulated card readers only)")
         self.testcards = testcards_mod.load()
         self.platform = boards.build_platform(self.board)
         for device in self.platform.devices.values():
@@ -83,7 +86,8 @@ class Assembly:
         if clock is not None and hasattr(clock_device, "set_time"):
             clock_device.set_time(parse_clock(clock))
         self.security, self.keystore = make_security(self.config, self.settings)
-        self.authorizer = make_authorizer(self.config, self.testcards, self.security)
+        self.authorizer = make_authorizer(self.config, self.testcards, self.security,
+                                          clock=clock_device.now if clock_device is not None else None)
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
         key_status = getattr(self.security, "key_status", None)
         self.diagnostics = Diagnostics(self.terminal, config=self.config, key_status=key_status,

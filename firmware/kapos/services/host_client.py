@@ -722,13 +722,18 @@ class HostAuthorizer(Authorizer):
 
 # ---------------------------------------------------------------- composition
 
-def from_config(config, mac=None):
+def from_config(config, mac=None, clock=None):
     """A HostAuthorizer from the terminal config ([host] and [terminal] sections).
 
     Keys: host.transport ('tcp' | 'serial'), host.address, host.tls, host.tls_ca,
     host.tls_hostname, host.serial_url, host.serial_baud, host.timeout,
     host.connect_timeout, host.retry_base, host.retry_max, and optionally
-    host.journal_dir (default: storage.data_dir + "/journal")."""
+    host.journal_dir (default: storage.data_dir + "/journal").
+
+    `clock` (seconds since the epoch, default time.time) is the terminal's clock: every
+    field 7 and the journal's due times come from it, so a scripted run on the simulated
+    clock stamps its messages with the same time as fields 12 and 13."""
+    clock = clock or time.time
     h = config["host"]
     t = config["terminal"]
     transport_kind = h.get("transport", "tcp")
@@ -752,9 +757,9 @@ def from_config(config, mac=None):
         raise ConfigError("host.transport %r is unknown (known: tcp, serial)" % transport_kind)
     directory = h.get("journal_dir") or os.path.join(
         config.get("storage", {}).get("data_dir", "var"), "journal")
-    journal = J.Journal(os.path.expanduser(directory))
+    journal = J.Journal(os.path.expanduser(directory), clock=clock)
     return HostAuthorizer(transport, journal, terminal_id=t["terminal_id"],
                           merchant_id=t["merchant_id"], currency_code=t["currency_code"],
                           timeout=h.get("timeout", 10.0), retry_base=h.get("retry_base", 2.0),
-                          retry_max=h.get("retry_max", 60.0), mac=mac,
+                          retry_max=h.get("retry_max", 60.0), mac=mac, clock=clock,
                           exponent=t.get("exponent", 2))
