@@ -197,7 +197,7 @@ def test_serial_console_over_a_pty_pair(mgmt):
                 assert "bad JSON" in (await ask(b"login: root\n"))[0]["error"]
                 assert "not authenticated" in (await ask(b'{"id": 2, "cmd": "counters"}\n'))[0]["error"]
                 assert (await ask(b'{"id": 3, "cmd": "auth", "token": "t0ken"}\n'))[0]["ok"]
-                assert (await ask(b'{"id": 4, "cmd": "inject", "key": "2"}\n'))[0]["state"] == "AMOUNT"
+                assert (await ask(b'{"id": 4, "cmd": "inject", "key": "1"}\n'))[0]["state"] == "AMOUNT"
                 # an oversized line: an error, the rest of it skipped, the console still usable
                 os.write(master, b"x" * (MAX_LINE + 100))
                 reply = json.loads(await loop.run_in_executor(None, _read_line, master))
