@@ -5,6 +5,7 @@ import asyncio
 import time
 
 from hostkit import TESTCARDS, new_ledger, run
+from kapos.app.testcards import expiry_months_ahead
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.framing import TcpFramer
@@ -160,7 +161,7 @@ balance = 10000
 [[card]]
 id = "club-card"
 pan = "6000001234567899"
-expiry = "3012"
+expires_in_months = 48
 pin = "2468"
 account = "700100"
 daily_limit = 500
@@ -168,7 +169,7 @@ daily_limit = 500
 [[card]]
 id = "club-card-2"
 pan = "6000001234567881"
-expiry = "3012"
+expires_in_months = 48
 account = "700100"
 ''')
     ledger = Ledger(":memory:")
@@ -177,7 +178,8 @@ account = "700100"
 
     def club(stan, amount, pan):
         return m.build_financial_request("sale", amount, stan, UTC, UTC, TID, MID, "978",
-                                         track2=pan + "=3012101000", private="BN006000001")
+                                         track2=pan + "=" + expiry_months_ahead(48) + "101000",
+                                         private="BN006000001")
 
     assert ledger.handle(club(1, 400, "6000001234567899"))[39] == "00"
     assert ledger.handle(club(2, 200, "6000001234567899"))[39] == "61"  # this card's limit
@@ -218,3 +220,76 @@ def test_fuzzed_messages_never_crash_the_host():
 
     check()
     assert ledger.check() == []
+
+
+def test_any_message_shape_gets_a_reply_from_the_ledger_never_an_exception():
+    """Random and mutated field dicts straight into Ledger.handle: every request MTI gets
+    a reply (96 at worst), nothing raises, and the book still balances."""
+    from hypothesis import given, settings, strategies as st
+
+    ledger = new_ledger()
+    seeds = [sale(1), sale(2, kind="refund"), sale(3, kind="cash"),
+             m.build_reversal(sale(4), "timeout"), m.build_network("301", 5, UTC, TID)]
+    values = st.one_of(st.text(max_size=40), st.binary(max_size=20), st.integers(-10 ** 40, 10 ** 40),
+                       st.none(), st.just("9" * 30), st.just("FE030" + "9" * 30))
+    fields = st.sampled_from([2, 3, 4, 7, 11, 14, 22, 35, 37, 39, 41, 42, 48, 52, 53, 90])
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.sampled_from(seeds), st.dictionaries(fields, values, max_size=4),
+           st.sampled_from(["0200", "0220", "0400", "0420", "0500", "0800", "0201", "0421"]))
+    def check(seed, changes, mti):
+        message = dict(seed, mti=mti)
+        message.update(changes)
+        reply = ledger.handle(message)
+        assert reply is not None and reply[39]
+
+    check()
+    assert ledger.check() == []
+
+
+def test_check_names_the_transaction_that_breaks_the_double_entry():
+    ledger = new_ledger()
+    reply = ledger.handle(sale(1, amount=700))
+    assert reply[39] == "00" and ledger.check() == []
+    ledger.db.execute("UPDATE entries SET amount = amount + 1 WHERE id = "
+                      "(SELECT MIN(id) FROM entries)")
+    problems = ledger.check()
+    assert any("txn 1 " in p and "sum to 1" in p for p in problems), problems
+    assert any("all entries sum to 1" in p for p in problems), problems
+
+
+def test_a_version_1_ledger_is_migrated_and_a_foreign_file_refused(tmp_path):
+    import sqlite3
+
+    import pytest
+
+    from kapos_tools.host import Ledger
+    from kapos_tools.host.schema import LedgerSchemaError
+
+    old = tmp_path / "old.db"  # the schema of kapos hosts before the double-entry book
+    db = sqlite3.connect(str(old))
+    db.executescript("""
+        CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('rrn', '1');
+        CREATE TABLE accounts (number TEXT PRIMARY KEY, name TEXT, balance INTEGER NOT NULL,
+            initial INTEGER NOT NULL DEFAULT 0);
+        INSERT INTO accounts VALUES ('4111111111111111', 'v', 99000, 100000);
+        CREATE TABLE txns (id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL,
+            stan TEXT NOT NULL, transmission TEXT NOT NULL, mti TEXT NOT NULL, type TEXT,
+            amount INTEGER, fee INTEGER, total INTEGER, card_key TEXT, account TEXT, target TEXT,
+            code TEXT, auth_code TEXT, rrn TEXT, batch INTEGER, status TEXT NOT NULL, effects TEXT,
+            original_id INTEGER, voided_by INTEGER, response BLOB, fingerprint TEXT,
+            created REAL NOT NULL, UNIQUE (terminal_id, stan, transmission));
+        INSERT INTO txns (terminal_id, stan, transmission, mti, type, amount, fee, total, status,
+            effects, created) VALUES ('KAPOS001', '000001', '1125100000', '0200', 'sale', 1000, 0,
+            1000, 'approved', '{"accounts": [["4111111111111111", -1000]]}', 0);
+    """)
+    db.close()
+    ledger = Ledger(str(old))
+    assert ledger.check() == []
+    assert ledger.transactions()[0]["lifecycle"] == "approved"
+    ledger.close()
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not a database at all" * 100)
+    with pytest.raises(LedgerSchemaError, match="cannot be opened as a kapos host ledger"):
+        Ledger(str(garbage))

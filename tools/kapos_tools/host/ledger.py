@@ -22,9 +22,15 @@ Rules of a 0200, in order (response code):
     13 bad amount                       61 per-card daily limit (sale + cash + transfer)
     51 insufficient funds               00 approved (37 RRN, 38 auth code; 54 balance for
                                            balance inquiry and cash)
+Money moves only as balanced double-entry postings (book.py); what may happen to an
+original (void, reversal, linked refunds, undoing those) is one table (lifecycle.py);
+field 48 is checked item by item (private48.py, 30); a PIN is required where the card,
+its service code or the type asks (55); expiry is the earlier of record and message;
+unlinked refunds are capped per merchant; advices (0220) pass the same rules; anything
+that raises is rolled back and answered 96. Details: docs/host.md.
 A void (02/22) finds its original by RRN (37) then field 90: 25 not found, 12 not
-approved / already voided / wrong type, 13 amount differs, else 00 and the original's
-effects are undone. A reversal (0400/0401/0420/0421) undoes its original once (00),
+allowed by the lifecycle / wrong type, 13 amount differs, else 00 and the original's
+entries are undone. A reversal (0400/0401/0420/0421) undoes its original once (00),
 answers repeats the same way, and answers 25 for an original it never saw - remembering
 it, so that original is refused (12) if it arrives later.
 """
@@ -40,6 +46,8 @@ import tomllib
 from kapos.app.pinseal import TEST_PIN_KEY
 
 from kapos.app.testkeys import TEST_BDK, TEST_TOKEN_KEY
+from kapos_tools.host.keyfile import create_private, private_umask
+from kapos.app.testcards import DEFAULT_FILE as DEFAULT_CARDS_FILE, entry_expiry
 from kapos.errors import DecodeError, LocalProtocolError, SecurityError
 from kapos.host import codec
 from kapos.host import messages as m
@@ -48,6 +56,8 @@ from kapos.security import pinblock, pinverify
 from kapos.security.token import verify_token_block
 from kapos.services.host_client import TOKEN_DATA_TAG
 from kapos.services.journal import add_to_totals
+from kapos_tools.host import book, private48, schema
+from kapos_tools.host import lifecycle as L
 
 log = logging.getLogger("kapos_tools.host")
 
@@ -58,53 +68,24 @@ PRIVATE_BATCH = "BN"
 TYPES_BY_CODE = {"00": "sale", "01": "cash", "02": "void", "20": "refund",
                  "22": "void_refund", "31": "balance", "40": "transfer"}
 DEBIT_TYPES = ("sale", "cash", "transfer")
+ACCOUNT_FLOOR = 0  # no message may take a card account below this
+# unlinked refunds (no original named) per merchant and host-local day, minor units; 0: none
+DEFAULT_UNLINKED_REFUND_LIMIT = 100000
+# transaction types that need a PIN on a card with a PIN on file (docs/host.md)
+DEFAULT_PIN_TYPES = ("cash", "balance", "transfer")
+# service code digit 3 -> PIN rule (ISO/IEC 7813; kapos.card.service_code)
+_SERVICE_PIN = {"0": "always", "3": "always", "5": "always", "6": "pad", "7": "pad"}
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS accounts (
-    number TEXT PRIMARY KEY, name TEXT, balance INTEGER NOT NULL,
-    initial INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS cards (
-    key TEXT PRIMARY KEY, card_id TEXT, account TEXT NOT NULL, kind TEXT NOT NULL,
-    expiry TEXT, pvv BLOB, decline TEXT, daily_limit INTEGER);
-CREATE TABLE IF NOT EXISTS daily (
-    card_key TEXT NOT NULL, day TEXT NOT NULL, total INTEGER NOT NULL,
-    PRIMARY KEY (card_key, day));
-CREATE TABLE IF NOT EXISTS txns (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, stan TEXT NOT NULL,
-    transmission TEXT NOT NULL, mti TEXT NOT NULL, type TEXT, amount INTEGER, fee INTEGER,
-    total INTEGER, card_key TEXT, account TEXT, target TEXT, code TEXT, auth_code TEXT,
-    rrn TEXT, batch INTEGER, status TEXT NOT NULL, effects TEXT, original_id INTEGER,
-    voided_by INTEGER, response BLOB, fingerprint TEXT, created REAL NOT NULL,
-    UNIQUE (terminal_id, stan, transmission));
-CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
-CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
-CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
-    rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS pin_tries (key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS token_counters (key TEXT PRIMARY KEY, counter INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS reversals (
-    id INTEGER PRIMARY KEY AUTOINCREMENT, terminal_id TEXT NOT NULL, orig_mti TEXT,
-    orig_stan TEXT NOT NULL, orig_transmission TEXT NOT NULL, mti TEXT, stan TEXT,
-    reason TEXT, code TEXT NOT NULL, txn_id INTEGER, applied INTEGER NOT NULL,
-    received INTEGER NOT NULL DEFAULT 1, created REAL NOT NULL,
-    UNIQUE (terminal_id, orig_stan, orig_transmission));
-CREATE TABLE IF NOT EXISTS batches (
-    terminal_id TEXT NOT NULL, number INTEGER NOT NULL, code TEXT NOT NULL,
-    terminal_totals TEXT, host_totals TEXT, response BLOB, created REAL NOT NULL,
-    PRIMARY KEY (terminal_id, number));
-CREATE TABLE IF NOT EXISTS terminals (
-    terminal_id TEXT PRIMARY KEY, signed_on REAL, last_seen REAL,
-    messages INTEGER NOT NULL DEFAULT 0);
-"""
+
 
 
 class Ledger:
     def __init__(self, path=":memory:", clock=time.time, pin_key=TEST_PIN_KEY, bdk=TEST_BDK,
                  daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL", token_key=TEST_TOKEN_KEY,
-                 velocity=None):
-        if path != ":memory:" and os.path.dirname(path):
-            os.makedirs(os.path.dirname(path), exist_ok=True)
+                 velocity=None, pvv_key=None, unlinked_refund_limit=DEFAULT_UNLINKED_REFUND_LIMIT,
+                 refund_limits=None, pin_types=DEFAULT_PIN_TYPES):
+        schema.check_file(path)  # a clear error for a file that is no ledger, not a traceback
+        create_private(path)  # the ledger holds PANs: it and its -wal/-shm are 0600
         self.path = path
         self.clock = clock
         self.pin_key = pin_key
@@ -112,19 +93,30 @@ class Ledger:
         self.token_key = token_key  # None: tokens by UID alone (no anti-clone check)
         self.daily_limit = daily_limit
         self.velocity = velocity  # (count, seconds): more approved debits per card -> 65
-        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self.db.row_factory = sqlite3.Row
-        if path != ":memory:":
-            self.db.execute("PRAGMA journal_mode=WAL")
+        self.unlinked_refund_limit = int(unlinked_refund_limit)
+        self.refund_limits = dict(refund_limits or {})  # merchant id -> its own limit
+        self.pin_types = tuple(pin_types)
+        with private_umask():
+            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.db.row_factory = sqlite3.Row
+            if path != ":memory:":
+                self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=%s" % synchronous)
         with self._tx():
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self.db.execute(statement)
+            schema.prepare(self.db, "ledger %s" % path)  # create, or migrate an older one
             self.db.execute("INSERT OR IGNORE INTO meta VALUES ('rrn', '0')")
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('pvv_key', ?)",
-                            (os.urandom(16).hex(),))
-        self._pvv_key = bytes.fromhex(self._meta("pvv_key"))
+            if pvv_key is None:  # no key file (tests): the PVV key stays in the ledger
+                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('pvv_key', ?)",
+                                (os.urandom(16).hex(),))
+        if pvv_key is None:
+            self._pvv_key = bytes.fromhex(self._meta("pvv_key"))
+        else:  # the host's key file holds it (keyfile.py): none may stay in the ledger
+            self._pvv_key = bytes(pvv_key)
+            if self._meta("pvv_key") is not None:
+                self.db.execute("PRAGMA secure_delete=ON")
+                self.db.execute("DELETE FROM meta WHERE key = 'pvv_key'")
+                if path != ":memory:":
+                    self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.seen = {}  # terminal id -> messages handled by this process
 
     # ------------------------------------------------------------ plumbing
@@ -155,8 +147,7 @@ class Ledger:
         docs/host.md). Existing rows keep their balances unless `reset`. Returns the
         number of cards loaded."""
         if path is None:
-            from kapos.app.testcards import DEFAULT_FILE
-            path = DEFAULT_FILE
+            path = DEFAULT_CARDS_FILE
         with open(path, "rb") as f:
             data = tomllib.load(f)
         loaded = 0
@@ -188,7 +179,7 @@ class Ledger:
             pin_pan = _token_pin_pan(uid)
             default_account = uid.upper()
         elif pan:
-            if entry.get("raw") is not None and not entry.get("expiry"):
+            if entry.get("raw") is not None and not entry_expiry(entry):
                 return False
             key = pan
             pin_pan = pan
@@ -206,7 +197,7 @@ class Ledger:
         self.db.execute(
             verb + " INTO cards (key, card_id, account, kind, expiry, pvv, decline, "
             "daily_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (key, entry.get("id"), account, "token" if token else "pan", entry.get("expiry"),
+            (key, entry.get("id"), account, "token" if token else "pan", entry_expiry(entry, self.clock()),
              pvv, entry.get("decline"), entry.get("daily_limit")))
         return True
 
@@ -248,25 +239,50 @@ class Ledger:
             "FROM batches ORDER BY created")]
 
     def check(self):
-        """Internal consistency: every balance = initial + the effects of the
-        transactions in force. Returns a list of problems (empty when consistent)."""
-        expected = {a["number"]: a["initial"] for a in self.accounts()}
-        for row in self.db.execute("SELECT effects FROM txns WHERE status = 'approved'"):
-            for account, delta in json.loads(row[0] or "{}").get("accounts", []):
-                expected[account] = expected.get(account, 0) + delta
-        problems = []
-        for a in self.accounts():
-            if expected.get(a["number"]) != a["balance"]:
-                problems.append("account %s: balance %d, transactions say %d"
-                                % (a["number"], a["balance"], expected.get(a["number"])))
+        """Internal consistency (a list of problems, empty when consistent): the double-
+        entry book (every posting sums to zero, all entries sum to zero, every balance is
+        its initial balance plus its entries) and the lifecycles (no original undone twice,
+        never more refunded than it was for)."""
+        problems = book.check(self.db)
+        for t in self.db.execute(
+                "SELECT t.id, t.stan, t.type, t.lifecycle, t.amount, t.refunded, "
+                "(SELECT COUNT(*) FROM txns v WHERE v.original_id = t.id AND v.type LIKE 'void%' "
+                " AND v.status = 'approved') AS voids, "
+                "(SELECT COUNT(*) FROM entries e WHERE e.txn_id = t.id AND e.reversal_id IS NOT NULL) "
+                " AS reversal_entries FROM txns t WHERE t.status != 'declined'"):
+            undone = t["voids"] + (1 if t["reversal_entries"] else 0)
+            if undone > 1:
+                problems.append("txn %d (stan %s %s) undone %d times" % (t["id"], t["stan"], t["type"], undone))
+            if t["refunded"] and t["refunded"] > (t["amount"] or 0):
+                problems.append("txn %d (stan %s) refunded %d of %d" % (t["id"], t["stan"], t["refunded"], t["amount"]))
+            if t["lifecycle"] not in L.STATES:
+                problems.append("txn %d (stan %s): unknown lifecycle %s" % (t["id"], t["stan"], t["lifecycle"]))
         return problems
 
     # ------------------------------------------------------------ dispatch
 
     def handle(self, message, data=None):
         """The response dict for a decoded request, or None for no response (a message
-        that is not a request). Every message is handled in one SQLite transaction."""
+        that is not a request). Every message is handled in one SQLite transaction; no
+        message makes this raise: a bug rolls its transaction back and is answered 96."""
+        try:
+            return self._handle(message, data)
+        except Exception:
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            log.exception("%s from %s stan %s: error while handling it: answered 96",
+                          _safe(message, MTI), _safe(message, 41), _safe(message, 11))
+            try:
+                return m.build_response(message, "96")
+            except Exception:
+                return None  # not even a response MTI: nothing can answer it
+
+    def _handle(self, message, data):
+        if not isinstance(message, dict):
+            return None
         mti = message.get(MTI)
+        if type(mti) is not str or len(mti) != 4:
+            return None
         terminal_id = message.get(41)
         if terminal_id is not None:
             self._seen(terminal_id)
@@ -309,24 +325,28 @@ class Ledger:
             kind = TYPES_BY_CODE.get(message[3][:2])
             context = {"tid": tid, "stan": stan, "transmission": transmission,
                        "mti": message[MTI], "type": kind, "fingerprint": fingerprint,
-                       "batch": _batch_of(message)}
+                       "batch": None, "merchant": _merchant_of(message)}
+            try:
+                private = private48.parse(message)
+                private48.check_required(private, _base_mti(message[MTI]))
+            except private48.BadPrivateData as exc:
+                log.warning("%s from %s stan %s: %s", message[MTI], tid, stan, exc)
+                return self._store(context, message, "30")
+            context["batch"] = _batch_of(private)
             tomb = self.db.execute("SELECT id FROM reversals WHERE terminal_id = ? AND "
                                    "orig_stan = ? AND orig_transmission = ?",
                                    (tid, stan, transmission)).fetchone()
             if tomb is not None:
-                return self._store(context, message, "12", status="reversed")
+                return self._store(context, message, "12", lifecycle=L.REVERSED)
             if kind is None:
                 return self._store(context, message, "12")
             if kind in ("void", "void_refund"):
                 return self._void(context, message)
-            return self._authorize(context, message)
+            return self._authorize(context, message, private)
 
-    def _authorize(self, ctx, message):
+    def _authorize(self, ctx, message, private, advice=False):
+        """The rules of a 0200 (and, the same ones, of a 0220 advice)."""
         kind = ctx["type"]
-        try:
-            private = m.unpack_private(message.get(48, ""))
-        except DecodeError:
-            return self._store(ctx, message, "30")
         card, expiry = self._card_of(message, private)
         if card is None:
             return self._store(ctx, message, "14")
@@ -334,11 +354,14 @@ class Ledger:
         ctx["account"] = card["account"]
         if card["decline"]:
             return self._store(ctx, message, card["decline"])
-        expiry = expiry or (card["expiry"] if card["kind"] == "pan" else None)
-        if expiry and expiry < self._yymm():
+        # the earlier of the host's record and the message: a message cannot extend it
+        known = [e for e in (card["expiry"] if card["kind"] == "pan" else None, expiry) if e]
+        if known and min(known) < self._yymm():
             return self._store(ctx, message, "54")
         if card["kind"] == "token" and not self._token_ok(card, private):
             return self._store(ctx, message, "63")
+        if 52 not in message and self._pin_required(card, kind, message):
+            return self._store(ctx, message, "55")
         if 52 in message:
             failures = self._pin_failures(card)
             if failures >= MAX_PIN_TRIES:
@@ -350,24 +373,22 @@ class Ledger:
                 self._set_pin_failures(card, 0)
         amount = 0
         if kind != "balance":
-            if 4 not in message or int(message[4]) <= 0:
+            amount = _amount(message)
+            if amount is None or amount <= 0:
                 return self._store(ctx, message, "13")
-            amount = int(message[4])
         fee = 0
         if kind in DEBIT_TYPES and m.PRIVATE_FEE in private:
-            fee_text = private[m.PRIVATE_FEE]
-            if not fee_text.isdigit():
-                return self._store(ctx, message, "30")
-            fee = int(fee_text)
+            fee = int(private[m.PRIVATE_FEE])  # n12, checked by private48
         total = amount + fee
         ctx.update(amount=amount, fee=fee, total=total)
         balance = self.balance(card["account"])
         if kind == "balance":
-            return self._store(ctx, message, "00", effects={"accounts": []},
+            return self._store(ctx, message, "00", entries=[],
                                fields={54: self._balance_field(message, balance)})
         if kind == "refund":
-            return self._store(ctx, message, "00",
-                               effects={"accounts": [[card["account"], amount]]})
+            if 37 in message or 90 in message:
+                return self._linked_refund(ctx, message, card)
+            return self._unlinked_refund(ctx, message, card)
         target = None
         if kind == "transfer":
             target = self._target_account(private.get(m.PRIVATE_TRANSFER_TARGET))
@@ -382,15 +403,88 @@ class Ledger:
                                (card["key"], day)).fetchone()
         if (used[0] if used else 0) + total > limit:
             return self._store(ctx, message, "61")
-        if balance < total:
+        if balance - total < ACCOUNT_FLOOR:
             return self._store(ctx, message, "51")
-        effects = {"accounts": [[card["account"], -total]], "daily": [[card["key"], day, total]]}
-        if target is not None:
-            effects["accounts"].append([target, amount])
+        credited = target if target is not None else book.merchant_account(ctx["merchant"])
+        entries = [[card["account"], -total], [credited, amount]]
+        if fee:
+            entries.append([book.FEES, fee])
         fields = {}
         if kind == "cash":
             fields[54] = self._balance_field(message, balance - total)
-        return self._store(ctx, message, "00", effects=effects, fields=fields)
+        return self._store(ctx, message, "00", entries=entries,
+                           daily=[[card["key"], day, total]], fields=fields)
+
+    def _pin_required(self, card, kind, message):
+        """PIN policy at the host: the card's service code (track 2) asks for one, or the
+        transaction type does (`pin_types`) and the card has a PIN on file."""
+        if card["pvv"] is not None and kind in self.pin_types:
+            return True
+        code = _service_code(message)
+        if code is None:
+            return False
+        rule = _SERVICE_PIN.get(code[2], "never")
+        if rule == "pad":
+            return message.get(22, "")[2:3] == m.PIN_CAPABLE
+        return rule == "always"
+
+    def _refund_limit(self, merchant):
+        return self.refund_limits.get(merchant, self.unlinked_refund_limit)
+
+    def _unlinked_refund(self, ctx, message, card):
+        """A refund with no original: only to a card that was present (swiped, tapped, a
+        token), up to the merchant's daily limit of unlinked refunds (0: none)."""
+        amount = ctx["amount"]
+        if 2 in message and 35 not in message:
+            log.warning("refund from %s: unlinked refund to a keyed PAN refused", ctx["tid"])
+            return self._store(ctx, message, "57")
+        limit = self._refund_limit(ctx["merchant"])
+        if limit <= 0:
+            return self._store(ctx, message, "57")
+        used = self.db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM txns WHERE type = 'refund' AND original_id IS NULL "
+            "AND lifecycle = 'approved' AND merchant = ? AND created >= ?",
+            (ctx["merchant"], self._day_start())).fetchone()[0]
+        if used + amount > limit:
+            log.warning("refund from %s: over the merchant's unlinked refund limit", ctx["tid"])
+            return self._store(ctx, message, "61")
+        return self._store(ctx, message, "00", entries=[
+            [card["account"], amount], [book.merchant_account(ctx["merchant"]), -amount]])
+
+    def _linked_refund(self, ctx, message, card):
+        """A refund of (part of) a sale, found by RRN (37) or field 90: at most what is
+        left of it, to the card it was paid with."""
+        original = self._find_original(ctx, message, by_merchant=True)
+        if original is None:
+            return self._store(ctx, message, "25")
+        if original == "bad":
+            return self._store(ctx, message, "30")
+        ctx["original_id"] = original["id"]
+        if original["type"] != "sale" or not L.allowed(original["lifecycle"], L.REFUND):
+            return self._store(ctx, message, "12")
+        if card["key"] != original["card_key"]:
+            log.warning("refund from %s: card differs from the original's", ctx["tid"])
+            return self._store(ctx, message, "57")
+        refunded = original["refunded"] + ctx["amount"]
+        if refunded > original["amount"]:
+            return self._store(ctx, message, "13")
+        response = self._store(ctx, message, "00", entries=[
+            [original["account"], ctx["amount"]],
+            [book.merchant_account(original["merchant"] or ctx["merchant"]), -ctx["amount"]]])
+        self._move(original, L.REFUND, refunded=refunded)
+        return response
+
+    def _day_start(self):
+        now = time.localtime(self.clock())
+        return time.mktime((now.tm_year, now.tm_mon, now.tm_mday, 0, 0, 0, 0, 0, -1))
+
+    def _move(self, txn, event, refunded=None):
+        """One lifecycle transition of `txn` (a row), as the table allows it."""
+        refunded = txn["refunded"] if refunded is None else refunded
+        state = L.next_state(txn["lifecycle"], event, refunded, txn["amount"] or 0)
+        self.db.execute("UPDATE txns SET lifecycle = ?, status = ?, refunded = ? WHERE id = ?",
+                        (state, L.status_of(state), refunded, txn["id"]))
+        return state
 
     def _balance_field(self, message, balance):
         currency = message.get(49, "000")
@@ -414,6 +508,8 @@ class Ledger:
         elif m.PRIVATE_TOKEN in private:
             key = "TK:" + private[m.PRIVATE_TOKEN].upper()
         else:
+            return None, None
+        if type(key) is not str or (expiry is not None and not _yymm_ok(expiry)):
             return None, None
         row = self.db.execute("SELECT * FROM cards WHERE key = ?", (key,)).fetchone()
         if row is None or self.balance(row["account"]) is None:
@@ -458,7 +554,7 @@ class Ledger:
                 return False
         try:
             digits = pinblock.decipher_iso4(key, message[52], pan)
-        except (SecurityError, ValueError):
+        except (SecurityError, ValueError, TypeError):
             return False
         try:
             return pinverify.check_pvv(self._pvv_key, pan, digits, card["pvv"])
@@ -469,7 +565,7 @@ class Ledger:
                 digits[i] = 0
 
     def _target_account(self, target):
-        if not target:
+        if not target or book.is_internal(target):
             return None
         for sql, key in (("SELECT number FROM accounts WHERE number = ?", target),
                          ("SELECT account FROM cards WHERE key = ?", target),
@@ -479,41 +575,79 @@ class Ledger:
                 return row[0]
         return None
 
-    def _void(self, ctx, message):
-        kind = ctx["type"]
+    def _find_original(self, ctx, message, by_merchant=False):
+        """The transaction a void or linked refund names: by RRN (37), then field 90; on
+        this terminal (a refund: any terminal of the same merchant). None, or "bad" for
+        an unreadable field 90."""
         original = None
         if 37 in message:
-            original = self.db.execute("SELECT * FROM txns WHERE rrn = ? AND terminal_id = ?",
-                                       (message[37], ctx["tid"])).fetchone()
+            if by_merchant:
+                original = self.db.execute("SELECT * FROM txns WHERE rrn = ? AND merchant = ?",
+                                           (message[37], ctx["merchant"])).fetchone()
+            else:
+                original = self.db.execute("SELECT * FROM txns WHERE rrn = ? AND terminal_id = ?",
+                                           (message[37], ctx["tid"])).fetchone()
         if original is None and 90 in message:
             try:
                 _, ostan, otrans, _, _ = m.parse_original_data(message[90])
             except DecodeError:
-                return self._store(ctx, message, "30")
+                return "bad"
             original = self.db.execute("SELECT * FROM txns WHERE terminal_id = ? AND stan = ? "
                                        "AND transmission = ?",
                                        (ctx["tid"], ostan, otrans)).fetchone()
+        if original is not None and original["mti"] not in ("0100", "0200", "0220"):
+            return None
+        return original
+
+    def _void(self, ctx, message):
+        kind = ctx["type"]
+        original = self._find_original(ctx, message)
         if original is None:
             return self._store(ctx, message, "25")
+        if original == "bad":
+            return self._store(ctx, message, "30")
         ctx["original_id"] = original["id"]
         ctx["card_key"] = original["card_key"]
         ctx["account"] = original["account"]
         wanted = ("refund",) if kind == "void_refund" else DEBIT_TYPES
-        if original["status"] != "approved" or original["voided_by"] is not None \
-                or original["type"] not in wanted:
+        if original["type"] not in wanted or not L.allowed(original["lifecycle"], L.VOID):
             return self._store(ctx, message, "12")
-        amount = int(message.get(4, "0"))
+        amount = _amount(message)
         if amount != original["amount"]:
             return self._store(ctx, message, "13")
+        parent = self._parent_of(original)
+        if parent is not None and not L.allowed(parent["lifecycle"], L.REFUND_UNDONE):
+            return self._store(ctx, message, "12")
+        entries = book.inverse(book.own_entries(self.db, original["id"]))
+        if self._below_floor(entries):
+            return self._store(ctx, message, "51")
         ctx.update(amount=amount, fee=0, total=original["total"])
-        effects = _inverse(json.loads(original["effects"] or "{}"))
-        response = self._store(ctx, message, "00", effects=effects)
+        daily = _inverse_daily(original["effects"])
+        response = self._store(ctx, message, "00", entries=entries, daily=daily)
+        self._move(original, L.VOID)
         self.db.execute("UPDATE txns SET voided_by = (SELECT id FROM txns WHERE rrn = ?) "
                         "WHERE id = ?", (response[37], original["id"]))
+        if parent is not None:
+            self._move(parent, L.REFUND_UNDONE, refunded=parent["refunded"] - original["amount"])
         return response
 
-    def _store(self, ctx, message, code, effects=None, fields=None, status=None):
-        """Apply `effects` (approved only), record the transaction and its response."""
+    def _parent_of(self, txn):
+        """The sale a linked refund refunds (None for anything else)."""
+        if txn["type"] != "refund" or txn["original_id"] is None:
+            return None
+        return self.db.execute("SELECT * FROM txns WHERE id = ?", (txn["original_id"],)).fetchone()
+
+    def _below_floor(self, entries):
+        for account, amount in entries:
+            if amount < 0 and not book.is_internal(account):
+                balance = self.balance(account)
+                if balance is not None and balance + amount < ACCOUNT_FLOOR:
+                    return True
+        return False
+
+    def _store(self, ctx, message, code, entries=None, daily=None, fields=None, lifecycle=None):
+        """Post `entries` and count `daily` (approved only), record the transaction and
+        its response."""
         approved = m.is_approved(code)
         seq = int(self._meta("rrn")) + 1
         self.db.execute("UPDATE meta SET value = ? WHERE key = 'rrn'", (str(seq),))
@@ -523,28 +657,29 @@ class Ledger:
         if approved:
             auth_code = "%06d" % ((seq * 7919 + 104729) % 1000000)
             extra[38] = auth_code
-            self._apply(effects or {})
         if fields:
             extra.update(fields)
         response = m.build_response(message, code, extra)
-        self.db.execute(
+        state = lifecycle or (L.APPROVED if approved else L.DECLINED)
+        effects = {"daily": daily or []} if approved else None
+        cursor = self.db.execute(
             "INSERT INTO txns (terminal_id, stan, transmission, mti, type, amount, fee, total, "
             "card_key, account, target, code, auth_code, rrn, batch, status, effects, "
-            "original_id, response, fingerprint, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ctx["tid"], ctx["stan"], ctx["transmission"], ctx["mti"], ctx.get("type"),
+            "original_id, response, fingerprint, created, lifecycle, merchant) VALUES (?, ?, ?, ?, "
+            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (ctx["tid"], ctx["stan"], ctx["transmission"], _base_mti(ctx["mti"]), ctx.get("type"),
              ctx.get("amount"), ctx.get("fee"), ctx.get("total"), ctx.get("card_key"),
              ctx.get("account"), ctx.get("target"), code, auth_code, rrn, ctx.get("batch"),
-             status or ("approved" if approved else "declined"),
-             json.dumps(effects) if approved else None, ctx.get("original_id"),
-             codec.encode(response), ctx.get("fingerprint"), self.clock()))
+             L.status_of(state), json.dumps(effects) if effects else None, ctx.get("original_id"),
+             codec.encode(response), ctx.get("fingerprint"), self.clock(), state,
+             ctx.get("merchant")))
+        if approved:
+            book.post(self.db, entries or [], txn_id=cursor.lastrowid)
+            self._count_daily(daily or [])
         return response
 
-    def _apply(self, effects):
-        for account, delta in effects.get("accounts", []):
-            self.db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
-                            (delta, account))
-        for card_key, day, delta in effects.get("daily", []):
+    def _count_daily(self, daily):
+        for card_key, day, delta in daily:
             self.db.execute("INSERT INTO daily (card_key, day, total) VALUES (?, ?, ?) "
                             "ON CONFLICT (card_key, day) DO UPDATE SET total = "
                             "max(0, total + excluded.total)", (card_key, day, delta))
@@ -552,34 +687,33 @@ class Ledger:
     # ------------------------------------------------------------ 0220
 
     def _advice(self, message, data):
+        """A transaction the terminal decided without the host: the same rules as a 0200
+        (an advice cannot credit more, or debit deeper, than a 0200 could); answered 0230
+        with the host's decision."""
         tid, stan, transmission = message[41], message[11], message[7]
+        fingerprint = _fingerprint(message)
         with self._tx():
-            row = self.db.execute("SELECT response FROM txns WHERE terminal_id = ? AND stan = ? "
-                                  "AND transmission = ?", (tid, stan, transmission)).fetchone()
+            row = self.db.execute("SELECT fingerprint, response FROM txns WHERE terminal_id = ? "
+                                  "AND stan = ? AND transmission = ?",
+                                  (tid, stan, transmission)).fetchone()
             if row is not None:
-                return m.build_response(message, "00")
+                if row["fingerprint"] == fingerprint and row["response"]:
+                    stored = codec.decode(row["response"])
+                    return m.build_response(message, stored[39], {37: stored[37]})
+                return m.build_response(message, "94")
             kind = TYPES_BY_CODE.get(message[3][:2])
             ctx = {"tid": tid, "stan": stan, "transmission": transmission, "mti": "0220",
-                   "type": kind, "fingerprint": _fingerprint(message),
-                   "batch": _batch_of(message)}
+                   "type": kind, "fingerprint": fingerprint, "batch": None,
+                   "merchant": _merchant_of(message)}
             try:
-                private = m.unpack_private(message.get(48, ""))
-            except DecodeError:
-                private = {}
-            card, _ = self._card_of(message, private)
-            if card is None or kind not in DEBIT_TYPES + ("refund",) \
-                    or not m.is_approved(message[39]):
-                self._store(ctx, message, "12")
-                return m.build_response(message, "00")  # advice received, nothing applied
-            amount = int(message[4])
-            ctx.update(card_key=card["key"], account=card["account"], amount=amount, fee=0,
-                       total=amount)
-            delta = amount if kind == "refund" else -amount
-            effects = {"accounts": [[card["account"], delta]]}
-            if kind != "refund":
-                effects["daily"] = [[card["key"], self._today(), amount]]
-            self._store(ctx, message, "00", effects=effects)
-            return m.build_response(message, "00")
+                private = private48.parse(message)
+            except private48.BadPrivateData as exc:
+                log.warning("0220 from %s stan %s: %s", tid, stan, exc)
+                return self._store(ctx, message, "30")
+            ctx["batch"] = _batch_of(private)
+            if kind not in DEBIT_TYPES + ("refund",) or not m.is_approved(message[39]):
+                return self._store(ctx, message, "12")  # nothing to apply
+            return self._authorize(ctx, message, private, advice=True)
 
     # ------------------------------------------------------------ reversals
 
@@ -587,7 +721,8 @@ class Ledger:
         tid = message[41]
         try:
             omti, ostan, otrans, _, _ = m.parse_original_data(message[90])
-        except DecodeError:
+            private48.parse(message)
+        except (DecodeError, private48.BadPrivateData):
             return m.build_response(message, "30")
         with self._tx():
             row = self.db.execute("SELECT id, code FROM reversals WHERE terminal_id = ? AND "
@@ -599,26 +734,70 @@ class Ledger:
                 return m.build_response(message, row[1])
             original = self.db.execute("SELECT * FROM txns WHERE terminal_id = ? AND stan = ? "
                                        "AND transmission = ?", (tid, ostan, otrans)).fetchone()
-            applied = 0
-            if original is None:
-                code = "25"
-            else:
-                code = "00"
-                if original["status"] == "approved":
-                    self._apply(_inverse(json.loads(original["effects"] or "{}")))
-                    self.db.execute("UPDATE txns SET status = 'reversed' WHERE id = ?",
-                                    (original["id"],))
-                    if original["original_id"] is not None:  # a reversed void: un-void
-                        self.db.execute("UPDATE txns SET voided_by = NULL WHERE id = ? AND "
-                                        "voided_by = ?", (original["original_id"], original["id"]))
-                    applied = 1
-            self.db.execute(
+            code, entries, applied = self._reversal_decision(original)
+            cursor = self.db.execute(
                 "INSERT INTO reversals (terminal_id, orig_mti, orig_stan, orig_transmission, "
                 "mti, stan, reason, code, txn_id, applied, created) VALUES (?, ?, ?, ?, ?, ?, ?, "
                 "?, ?, ?, ?)",
                 (tid, omti, ostan, otrans, message[MTI], message[11], message.get(39), code,
-                 original["id"] if original is not None else None, applied, self.clock()))
+                 original["id"] if original is not None else None, int(applied), self.clock()))
+            if applied:
+                book.post(self.db, entries, txn_id=original["id"], reversal_id=cursor.lastrowid)
+                self._count_daily(_inverse_daily(original["effects"]))
+            if code == "00":
+                self._after_reversal(original)
             return m.build_response(message, code)
+
+    def _reversal_decision(self, original):
+        """(code, entries to post, whether they are posted) for a reversal of `original`:
+        00 undone now or already undone (by its void), 25 never seen, 12 the lifecycle
+        does not allow it (e.g. partly refunded, or its void was reversed after the
+        original had been), 51 undoing it would take an account below its floor."""
+        if original is None:
+            return "25", [], False
+        found = L.cell(original["lifecycle"], L.REVERSE)
+        if found is None:
+            return "12", [], False
+        parent = self._parent_of(original)
+        if parent is not None and not L.allowed(parent["lifecycle"], L.REFUND_UNDONE):
+            return "12", [], False
+        if original["type"] in ("void", "void_refund"):
+            voided = self.db.execute("SELECT * FROM txns WHERE id = ?",
+                                     (original["original_id"],)).fetchone()
+            if voided is None or not L.allowed(voided["lifecycle"], L.VOID_UNDONE):
+                return "12", [], False
+            grand = self._parent_of(voided)
+            if grand is not None and (not L.allowed(grand["lifecycle"], L.REFUND)
+                                      or grand["refunded"] + voided["amount"] > grand["amount"]):
+                return "12", [], False
+        if found[1] != L.UNDO:
+            return "00", [], False
+        entries = book.inverse(book.own_entries(self.db, original["id"]))
+        if self._below_floor(entries):
+            return "51", [], False
+        return "00", entries, True
+
+    def _after_reversal(self, original):
+        """The lifecycle moves of an accepted reversal: the original, and the sale of a
+        reversed linked refund or the original of a reversed void."""
+        if original is None:
+            return
+        undoes = L.cell(original["lifecycle"], L.REVERSE)[1] == L.UNDO
+        self._move(original, L.REVERSE)
+        if not undoes:
+            return
+        parent = self._parent_of(original)
+        if parent is not None:
+            self._move(parent, L.REFUND_UNDONE, refunded=parent["refunded"] - original["amount"])
+        if original["type"] in ("void", "void_refund"):
+            voided = self.db.execute("SELECT * FROM txns WHERE id = ?",
+                                     (original["original_id"],)).fetchone()
+            self._move(voided, L.VOID_UNDONE)
+            self.db.execute("UPDATE txns SET voided_by = NULL WHERE id = ?", (voided["id"],))
+            voided = self.db.execute("SELECT * FROM txns WHERE id = ?", (voided["id"],)).fetchone()
+            grand = self._parent_of(voided)  # a voided linked refund in force again
+            if grand is not None:
+                self._move(grand, L.REFUND, refunded=grand["refunded"] + voided["amount"])
 
     # ------------------------------------------------------------ reconciliation
 
@@ -637,7 +816,13 @@ class Ledger:
 
     def _reconcile(self, message):
         tid = message[41]
-        batch = _batch_of(message)
+        try:
+            private = private48.parse(message)
+            private48.check_required(private, "0500")
+        except private48.BadPrivateData as exc:
+            log.warning("0500 from %s: %s", tid, exc)
+            return m.build_response(message, "30")
+        batch = _batch_of(private)
         with self._tx():
             row = self.db.execute("SELECT response FROM batches WHERE terminal_id = ? AND "
                                   "number IS ?", (tid, batch)).fetchone()
@@ -699,8 +884,8 @@ class Ledger:
     def _alert(self, message):
         """A terminal's anomaly alert: logged and kept (`alerts()`, --show-ledger)."""
         try:
-            private = m.unpack_private(message[48])
-        except DecodeError:
+            private = private48.parse(message)
+        except private48.BadPrivateData:
             return m.build_response(message, "30")
         rule = private.get(m.PRIVATE_ALERT_RULE, "?")
         detail = private.get(m.PRIVATE_ALERT_DETAIL, "")
@@ -775,25 +960,67 @@ def _masked_key(key):
 
 
 def _fingerprint(message):
-    """What makes two requests with the same key the same request."""
+    """What makes two requests with the same key the same request (a repeat, 0201 or
+    0221, is the same request as its first send)."""
     parts = []
     for number in sorted(k for k in message if k != MTI and k not in (64, 128)):
         value = message[number]
         parts.append("%d=%s" % (number, value.hex() if isinstance(value, bytes) else value))
-    return hashlib.sha256(("%s|" % message[MTI] + "|".join(parts)).encode()).hexdigest()
+    return hashlib.sha256(("%s|" % _base_mti(message[MTI]) + "|".join(parts)).encode()).hexdigest()
 
 
-def _batch_of(message):
-    try:
-        value = m.unpack_private(message.get(48, "")).get(PRIVATE_BATCH)
-    except DecodeError:
-        return None
+def _base_mti(mti):
+    return mti[:3] + "0" if mti[3] in "01" else mti
+
+
+def _batch_of(private):
+    value = private.get(PRIVATE_BATCH)
     return int(value) if value and value.isdigit() else None
 
 
-def _inverse(effects):
-    return {"accounts": [[a, -d] for a, d in effects.get("accounts", [])],
-            "daily": [[k, day, -d] for k, day, d in effects.get("daily", [])]}
+def _merchant_of(message):
+    value = message.get(42)
+    return value.strip() if type(value) is str else ""
+
+
+def _amount(message):
+    """Field 4 as an int, or None when absent or not n12."""
+    value = message.get(4)
+    if type(value) is not str or len(value) != 12 or not value.isdigit():
+        return None
+    return int(value)
+
+
+def _yymm_ok(text):
+    return type(text) is str and len(text) == 4 and text.isdigit() and "01" <= text[2:] <= "12"
+
+
+def _service_code(message):
+    """The service code of field 35 (3 digits after PAN, separator and YYMM), or None."""
+    track2 = message.get(35)
+    if type(track2) is not str:
+        return None
+    pos = 0
+    while pos < len(track2) and track2[pos].isdigit():
+        pos += 1
+    code = track2[pos + 5:pos + 8]
+    return code if len(code) == 3 and code.isdigit() else None
+
+
+def _inverse_daily(effects_json):
+    try:
+        daily = json.loads(effects_json or "{}").get("daily", [])
+    except ValueError:
+        return []
+    return [[k, day, -d] for k, day, d in daily]
+
+
+def _safe(message, field):
+    try:
+        value = message.get(field)
+    except Exception:
+        return "?"
+    return value if type(value) is str and len(value) <= 8 else "?"
 
 
 class _Tx:

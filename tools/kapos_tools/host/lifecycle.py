@@ -31,7 +31,8 @@ VOIDED = "voided"
 REVERSED = "reversed"
 PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
-STATES = (APPROVED, DECLINED, VOIDED, REVERSED, PARTIALLY_REFUNDED, REFUNDED)
+VOIDED_REVERSED = "voided_reversed"  # voided, then a reversal came: final
+STATES = (APPROVED, DECLINED, VOIDED, REVERSED, PARTIALLY_REFUNDED, REFUNDED, VOIDED_REVERSED)
 
 VOID = "void"
 REVERSE = "reverse"
@@ -53,15 +54,16 @@ TRANSITIONS = {
     (VOIDED, VOID_UNDONE): ((APPROVED,), NONE),
     # its void already gave the money back: the reversal is answered, nothing moves, and
     # the void can no longer be undone (that would charge a reversed transaction)
-    (VOIDED, REVERSE): ((REVERSED,), NONE),
+    (VOIDED, REVERSE): ((VOIDED_REVERSED,), NONE),
     # a declined original moved nothing: a reversal of it is answered, nothing moves
     (DECLINED, REVERSE): ((DECLINED,), NONE),
 }
 
 # What the `status` column says (in force or not) for each lifecycle state: a voided or
 # refunded original stays "approved" (counted in its batch) - its void or refund is
-# counted against it - only a reversal takes it out.
-STATUS = {APPROVED: "approved", VOIDED: "approved", PARTIALLY_REFUNDED: "approved",
+# counted against it - only a reversal that undid it takes it out.
+STATUS = {APPROVED: "approved", VOIDED: "approved", VOIDED_REVERSED: "approved",
+          PARTIALLY_REFUNDED: "approved",
           REFUNDED: "approved", REVERSED: "reversed", DECLINED: "declined"}
 
 
