@@ -30,7 +30,7 @@ HOST_ADDR ?= 127.0.0.1:8583
 # The simulated terminal, authorizing against the reference host on loopback (var/host.db).
 run: $(STAMP)
 	@mkdir -p var; : > var/host.log
-	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db --velocity 10/60 >var/host.log 2>&1 & host=$$!; \
+	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db --velocity 10/60 --auto-enroll >var/host.log 2>&1 & host=$$!; \
 	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 50); do grep -q "listening" var/host.log && break; sleep 0.1; done; \
 	grep -q "listening" var/host.log || { cat var/host.log; exit 1; }; \

@@ -82,7 +82,8 @@ def start_host(directory):
         f.write(CARDS)
     proc = subprocess.Popen(
         [sys.executable, "-m", "kapos_tools.host", "--listen", "127.0.0.1:0", "--db",
-         os.path.join(directory, "host.db"), "--cards", cards, "--quiet"],
+         os.path.join(directory, "host.db"), "--cards", cards, "--quiet",
+         "--auto-enroll"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
     line = proc.stdout.readline().decode()
     if not line.startswith("kapos host listening on"):

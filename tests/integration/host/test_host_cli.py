@@ -34,7 +34,8 @@ def test_register_adds_the_host_subcommand():
 
 def test_host_process_serves_and_shows_its_ledger(tmp_path):
     db = str(tmp_path / "host.db")
-    proc = subprocess.Popen(host_command("--listen", "127.0.0.1:0", "--db", db, "--no-mac"),
+    proc = subprocess.Popen(host_command("--listen", "127.0.0.1:0", "--db", db, "--no-mac",
+                                         "--auto-enroll"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     try:
         line = proc.stdout.readline().decode()

@@ -142,3 +142,49 @@ def test_reversal_for_a_request_the_host_never_saw(tmp_path):
             assert rig.check() == []
 
     run(go())
+
+
+def _enrolled_mac_rig(tmp_path, **kw):
+    """A rig with DUKPT MACs both ways whose host enforces the terminal registry (enrolled
+    KAPOS001, KSN counters must be fresh), as `kapos host` does."""
+    import os
+
+    from kapos.app.testkeys import TEST_BDK, ik_id_for
+    from kapos.security import dukpt
+    from kapos.services.keystore import KeyStore
+    from kapos.services.secmodule import DukptMac, SecurityModule
+    from kapos_tools.host.mac import HostDukptMac
+    from kapos_tools.host.registry import TerminalRegistry
+
+    store = KeyStore(os.path.join(str(tmp_path), "keys"))
+    ik_id = ik_id_for("KAPOS001")
+    store.install(dukpt.derive_initial_key(TEST_BDK, ik_id), ik_id)
+    rig = Rig(tmp_path, mac=DukptMac(SecurityModule(store)), host_mac=HostDukptMac(TEST_BDK),
+              sign_on=False, **kw)
+    registry = TerminalRegistry(rig.ledger.db)
+    registry.enroll("KAPOS001", "KAPOS-MERCHANT1", ik_id)
+    return rig, registry
+
+
+def test_reversal_repeats_pass_the_terminal_registry(tmp_path):
+    """0400, 0420, 0421, 0421: each attempt takes a fresh KSN, so the host's "never the
+    same KSN twice" rule refuses none of them and the original is undone once."""
+    async def go():
+        rig, registry = _enrolled_mac_rig(tmp_path, proxy=True, timeout=0.2, retry_base=0.02)
+        async with rig:
+            rig.server.registry = registry
+            rig.proxy.fault("drop")  # the 0210
+            rig.proxy.fault("drop", mti="0410")
+            rig.proxy.fault("drop", mti="0430", count=2)
+            with pytest.raises(HostUnavailable):
+                await rig.auth.authorize(request(1, "sale", 3000, swipe("visa-debit")))
+            await rig.auth.wait_idle(5)
+            reversals = rig.ledger.reversals()
+            assert reversals[0]["applied"] == 1 and reversals[0]["received"] == 4
+            assert rig.server.stats["refused_messages"] == 0
+            assert rig.balance("visa-debit") == 100000
+            ok = await rig.auth.authorize(request(2, "sale", 100, swipe("visa-debit")))
+            assert ok["approved"] and rig.check() == []
+            assert registry.terminals()[0]["last_counter"] >= 6
+
+    run(go())

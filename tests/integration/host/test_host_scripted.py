@@ -16,7 +16,7 @@ SALE = os.path.join(ROOT, "tests", "scenarios", "sale-swipe-pin.scenario")
 
 
 def start_host(*args):
-    proc = subprocess.Popen([sys.executable, "-m", "kapos_tools.host"] + list(args),
+    proc = subprocess.Popen([sys.executable, "-m", "kapos_tools.host", "--auto-enroll"] + list(args),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     line = proc.stdout.readline().decode()
     assert "listening" in line, line + proc.stderr.read().decode()

@@ -1,12 +1,21 @@
-"""The `kapos host` subcommand (see docs/host.md)."""
+"""The `kapos host` subcommand (see docs/host.md).
+
+    kapos host [options]                                   # serve
+    kapos host enroll --terminal KAPOS001 --merchant M --ik-id HEX16 [--replace]
+    kapos host terminals | disable --terminal T | enable --terminal T
+"""
 
 import argparse
 import asyncio
 import logging
+import os
 import signal
 import sys
 
 from kapos.errors import KaposError
+
+from kapos_tools.host.limits import (DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+                                     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_PEER)
 
 log = logging.getLogger("kapos_tools.host")
 
@@ -31,18 +40,72 @@ def add_arguments(p):
     p.add_argument("--daily-limit", type=int, default=200000, metavar="MINOR_UNITS",
                    help="default per-card daily limit (sale + cash + transfer), 200000")
     p.add_argument("--bdk", metavar="HEX",
-                   help="DUKPT base derivation key for PIN blocks with a KSN (default: the "
-                        "PUBLIC X9.24-3 test BDK the terminals' test keys come from)")
+                   help="DUKPT base derivation key (default: the one in the key file, at first "
+                        "the PUBLIC X9.24-3 test BDK); visible in ps: prefer --bdk-file or "
+                        "KAPOS_HOST_BDK")
+    p.add_argument("--bdk-file", metavar="FILE",
+                   help="the BDK from a file: hex, or `kapos keys new-bdk` JSON")
+    p.add_argument("--key-file", metavar="FILE",
+                   help="the host's keys (PVV key, BDK, token key), mode 0600, created when "
+                        "missing (default: <db>.keys; none for --db :memory:)")
+    p.add_argument("--auto-enroll", action="store_true",
+                   help="enrol an unknown terminal id on its first good message, bound to its "
+                        "KSN's IK ID (default: only terminals enrolled with `kapos host enroll`)")
+    p.add_argument("--idle-timeout", type=float, default=DEFAULT_IDLE_TIMEOUT, metavar="SECONDS",
+                   help="close a connection silent this long between messages (%(default)s)")
+    p.add_argument("--frame-timeout", type=float, default=DEFAULT_FRAME_TIMEOUT,
+                   metavar="SECONDS",
+                   help="close a connection that leaves a frame or TLS handshake unfinished "
+                        "this long (%(default)s)")
+    p.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS, metavar="N",
+                   help="open connections in all (%(default)s; kept below the open-file limit)")
+    p.add_argument("--max-per-peer", type=int, default=DEFAULT_MAX_PER_PEER, metavar="N",
+                   help="open connections per client address (%(default)s)")
     p.add_argument("--velocity", metavar="COUNT/SECONDS",
                    help="decline (65) a card's debit after COUNT approved debits within SECONDS, e.g. 10/60")
     p.add_argument("--token-key", metavar="HEX",
-                   help="key of the closed-loop tokens' anti-clone MAC (default: the public test token key)")
+                   help="key of the closed-loop tokens' anti-clone MAC (default: the one in the "
+                        "key file, at first the public test token key); prefer "
+                        "--token-key-file or KAPOS_HOST_TOKEN_KEY")
+    p.add_argument("--token-key-file", metavar="FILE", help="the token key from a file (hex)")
     p.add_argument("--no-mac", action="store_true",
                    help="accept requests without a DUKPT MAC (fields 53 + 64/128); by default a "
                         "request with a missing or bad MAC is answered 63 and changes nothing")
     p.add_argument("--show-ledger", action="store_true",
                    help="print accounts, daily totals, recent transactions and batches; exit")
     p.add_argument("--quiet", action="store_true", help="do not log each message")
+    add_registry_commands(p)
+
+
+def add_registry_commands(p):
+    """`kapos host enroll | terminals | disable | enable`: the terminal registry."""
+    sub = p.add_subparsers(dest="host_command", metavar="{enroll,terminals,disable,enable}")
+    db_help = "the ledger file (default: the host's --db)"
+    e = sub.add_parser("enroll", help="enrol a terminal: its id, merchant and DUKPT IK ID",
+                       description="Enrol a terminal in the host's registry. Its messages "
+                                   "must then carry KSNs of that IK ID.")
+    e.add_argument("--terminal", required=True, help="terminal id (field 41), e.g. KAPOS001")
+    e.add_argument("--merchant", required=True, help="merchant id (field 42)")
+    e.add_argument("--ik-id", metavar="HEX16",
+                   help="the Initial Key ID the terminal was loaded with: the left 16 hex "
+                        "digits of its KSN (`kapos keys status`)")
+    e.add_argument("--bdk-id", metavar="HEX8",
+                   help="instead of --ik-id: the BDK ID of `kapos keys load` (IK ID = BDK ID + "
+                        "the device id of the terminal id; test keys: 12345678)")
+    e.add_argument("--replace", action="store_true",
+                   help="re-enrol a terminal already enrolled (after re-keying it): resets "
+                        "its KSN counter")
+    e.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    e.set_defaults(func=cmd_enroll)
+    t = sub.add_parser("terminals", help="list the enrolled terminals")
+    t.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+    t.set_defaults(func=cmd_terminals)
+    for name, status in (("disable", "disabled"), ("enable", "active")):
+        d = sub.add_parser(name, help="%s a terminal: its messages are %s" % (
+            name, "refused (63)" if status == "disabled" else "served again"))
+        d.add_argument("--terminal", required=True)
+        d.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
+        d.set_defaults(func=cmd_set_status, status=status)
 
 
 def register(subparsers):
@@ -55,17 +118,98 @@ def register(subparsers):
     return p
 
 
+def open_registry_db(path):
+    import sqlite3
+
+    from kapos_tools.host.keyfile import create_private, private_umask
+
+    if path == ":memory:":
+        raise KaposError("the registry of an in-memory ledger cannot be changed from outside")
+    try:
+        create_private(path)
+        with private_umask():
+            db = sqlite3.connect(path, isolation_level=None)
+            db.execute("PRAGMA journal_mode=WAL")
+    except (OSError, sqlite3.Error) as exc:
+        raise KaposError("cannot open the ledger %s: %s" % (path, exc))
+    return db
+
+
+def _registry(args):
+    from kapos_tools.host.registry import TerminalRegistry
+
+    db = open_registry_db(args.db)
+    return db, TerminalRegistry(db)
+
+
+def cmd_enroll(args):
+    from kapos_tools.host.registry import parse_ik_id
+
+    ik_id = parse_ik_id(args.ik_id, args.terminal, args.bdk_id)  # before touching the ledger
+    db, registry = _registry(args)
+    try:
+        registry.enroll(args.terminal, args.merchant, ik_id, replace=args.replace)
+    finally:
+        db.close()
+    print("enrolled %s (merchant %s, IK ID %s) in %s" % (args.terminal, args.merchant.strip(),
+                                                          ik_id.hex().upper(), args.db))
+    return 0
+
+
+def cmd_terminals(args):
+    import time
+
+    db, registry = _registry(args)
+    try:
+        rows = registry.terminals()
+    finally:
+        db.close()
+    if not rows:
+        print("no terminals enrolled in %s" % args.db)
+    for row in rows:
+        print("%-8s  %-15s  %-16s  %-8s  last counter %-10d  %s %s" % (
+            row["terminal_id"], row["merchant_id"] or "-", row["ik_id"] or "-", row["status"],
+            row["last_counter"], row["source"],
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["enrolled"]))))
+    return 0
+
+
+def cmd_set_status(args):
+    db, registry = _registry(args)
+    try:
+        registry.set_status(args.terminal, args.status)
+    finally:
+        db.close()
+    print("%s is %s" % (args.terminal, args.status))
+    return 0
+
+
+def load_keys(args):
+    """The host's keys: key file (created when missing), options, environment."""
+    from kapos.app.testkeys import TEST_BDK, TEST_TOKEN_KEY
+    from kapos_tools.host import keyfile
+
+    bdk = keyfile.secret_option(args, "bdk", "KAPOS_HOST_BDK", "bdk")
+    token_key = keyfile.secret_option(args, "token_key", "KAPOS_HOST_TOKEN_KEY", "token_key")
+    path = getattr(args, "key_file", None) or keyfile.default_key_file(args.db)
+    legacy = None
+    if path and not os.path.exists(path):
+        legacy, has_pvvs = keyfile.legacy_pvv_key(args.db)
+        if legacy is None and has_pvvs:
+            raise keyfile.KeyFileError(
+                "key file %s is missing but the ledger %s has PINs made under its PVV key: "
+                "restore the key file (or start a new ledger)" % (path, args.db))
+    keys = keyfile.load_host_keys(path, legacy, bdk, token_key, TEST_BDK, TEST_TOKEN_KEY)
+    if keys.bdk == TEST_BDK:
+        log.warning("using the PUBLIC test BDK: test cards and test terminals only")
+    return keys
+
+
 def open_ledger(args):
     from kapos_tools.host.ledger import Ledger
 
-    kwargs = {}
-    if args.bdk:
-        try:
-            kwargs["bdk"] = bytes.fromhex(args.bdk)
-        except ValueError:
-            raise KaposError("--bdk must be hex")
-        if len(kwargs["bdk"]) not in (16, 24, 32):
-            raise KaposError("--bdk must be an AES key: 16, 24 or 32 bytes")
+    keys = load_keys(args)
+    kwargs = {"bdk": keys.bdk, "token_key": keys.token_key, "pvv_key": keys.pvv_key}
     if getattr(args, "velocity", None):
         try:
             count, seconds = (int(x) for x in args.velocity.split("/"))
@@ -74,17 +218,23 @@ def open_ledger(args):
         if count < 1 or seconds < 1:
             raise KaposError("--velocity needs a count and seconds of at least 1")
         kwargs["velocity"] = (count, seconds)
-    if getattr(args, "token_key", None):
-        try:
-            kwargs["token_key"] = bytes.fromhex(args.token_key)
-        except ValueError:
-            raise KaposError("--token-key must be hex")
     ledger = Ledger(args.db, daily_limit=args.daily_limit, **kwargs)
     ledger.load_cards(args.cards, reset=args.reset)
     return ledger
 
 
+def limits_from(args):
+    from kapos_tools.host.limits import Limits
+
+    try:
+        return Limits(idle_timeout=args.idle_timeout, frame_timeout=args.frame_timeout,
+                      max_connections=args.max_connections, max_per_peer=args.max_per_peer)
+    except ValueError as exc:
+        raise KaposError(str(exc))
+
+
 def cmd_host(args):
+    limits_from(args)  # bad limits stop start-up before anything is opened
     try:
         ledger = open_ledger(args)
     except (OSError, ValueError, KeyError) as exc:
@@ -119,7 +269,10 @@ async def serve(ledger, args, ready=None):
         from kapos_tools.host.mac import HostDukptMac
 
         mac = HostDukptMac(ledger.bdk)
-    server = HostServer(ledger, mac=mac)
+    from kapos_tools.host.registry import TerminalRegistry
+
+    registry = TerminalRegistry(ledger.db, auto_enroll=getattr(args, "auto_enroll", False))
+    server = HostServer(ledger, mac=mac, registry=registry, limits=limits_from(args))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -147,11 +300,12 @@ async def serve(ledger, args, ready=None):
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="kapos host", description=__doc__)
     add_arguments(parser)
+    parser.set_defaults(func=cmd_host)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return cmd_host(args)
+        return args.func(args)
     except KaposError as exc:
         print("kapos host: error: %s" % exc, file=sys.stderr)
         return 2

@@ -1,6 +1,6 @@
 """The reference host's I/O: asyncio TCP (+TLS) server and serial lines over one Ledger.
 
-    server = HostServer(ledger)
+    server = HostServer(ledger, mac=HostDukptMac(bdk), registry=TerminalRegistry(ledger.db))
     host, port = await server.start_tcp("127.0.0.1", 0)        # 0: an ephemeral port
     await server.start_serial(PySerialPort("/dev/ttyUSB0"))    # or FdPort(pty_master)
     ...
@@ -12,10 +12,24 @@ in order. A message that does not frame or decode is logged and the connection c
 connection closed too. The server itself never stops on client input. On a serial line
 a bad frame is NAKed by the link layer; a good frame that does not decode is logged
 and dropped.
+
+Per message: the MAC (a bad one is answered 63, unMACed), then the terminal registry
+(registry.py: enrolment, the KSN's device and counter; refused 63, MACed; an exact
+repeat gets its stored reply), then the ledger.
+
+Under load and abuse (limits.py): a connection that sends nothing for `idle_timeout`, or
+leaves a frame (or a TLS handshake) unfinished for `frame_timeout`, is closed; at most
+`max_connections` in all and `max_per_peer` per address are open - a connection over a
+limit takes the place of the oldest one that has not yet sent a good message, or is
+refused. Running out of file descriptors (EMFILE) sheds the connection waiting, logs a
+rate-limited line and keeps accepting.
 """
 
 import asyncio
+import errno
 import logging
+import os
+import socket
 import ssl
 
 from kapos.errors import DecodeError, KaposError, RemoteProtocolError
@@ -25,8 +39,12 @@ from kapos.host.codec import MTI
 from kapos.host.framing import TcpFramer
 from kapos.services.host_client import bound_mac, encode_message, mac_ok
 from kapos.services.transport import SendError, SerialEndpoint
+from kapos_tools.host.limits import ConnectionTable, Limits, RateLimitedLog, fd_headroom
 
 log = logging.getLogger("kapos_tools.host")
+
+CHECKED_MTIS = m.REQUEST_MTIS + ("0401", "0421", "0221")
+RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 
 def tls_server_context(certfile, keyfile):
@@ -37,40 +55,70 @@ def tls_server_context(certfile, keyfile):
 
 
 class HostServer:
-    def __init__(self, ledger, mac=None, max_payload=4096):
+    def __init__(self, ledger, mac=None, max_payload=4096, registry=None, limits=None):
         self.ledger = ledger
         self.mac = mac
+        self.registry = registry  # None: no enrolment or KSN checks (in-process tests)
         self.max_payload = max_payload
-        self.stats = {"messages": 0, "responses": 0, "errors": 0, "connections": 0}
-        self._servers = []
+        self.limits = limits or Limits()
+        self.stats = {"messages": 0, "responses": 0, "errors": 0, "connections": 0,
+                      "refused_connections": 0, "evicted": 0, "timeouts": 0,
+                      "refused_messages": 0}
+        self.table = ConnectionTable()
+        self.warn = RateLimitedLog(log)
+        self._servers = []  # (listening socket, accept task)
         self._serial = []  # (endpoint, task)
         self._clients = set()
+        self._reserve_fd = None
         # test hook: callable(request dict) -> seconds to wait before answering, or None
         self.response_delay = None
 
     # ------------------------------------------------------------ one message
 
-    def process(self, data):
+    def process(self, data, connection=None):
         """The encoded response to one encoded request, or None. Raises DecodeError."""
         message = codec.decode(data)
         self.stats["messages"] += 1
-        if self.mac is not None and message.get(MTI) in m.REQUEST_MTIS + ("0401", "0421", "0221") \
-                and not mac_ok(data, message, self.mac):
-            log.warning("%s from %s stan %s: bad MAC", message.get(MTI), message.get(41),
-                        message.get(11))
-            response = m.build_response(message, "63")
-        elif not self._decrypt(message):
+        mti = message.get(MTI)
+        checked = mti in CHECKED_MTIS
+        if self.mac is not None and checked and not mac_ok(data, message, self.mac):
+            self.warn.warning("bad-mac", "%s from %s stan %s: bad MAC", mti, message.get(41),
+                              message.get(11))
+            self.stats["refused_messages"] += 1
+            # no MAC on this reply: its sender did not prove it holds the keys of that KSN
+            return codec.encode(m.build_response(message, "63"))
+        if connection is not None and checked:
+            connection.trusted = True
+        verdict = None
+        if self.registry is not None and checked:
+            verdict = self.registry.check(message, data, ksn_checked=self.mac is not None)
+            if verdict.reply is not None:
+                log.info("%s %s stan %s: a repeat, answered with its stored reply", mti,
+                         message.get(41), message.get(11))
+                self.stats["responses"] += 1
+                return verdict.reply
+            if verdict.refusal:
+                self.stats["refused_messages"] += 1
+                self.warn.warning("refused", "%s from %s stan %s refused (63): %s", mti,
+                                  message.get(41), message.get(11), verdict.refusal)
+                return encode_message(m.build_response(message, "63"),
+                                      self._response_mac(message))
+        if not self._decrypt(message):
             response = m.build_response(message, "30")
         else:
             response = self.ledger.handle(message, data)
         if response is None:
-            log.warning("%s from %s is not a request: dropped", message.get(MTI), message.get(41))
+            self.warn.warning("not-request", "%s from %s is not a request: dropped", mti,
+                              message.get(41))
             return None
         self.stats["responses"] += 1
-        log.info("%s %s stan %s %s %s -> %s", message.get(MTI), message.get(41),
+        log.info("%s %s stan %s %s %s -> %s", mti, message.get(41),
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
-        return encode_message(response, self._response_mac(message))
+        reply = encode_message(response, self._response_mac(message))
+        if verdict is not None:
+            self.registry.answered(verdict, reply)
+        return reply
 
     def _decrypt(self, message):
         """Enciphered card data (48 EC) back into 35 / 2 + 14; False when it fails."""
@@ -81,7 +129,8 @@ class HostServer:
             decrypt(message)
             return True
         except Exception as exc:
-            log.warning("%s from %s stan %s: %s", message.get(MTI), message.get(41), message.get(11), exc)
+            self.warn.warning("decrypt", "%s from %s stan %s: %s", message.get(MTI),
+                              message.get(41), message.get(11), exc)
             return False
 
     def _response_mac(self, request):
@@ -104,33 +153,144 @@ class HostServer:
 
     async def start_tcp(self, host="127.0.0.1", port=8583, tls=None):
         """Listen; returns the (host, port) bound (port 0 picks a free one)."""
-        server = await asyncio.start_server(self._client, host, port, ssl=tls)
-        self._servers.append(server)
-        sockname = server.sockets[0].getsockname()
+        loop = asyncio.get_running_loop()
+        headroom = fd_headroom()
+        if headroom is not None and self.limits.max_connections > headroom:
+            log.warning("at most %d connections: the open-file limit leaves room for no more "
+                        "(--max-connections %d)", headroom, self.limits.max_connections)
+            self.limits.max_connections = headroom
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM,
+                                       flags=socket.AI_PASSIVE)
+        family, kind, proto, _, address = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(128)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self._reserve()
+        task = loop.create_task(self._accept_loop(sock, tls))
+        self._servers.append((sock, task))
+        sockname = sock.getsockname()
         return sockname[0], sockname[1]
 
-    async def _client(self, reader, writer):
-        peer = writer.get_extra_info("peername")
+    def _reserve(self):
+        """One spare descriptor, given up to accept-and-close a connection at EMFILE."""
+        if self._reserve_fd is None:
+            try:
+                self._reserve_fd = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                self._reserve_fd = None
+
+    async def _accept_loop(self, sock, tls):
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, peer = await loop.sock_accept(sock)
+            except asyncio.CancelledError:
+                raise
+            except OSError as exc:
+                if exc.errno in RESOURCE_ERRNOS:
+                    self._shed(sock, exc)
+                    await asyncio.sleep(0.05)  # let connections finish and free descriptors
+                    continue
+                if exc.errno in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+                    continue
+                self.warn.error("accept", "accept failed: %s", exc.strerror or exc)
+                await asyncio.sleep(0.05)
+                continue
+            self._admit(conn, peer, tls)
+
+    def _shed(self, sock, exc):
+        """Out of descriptors: free the spare one, accept and close the waiting connection
+        (so it does not sit in the backlog forever), take the spare back."""
+        self.stats["refused_connections"] += 1
+        self.warn.error("emfile", "cannot accept a connection: %s (%d open): shedding it",
+                        exc.strerror or exc, len(self.table))
+        if self._reserve_fd is None:
+            return
+        os.close(self._reserve_fd)
+        self._reserve_fd = None
+        try:
+            conn, _ = sock.accept()
+            conn.close()
+        except OSError:
+            pass
+        self._reserve()
+
+    def _admit(self, conn, peer, tls):
+        peer_host = peer[0] if isinstance(peer, tuple) else str(peer)
+        victim, reason = self.table.make_room(peer_host, self.limits)
+        if reason is not None and victim is None:
+            self.stats["refused_connections"] += 1
+            self.warn.warning("limit", "%s: connection refused: %s", peer_host, reason)
+            conn.close()
+            return
+        if victim is not None:
+            self.stats["evicted"] += 1
+            self.warn.warning("limit", "%s: %s: closing the oldest connection that sent no "
+                              "good message (%s)", peer_host, reason, victim.peer)
+            victim.close()
         self.stats["connections"] += 1
-        task = asyncio.current_task()
+        entry = self.table.add(peer_host)
+        task = asyncio.get_running_loop().create_task(self._client(conn, peer, tls, entry))
+        entry.task = task
         self._clients.add(task)
+
+    async def _open_streams(self, conn, tls):
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=2 ** 16)
+        protocol = asyncio.StreamReaderProtocol(reader)
+        kwargs = {}
+        if tls is not None:
+            kwargs = {"ssl": tls, "ssl_handshake_timeout": self.limits.frame_timeout}
+        transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, **kwargs)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    async def _client(self, conn, peer, tls, entry):
+        task = asyncio.current_task()
+        writer = None
         framer = TcpFramer(self.max_payload)
         try:
+            try:
+                reader, writer = await asyncio.wait_for(self._open_streams(conn, tls),
+                                                        self.limits.frame_timeout)
+            except (asyncio.TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
+                self.warn.info("handshake", "%s: TLS handshake failed: %s", peer, exc or
+                               "timeout")
+                conn.close()
+                return
+            entry.writer = writer
             while True:
-                chunk = await reader.read(65536)
+                timeout = self.limits.frame_timeout if framer.pending else self.limits.idle_timeout
+                try:
+                    chunk = await asyncio.wait_for(reader.read(65536), timeout)
+                except asyncio.TimeoutError:
+                    self.stats["timeouts"] += 1
+                    if framer.pending:
+                        self.warn.info("timeout", "%s: frame unfinished after %.0f s (%d bytes):"
+                                       " closing", peer, timeout, framer.pending)
+                    else:
+                        self.warn.info("timeout", "%s: idle for %.0f s: closing", peer, timeout)
+                    break
                 if not chunk:
                     if framer.pending:
-                        log.warning("%s: closed mid-message (%d bytes)", peer, framer.pending)
+                        self.warn.warning("mid-message", "%s: closed mid-message (%d bytes)",
+                                          peer, framer.pending)
                     break
                 for payload in framer.receive(chunk):
-                    reply = self.process(payload)
+                    reply = self.process(payload, entry)
                     if reply is not None:
                         await self._delay(payload)
                         writer.write(framer.frame(reply))
                 await writer.drain()
         except (DecodeError, RemoteProtocolError) as exc:
             self.stats["errors"] += 1
-            log.error("%s: malformed input (%s): closing the connection", peer, exc)
+            self.warn.error("malformed", "%s: malformed input (%s): closing the connection",
+                            peer, exc)
         except (ConnectionError, OSError, ssl.SSLError) as exc:
             log.info("%s: connection lost: %s", peer, exc)
         except asyncio.CancelledError:
@@ -140,8 +300,12 @@ class HostServer:
             log.exception("%s: error while handling a message: closing the connection", peer)
         finally:
             self._clients.discard(task)
+            self.table.remove(entry)
             try:
-                writer.close()
+                if writer is not None:
+                    writer.close()
+                else:
+                    conn.close()
             except Exception:
                 pass
 
@@ -161,11 +325,11 @@ class HostServer:
                 reply = self.process(payload)
             except DecodeError as exc:
                 self.stats["errors"] += 1
-                log.error("serial: undecodable message (%s): dropped", exc)
+                self.warn.error("serial", "serial: undecodable message (%s): dropped", exc)
                 continue
             except KaposError as exc:
                 self.stats["errors"] += 1
-                log.error("serial: %s", exc)
+                self.warn.error("serial", "serial: %s", exc)
                 continue
             except Exception:
                 self.stats["errors"] += 1
@@ -181,20 +345,20 @@ class HostServer:
     # ------------------------------------------------------------ shutdown
 
     async def close(self):
-        for server in self._servers:
-            server.close()
+        for sock, task in self._servers:
+            task.cancel()
         for task in list(self._clients):
             task.cancel()
         for endpoint, task in self._serial:
             task.cancel()
-        await asyncio.gather(*[t for _, t in self._serial], *self._clients,
-                             return_exceptions=True)
-        for server in self._servers:
-            try:
-                await asyncio.wait_for(server.wait_closed(), 1.0)
-            except asyncio.TimeoutError:
-                pass
+        await asyncio.gather(*[t for _, t in self._servers], *[t for _, t in self._serial],
+                             *self._clients, return_exceptions=True)
+        for sock, _ in self._servers:
+            sock.close()
         for endpoint, _ in self._serial:
             endpoint.close()
+        if self._reserve_fd is not None:
+            os.close(self._reserve_fd)
+            self._reserve_fd = None
         self._servers = []
         self._serial = []

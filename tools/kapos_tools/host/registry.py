@@ -1,0 +1,245 @@
+"""The reference host's terminal registry: which devices may talk to it, and with which keys.
+
+    registry = TerminalRegistry(ledger.db, auto_enroll=False)
+    registry.enroll("KAPOS001", "KAPOS-MERCHANT1", ik_id)      # kapos host enroll ...
+    verdict = registry.check(message, data)   # after the MAC of `data` was found good
+    ... verdict.reply (an exact repeat: the stored reply), verdict.refusal (a reason: 63)
+    registry.answered(verdict, reply_bytes)
+
+One row per terminal id: merchant id, the DUKPT Initial Key ID (IK ID: the left 8 bytes of
+every KSN the device sends, kapos.security.dukpt) it was loaded with, status (active or
+disabled), the highest KSN counter seen. A MACed message is accepted only when
+
+- its terminal id (field 41) is enrolled and active (or, with auto_enroll, new: the first
+  good message enrols it with its KSN's IK ID and merchant id);
+- its KSN's IK ID is the one enrolled for that terminal id (another device's keys cannot
+  speak for it) and its merchant id (42), when present, the enrolled one;
+- its KSN counter was never used by that device and is above (highest - KSN_WINDOW).
+
+Why a window and not "strictly above the last": a kapos terminal takes the KSN of a PIN
+transaction when the PIN is entered and sends the 0200 later; a reversal repeat, alert or
+echo sent meanwhile takes - and may deliver - a later KSN. Every counter is still used at
+most once, and keys older than the window are refused.
+
+A repeat of the very same bytes (a serial retransmission, a lost reply) is not a reuse:
+it gets the reply stored for it, and the ledger is not asked again. Only messages whose
+MAC is good reach check(), so nobody without the device's keys can enrol a terminal id,
+burn its counters or read a stored reply of someone else's message.
+"""
+
+import binascii
+import hashlib
+import re
+import time
+
+from kapos.app.testkeys import ik_id_for
+from kapos.errors import KaposError, SecurityError
+from kapos.security import dukpt
+
+KSN_WINDOW = 32  # counters below (highest - window) are stale
+ACTIVE, DISABLED = "active", "disabled"
+TERMINAL_ID = re.compile(r"^[0-9A-Za-z-]{1,8}$")  # field 41: ans 8
+MERCHANT_ID = re.compile(r"^[0-9A-Za-z -]{1,15}$")  # field 42: ans 15
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS terminal_registry (
+    terminal_id TEXT PRIMARY KEY, merchant_id TEXT, ik_id TEXT, status TEXT NOT NULL,
+    last_counter INTEGER NOT NULL DEFAULT 0, enrolled REAL NOT NULL, source TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ksn_used (
+    terminal_id TEXT NOT NULL, counter INTEGER NOT NULL, digest TEXT NOT NULL, reply BLOB,
+    at REAL NOT NULL, PRIMARY KEY (terminal_id, counter));
+"""
+
+
+class EnrolmentError(KaposError):
+    """An enrolment request is malformed or conflicts with the registry; nothing changed."""
+
+
+def parse_ik_id(text, terminal_id=None, bdk_id=None):
+    """IK ID bytes from `--ik-id HEX16`, or from `--bdk-id HEX8` + the terminal id (as
+    `kapos keys load` makes it: BDK ID + a device id from the terminal id)."""
+    if (text is None) == (bdk_id is None):
+        raise EnrolmentError("give --ik-id (16 hex digits: the left half of the terminal's "
+                             "KSN) or --bdk-id (8 hex digits; the public test keys: 12345678)")
+    source, length = (text, dukpt.IK_ID_LEN) if text is not None else (bdk_id, 4)
+    name = "--ik-id" if text is not None else "--bdk-id"
+    try:
+        value = binascii.unhexlify(source.strip())
+    except (binascii.Error, ValueError):
+        raise EnrolmentError("%s must be hex" % name)
+    if len(value) != length:
+        raise EnrolmentError("%s must be %d hex digits" % (name, 2 * length))
+    return value if text is not None else ik_id_for(terminal_id, value)
+
+
+class Verdict:
+    """What check() decided: accept (refusal None, reply None), refuse, or repeat."""
+
+    def __init__(self, terminal_id=None, counter=None, digest=None, refusal=None, reply=None):
+        self.terminal_id, self.counter, self.digest = terminal_id, counter, digest
+        self.refusal, self.reply = refusal, reply
+
+
+class TerminalRegistry:
+    def __init__(self, db, auto_enroll=False, clock=time.time, window=KSN_WINDOW):
+        self.db = db
+        self.auto_enroll = auto_enroll
+        self.clock = clock
+        self.window = window
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                self.db.execute(statement)
+
+    # ------------------------------------------------------------ administration
+
+    def enroll(self, terminal_id, merchant_id, ik_id, replace=False, source="enrol"):
+        """Enrol (or with replace: re-key, resetting the KSN counter) one terminal."""
+        if not isinstance(terminal_id, str) or not TERMINAL_ID.match(terminal_id):
+            raise EnrolmentError("terminal id must be 1-8 letters, digits or '-'")
+        if merchant_id is not None and not MERCHANT_ID.match(merchant_id):
+            raise EnrolmentError("merchant id must be 1-15 letters, digits, spaces or '-'")
+        if len(ik_id) != dukpt.IK_ID_LEN:
+            raise EnrolmentError("the IK ID must be 8 bytes")
+        merchant = merchant_id.strip() if merchant_id is not None else None
+        with _Immediate(self.db):
+            row = self._row(terminal_id)
+            if row is not None and not replace:
+                raise EnrolmentError("terminal %s is already enrolled (use --replace after "
+                                     "re-keying it: that resets its KSN counter)" % terminal_id)
+            self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ?", (terminal_id,))
+            self.db.execute(
+                "INSERT OR REPLACE INTO terminal_registry (terminal_id, merchant_id, ik_id, "
+                "status, last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                (terminal_id, merchant, ik_id.hex().upper(), ACTIVE, self.clock(), source))
+
+    def set_status(self, terminal_id, status):
+        if status not in (ACTIVE, DISABLED):
+            raise EnrolmentError("status must be %s or %s" % (ACTIVE, DISABLED))
+        with _Immediate(self.db):
+            changed = self.db.execute("UPDATE terminal_registry SET status = ? WHERE "
+                                      "terminal_id = ?", (status, terminal_id)).rowcount
+        if not changed:
+            raise EnrolmentError("terminal %s is not enrolled" % terminal_id)
+
+    def terminals(self):
+        rows = self.db.execute("SELECT terminal_id, merchant_id, ik_id, status, last_counter, "
+                               "enrolled, source FROM terminal_registry ORDER BY terminal_id")
+        keys = ("terminal_id", "merchant_id", "ik_id", "status", "last_counter", "enrolled",
+                "source")
+        return [dict(zip(keys, tuple(row))) for row in rows]
+
+    def _row(self, terminal_id):
+        row = self.db.execute("SELECT merchant_id, ik_id, status, last_counter FROM "
+                              "terminal_registry WHERE terminal_id = ?",
+                              (terminal_id,)).fetchone()
+        return None if row is None else tuple(row)
+
+    # ------------------------------------------------------------ per message
+
+    def check(self, message, data, ksn_checked=True):
+        """The Verdict for one request whose MAC is good. `ksn_checked` False (--no-mac):
+        only the enrolment and status are checked (a KSN without a MAC proves nothing)."""
+        terminal_id = str(message.get(41, "")).rstrip()
+        if not terminal_id:
+            return Verdict(refusal="no terminal id (field 41)")
+        merchant = message.get(42)
+        merchant = merchant.rstrip() if isinstance(merchant, str) else None
+        if not ksn_checked:
+            return self._check_enrolment_only(terminal_id, merchant)
+        try:
+            ik_id, counter = dukpt.split_ksn(bytes(message.get(53) or b""))
+        except SecurityError as exc:
+            return Verdict(terminal_id, refusal=str(exc))
+        digest = hashlib.sha256(bytes(data)).hexdigest()
+        verdict = Verdict(terminal_id, counter, digest)
+        with _Immediate(self.db):
+            row = self._row(terminal_id)
+            if row is None:
+                if not self.auto_enroll:
+                    verdict.refusal = "terminal not enrolled (kapos host enroll)"
+                    return verdict
+                self._insert(terminal_id, merchant, ik_id, "auto-enrol")
+                row = (merchant, ik_id.hex().upper(), ACTIVE, 0)
+            enrolled_merchant, enrolled_ik, status, last = row
+            if enrolled_ik is None:  # auto-enrolled under --no-mac: its first KSN binds it
+                enrolled_ik = ik_id.hex().upper()
+                self.db.execute("UPDATE terminal_registry SET ik_id = ? WHERE terminal_id = ?",
+                                (enrolled_ik, terminal_id))
+            if status != ACTIVE:
+                verdict.refusal = "terminal %s" % status
+            elif enrolled_ik != ik_id.hex().upper():
+                verdict.refusal = "KSN of another device (IK ID differs from the enrolment)"
+            elif merchant and enrolled_merchant and merchant != enrolled_merchant:
+                verdict.refusal = "merchant id differs from the enrolment"
+            if verdict.refusal:
+                return verdict
+            used = self.db.execute("SELECT digest, reply FROM ksn_used WHERE terminal_id = ? "
+                                   "AND counter = ?", (terminal_id, counter)).fetchone()
+            if used is not None:
+                if used[0] != digest:
+                    verdict.refusal = "KSN counter %d already used" % counter
+                elif used[1] is not None:
+                    verdict.reply = bytes(used[1])  # the same message again: same answer
+                # else: the same message, unanswered (a crash in between): the ledger,
+                # idempotent for repeats, answers it again
+                return verdict
+            if counter <= last - self.window:
+                verdict.refusal = "stale KSN counter %d (highest seen %d)" % (counter, last)
+                return verdict
+            top = max(last, counter)
+            self.db.execute("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
+                            "VALUES (?, ?, ?, NULL, ?)", (terminal_id, counter, digest,
+                                                         self.clock()))
+            self.db.execute("UPDATE terminal_registry SET last_counter = ? WHERE "
+                            "terminal_id = ?", (top, terminal_id))
+            self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
+                            (terminal_id, top - self.window))
+        return verdict
+
+    def answered(self, verdict, reply):
+        """Keep the reply of an accepted message for its exact repeats."""
+        if verdict.counter is None or verdict.refusal or verdict.reply is not None:
+            return
+        with _Immediate(self.db):
+            self.db.execute("UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND "
+                            "counter = ? AND digest = ?", (reply, verdict.terminal_id,
+                                                            verdict.counter, verdict.digest))
+
+    def _check_enrolment_only(self, terminal_id, merchant):
+        with _Immediate(self.db):
+            row = self._row(terminal_id)
+            if row is None and self.auto_enroll:
+                self.db.execute(
+                    "INSERT INTO terminal_registry (terminal_id, merchant_id, ik_id, status, "
+                    "enrolled, source) VALUES (?, ?, NULL, ?, ?, 'auto-enrol')",
+                    (terminal_id, merchant, ACTIVE, self.clock()))
+                return Verdict(terminal_id)
+        if row is None:
+            return Verdict(terminal_id, refusal="terminal not enrolled (kapos host enroll)")
+        if row[2] != ACTIVE:
+            return Verdict(terminal_id, refusal="terminal %s" % row[2])
+        return Verdict(terminal_id)
+
+    def _insert(self, terminal_id, merchant, ik_id, source):
+        self.db.execute(
+            "INSERT INTO terminal_registry (terminal_id, merchant_id, ik_id, status, "
+            "last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?)",
+            (terminal_id, merchant, ik_id.hex().upper(), ACTIVE, self.clock(), source))
+
+
+class _Immediate:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) unless already in a transaction."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        self.outer = not self.db.in_transaction
+        if self.outer:
+            self.db.execute("BEGIN IMMEDIATE")
+        return self.db
+
+    def __exit__(self, kind, exc, tb):
+        if self.outer:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+        return False
