@@ -77,7 +77,6 @@ class Assembly:
         if config_mod.card_data_in_clear(self.config, self.board, boards.DRIVERS):
             log.warning("host.mac = false: card data crosses the host link IN CLEAR and unMACed "
                         "(simulated card readers only)")
-        self.testcards = testcards_mod.load()
         self.platform = boards.build_platform(self.board)
         for device in self.platform.devices.values():
             if out_dir is not None and hasattr(device, "out_dir"):
@@ -85,6 +84,10 @@ class Assembly:
         clock_device = self.platform.get("clock")
         if clock is not None and hasattr(clock_device, "set_time"):
             clock_device.set_time(parse_clock(clock))
+        # Test cards stay valid both on the terminal's (possibly simulated) date and on the
+        # wall-clock date a reference host in another process goes by.
+        sim_now = clock_device.now() if clock_device is not None else time.time()
+        self.testcards = testcards_mod.load(now=max(sim_now, time.time()))
         self.security, self.keystore = make_security(self.config, self.settings)
         self.authorizer = make_authorizer(self.config, self.testcards, self.security,
                                           clock=clock_device.now if clock_device is not None else None)

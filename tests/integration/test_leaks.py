@@ -8,12 +8,14 @@ import os
 
 from conftest import Running
 from kapos import card as cards
+from kapos.app.testcards import expiry_months_ahead
 
 CANARY_PAN = "4000001234567899"  # Luhn-valid, unknown to every bank
 CANARY_PIN = "864297531086"  # 12 digits: cannot appear by chance
 CANARY_NAME = "CANARY/SECRET"
-TRACK2 = cards.build_track2(CANARY_PAN, "3012", "101", "987654321")
-SWIPE = cards.build_track1(CANARY_PAN, CANARY_NAME, "3012", "101", "987654321") + TRACK2
+CANARY_EXPIRY = expiry_months_ahead(48)
+TRACK2 = cards.build_track2(CANARY_PAN, CANARY_EXPIRY, "101", "987654321")
+SWIPE = cards.build_track1(CANARY_PAN, CANARY_NAME, CANARY_EXPIRY, "101", "987654321") + TRACK2
 
 
 class Collect(logging.Handler):
@@ -38,7 +40,7 @@ def test_no_canary_in_logs_screens_receipts_records_or_files(tmp_path):
     screens = []
 
     async def go():
-        async with Running() as r:
+        async with Running(data_dir=tmp_path / "terminal") as r:
             r.terminal.observers.append(lambda kind, p: screens.append(p.text()) if kind == "screen" else None)
             script = ("key 1\nkeys 2500\nkey ENTER\nswipe raw \"%s\"\nkey 1\nkeys %s\nkey ENTER\n"
                       "expect result declined\nkey ENTER\n" % (SWIPE, CANARY_PIN))
@@ -98,7 +100,7 @@ def test_no_canary_in_the_journal_or_the_host_ledger(tmp_path):
         try:
             async with Running(overrides=[("host.mode", '"iso8583"'),
                                           ("host.address", '"127.0.0.1:%d"' % port),
-                                          ("host.timeout", "3.0")]) as r:
+                                          ("host.timeout", "3.0")], data_dir=tmp_path / "terminal") as r:
                 script = ("key 1\nkeys 2500\nkey ENTER\nswipe raw \"%s\"\nkey 1\nkeys %s\nkey ENTER\n"
                           "expect result declined\nkey ENTER\n" % (SWIPE, CANARY_PIN))
                 await r.play(script)

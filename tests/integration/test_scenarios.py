@@ -19,7 +19,7 @@ def test_scenario_passes_in_process(name):
     scenario = scenario_mod.load(os.path.join(SCENARIOS, name))
 
     async def go():
-        async with Running(overrides=scenario.config) as r:
+        async with Running(overrides=scenario.config, clock=scenario.clock) as r:
             await r.player.play(scenario)
 
     asyncio.run(go())
@@ -89,7 +89,7 @@ def test_tap_scenarios_through_the_real_mfrc522_driver(name):
     scenario = scenario_mod.load(os.path.join(SCENARIOS, name))
 
     async def go():
-        async with Running(overrides=scenario.config, board="sim-nfc") as r:
+        async with Running(overrides=scenario.config, board="sim-nfc", clock=scenario.clock) as r:
             await r.player.play(scenario)
             stats = r.platform.nfc.emulator.stats
             assert stats["frames"] > 3 and stats["bytes_out"] > 100

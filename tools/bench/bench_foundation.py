@@ -14,6 +14,7 @@ import time
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from kapos import card as cards  # noqa: E402
+from kapos.app.testcards import expiry_months_ahead  # noqa: E402
 from kapos.app.scenario import Player, parse  # noqa: E402
 from kapos.core import events as E  # noqa: E402
 from kapos.core import machine  # noqa: E402
@@ -21,8 +22,9 @@ from kapos.core.settings import Settings  # noqa: E402
 from kapos.local_target import LocalTarget  # noqa: E402
 from kapos.wiring import Assembly  # noqa: E402
 
-SWIPE = cards.build_track1("4111111111111111", "TEST/VISA", "3012", "101") + \
-    cards.build_track2("4111111111111111", "3012", "101")
+EXPIRY = expiry_months_ahead(48)  # valid whatever the date the bench runs on
+SWIPE = cards.build_track1("4111111111111111", "TEST/VISA", EXPIRY, "101") + \
+    cards.build_track2("4111111111111111", EXPIRY, "101")
 SALE_SCRIPT = """key 1
 keys 1235
 key ENTER

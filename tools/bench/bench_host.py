@@ -23,7 +23,7 @@ CARDS = """
 [[card]]
 id = "bench"
 pan = "4111111111111111"
-expiry = "3012"
+expires_in_months = 48
 balance = 1000000000000
 daily_limit = 1000000000000000
 """

@@ -2,6 +2,7 @@
 scenario `swipe <id>` / `tap <id>` present, and what the test bank knows."""
 
 import os
+import time
 import tomllib
 
 from kapos import card as cards
@@ -11,16 +12,34 @@ from kapos.hal import Tap
 DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "testcards.toml")
 
 
+def expiry_months_ahead(months, now=None):
+    """'YYMM' of the month `months` after (or before, if negative) the month of `now`
+    (epoch seconds, default the wall clock)."""
+    t = time.gmtime(time.time() if now is None else now)
+    index = t.tm_year * 12 + (t.tm_mon - 1) + int(months)
+    return "%02d%02d" % ((index // 12) % 100, index % 12 + 1)
+
+
+def entry_expiry(entry, now=None):
+    """A card entry's expiry: fixed `expiry`, or `expires_in_months` from `now`."""
+    if entry.get("expires_in_months") is not None:
+        try:
+            return expiry_months_ahead(int(entry["expires_in_months"]), now)
+        except (TypeError, ValueError):
+            raise ConfigError("test card %s: expires_in_months must be a whole number" % entry.get("id"))
+    return entry.get("expiry")
+
+
 class TestCard:
     __test__ = False  # not a pytest class
 
-    def __init__(self, entry):
+    def __init__(self, entry, now=None):
         self.id = entry["id"]
         self.hotkey = entry.get("hotkey")
         self.present = entry.get("present", "swipe")
         self.pan = entry.get("pan")
         self.name = entry.get("name", "")
-        self.expiry = entry.get("expiry")
+        self.expiry = entry_expiry(entry, now)
         self.service_code = entry.get("service_code", "101")
         self.pin = entry.get("pin")
         self.balance = int(entry.get("balance", 0))
@@ -62,7 +81,8 @@ class TestCard:
         return self.uid.hex().upper() if self.token else self.pan
 
 
-def load(path=DEFAULT_FILE):
+def load(path=DEFAULT_FILE, now=None):
+    """The cards of `path`; relative expiries count from `now` (the terminal's clock)."""
     try:
         with open(path, "rb") as f:
             data = tomllib.load(f)
@@ -72,5 +92,5 @@ def load(path=DEFAULT_FILE):
     for entry in data.get("card", []):
         if "id" not in entry:
             raise ConfigError("test cards file %s: a card has no id" % path)
-        found[entry["id"]] = TestCard(entry)
+        found[entry["id"]] = TestCard(entry, now)
     return found

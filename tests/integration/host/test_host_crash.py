@@ -28,7 +28,7 @@ CARDS = """
 [[card]]
 id = "crash"
 pan = "4111111111111111"
-expiry = "3012"
+expires_in_months = 48
 balance = 1000000000
 daily_limit = 1000000000000
 """
