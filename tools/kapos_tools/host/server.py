@@ -271,10 +271,10 @@ class HostServer:
                 except asyncio.TimeoutError:
                     self.stats["timeouts"] += 1
                     if framer.pending:
-                        self.warn.info("timeout", "%s: frame unfinished after %.0f s (%d bytes):"
+                        self.warn.info("timeout", "%s: frame unfinished after %g s (%d bytes):"
                                        " closing", peer, timeout, framer.pending)
                     else:
-                        self.warn.info("timeout", "%s: idle for %.0f s: closing", peer, timeout)
+                        self.warn.info("timeout", "%s: idle for %g s: closing", peer, timeout)
                     break
                 if not chunk:
                     if framer.pending:
