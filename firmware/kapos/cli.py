@@ -33,11 +33,15 @@ def add_run_parser(sub):
     p.add_argument("--clock", help="start the simulated clock at this UTC time, e.g. 2026-11-25T10:00:00")
     p.add_argument("--headless", action="store_true", help="run without the console UI (service mode)")
     p.add_argument("--manage", metavar="HOST:PORT",
-                   help="serve the management channel on TCP (e.g. 127.0.0.1:7700; beyond loopback needs a token)")
+                   help="serve the management channel on TCP (e.g. 127.0.0.1:7700; a token is always needed)")
     p.add_argument("--manage-serial", metavar="URL",
                    help="serve the management channel on a serial console (a device or a pyserial URL)")
-    p.add_argument("--manage-token", default=os.environ.get("KAPOS_MANAGE_TOKEN"),
-                   help="token management clients must send (default: $KAPOS_MANAGE_TOKEN)")
+    p.add_argument("--manage-token-file", metavar="FILE",
+                   help="file holding the token management clients must send (default: $KAPOS_MANAGE_TOKEN, "
+                        "$KAPOS_MANAGE_TOKEN_FILE, else DATA_DIR/manage-token, made at the first start)")
+    p.add_argument("--manage-token", help=argparse.SUPPRESS)  # works, but shows in ps: warned
+    p.add_argument("--manage-idle-timeout", type=float, default=300.0, metavar="S",
+                   help="close an authenticated management connection after S silent seconds (default 300)")
     p.add_argument("--test-mode", action="store_true",
                    help="the management channel accepts injected input and simulated faults (test rigs only)")
     p.add_argument("--keep-storage", action="store_true",
@@ -81,9 +85,17 @@ async def run_with_management(assembly, args, main=None):
     """Run the terminal (or `main`, e.g. the console) with the management channel beside it."""
     from kapos.services.logbuffer import LogBuffer
     from kapos.services.management import ManagementServer, parse_hostport
+    from kapos.services.mgmt_auth import check_token, terminal_token
 
     if not (args.manage or args.manage_serial):
         return await (main if main is not None else assembly.terminal.run())
+    if args.manage_token:
+        logging.getLogger("kapos.cli").warning(
+            "--manage-token puts the token where every user of this machine can read it (ps, "
+            "/proc/PID/cmdline): use --manage-token-file or $KAPOS_MANAGE_TOKEN")
+        token = check_token(args.manage_token)
+    else:
+        token = terminal_token(assembly.config["storage"]["data_dir"], args.manage_token_file)
     if not getattr(args, "verbose", False):  # INFO goes to the `logs` buffer, not stderr
         for handler in logging.getLogger().handlers:
             if not isinstance(handler, LogBuffer) and handler.level < logging.WARNING:
@@ -91,14 +103,18 @@ async def run_with_management(assembly, args, main=None):
         logging.getLogger("kapos").setLevel(assembly.config["log"]["level"])
     keystore = assembly.keystore
     server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
-                              token=args.manage_token or None, test_mode=args.test_mode,
+                              token=token, test_mode=args.test_mode, idle_timeout=args.manage_idle_timeout,
                               key_loader=assembly.load_keys if keystore is not None else None,
                               key_status=keystore.status if keystore is not None else None)
     ready = asyncio.Event()
     runner = asyncio.ensure_future(main if main is not None else assembly.terminal.run(ready))
     try:
-        if main is None:
-            await ready.wait()
+        if main is None:  # a terminal that fails to start says why instead of hanging here
+            waiter = asyncio.ensure_future(ready.wait())
+            await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
+            if not ready.is_set():
+                waiter.cancel()
+                runner.result()
         if args.manage:
             await server.start_tcp(*parse_hostport(args.manage))
         if args.manage_serial:

@@ -15,8 +15,11 @@ def test_tamper_locks_and_keys_over_the_management_channel_unlock(tmp_path):
     async def go():
         async with Running() as r:
             a = r.assembly
-            server = ManagementServer(a.terminal, a.diagnostics, a.testcards, test_mode=True,
+            server = ManagementServer(a.terminal, a.diagnostics, a.testcards, token="rekey-t0ken", test_mode=True,
                                       key_loader=a.load_keys, key_status=a.keystore.status)
+            refused = await server.handle_line(json.dumps({"id": 0, "cmd": "keys_status"}))
+            assert not refused["ok"] and "not authenticated" in refused["error"]
+            assert (await server.handle_line(json.dumps({"cmd": "auth", "token": "rekey-t0ken"})))["ok"]
             status = await server.handle_line(json.dumps({"id": 1, "cmd": "keys_status"}))
             assert status["ok"] and status["keys"]["loaded"]
             await r.play('tamper "case opened"\nexpect state LOCKED\n')

@@ -96,10 +96,13 @@ class Terminal:
 
     async def run(self, ready=None):
         self._queue = asyncio.Queue()
-        await self.authorizer.start()
         keystore = getattr(self.pin_sealer, "keystore", None)
         if keystore is not None and keystore.tampered:
+            # locked until re-keyed: nothing to sign on with, and re-keying must not wait for a host
+            self._spawn(self._start_authorizer())
             self.post(E.TAMPER, source="keys were erased")  # stay locked across restarts
+        else:
+            await self.authorizer.start()
         self._start_readers()
         self._execute_all(self._initial)
         if self.diagnostics is not None:
@@ -306,6 +309,12 @@ class Terminal:
             return
         self._notify("receipt", receipt)
         self.post(E.PRINTED)
+
+    async def _start_authorizer(self):
+        try:
+            await self.authorizer.start()
+        except Exception as exc:
+            log.error("host link did not start: %s", _describe(exc))
 
     async def _send_alert(self, alert, data):
         try:

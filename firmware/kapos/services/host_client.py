@@ -42,7 +42,7 @@ import os
 import time
 
 from kapos.app.authorizer import Authorizer, HostUnavailable
-from kapos.errors import DecodeError, LocalProtocolError
+from kapos.errors import DecodeError, KaposError, LocalProtocolError
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
@@ -222,6 +222,8 @@ class HostAuthorizer(Authorizer):
                 await asyncio.wait_for(self.sign_on(), self.sign_on_timeout)
             except (HostUnavailable, asyncio.TimeoutError) as exc:
                 log.warning("sign-on failed: %s", exc or "timeout")
+            except KaposError as exc:  # e.g. no keys to MAC it with (tamper): start all the same
+                log.warning("sign-on not sent: %s", exc)
         if self._worker_task is None:
             self._worker_task = asyncio.get_running_loop().create_task(self._worker())
 

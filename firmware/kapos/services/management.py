@@ -8,15 +8,20 @@ default) and over a serial console (a device or any pyserial URL):
     -> {"id": 2, "cmd": "selftest"}
     <- {"id": 2, "ok": false, "error": "not authenticated: send {\\"cmd\\": \\"auth\\", \\"token\\": ...} first"}
 
-`hello` and `status` are read-only and open; everything else needs `auth` first when a
-token is configured. `inject` and `fault` exist only in test mode (`kapos run
---test-mode`, `kapos diag --board sim`, the HIL suite). Any malformed request gets
-`ok: false` with a clear error and the connection stays usable; an oversized line gets
-its reply and then the connection is closed cleanly. Nothing a client sends can change
-the terminal except `inject`, `fault` (test mode) and `printer_test` (prints a page).
+`hello` and `status` are read-only and open; everything else needs `auth` first, on
+every address and transport (the token is per terminal: services/mgmt_auth.py). `inject`
+and `fault` exist only in test mode (`kapos run --test-mode`, `kapos diag --board sim`,
+the HIL suite). A JSON object with a bad field gets `ok: false` and the connection stays
+usable; a line that is not a JSON object at all (an HTTP request from a browser, NaN,
+binary, an oversized line) gets its error and the TCP connection is closed. A TCP client
+has AUTH_WINDOW seconds to authenticate, then `idle_timeout` seconds between requests;
+unauthenticated connections have slots of their own (the oldest is dropped when they run
+out), so they can never keep an authenticated client out. Wrong tokens back off per peer
+and globally (AuthThrottle). Replies are strict JSON. Nothing a client sends can change
+the terminal except `keys_load`, `inject`, `fault` (test mode) and `printer_test`.
 The full protocol, with an example of every command, is in docs/diagnostics.md.
 
-    server = ManagementServer(terminal, diagnostics, testcards, token="s3cret", test_mode=False)
+    server = ManagementServer(terminal, diagnostics, testcards, token=token, test_mode=False)
     host, port = await server.start_tcp("127.0.0.1", 7700)
     await server.start_serial("/dev/ttyGS0")        # or "socket://host:port", a pty, ...
     reply = await server.handle_line('{"id": 1, "cmd": "hello"}')   # what both transports call
@@ -26,7 +31,6 @@ The full protocol, with an example of every command, is in docs/diagnostics.md.
 import asyncio
 import collections
 import hmac
-import ipaddress
 import json
 import logging
 import threading
@@ -39,13 +43,17 @@ from kapos.core import events as E
 from kapos.core import keys
 from kapos.errors import KaposError
 from kapos.services import logbuffer
+from kapos.services.mgmt_auth import AuthThrottle, ManageTokenError, check_token
 
 log = logging.getLogger("kapos.management")
 
 PROTOCOL = 1
 DEFAULT_PORT = 7700
 MAX_LINE = 8192  # bytes of one request line, without its line ending
-MAX_CLIENTS = 4
+MAX_CLIENTS = 4  # authenticated TCP connections
+MAX_PENDING = 8  # TCP connections not authenticated yet; a new one drops the oldest
+AUTH_WINDOW = 5.0  # seconds a TCP connection has to authenticate
+IDLE_TIMEOUT = 300.0  # seconds an authenticated TCP connection may stay silent (default)
 MAX_AUTH_FAILURES = 5  # per connection; then `auth` is refused until it reconnects
 SERIAL_IDLE_LOGOUT = 600.0  # seconds without a request before a serial session forgets its auth
 INJECT_SETTLE = 1.0  # seconds an inject waits for the terminal to handle the event
@@ -62,14 +70,25 @@ class RequestError(Exception):
     """A request the server refuses: becomes {"ok": false, "error": message}."""
 
 
-class Session:
-    """The state of one client: a TCP connection or the serial console."""
+class NotARequest(RequestError):
+    """A line that is not a JSON object at all: answered, then the TCP connection closes."""
 
-    def __init__(self, peer="local", idle_logout=None):
+
+class Session:
+    """The state of one client: a TCP connection, the serial console or a direct caller.
+
+    `address` keys the wrong-token back-off (the IP, not the port: reconnecting does not
+    reset it). `admit`, set by the TCP transport, says whether an authenticated slot is
+    free. `close_after` asks the transport to close once the reply is sent."""
+
+    def __init__(self, peer="local", idle_logout=None, address=None, admit=None):
         self.peer = peer
+        self.address = address if address is not None else peer
         self.authed = False
         self.failures = 0
         self.idle_logout = idle_logout
+        self.admit = admit
+        self.close_after = False
         self.last_seen = time.monotonic()
 
     def touch(self):
@@ -81,11 +100,17 @@ class Session:
 
 class ManagementServer:
     def __init__(self, terminal, diagnostics, testcards=None, token=None, test_mode=False,
-                 log_buffer=None, key_loader=None, key_status=None):
-        if token is not None and not isinstance(token, str):
-            raise KaposError("the management token must be text")
-        if token == "":
-            raise KaposError("the management token is empty: give a token or none at all")
+                 log_buffer=None, key_loader=None, key_status=None, idle_timeout=IDLE_TIMEOUT,
+                 auth_window=AUTH_WINDOW, throttle=None):
+        if token is None:
+            raise ManageTokenError("the management channel needs a token (every address, loopback "
+                                   "included): see `kapos keys status --show-token`")
+        check_token(token)
+        if not (isinstance(idle_timeout, (int, float)) and 0 < idle_timeout < float("inf")):
+            raise KaposError("the management idle timeout must be a positive number of seconds")
+        self.idle_timeout = float(idle_timeout)
+        self.auth_window = float(auth_window)
+        self.throttle = throttle if throttle is not None else AuthThrottle()
         self.terminal = terminal
         self.diagnostics = diagnostics
         self._testcards = testcards
@@ -104,7 +129,7 @@ class ManagementServer:
         self.beeps_total = 0
         self._buzzer_wrapped = None
         self._tcp = None
-        self._connections = set()  # (writer, task)
+        self._connections = {}  # task -> (writer, session), oldest first
         self._serial = None
         self._commands = {
             # name: (method, needs auth, test mode only)
@@ -171,26 +196,7 @@ class ManagementServer:
         session.touch()
         request_id = None
         try:
-            if isinstance(line, (bytes, bytearray)):
-                if len(line) > MAX_LINE:
-                    raise RequestError("request line longer than %d bytes" % MAX_LINE)
-                try:
-                    line = bytes(line).decode("utf-8")
-                except UnicodeDecodeError:
-                    raise RequestError("request is not valid UTF-8")
-            elif len(line.encode("utf-8", "surrogatepass")) > MAX_LINE:
-                raise RequestError("request line longer than %d bytes" % MAX_LINE)
-            line = line.strip()
-            if not line:
-                raise RequestError("empty request: send one JSON object per line")
-            try:
-                request = json.loads(line)
-            except ValueError as exc:
-                raise RequestError("bad JSON: %s" % exc)
-            except RecursionError:
-                raise RequestError("bad JSON: nested too deeply")
-            if not isinstance(request, dict):
-                raise RequestError("a request must be a JSON object, got %s" % _json_type(request))
+            request = parse_request(line)
             request_id = request.get("id")
             if not (request_id is None or isinstance(request_id, (str, int, float)) and not isinstance(request_id, bool)):
                 request_id = None
@@ -204,12 +210,15 @@ class ManagementServer:
             if entry is None:
                 raise RequestError("unknown command %r (known: %s)" % (cmd[:40], ", ".join(self.commands)))
             method, needs_auth, test_only = entry
-            if needs_auth and self.token is not None and not session.authed:
+            if needs_auth and not session.authed:
                 raise RequestError("not authenticated: send {\"cmd\": \"auth\", \"token\": \"...\"} first")
             if test_only and not self.test_mode:
                 raise RequestError("%s is only available in test mode (kapos run --test-mode); "
                                    "this terminal is in service mode" % cmd)
             result = await method(request, session)
+        except NotARequest as exc:
+            session.close_after = True
+            return {"id": None, "ok": False, "error": str(exc)}
         except RequestError as exc:
             return {"id": request_id, "ok": False, "error": str(exc)}
         except Exception as exc:  # a bug here must never reach the terminal or the transport
@@ -223,8 +232,8 @@ class ManagementServer:
 
     async def _cmd_hello(self, request, session):
         return {"protocol": PROTOCOL, "versions": self.diagnostics.versions(),
-                "board": self._board_name(), "auth_required": self.token is not None,
-                "authenticated": self.token is None or session.authed,
+                "board": self._board_name(), "auth_required": True,
+                "authenticated": session.authed,
                 "test_mode": self.test_mode, "commands": self.commands}
 
     async def _cmd_status(self, request, session):
@@ -236,15 +245,21 @@ class ManagementServer:
         token = request.get("token")
         if not isinstance(token, str):
             raise RequestError("auth needs \"token\" (a string)")
-        if self.token is None:
-            session.authed = True
-            return {"authenticated": True, "note": "no token is configured"}
         if session.failures >= MAX_AUTH_FAILURES:
+            session.close_after = True
             raise RequestError("too many wrong tokens on this connection; reconnect to try again")
-        if hmac.compare_digest(token.encode("utf-8"), self.token.encode("utf-8")):
-            session.authed = True
+        wait = self.throttle.refused_for(session.address)
+        if wait > 0:  # not even compared: guessing runs at the back-off's pace
+            raise RequestError("too many wrong tokens: wait %.1f s before trying again" % wait)
+        if hmac.compare_digest(token.encode("utf-8", "surrogatepass"), self.token.encode("utf-8")):
+            self.throttle.succeeded(session.address)
             session.failures = 0
+            if not session.authed and session.admit is not None and not session.admit():
+                session.close_after = True
+                raise RequestError("too many management clients (%d); closing" % MAX_CLIENTS)
+            session.authed = True
             return {"authenticated": True}
+        self.throttle.failed(session.address)
         session.failures += 1
         session.authed = False
         log.warning("management: wrong token from %s", session.peer)
@@ -252,6 +267,8 @@ class ManagementServer:
 
     async def _cmd_logout(self, request, session):
         session.authed = False
+        if session.admit is not None:  # TCP: the slot goes with the session
+            session.close_after = True
         return {"authenticated": False}
 
     async def _cmd_selftest(self, request, session):
@@ -484,11 +501,7 @@ class ManagementServer:
     # ------------------------------------------------------------ TCP transport
 
     async def start_tcp(self, host="127.0.0.1", port=DEFAULT_PORT):
-        """Listen on host:port (port 0: any free port). Returns the (host, port) bound.
-        A non-loopback address needs a token: the channel can read screens and logs."""
-        if self.token is None and not _is_loopback(host):
-            raise KaposError("the management channel listens on %s only with a token "
-                             "(--manage-token): without one it stays on 127.0.0.1" % host)
+        """Listen on host:port (port 0: any free port). Returns the (host, port) bound."""
         if self._tcp is not None:
             raise KaposError("the management channel already listens on TCP")
         self._tcp = await asyncio.start_server(self._serve_tcp, host, port, limit=MAX_LINE)
@@ -500,19 +513,42 @@ class ManagementServer:
     def tcp_address(self):
         return self._tcp.sockets[0].getsockname()[:2] if self._tcp is not None else None
 
+    def _authed_count(self):
+        return sum(1 for _, session in self._connections.values() if session.authed)
+
+    def _make_room_for_one_more_pending(self):
+        """Unauthenticated connections live in slots of their own: when those run out the
+        oldest is dropped, so idle sockets cannot keep anyone out for long."""
+        pending = [(task, writer) for task, (writer, session) in self._connections.items()
+                   if not session.authed]
+        for task, writer in pending[:max(0, len(pending) - MAX_PENDING + 1)]:
+            log.warning("management: dropping an unauthenticated connection to make room")
+            self._connections.pop(task, None)
+            writer.close()
+            task.cancel()
+
     async def _serve_tcp(self, reader, writer):
         peer = writer.get_extra_info("peername")
-        session = Session("%s:%s" % tuple(peer[:2]) if peer else "tcp")
-        entry = (writer, asyncio.current_task())
-        if len(self._connections) >= MAX_CLIENTS:
-            await _send(writer, {"id": None, "ok": False, "error": "too many management clients (%d)" % MAX_CLIENTS})
-            await _close_cleanly(reader, writer)
-            return
-        self._connections.add(entry)
+        task = asyncio.current_task()
+        session = Session("%s:%s" % tuple(peer[:2]) if peer else "tcp", address=peer[0] if peer else "tcp",
+                          admit=lambda: self._authed_count() < MAX_CLIENTS)
+        self._make_room_for_one_more_pending()
+        self._connections[task] = (writer, session)
+        loop = asyncio.get_running_loop()
+        auth_deadline = loop.time() + self.auth_window
+        graceful = False
         try:
             while True:
+                if session.authed:
+                    timeout, why = self.idle_timeout, "idle for %.0f s" % self.idle_timeout
+                else:
+                    timeout = auth_deadline - loop.time()
+                    why = "not authenticated within %.0f s" % self.auth_window
                 try:
-                    line = await reader.readuntil(b"\n")
+                    line = await asyncio.wait_for(reader.readuntil(b"\n"), max(timeout, 0))
+                except asyncio.TimeoutError:
+                    await _send(writer, {"id": None, "ok": False, "error": why + "; closing the connection"})
+                    break
                 except asyncio.IncompleteReadError as exc:
                     if exc.partial.strip():  # the last request had no line ending
                         await _send(writer, await self.handle_line(exc.partial, session))
@@ -520,17 +556,24 @@ class ManagementServer:
                 except asyncio.LimitOverrunError:
                     await _send(writer, {"id": None, "ok": False,
                                          "error": "request line longer than %d bytes; closing the connection" % MAX_LINE})
-                    await _close_cleanly(reader, writer)
-                    return
+                    graceful = True
+                    break
                 if not line.strip():
                     continue
                 await _send(writer, await self.handle_line(line.rstrip(b"\r\n"), session))
+                if session.close_after:
+                    graceful = True
+                    break
         except (ConnectionError, asyncio.CancelledError):
             pass
         except Exception:
             log.exception("management connection from %s failed", session.peer)
         finally:
-            self._connections.discard(entry)
+            self._connections.pop(task, None)  # the slot is free before any lingering
+            session.authed = False
+        if graceful:
+            await _close_cleanly(reader, writer)
+        else:
             writer.close()
 
     # ------------------------------------------------------------ serial transport
@@ -558,10 +601,10 @@ class ManagementServer:
     async def close(self):
         if self._tcp is not None:
             self._tcp.close()
-            for writer, task in list(self._connections):
+            tasks = list(self._connections)
+            for task, (writer, _) in list(self._connections.items()):
                 writer.close()
                 task.cancel()
-            tasks = [task for _, task in self._connections]
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
             await self._tcp.wait_closed()
@@ -670,8 +713,52 @@ _TOO_LONG = object()
 
 # ---------------------------------------------------------------- module helpers
 
+def parse_request(line):
+    """A request line (bytes or str) -> the request dict; NotARequest for anything that is
+    not one strict JSON object of at most MAX_LINE bytes (NaN and Infinity included)."""
+    if isinstance(line, (bytes, bytearray)):
+        if len(line) > MAX_LINE:
+            raise NotARequest("request line longer than %d bytes" % MAX_LINE)
+        try:
+            line = bytes(line).decode("utf-8")
+        except UnicodeDecodeError:
+            raise NotARequest("request is not valid UTF-8")
+    elif len(line.encode("utf-8", "surrogatepass")) > MAX_LINE:
+        raise NotARequest("request line longer than %d bytes" % MAX_LINE)
+    line = line.strip()
+    if not line:
+        raise NotARequest("empty request: send one JSON object per line")
+    try:
+        request = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except ValueError as exc:
+        raise NotARequest("bad JSON: %s" % exc)
+    except RecursionError:
+        raise NotARequest("bad JSON: nested too deeply")
+    if not isinstance(request, dict):
+        raise NotARequest("a request must be a JSON object, got %s" % _json_type(request))
+    return request
+
+
+def _refuse_constant(name):
+    raise ValueError("%s is not a JSON number" % name)
+
+
+def _finite_float(text):
+    value = float(text)
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("number out of range: %s" % text[:20])
+    return value
+
+
 def _encode(reply):
-    return (json.dumps(reply, separators=(",", ":"), default=str) + "\n").encode("utf-8")
+    """Strict JSON (no NaN or Infinity); a reply that cannot be becomes an error reply."""
+    try:
+        text = json.dumps(reply, separators=(",", ":"), default=str, allow_nan=False)
+    except ValueError:
+        log.error("management reply was not valid JSON (a non-finite number); sent an error instead")
+        text = json.dumps({"id": reply.get("id"), "ok": False, "error": "internal error: reply not encodable"},
+                          separators=(",", ":"), default=str, allow_nan=False)
+    return (text + "\n").encode("utf-8")
 
 
 async def _send(writer, reply):
@@ -737,15 +824,6 @@ def _safe_call(fn):
         return fn()
     except Exception as exc:
         return "unknown (%s)" % type(exc).__name__
-
-
-def _is_loopback(host):
-    if host in ("localhost", "ip6-localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_hostport(text, default_port=DEFAULT_PORT):

@@ -7,6 +7,8 @@ import pytest
 from kapos.services.management import ManagementServer
 from kapos.wiring import Assembly
 
+HARNESS_TOKEN = "harness-t0ken"
+
 
 class Harness:
     """A sim terminal running in the current loop with a ManagementServer on it."""
@@ -50,13 +52,20 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def running(token=None, test_mode=True, board="sim", log_buffer=None):
+async def running(token=None, test_mode=True, board="sim", log_buffer=None, **server_options):
+    """Without `token` the harness uses its own and authenticates the direct session
+    (handle_line without a session), as an in-process harness does; with one, nothing
+    is authenticated yet."""
     assembly = Assembly(board, overrides=[("host.reply_delay", "0")], fresh_storage=True)
     ready = asyncio.Event()
     task = asyncio.ensure_future(assembly.terminal.run(ready))
     await ready.wait()
     server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
-                              token=token, test_mode=test_mode, log_buffer=log_buffer)
+                              token=token or HARNESS_TOKEN, test_mode=test_mode, log_buffer=log_buffer,
+                              **server_options)
+    if token is None:
+        reply = await server.handle_line(json.dumps({"cmd": "auth", "token": HARNESS_TOKEN}))
+        assert reply["ok"], reply
     try:
         yield Harness(assembly, server)
     finally:

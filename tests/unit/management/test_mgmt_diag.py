@@ -93,14 +93,26 @@ def test_usage_and_connection_errors_exit_2(capsys):
         main(["--board", "sim", "--fault", "meteor", "selftest"])
 
 
-def test_a_remote_terminal_over_tcp_with_a_token(capsys):
+def test_a_remote_terminal_over_tcp_with_a_token(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("KAPOS_MANAGE_TOKEN", raising=False)
+    monkeypatch.delenv("KAPOS_MANAGE_TOKEN_FILE", raising=False)
+    token_file = tmp_path / "pi.token"
+    token_file.write_text("s3cret\n")
     with BackgroundTerminal("sim", test_mode=False, token="s3cret") as term:
-        assert main(["--connect", term.address, "--token", "wrong", "status"]) == 2
-        assert "wrong token" in capsys.readouterr().err
-        assert main(["--connect", term.address, "selftest"]) == 2
-        assert "not authenticated" in capsys.readouterr().err
-        assert main(["--connect", term.address, "--token", "s3cret", "selftest"]) == 0
+        nowhere = ["--data-dir", str(tmp_path / "none")]
+        assert main(["--connect", term.address] + nowhere + ["selftest"]) == 2
+        error = capsys.readouterr().err
+        assert "not authenticated" in error and "--manage-token-file" in error
+        assert main(["--connect", term.address, "--manage-token-file", str(token_file), "selftest"]) == 0
         assert "PASS" in capsys.readouterr().out
+        monkeypatch.setenv("KAPOS_MANAGE_TOKEN_FILE", str(token_file))
+        assert main(["--connect", term.address, "counters"]) == 0
+        capsys.readouterr()
+        monkeypatch.delenv("KAPOS_MANAGE_TOKEN_FILE")
+        (tmp_path / "var").mkdir()
+        (tmp_path / "var" / "manage-token").write_text("s3cret")  # a terminal on this machine
+        assert main(["--connect", term.address, "--data-dir", str(tmp_path / "var"), "counters"]) == 0
+        capsys.readouterr()
         assert main(["--connect", term.address, "--token", "s3cret", "logs", "--follow", "--duration", "0.6"]) == 0
         capsys.readouterr()
         # keypad: the screen as it changes (keys pressed on the terminal)
@@ -110,6 +122,8 @@ def test_a_remote_terminal_over_tcp_with_a_token(capsys):
         term.call(term.terminal.press, "CANCEL")
         assert main(["--connect", term.address, "--token", "s3cret", "card", "--timeout", "0.3"]) == 1
         assert "FAIL: no card seen" in capsys.readouterr().out
+        assert main(["--connect", term.address, "--token", "wrong", "status"]) == 2
+        assert "wrong token" in capsys.readouterr().err
 
 
 def test_card_shows_the_masked_card_of_a_swipe(capsys):

@@ -11,11 +11,17 @@ import tty
 import pytest
 
 from kapos.app.scenario import Player, parse
-from kapos.services.management import MAX_CLIENTS, MAX_LINE
+from kapos.services.management import MAX_CLIENTS, MAX_LINE, MAX_PENDING
+from kapos.services.mgmt_auth import AuthThrottle
 from kapos_tools.diag.client import ManagementClient, ManagementError, parse_address
 from kapos_tools.hil.remote import RemoteTarget
 
 TOKEN = "t0ken"
+HARNESS_TOKEN = "harness-t0ken"  # conftest's, when no token is given
+
+
+def no_backoff():
+    return AuthThrottle(peer_base=0, global_base=0)
 
 
 def run(coro):
@@ -49,7 +55,13 @@ def test_tcp_requests_garbage_and_auth_on_one_connection(mgmt):
             reader, writer = await _tcp(address)
             assert (await _ask(reader, writer, {"id": 1, "cmd": "hello"}))["auth_required"] is True
             assert "bad JSON" in (await _ask(reader, writer, b"{garbage\n"))["error"]
+            assert await asyncio.wait_for(reader.read(), 5) == b""  # not a JSON object: closed
+            writer.close()
+            reader, writer = await _tcp(address)
             assert "JSON object" in (await _ask(reader, writer, b"[]\r\n"))["error"]
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            reader, writer = await _tcp(address)
             assert "unknown command" in (await _ask(reader, writer, {"id": 2, "cmd": "x"}))["error"]
             assert "not authenticated" in (await _ask(reader, writer, {"id": 3, "cmd": "selftest"}))["error"]
             assert (await _ask(reader, writer, {"id": 4, "cmd": "auth", "token": TOKEN}))["ok"]
@@ -123,10 +135,12 @@ def test_tcp_client_limit_and_close_drops_connections(mgmt):
             address = await h.server.start_tcp("127.0.0.1", 0)
             clients = [await _tcp(address) for _ in range(MAX_CLIENTS)]
             for reader, writer in clients:
-                assert (await _ask(reader, writer, {"cmd": "status"}))["ok"]
+                assert (await _ask(reader, writer, {"cmd": "auth", "token": HARNESS_TOKEN}))["ok"]
             reader, writer = await _tcp(address)
-            reply = json.loads(await asyncio.wait_for(reader.readline(), 5))
+            assert (await _ask(reader, writer, {"cmd": "status"}))["ok"]  # open commands still answered
+            reply = await _ask(reader, writer, {"cmd": "auth", "token": HARNESS_TOKEN})
             assert "too many management clients" in reply["error"]
+            assert await asyncio.wait_for(reader.read(), 5) == b""
             writer.close()
             await h.server.close()
             for reader, _ in clients:
@@ -137,9 +151,46 @@ def test_tcp_client_limit_and_close_drops_connections(mgmt):
     run(go())
 
 
+def test_unauthenticated_connections_time_out_and_make_room(mgmt):
+    async def go():
+        async with mgmt(auth_window=0.3) as h:
+            address = await h.server.start_tcp("127.0.0.1", 0)
+            reader, writer = await _tcp(address)
+            reply = json.loads(await asyncio.wait_for(reader.readline(), 5))  # sent nothing: dropped
+            assert "not authenticated within" in reply["error"]
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+        async with mgmt() as h:
+            address = await h.server.start_tcp("127.0.0.1", 0)
+            idle = [await _tcp(address) for _ in range(MAX_PENDING)]
+            for reader, writer in idle:  # each one is being served
+                assert (await _ask(reader, writer, {"cmd": "hello"}))["ok"]
+            newcomer = await _tcp(address)
+            assert (await _ask(*newcomer, {"cmd": "auth", "token": HARNESS_TOKEN}))["ok"]
+            assert await asyncio.wait_for(idle[0][0].read(), 5) == b""  # the oldest made room
+            for _, writer in idle + [newcomer]:
+                writer.close()
+
+    run(go())
+
+
+def test_an_idle_authenticated_connection_is_closed(mgmt):
+    async def go():
+        async with mgmt(idle_timeout=0.2) as h:
+            address = await h.server.start_tcp("127.0.0.1", 0)
+            reader, writer = await _tcp(address)
+            assert (await _ask(reader, writer, {"cmd": "auth", "token": HARNESS_TOKEN}))["ok"]
+            reply = json.loads(await asyncio.wait_for(reader.readline(), 5))
+            assert "idle for" in reply["error"]
+            assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+
+    run(go())
+
+
 def test_client_over_tcp_raises_on_refusals(mgmt):
     async def go():
-        async with mgmt(token=TOKEN, test_mode=True) as h:
+        async with mgmt(token=TOKEN, test_mode=True, throttle=no_backoff()) as h:
             host, port = await h.server.start_tcp("127.0.0.1", 0)
             with pytest.raises(ManagementError, match="wrong token"):
                 await ManagementClient.open("%s:%d" % (host, port), token="nope")

@@ -9,11 +9,22 @@ Addresses: `HOST:PORT` or `tcp://HOST:PORT` for TCP; `serial:URL` for a serial c
 where URL is a device (`serial:/dev/ttyUSB0`) or any pyserial URL
 (`serial:socket://labhost:4001`, `serial:rfc2217://labhost:4002`). On a serial console,
 lines that are not JSON replies (boot messages, a shell) are skipped.
+
+The token: `find_token()` reads it the way every kapos tool does (a token file, the
+environment, or the terminal's own data directory on this machine), so it never has to
+be typed on a command line.
 """
 
 import asyncio
 import json
+import logging
+import os
 import threading
+
+from kapos.errors import KaposError
+from kapos.services.mgmt_auth import TOKEN_ENV, TOKEN_FILE_ENV, check_token, read_token_file, token_path
+
+log = logging.getLogger("kapos_tools.diag")
 
 DEFAULT_TIMEOUT = 30.0  # a self-test waits for the host echo (timeouts.host, 15 s by default)
 REPLY_LIMIT = 16 << 20  # replies (logs, records) may be much longer than a request
@@ -25,6 +36,34 @@ class ManagementError(Exception):
     def __init__(self, message, reply=None):
         Exception.__init__(self, message)
         self.reply = reply
+
+
+def find_token(token=None, token_file=None, data_dir="var", environ=None):
+    """The management token to send: `token` (from a command line: works, with a warning,
+    because `ps` shows it), else the file `token_file`, else $KAPOS_MANAGE_TOKEN, else the
+    file in $KAPOS_MANAGE_TOKEN_FILE, else DATA_DIR/manage-token when it exists (a terminal
+    on this machine). None when there is none. ManagementError if a named file is unusable."""
+    environ = os.environ if environ is None else environ
+    try:
+        if token:
+            log.warning("a management token given on the command line shows in ps: "
+                        "use --manage-token-file or $KAPOS_MANAGE_TOKEN")
+            return check_token(token)
+        if token_file:
+            return read_token_file(token_file)
+        if environ.get(TOKEN_ENV):
+            return check_token(environ[TOKEN_ENV].strip())
+        if environ.get(TOKEN_FILE_ENV):
+            return read_token_file(environ[TOKEN_FILE_ENV])
+        if data_dir and os.path.exists(token_path(data_dir)):
+            return read_token_file(token_path(data_dir))
+    except KaposError as exc:
+        raise ManagementError(str(exc))
+    return None
+
+
+NO_TOKEN_HINT = ("give the terminal's token: --manage-token-file FILE or $KAPOS_MANAGE_TOKEN "
+                 "(`kapos keys status --show-token` on the terminal shows it)")
 
 
 def parse_address(where):
@@ -141,6 +180,7 @@ class ManagementClient:
         self.link = link
         self.where = where
         self.hello = None
+        self.token_sent = False
         self._next_id = 0
         self._lock = asyncio.Lock()
 
@@ -155,6 +195,7 @@ class ManagementClient:
         try:
             client.hello = await client.call("hello", timeout=timeout)
             if token:
+                client.token_sent = True
                 await client.call("auth", token=token, timeout=timeout)
         except BaseException:
             await client.close()
@@ -191,7 +232,10 @@ class ManagementClient:
         """Send one request; return the reply, or raise ManagementError with its error."""
         reply = await self.request(cmd, timeout=timeout, **fields)
         if not reply.get("ok"):
-            raise ManagementError(reply.get("error") or "the terminal refused %s" % cmd, reply)
+            error = reply.get("error") or "the terminal refused %s" % cmd
+            if error.startswith("not authenticated") and not self.token_sent:
+                error = "not authenticated: " + NO_TOKEN_HINT
+            raise ManagementError(error, reply)
         return reply
 
     async def close(self):

@@ -1,8 +1,8 @@
 """`kapos diag`: a field technician's view of a terminal, over its management channel.
 
     kapos diag selftest                                   # the terminal on this machine (127.0.0.1:7700)
-    kapos diag --connect 10.0.0.7:7700 --token T status   # another terminal, over TCP
-    kapos diag --serial /dev/ttyUSB0 --token T logs -n 100
+    kapos diag --connect 10.0.0.7:7700 --manage-token-file pi.token status   # another terminal
+    kapos diag --serial /dev/ttyUSB0 logs -n 100          # token from $KAPOS_MANAGE_TOKEN
     kapos diag --board sim selftest --json out.json       # an in-process simulated terminal
     kapos diag --board sim --fault printer_paper_out selftest    # ... with a simulated fault
 
@@ -19,7 +19,7 @@ import time
 
 from kapos.services.management import DEFAULT_PORT, FAULTS
 
-from .client import ManagementClient, ManagementError
+from .client import ManagementClient, ManagementError, find_token
 from .simrun import InProcessTerminal
 
 EXIT_OK, EXIT_FAILED, EXIT_ERROR = 0, 1, 2
@@ -31,8 +31,9 @@ def register(subparsers):
         "diag", help="diagnostics over the management channel (self-test, status, logs, ...)",
         description="Talk to a terminal's management channel: self-test, status, logs, counters, "
                     "and interactive keypad, printer and card checks.",
-        epilog="Default target: --connect 127.0.0.1:%d (or $KAPOS_MANAGE). Token: --token or "
-               "$KAPOS_MANAGE_TOKEN. Protocol and checks: docs/diagnostics.md." % DEFAULT_PORT)
+        epilog="Default target: --connect 127.0.0.1:%d (or $KAPOS_MANAGE). Token: --manage-token-file, "
+               "$KAPOS_MANAGE_TOKEN, $KAPOS_MANAGE_TOKEN_FILE, else DATA_DIR/manage-token. "
+               "Protocol and checks: docs/diagnostics.md." % DEFAULT_PORT)
     where = p.add_mutually_exclusive_group()
     where.add_argument("--connect", metavar="HOST:PORT",
                        help="a terminal's management channel over TCP")
@@ -40,8 +41,12 @@ def register(subparsers):
                        help="a terminal's management console: a device (/dev/ttyUSB0) or a pyserial URL")
     where.add_argument("--board", metavar="BOARD",
                        help="start a terminal in process on this board (e.g. sim), test mode on")
-    p.add_argument("--token", default=os.environ.get("KAPOS_MANAGE_TOKEN"),
-                   help="management token (default: $KAPOS_MANAGE_TOKEN)")
+    p.add_argument("--manage-token-file", metavar="FILE",
+                   help="file holding the terminal's management token (default: $KAPOS_MANAGE_TOKEN, "
+                        "$KAPOS_MANAGE_TOKEN_FILE, else DATA_DIR/manage-token)")
+    p.add_argument("--data-dir", default="var",
+                   help="a terminal's data directory on this machine, to find its token (default var)")
+    p.add_argument("--token", help="the token itself (works, but shows in ps: warned)")
     p.add_argument("--fault", action="append", default=[], choices=FAULTS,
                    help="with --board: switch on a simulated fault before the command (repeatable)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for each reply (default 30)")
@@ -116,7 +121,8 @@ async def _diag(args):
     else:
         where = args.connect or os.environ.get("KAPOS_MANAGE") or "127.0.0.1:%d" % DEFAULT_PORT
     try:
-        client = await ManagementClient.open(where, token=args.token, timeout=min(args.timeout, 10.0))
+        token = find_token(args.token, args.manage_token_file, args.data_dir)
+        client = await ManagementClient.open(where, token=token, timeout=min(args.timeout, 10.0))
     except ValueError as exc:
         raise ManagementError(str(exc))
     try:

@@ -8,7 +8,9 @@ Options:
                         tcp://HOST:PORT   a running terminal's management channel (e.g. a Pi)
                         serial:URL        ... over its serial console (device or pyserial URL)
                         Not given: `local` and `manage` both (the remote path runs in `make test`).
-    --manage-token T    the remote terminal's management token (default $KAPOS_MANAGE_TOKEN)
+    --manage-token-file F  file with the remote terminal's management token (default:
+                        $KAPOS_MANAGE_TOKEN, $KAPOS_MANAGE_TOKEN_FILE, var/manage-token);
+                        --manage-token T still works but shows in ps (warned)
 
 Fixture `terminal_target`: a HilTarget (parametrized per target). Use it as
 
@@ -35,7 +37,7 @@ import pytest
 from kapos.app.scenario import Player
 from kapos.errors import ScenarioError
 
-from kapos_tools.diag.client import ManagementError
+from kapos_tools.diag.client import ManagementError, find_token
 
 from .remote import HINTS, InjectionUnavailable, RemoteTarget
 
@@ -51,8 +53,11 @@ def pytest_addoption(parser):
     group.addoption("--target", action="store", default=None, metavar="WHERE",
                     help="local | manage | tcp://HOST:PORT | serial:URL "
                          "(default: local and manage on an in-process board)")
-    group.addoption("--manage-token", action="store", default=os.environ.get("KAPOS_MANAGE_TOKEN"),
-                    metavar="TOKEN", help="management token of a remote terminal (default: $KAPOS_MANAGE_TOKEN)")
+    group.addoption("--manage-token-file", action="store", default=None, metavar="FILE",
+                    help="file with a remote terminal's management token (default: $KAPOS_MANAGE_TOKEN, "
+                         "$KAPOS_MANAGE_TOKEN_FILE, var/manage-token)")
+    group.addoption("--manage-token", action="store", default=None, metavar="TOKEN",
+                    help="the token itself (works, but shows in ps: prefer --manage-token-file)")
 
 
 def pytest_configure(config):
@@ -86,7 +91,11 @@ def terminal_target(request):
     when --target is not given)."""
     where = getattr(request, "param", None) or _targets(request.config)[0]
     board = request.config.getoption("--board")
-    return HilTarget(where, board, token=request.config.getoption("--manage-token"))
+    token = None
+    if where not in IN_PROCESS:  # in process, the harness makes and passes its own token
+        token = find_token(request.config.getoption("--manage-token"),
+                           request.config.getoption("--manage-token-file"))
+    return HilTarget(where, board, token=token)
 
 
 class HilSession:

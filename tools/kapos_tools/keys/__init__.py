@@ -2,11 +2,15 @@
 
     kapos keys new-bdk --out bdk.json            # a random AES-128 BDK (file mode 0600)
     kapos keys load --terminal-id KAPOS001 --data-dir var [--bdk bdk.json]
-    kapos keys load --terminal-id KAPOS001 --connect 127.0.0.1:8590 --token T [--bdk bdk.json]
-    kapos keys status --data-dir var   |   --connect HOST:PORT
+    kapos keys load --terminal-id KAPOS001 --connect 127.0.0.1:7700 [--manage-token-file F] [--bdk bdk.json]
+    kapos keys status --data-dir var [--show-token]   |   --connect HOST:PORT
+
     kapos keys token-block --uid 04A2B3C4D5E6F7 --counter 2   # write it to block 4 of the token
 
 Without --bdk the public X9.24-3 test BDK is used (the reference host's default).
+Over --connect the management token comes from --manage-token-file, $KAPOS_MANAGE_TOKEN,
+$KAPOS_MANAGE_TOKEN_FILE or var/manage-token (docs/diagnostics.md); `--show-token` prints
+a terminal's token from its data directory (making it if the terminal never started).
 """
 
 import binascii
@@ -49,10 +53,11 @@ def _remote(args, cmd, **fields):
     """One request over the terminal's management channel (the key goes only there)."""
     import asyncio
 
-    from kapos_tools.diag.client import ManagementClient, ManagementError
+    from kapos_tools.diag.client import ManagementClient, ManagementError, find_token
 
     async def go():
-        client = await ManagementClient.open(args.connect, token=args.token)
+        token = find_token(args.token, args.manage_token_file)
+        client = await ManagementClient.open(args.connect, token=token)
         try:
             return await client.call(cmd, **fields)
         finally:
@@ -81,6 +86,14 @@ def cmd_load(args):
 
 
 def cmd_status(args):
+    if args.show_token:
+        if args.connect:
+            raise KaposError("--show-token reads the terminal's data directory (--data-dir): "
+                             "the token never crosses the management channel")
+        from kapos.services.mgmt_auth import load_or_create_token, token_path
+
+        token = load_or_create_token(args.data_dir)
+        print("management token (in %s, mode 0600): %s" % (token_path(args.data_dir), token))
     if args.connect:
         status = _remote(args, "keys_status").get("keys", {})
     else:
@@ -127,10 +140,14 @@ def register(subparsers):
         where = q.add_mutually_exclusive_group()
         where.add_argument("--data-dir", default="var", help="the terminal's data directory (local)")
         where.add_argument("--connect", help="HOST:PORT of the terminal's management channel")
-        q.add_argument("--token", help="management channel token")
+        q.add_argument("--manage-token-file", metavar="FILE", help="file holding the management token")
+        q.add_argument("--token", help="the management token itself (works, but shows in ps: warned)")
         if name == "load":
             q.add_argument("--terminal-id", required=True)
             q.add_argument("--bdk", help="BDK file from `kapos keys new-bdk` (default: the public test BDK)")
+        else:
+            q.add_argument("--show-token", action="store_true",
+                           help="also print the terminal's management token (from --data-dir)")
         q.set_defaults(func=func)
     return p
 
