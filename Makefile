@@ -42,7 +42,12 @@ HIL_TARGET ?= manage
 hil: $(STAMP)
 	$(BIN)/python -m pytest tests/hil --board $(BOARD) --target $(HIL_TARGET)
 
-test: $(STAMP)
+# Real components the tests use, from Debian's packages (faketime: the calendar tests).
+DEBS_STAMP := $(VENV)/.debs-installed
+$(DEBS_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ faketime:faketime
+
+test: $(STAMP) $(DEBS_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md
