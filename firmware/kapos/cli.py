@@ -116,7 +116,9 @@ async def run_with_management(assembly, args, main=None):
                 waiter.cancel()
                 runner.result()
         if args.manage:
-            await server.start_tcp(*parse_hostport(args.manage))
+            host, port = await server.start_tcp(*parse_hostport(args.manage))
+            if main is None:  # headless: say where (port 0 picks a free one)
+                print("kapos: management channel on %s:%d" % (host, port), flush=True)
         if args.manage_serial:
             await server.start_serial(args.manage_serial)
         await runner

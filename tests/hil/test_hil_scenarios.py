@@ -4,7 +4,7 @@ With no options each runs twice on the sim board: in process (LocalTarget) and t
 the management channel over TCP (RemoteTarget against an in-process terminal), so the
 remote path is part of `make test`. Against a real terminal:
 
-    pytest tests/hil --board rpi4 --target tcp://10.0.0.7:7700 --manage-token T
+    pytest tests/hil --board rpi4 --target tcp://10.0.0.7:7700 --manage-token-file pi.token
 
 Scenarios with `config`/`clock` lines are skipped on a remote terminal (it keeps its own
 configuration), and scenarios needing injected input are skipped when the terminal is
