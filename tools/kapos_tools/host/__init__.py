@@ -8,7 +8,12 @@
     ledger   Ledger: accounts, cards, daily totals, transactions, reversals, batches,
              and the rules (docs/host.md)
     server   HostServer: asyncio TCP (+TLS) server and serial lines over a Ledger
+    registry TerminalRegistry: enrolled terminals, their DUKPT IK IDs and KSN counters
+    keyfile  the host's key file (PVV key, BDK, token key; 0600), private ledger files,
+             secret options from files and the environment
+    limits   connection caps, timeouts, rate-limited logging under a flood
     cli      register(subparsers) for the `kapos.commands` entry-point group
+             (`kapos host`, `kapos host enroll | terminals | disable | enable`)
 
 Plugged into `kapos` by pyproject.toml:
     [project.entry-points."kapos.commands"]
@@ -17,4 +22,5 @@ Plugged into `kapos` by pyproject.toml:
 
 from kapos_tools.host.cli import register, main  # noqa: F401
 from kapos_tools.host.ledger import Ledger  # noqa: F401
+from kapos_tools.host.registry import TerminalRegistry  # noqa: F401
 from kapos_tools.host.server import HostServer, tls_server_context  # noqa: F401
