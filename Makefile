@@ -25,6 +25,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
+# MicroPython for the gate in make test: Debian's node + the pinned npm package (tools/mpy).
+MPY_STAMP := $(VENV)/.micropython-installed
+$(MPY_STAMP): tools/mpy/package.json tools/mpy/package-lock.json | $(STAMP)
+	@if ! command -v node >/dev/null || ! command -v npm >/dev/null; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq nodejs npm; \
+		else echo "MicroPython gate: node/npm missing (sudo apt-get install nodejs npm); its tests will skip"; fi; fi
+	@if command -v npm >/dev/null; then \
+		cd tools/mpy && npm ci --no-audit --no-fund --loglevel=error && touch ../../$(MPY_STAMP); fi
+
 HOST_ADDR ?= 127.0.0.1:8583
 
 # The simulated terminal, authorizing against the reference host on loopback (var/host.db).
@@ -47,7 +56,7 @@ DEBS_STAMP := $(VENV)/.debs-installed
 $(DEBS_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@sh tools/ensure_debs.sh $@ faketime:faketime
 
-test: $(STAMP) $(DEBS_STAMP)
+test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md

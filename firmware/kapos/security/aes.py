@@ -6,7 +6,9 @@ implementation:
 
 - on CPython: pycryptodome (`Crypto.Cipher.AES`, ECB on one block);
 - on MicroPython: the built-in `cryptolib.aes(key, 1)` (mode 1 = ECB); most
-  ports accept 16- and 32-byte keys only, which is what DUKPT here uses.
+  ports accept 16- and 32-byte keys only, which is what DUKPT here uses;
+- on a MicroPython port without cryptolib (the WebAssembly build): the pure-Python
+  FIPS-197 block in `aes_soft.py`.
 
 Everything else in `kapos.security` (CMAC, DUKPT, PIN blocks) is built on
 `aes_encrypt_block` / `aes_decrypt_block`, because MicroPython's cryptolib only
@@ -31,16 +33,22 @@ try:  # CPython
         return _AES.new(key, _AES.MODE_ECB).decrypt(block)
 
 except ImportError:  # MicroPython
-    import cryptolib  # type: ignore
+    try:
+        import cryptolib  # type: ignore
+    except ImportError:  # a port built without cryptolib (the WebAssembly one): pure Python
+        cryptolib = None
+        from kapos.security.aes_soft import encrypt_block as _encrypt  # noqa: F401
+        from kapos.security.aes_soft import decrypt_block as _decrypt  # noqa: F401
 
     _ECB = 1
 
-    def _encrypt(key, block):
-        # A cryptolib.aes object may only be used in one direction: make one per call.
-        return cryptolib.aes(key, _ECB).encrypt(block)
+    if cryptolib is not None:
+        def _encrypt(key, block):
+            # A cryptolib.aes object may only be used in one direction: make one per call.
+            return cryptolib.aes(key, _ECB).encrypt(block)
 
-    def _decrypt(key, block):
-        return cryptolib.aes(key, _ECB).decrypt(block)
+        def _decrypt(key, block):
+            return cryptolib.aes(key, _ECB).decrypt(block)
 
 
 def _check(key, block):

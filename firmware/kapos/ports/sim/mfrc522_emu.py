@@ -301,7 +301,8 @@ class Mfrc522Emulator(SpiBus):
     def _read(self, reg):
         r = self.regs
         if reg == R_FIFO_DATA:
-            v = self.fifo.pop(0) if self.fifo else 0
+            v = self.fifo[0] if self.fifo else 0
+            self.fifo = self.fifo[1:]  # no bytearray.pop/del on MicroPython (tests/micropython)
             self._fifo_changed()
             return v
         if reg == R_FIFO_LEVEL:
@@ -405,7 +406,7 @@ class Mfrc522Emulator(SpiBus):
         if cmd == C_MEM:
             if len(self.fifo) >= 25:
                 self._mem_buffer = bytearray(self.fifo[:25])
-                del self.fifo[:25]
+                self.fifo = self.fifo[25:]
             elif not self.fifo:
                 self.fifo += self._mem_buffer
             self._finish()
@@ -955,7 +956,7 @@ SW_OK = b"\x90\x00"
 
 
 def tlv(tag, value):
-    t = tag.to_bytes((tag.bit_length() + 7) // 8 or 1, "big")
+    t = tag.to_bytes(1 if tag < 0x100 else (2 if tag < 0x10000 else 3), "big")  # no int.bit_length on MicroPython
     n = len(value)
     length = bytes((n,)) if n < 0x80 else (bytes((0x81, n)) if n < 0x100 else bytes((0x82, n >> 8, n & 0xFF)))
     return t + length + bytes(value)
