@@ -1,21 +1,37 @@
 """`make run`: the simulated terminal in a terminal window.
 
-The OLED frame is drawn with Unicode half blocks (two pixels per character cell), the PC
-keyboard is the keypad, letters present the built-in test cards, and the receipt appears
-under the screen when it is printed.
+The 128x64 OLED is drawn pixel-exact with Unicode quadrant blocks (2x2 pixels per
+character cell: 64 columns by 16 rows), so the whole terminal fits an 80x24 window. The
+receipt goes to a side pane when the window is wide enough, else `r` shows it in place of
+the screen; `?` lists the test cards with their PINs. A window too small for the layout
+gets a warning instead of wrapped garbage. The PC keyboard is the keypad and letters
+present the built-in test cards (`Controls`, which the browser simulator uses too).
 """
 
 import asyncio
 import os
+import shutil
+import signal
 import sys
-import termios
-import tty
 
 from kapos.core import keys
 from kapos.local_target import tap_for
 
-HELP = ("keys: 0-9  Enter=ENTER  Backspace=CLEAR  Esc/c=CANCEL  Tab=MENU  q=quit\n"
-        "faults: P=toggle paper-out  H=toggle host offline  T=open the case (tamper)")
+SCREEN_COLS, SCREEN_ROWS = 64, 16  # the OLED in quadrant cells
+BOX_COLS = SCREEN_COLS + 2
+MIN_COLS, MIN_ROWS = BOX_COLS, 22
+PANE_COLS = 36  # side pane (receipt, cards) when the window has room for it
+KEY_HELP = "0-9 Enter Bksp=CLEAR Esc/c=CANCEL Tab=MENU  r=receipt ?=cards q=quit"
+FAULT_HELP = "faults: P=paper H=host T=tamper"
+
+# (top-left, top-right, bottom-left, bottom-right) -> character
+QUADRANTS = {
+    (0, 0, 0, 0): " ", (1, 0, 0, 0): "\u2598", (0, 1, 0, 0): "\u259d", (0, 0, 1, 0): "\u2596",
+    (0, 0, 0, 1): "\u2597", (1, 1, 0, 0): "\u2580", (0, 0, 1, 1): "\u2584", (1, 0, 1, 0): "\u258c",
+    (0, 1, 0, 1): "\u2590", (1, 0, 0, 1): "\u259a", (0, 1, 1, 0): "\u259e", (1, 1, 1, 0): "\u259b",
+    (1, 1, 0, 1): "\u259c", (1, 0, 1, 1): "\u2599", (0, 1, 1, 1): "\u259f", (1, 1, 1, 1): "\u2588",
+}
+KEY_NAMES = {"enter": keys.ENTER, "clear": keys.CLEAR, "cancel": keys.CANCEL, "menu": keys.MENU}
 
 
 def frame_to_text(image):
@@ -36,93 +52,219 @@ def frame_to_text(image):
     return "\n".join(rows)
 
 
+def frame_to_quadrants(image):
+    """Render a 1-bit image with quadrant blocks: each cell is 2x2 pixels, nothing lost."""
+    if image is None:
+        return []
+    image = image.convert("1")
+    width, height = image.size
+    px = image.load()
+
+    def on(x, y):
+        return 1 if x < width and y < height and px[x, y] != 0 else 0
+
+    return ["".join(QUADRANTS[(on(x, y), on(x + 1, y), on(x, y + 1), on(x + 1, y + 1))]
+                    for x in range(0, width, 2)) for y in range(0, height, 2)]
+
+
+class Controls:
+    """The terminal's inputs and simulated faults, by name: the console's keys and the
+    browser simulator's buttons go through these same objects."""
+
+    def __init__(self, assembly):
+        self.assembly = assembly
+        self.platform = assembly.terminal.platform
+        self.cards = assembly.testcards
+
+    def press(self, name):
+        key = KEY_NAMES.get(name, name)
+        if key not in keys.DIGITS and key not in KEY_NAMES.values():
+            raise ValueError("not a keypad key")
+        self.platform.keypad.inject(key)
+
+    def present(self, card_id):
+        card = self.cards.get(card_id)
+        if card is None:
+            raise ValueError("unknown test card")
+        if card.present == "tap":
+            self.platform.nfc.inject(tap_for(card))
+            return "tapped %s" % card.id
+        self.platform.magstripe.inject(card.swipe_text())
+        return "swiped %s" % card.id
+
+    def toggle(self, fault):
+        if fault == "paper":
+            printer = self.platform.get("printer")
+            printer.paper_out = not printer.paper_out
+            return "printer paper-out: %s" % printer.paper_out
+        if fault == "host":
+            link = self.assembly.authorizer
+            link.online = not getattr(link, "online", True)
+            return "host link online: %s" % link.online
+        if fault == "tamper":
+            if self.platform.get("tamper") is None:
+                raise ValueError("this board has no tamper switch")
+            self.platform.tamper.inject("case opened (simulator)")
+            return "tamper switch opened: re-key with `kapos keys load`"
+        raise ValueError("unknown fault")
+
+    def faults(self):
+        printer = self.platform.get("printer")
+        return {"paper_out": bool(getattr(printer, "paper_out", False)),
+                "host_online": bool(getattr(self.assembly.authorizer, "online", True)),
+                "tampered": self.assembly.terminal.state == "LOCKED"}
+
+    def card_list(self):
+        """(hotkey, id, how, PIN) of each test card, for help panes and buttons."""
+        out = []
+        for card in sorted(self.cards.values(), key=lambda c: (c.present != "swipe", c.hotkey or "~", c.id)):
+            out.append((card.hotkey or "", card.id, card.present, getattr(card, "pin", None) or ""))
+        return out
+
+
 class Console:
-    def __init__(self, assembly, out=sys.stdout):
+    def __init__(self, assembly, out=sys.stdout, web_url=None):
         self.assembly = assembly
         self.terminal = assembly.terminal
+        self.controls = Controls(assembly)
         self.out = out
+        self.web_url = web_url
         self.hotkeys = {c.hotkey: c for c in assembly.testcards.values() if c.hotkey}
         self.message = ""
         self.receipt = None
+        self.pane = None  # None, "receipt" or "cards": shown in place of the OLED when narrow
+        self.size = None  # (columns, rows) for tests; None: ask the terminal
         self.done = asyncio.Event()
         self.terminal.observers.append(self._observe)
 
     def _observe(self, kind, payload):
         if kind == "receipt":
             self.receipt = payload.text()
+            self.message = "receipt printed" + ("" if self._wide() else ": r shows it")
         if kind in ("screen", "receipt", "state"):
             self.redraw()
 
     def card_help(self):
         return "  ".join("%s=%s" % (k, c.id) for k, c in sorted(self.hotkeys.items()))
 
-    def redraw(self):
+    def window(self):
+        if self.size is not None:
+            return self.size
+        try:
+            size = os.get_terminal_size(self.out.fileno())
+        except (AttributeError, OSError, ValueError):
+            size = shutil.get_terminal_size((80, 24))
+        return size.columns, size.lines
+
+    def _wide(self):
+        cols, _ = self.window()
+        return cols >= BOX_COLS + 1 + PANE_COLS
+
+    def screen_lines(self):
         display = self.terminal.platform.get("display")
         image = getattr(display, "image", None)
-        screen = frame_to_text(image) if image is not None else (
-            self.terminal.screen.text() if self.terminal.screen else "")
-        parts = ["\x1b[H\x1b[2J", "kapos simulated terminal   state: %s\n" % self.terminal.state,
-                 "+" + "-" * 128 + "+\n"]
-        parts += ["|%s|\n" % line for line in screen.split("\n")]
-        parts += ["+" + "-" * 128 + "+\n", HELP + "\n", "cards: " + self.card_help() + "\n"]
+        if image is not None:
+            return frame_to_quadrants(image)
+        text = self.terminal.screen.text() if self.terminal.screen else ""
+        return text.split("\n")
+
+    def _pane(self, kind, height, width):
+        if kind == "receipt":
+            lines = (self.receipt or "(no receipt yet)").rstrip("\n").split("\n")
+            lines = ["--- receipt ---"] + lines
+            return [line[:width] for line in lines[-height:]]
+        lines = ["test cards (key  card  PIN)"]
+        for hotkey, card_id, how, pin in self.controls.card_list():
+            lines.append(("%s %-13s %-5s %s" % (hotkey or " ", card_id[:13], how, pin or "-"))[:width])
+        lines.append("merchant PIN 5678, technician 0000"[:width])
+        lines.append("transfer to: another card's PAN"[:width])
+        lines.append("  e.g. 5555555555554444 (mc-credit)"[:width])
+        return lines[:height]
+
+    def render(self):
+        """The whole window as text lines, each at most the window's width."""
+        cols, rows = self.window()
+        if cols < MIN_COLS or rows < MIN_ROWS:
+            text = ["kapos: this window is %dx%d; the terminal needs %dx%d." % (cols, rows, MIN_COLS, MIN_ROWS),
+                    "Make the window larger (q quits)."]
+            return [line[:cols] for line in text][:max(1, rows)]
+        title = "kapos simulated terminal   state: %s" % self.terminal.state
+        if self.web_url and len(title) + len(self.web_url) + 8 <= cols:
+            title += "   web: " + self.web_url
+        body = [line[:SCREEN_COLS].ljust(SCREEN_COLS) for line in self.screen_lines()[:SCREEN_ROWS]]
+        body += [" " * SCREEN_COLS] * (SCREEN_ROWS - len(body))
+        if self.pane is not None and not self._wide():
+            pane = self._pane(self.pane, SCREEN_ROWS, SCREEN_COLS)
+            body = [line.ljust(SCREEN_COLS) for line in pane] + [" " * SCREEN_COLS] * (SCREEN_ROWS - len(pane))
+        box = ["+" + "-" * SCREEN_COLS + "+"] + ["|%s|" % line for line in body] + ["+" + "-" * SCREEN_COLS + "+"]
+        if self._wide():
+            width = min(cols - BOX_COLS - 1, 48)
+            side = self._pane(self.pane or ("receipt" if self.receipt else "cards"), len(box), width)
+            box = [line + " " + (side[i] if i < len(side) else "") for i, line in enumerate(box)]
+        lines = [title] + box + [KEY_HELP, FAULT_HELP + "   cards: " + " ".join(sorted(self.hotkeys)) + " (? lists)"]
         if self.message:
-            parts.append(self.message + "\n")
-        if self.receipt:
-            parts.append("\n--- receipt ---\n" + self.receipt)
-        self.out.write("".join(parts).replace("\n", "\r\n"))
+            lines.append(self.message)
+        return [line[:cols] for line in lines][:rows]
+
+    def redraw(self):
+        self.out.write("\x1b[H\x1b[2J" + "\r\n".join(self.render()))
         self.out.flush()
 
     def on_input(self, data):
-        platform = self.terminal.platform
         if data.startswith("\x1b[") or data.startswith("\x1bO"):
             return  # arrow and function keys: not on a terminal keypad
         for ch in data:
             self.message = ""
-            if ch in keys.DIGITS:
-                platform.keypad.inject(ch)
-            elif ch in "\r\n":
-                platform.keypad.inject(keys.ENTER)
-            elif ch in "\x7f\x08":
-                platform.keypad.inject(keys.CLEAR)
-            elif ch in "\x1bc":
-                platform.keypad.inject(keys.CANCEL)
-            elif ch == "\t":
-                platform.keypad.inject(keys.MENU)
-            elif ch == "T" and platform.get("tamper") is not None:
-                platform.tamper.inject("case opened (console)")
-                self.message = "tamper switch opened: re-key with `kapos keys load`"
-            elif ch in ("q", "\x03", "\x04"):
-                self.done.set()
-            elif ch == "P":
-                printer = platform.get("printer")
-                printer.paper_out = not printer.paper_out
-                self.message = "printer paper-out: %s" % printer.paper_out
-            elif ch == "H":
-                link = self.assembly.authorizer
-                link.online = not getattr(link, "online", True)
-                self.message = "host link online: %s" % link.online
-            elif ch in self.hotkeys:
-                card = self.hotkeys[ch]
-                if card.present == "tap":
-                    platform.nfc.inject(tap_for(card))
-                    self.message = "tapped %s" % card.id
-                else:
-                    platform.magstripe.inject(card.swipe_text())
-                    self.message = "swiped %s" % card.id
-            self.redraw()
+            try:
+                self._key(ch)
+            except ValueError as exc:
+                self.message = str(exc)
+        self.redraw()
+
+    def _key(self, ch):
+        if ch in keys.DIGITS:
+            self.controls.press(ch)
+        elif ch in "\r\n":
+            self.controls.press("enter")
+        elif ch in "\x7f\x08":
+            self.controls.press("clear")
+        elif ch in "\x1bc":
+            self.controls.press("cancel")
+        elif ch == "\t":
+            self.controls.press("menu")
+        elif ch in ("q", "\x03", "\x04"):
+            self.done.set()
+        elif ch in "PHT":
+            self.message = self.controls.toggle({"P": "paper", "H": "host", "T": "tamper"}[ch])
+        elif ch in "r?":
+            kind = "receipt" if ch == "r" else "cards"
+            self.pane = None if self.pane == kind else kind
+        elif ch in self.hotkeys:
+            self.message = self.controls.present(self.hotkeys[ch].id)
 
     async def run(self):
+        import termios
+        import tty
+
         fd = sys.stdin.fileno()
         saved = termios.tcgetattr(fd)
         loop = asyncio.get_running_loop()
         tty.setcbreak(fd)
         loop.add_reader(fd, lambda: self.on_input(os.read(fd, 64).decode("utf-8", "replace")))
+        try:
+            loop.add_signal_handler(signal.SIGWINCH, self.redraw)
+        except (AttributeError, NotImplementedError, RuntimeError):
+            pass
         runner = asyncio.ensure_future(self.terminal.run())
         try:
             self.redraw()
             await self.done.wait()
         finally:
             loop.remove_reader(fd)
+            try:
+                loop.remove_signal_handler(signal.SIGWINCH)
+            except (AttributeError, NotImplementedError, RuntimeError):
+                pass
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
             self.terminal.stop()
             await runner

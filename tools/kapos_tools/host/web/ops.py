@@ -1,0 +1,276 @@
+"""What the operations dashboard reads from and does to the host's ledger.
+
+Every change goes through here, in one SQL transaction with its audit row:
+
+    ops = Operations(ledger)
+    ops.topup(user, account, amount)      # cash -> account, a balanced posting
+    ops.block(user, card_key) / ops.unblock(user, card_key)
+    ops.acknowledge(user, alarm_id)
+
+A top-up is posted against the `cash:topup` book (the money the operator took in), so
+`Ledger.check()` stays clean: the card account goes up by exactly what the book goes down.
+Nothing read here leaves unmasked: PANs and account numbers show their last 4 digits.
+"""
+
+import json
+import time
+
+from kapos.errors import KaposError
+from kapos.host.messages import response_text
+
+from kapos_tools.host import book
+
+TOPUP_BOOK = "cash:topup"
+BLOCK_CODE = "62"  # restricted card: what a blocked card's requests are answered
+MAX_TOPUP = 10_000_000  # minor units in one top-up: a typo must not mint a fortune
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS ops_users (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, password TEXT NOT NULL, created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ops_audit (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, user TEXT NOT NULL,
+    action TEXT NOT NULL, target TEXT, detail TEXT);
+CREATE TABLE IF NOT EXISTS ops_alarms (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, kind TEXT NOT NULL,
+    terminal_id TEXT, detail TEXT NOT NULL, source TEXT UNIQUE,
+    acked_by TEXT, acked_at REAL);
+CREATE TABLE IF NOT EXISTS ops_blocks (
+    card_key TEXT PRIMARY KEY, prior TEXT, user TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ops_topups (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, account TEXT NOT NULL, amount INTEGER NOT NULL,
+    user TEXT NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS ops_watch (name TEXT PRIMARY KEY, last_id INTEGER NOT NULL);
+"""
+
+
+class OperationError(KaposError):
+    """An operator's request the ledger refuses (unknown account, bad amount...)."""
+
+
+def mask(key):
+    """Last 4 of a PAN, an account number or a token key; internal books as they are."""
+    if not key:
+        return ""
+    if key.startswith("TK:"):
+        return "token ****" + key[-4:]
+    if book.is_internal(key):
+        return key
+    return "****" + key[-4:] if len(key) > 4 else "****"
+
+
+def prepare(db):
+    for statement in SCHEMA.split(";"):
+        if statement.strip():
+            db.execute(statement)
+
+
+class Operations:
+    def __init__(self, ledger, clock=time.time):
+        self.ledger = ledger
+        self.db = ledger.db
+        self.clock = clock
+        with ledger._tx():
+            prepare(self.db)
+
+    # ------------------------------------------------------------ audit
+
+    def audit(self, user, action, target="", detail=""):
+        self.db.execute("INSERT INTO ops_audit (at, user, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                        (self.clock(), user, action, target, detail))
+
+    def audit_log(self, limit=50):
+        return [dict(r) for r in self.db.execute(
+            "SELECT at, user, action, target, detail FROM ops_audit ORDER BY id DESC LIMIT ?", (limit,))]
+
+    # ------------------------------------------------------------ accounts and cards
+
+    def _account_of(self, ref):
+        """An account named by a masked reference the dashboard showed: its row id."""
+        row = self.db.execute("SELECT number FROM accounts WHERE rowid = ?", (ref,)).fetchone()
+        if row is None:
+            raise OperationError("no such account")
+        return row[0]
+
+    def topup(self, user, account_ref, amount):
+        try:
+            amount = int(amount)
+        except (TypeError, ValueError):
+            raise OperationError("the amount must be a whole number of minor units")
+        if not 0 < amount <= MAX_TOPUP:
+            raise OperationError("a top-up is 1 to %d minor units" % MAX_TOPUP)
+        with self.ledger._tx():
+            account = self._account_of(account_ref)
+            cursor = self.db.execute("INSERT INTO ops_topups (account, amount, user, at) VALUES (?, ?, ?, ?)",
+                                     (account, amount, user, self.clock()))
+            # no txn row: the entries carry neither txn_id nor reversal_id, and sum to zero
+            book.post(self.db, [[account, amount], [TOPUP_BOOK, -amount]])
+            self.audit(user, "topup", mask(account), "%d (topup %d)" % (amount, cursor.lastrowid))
+        return self.ledger.balance(account)
+
+    def _card(self, card_ref):
+        row = self.db.execute("SELECT key, decline FROM cards WHERE rowid = ?", (card_ref,)).fetchone()
+        if row is None:
+            raise OperationError("no such card")
+        return row
+
+    def block(self, user, card_ref):
+        with self.ledger._tx():
+            card = self._card(card_ref)
+            if self.db.execute("SELECT 1 FROM ops_blocks WHERE card_key = ?", (card["key"],)).fetchone():
+                raise OperationError("the card is blocked already")
+            self.db.execute("INSERT INTO ops_blocks (card_key, prior, user, at) VALUES (?, ?, ?, ?)",
+                            (card["key"], card["decline"], user, self.clock()))
+            self.db.execute("UPDATE cards SET decline = ? WHERE key = ?", (BLOCK_CODE, card["key"]))
+            self.audit(user, "block", mask(card["key"]))
+
+    def unblock(self, user, card_ref):
+        with self.ledger._tx():
+            card = self._card(card_ref)
+            row = self.db.execute("SELECT prior FROM ops_blocks WHERE card_key = ?", (card["key"],)).fetchone()
+            if row is None:
+                raise OperationError("the card is not blocked")
+            self.db.execute("UPDATE cards SET decline = ? WHERE key = ?", (row["prior"], card["key"]))
+            self.db.execute("DELETE FROM ops_blocks WHERE card_key = ?", (card["key"],))
+            self.audit(user, "unblock", mask(card["key"]))
+
+    def reset_pin_tries(self, user, card_ref):
+        with self.ledger._tx():
+            card = self._card(card_ref)
+            self.db.execute("DELETE FROM pin_tries WHERE key = ?", (card["key"],))
+            self.audit(user, "reset-pin-tries", mask(card["key"]))
+
+    def accounts(self):
+        return [{"ref": r["rowid"], "account": mask(r["number"]), "name": r["name"] or "",
+                 "balance": r["balance"]}
+                for r in self.db.execute("SELECT rowid, number, name, balance FROM accounts ORDER BY number")]
+
+    def cards(self):
+        rows = self.db.execute(
+            "SELECT c.rowid, c.key, c.card_id, c.kind, c.account, c.decline, a.balance, "
+            "b.card_key IS NOT NULL AS blocked, COALESCE(p.failures, 0) AS pin_failures "
+            "FROM cards c LEFT JOIN accounts a ON a.number = c.account "
+            "LEFT JOIN ops_blocks b ON b.card_key = c.key "
+            "LEFT JOIN pin_tries p ON p.key = c.key ORDER BY c.card_id")
+        return [{"ref": r["rowid"], "card": mask(r["key"]), "id": r["card_id"] or "", "kind": r["kind"],
+                 "account": mask(r["account"]), "balance": r["balance"], "blocked": bool(r["blocked"]),
+                 "pin_failures": r["pin_failures"]} for r in rows]
+
+    # ------------------------------------------------------------ alarms
+
+    def raise_alarm(self, kind, terminal_id, detail, source=None):
+        """Record an alarm once per `source`; returns it, or None when it was known."""
+        with self.ledger._tx():
+            cursor = self.db.execute(
+                "INSERT OR IGNORE INTO ops_alarms (at, kind, terminal_id, detail, source) VALUES (?, ?, ?, ?, ?)",
+                (self.clock(), kind, (terminal_id or "").strip(), detail, source))
+            if not cursor.rowcount:
+                return None
+            return self.alarm(cursor.lastrowid)
+
+    def alarm(self, alarm_id):
+        row = self.db.execute("SELECT * FROM ops_alarms WHERE id = ?", (alarm_id,)).fetchone()
+        return _alarm_dict(row) if row is not None else None
+
+    def alarms(self, limit=100):
+        return [_alarm_dict(r) for r in self.db.execute(
+            "SELECT * FROM ops_alarms ORDER BY id DESC LIMIT ?", (limit,))]
+
+    def acknowledge(self, user, alarm_id):
+        with self.ledger._tx():
+            cursor = self.db.execute("UPDATE ops_alarms SET acked_by = ?, acked_at = ? WHERE id = ? "
+                                     "AND acked_by IS NULL", (user, self.clock(), alarm_id))
+            if not cursor.rowcount:
+                raise OperationError("no such unacknowledged alarm")
+            self.audit(user, "ack-alarm", str(alarm_id))
+
+    def watermark(self, name):
+        row = self.db.execute("SELECT last_id FROM ops_watch WHERE name = ?", (name,)).fetchone()
+        return row[0] if row is not None else None
+
+    def set_watermark(self, name, last_id):
+        self.db.execute("INSERT INTO ops_watch (name, last_id) VALUES (?, ?) ON CONFLICT (name) "
+                        "DO UPDATE SET last_id = excluded.last_id", (name, last_id))
+
+    # ------------------------------------------------------------ views
+
+    def transactions(self, limit=50):
+        rows = self.db.execute(
+            "SELECT id, created, terminal_id, stan, type, total, code, status, card_key, rrn "
+            "FROM txns ORDER BY id DESC LIMIT ?", (limit,))
+        return [{"id": r["id"], "at": r["created"], "terminal": (r["terminal_id"] or "").strip(),
+                 "stan": r["stan"], "type": r["type"] or "", "total": r["total"], "code": r["code"],
+                 "status": r["status"], "card": mask(r["card_key"]), "rrn": r["rrn"]} for r in rows]
+
+    def terminals(self):
+        """Registry rows joined with what the ledger saw: last message, reversals pending,
+        the last self-test alert (a terminal reports a failed self-test as an alert)."""
+        out = []
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        ids = {r[0].strip() for r in self.db.execute("SELECT DISTINCT terminal_id FROM txns")}
+        ids |= {r[0].strip() for r in self.db.execute("SELECT terminal_id FROM terminals")}
+        registry = {}
+        if "terminal_registry" in tables:
+            for r in self.db.execute("SELECT * FROM terminal_registry"):
+                registry[r["terminal_id"].strip()] = dict(r)
+                ids.add(r["terminal_id"].strip())
+        for tid in sorted(ids):
+            last = self.db.execute("SELECT MAX(created) FROM txns WHERE terminal_id = ?",
+                                   (tid.ljust(8),)).fetchone()[0]
+            # reversals the host was sent but could not apply (no original yet, or refused)
+            pending = self.db.execute(
+                "SELECT COUNT(*) FROM reversals WHERE terminal_id IN (?, ?) AND applied = 0",
+                (tid, tid.ljust(8))).fetchone()[0]
+            alert = self.db.execute(
+                "SELECT rule, detail FROM alerts WHERE terminal_id IN (?, ?) AND rule LIKE 'selftest%' "
+                "ORDER BY id DESC LIMIT 1", (tid, tid.ljust(8))).fetchone()
+            reg = registry.get(tid, {})
+            out.append({"terminal": tid, "last_seen": last, "status": reg.get("status", ""),
+                        "merchant": (reg.get("merchant_id") or "").strip(), "pending_reversals": pending,
+                        "selftest": ("%s %s" % (alert["rule"], alert["detail"])) if alert else "no failure reported"})
+        return out
+
+    def batches(self):
+        out = []
+        for b in self.ledger.batches():
+            out.append({"terminal": (b["terminal_id"] or "").strip(), "number": b["number"],
+                        "code": b["code"], "at": b["created"],
+                        "terminal_totals": _totals(b["terminal_totals"]),
+                        "host_totals": _totals(b["host_totals"])})
+        return out
+
+    def charts(self, hours=24):
+        now = self.clock()
+        start = now - hours * 3600
+        volume = [0] * hours
+        approved = declined = 0
+        reasons = {}
+        for r in self.db.execute("SELECT created, total, code, status FROM txns WHERE created >= ? "
+                                 "AND mti IN ('0200', '0100', '0220')", (start,)):
+            slot = min(hours - 1, int((r["created"] - start) // 3600))
+            if r["code"] == "00":
+                approved += 1
+                volume[slot] += r["total"] or 0
+            else:
+                declined += 1
+                label = "%s %s" % (r["code"], response_text(r["code"]) or "")
+                reasons[label.strip()] = reasons.get(label.strip(), 0) + 1
+        labels = [time.strftime("%H", time.localtime(start + 3600 * (i + 1))) for i in range(hours)]
+        total = approved + declined
+        return {"volume": {"labels": labels, "values": volume},
+                "approval_rate": round(100.0 * approved / total, 1) if total else None,
+                "approved": approved, "declined": declined,
+                "declines": sorted(reasons.items(), key=lambda kv: -kv[1])}
+
+
+def _alarm_dict(row):
+    return {"id": row["id"], "at": row["at"], "kind": row["kind"], "terminal": row["terminal_id"] or "",
+            "detail": row["detail"], "acked_by": row["acked_by"], "acked_at": row["acked_at"]}
+
+
+def _totals(text):
+    if not text:
+        return ""
+    try:
+        return json.dumps(json.loads(text), separators=(",", ":"))[:200]
+    except ValueError:
+        return "?"
