@@ -12,10 +12,12 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "firmware", "kapos")
 PORTABLE = ("compat.py", "errors.py", "card", "host", "security", "nfc", "hal", "core", "drivers")
+# runs only under MicroPython (the Pico W port): compiled too, tested by tests/micropython
+MICROPYTHON_ONLY = ("ports/micropython",)
 
 
 def portable_files():
-    for entry in PORTABLE:
+    for entry in PORTABLE + MICROPYTHON_ONLY:
         path = os.path.join(PKG, entry)
         if os.path.isfile(path):
             yield path

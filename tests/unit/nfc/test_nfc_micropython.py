@@ -3,8 +3,8 @@ npm, `@micropython/micropython-webassembly-pyscript`): a scenario is run once on
 against the emulator with its SPI traffic recorded, then replayed under MicroPython; the
 driver must send byte-identical MOSI and reach the same results.
 
-Skipped unless `node` is installed and the package is found in $KAPOS_MPJS_DIR or the
-repository's node_modules (`npm install @micropython/micropython-webassembly-pyscript`)."""
+`make test` installs node and the pinned package into tools/mpy/node_modules (skipped only
+where neither can be had; $KAPOS_MPJS_DIR may point at another install)."""
 
 import json
 import os
@@ -88,7 +88,7 @@ mp.runPython(fs.readFileSync(%(replay)s, "utf8"));
 
 
 def _package_dir():
-    for base in (os.environ.get("KAPOS_MPJS_DIR"), ROOT):
+    for base in (os.environ.get("KAPOS_MPJS_DIR"), os.path.join(ROOT, "tools", "mpy"), ROOT):
         if base and os.path.isdir(os.path.join(base, "node_modules", PKG)):
             return base
     return None

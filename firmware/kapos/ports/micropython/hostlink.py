@@ -1,0 +1,112 @@
+"""The host link of the Pico W: the same ISO 8583 messages, DUKPT MACs, enciphered card
+data (field 48 EC) and TCP framing (2-byte length) as the Pi, over asyncio streams.
+
+`opener(host, port)` returns (reader, writer): asyncio.open_connection on a Pico W with
+Wi-Fi up; tests pass a bridge through node (MicroPython's WebAssembly build has no
+sockets). Every reply must match its request and carry a valid response MAC, else it
+counts as no reply (the terminal then shows the error; this port keeps no reversal
+journal yet, docs/pico.md)."""
+
+import binascii
+
+from kapos.compat import wipe
+from kapos.errors import RemoteProtocolError
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.host.framing import TcpFramer
+from kapos.security import cbc, pinblock
+from kapos.security.cmac import aes_cmac, aes_cmac_verify
+
+MAC_LEN = 8
+ENTRY = {"swipe": m.ENTRY_MAGSTRIPE, "tap": m.ENTRY_CONTACTLESS_CHIP}
+ACCOUNTS = {"debit": m.ACCOUNT_CHECKING, "credit": m.ACCOUNT_CREDIT}
+
+
+def _card_text(message):
+    if 35 in message:
+        return "T2=" + message.pop(35)
+    text = "PN=" + message.pop(2)
+    if 14 in message:
+        text += ";EX=" + message.pop(14)
+    return text
+
+
+class HostLink:
+    def __init__(self, keys, terminal_id, merchant_id, currency, address, opener):
+        self.keys = keys  # FlashKeyState
+        self.terminal_id = terminal_id
+        self.merchant_id = merchant_id
+        self.currency = currency
+        self.address = address
+        self.opener = opener
+        self.stan = m.Stan()
+        self._by_ksn = {}
+
+    def seal_pin(self, pin, length, pan, random_bytes):
+        """(block, ksn): the PIN block under a fresh transaction's PIN key; the digit
+        buffers are wiped whatever happens. random_bytes(n) -> n random bytes."""
+        ksn, tk = self.keys.next_transaction()
+        self._by_ksn[bytes(ksn)] = tk
+        digits = pin[:length]
+        try:
+            return pinblock.encipher_iso4(tk.pin_key(), digits, pan, random_bytes), ksn
+        finally:
+            wipe(digits)
+            wipe(pin)
+
+    def build(self, request, transmission, local):
+        ksn = request.get("ksn")
+        tk = self._by_ksn.pop(bytes(ksn), None) if ksn is not None else None
+        if tk is None:
+            ksn, tk = self.keys.next_transaction()
+        card = request["card"]
+        track2 = card.track2_for_host()
+        message = m.build_financial_request(
+            request["type"], request["amount"], self.stan.next(), transmission, local,
+            self.terminal_id, self.merchant_id, self.currency,
+            pan=None if track2 else card.pan_for_host(), expiry=None if track2 else card.expiry,
+            track2=track2, pan_entry=ENTRY.get(card.source, m.ENTRY_UNKNOWN),
+            pin_block=request.get("pin_block"), ksn=ksn,
+            private=m.pack_private([("BN", "000001")]),
+            from_account=ACCOUNTS.get(request.get("account"), m.ACCOUNT_DEFAULT))
+        cipher = cbc.encrypt(tk.data_request_key(), _card_text(message).encode())
+        items = m.unpack_private(message[48])
+        items["EC"] = binascii.hexlify(cipher).decode().upper()
+        message[48] = m.pack_private(sorted(items.items()))
+        message[codec.mac_field(message)] = bytes(MAC_LEN)
+        data = codec.encode(message)
+        data = codec.with_mac(data, aes_cmac(tk.mac_request_key(), codec.mac_input(data))[:MAC_LEN])
+        return message, data, tk
+
+    async def authorize(self, request, transmission, local):
+        """The reply dict the core's HOST_REPLY wants; raises RemoteProtocolError."""
+        message, data, tk = self.build(request, transmission, local)
+        framer = TcpFramer()
+        reader, writer = await self.opener(self.address[0], self.address[1])
+        try:
+            writer.write(framer.frame(data))
+            await writer.drain()
+            payload = None
+            for _ in range(64):  # bounded: a reply is a few hundred bytes
+                chunk = await reader.read(512)
+                if not chunk:
+                    break
+                for message_bytes in framer.receive(chunk):
+                    payload = message_bytes
+                if payload is not None:
+                    break
+        finally:
+            writer.close()
+        if payload is None:
+            raise RemoteProtocolError("no reply from host")
+        reply = codec.decode(payload)
+        field = codec.mac_field(reply)
+        if field not in reply or not aes_cmac_verify(tk.mac_response_key(), codec.mac_input(payload),
+                                                      reply[field], MAC_LEN):
+            raise RemoteProtocolError("reply MAC does not verify")
+        if not m.response_matches(message, reply):
+            raise RemoteProtocolError("reply does not match the request")
+        tk.wipe()
+        code = reply.get(39, "96")
+        return {"approved": m.is_approved(code), "code": code, "text": m.response_text(code),
+                "auth_code": reply.get(38), "rrn": reply.get(37)}
