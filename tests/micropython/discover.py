@@ -23,7 +23,7 @@ PORTABLE_PACKAGES = tuple("kapos." + p[:-3] if p.endswith(".py") else "kapos." +
 STDLIB = ("pytest", "binascii", "struct", "copy", "re", "random", "gc", "json", "time",
           "collections", "math")
 # pure-Python chip emulators: test benches, not part of the firmware that must be portable
-TEST_BENCHES = ("kapos.ports.sim.mfrc522_emu",)
+TEST_BENCHES = ("kapos.ports.sim.mfrc522_emu", "kapos.ports.sim.rf", "kapos.ports.sim.cards")
 DEFAULT_ROOTS = ("tests/unit", "tests/micropython/portable")
 
 
@@ -43,7 +43,7 @@ def _imports(tree):
 
 
 def _allowed_name(name):
-    if name in STDLIB or name in TEST_BENCHES:
+    if name in STDLIB or any(name == b or name.startswith(b + ".") for b in TEST_BENCHES):
         return True
     return any(name == p or name.startswith(p + ".") for p in PORTABLE_PACKAGES)
 

@@ -15,6 +15,14 @@ def wr(emu, reg, *values):
     emu.transfer(bytes([reg << 1, *values]))
 
 
+def polls_until(emu, irq_mask, limit=10000):
+    """ComIrqReg polls until one of `irq_mask` is set; fails (never spins) after `limit`."""
+    for polls in range(limit):
+        if rd(emu, 0x04)[0] & irq_mask:
+            return polls
+    raise AssertionError("ComIrqReg & 0x%02X not set after %d polls" % (irq_mask, limit))
+
+
 def test_reset_values_and_multi_register_read():
     emu = Mfrc522Emulator(version=0x91)
     emu.sleep_us(100)
@@ -83,9 +91,7 @@ def test_transmit_ends_in_idle_and_transceive_to_no_card_in_timer_irq():
     wr(emu, 0x09, 0x26)
     wr(emu, 0x01, 0x0C)  # Transceive
     wr(emu, 0x0D, 0x87)  # StartSend, 7 bits
-    polls = 0
-    while not rd(emu, 0x04)[0] & 0x01:
-        polls += 1
+    polls = polls_until(emu, 0x01)
     assert rd(emu, 0x04)[0] & 0x20 == 0  # nothing received
     assert 250 < emu.now_us - emu.rf_log[-1][0] < 400 and polls > 3
     assert rd(emu, 0x01)[0] & 0x0F == 0x0C  # Transceive stays active
@@ -122,8 +128,7 @@ def test_hardware_crc_enables():
         wr(emu, 0x09, *frame)
         wr(emu, 0x01, 0x0C)
         wr(emu, 0x0D, nbits)
-        while not rd(emu, 0x04)[0] & 0x21:
-            pass
+        polls_until(emu, 0x21)
     wr(emu, 0x12, 0x80)  # TxCRCEn: the chip appends CRC_A
     wr(emu, 0x13, 0x80)  # RxCRCEn: the chip checks and strips it
     wr(emu, 0x01, 0x00)
@@ -132,8 +137,7 @@ def test_hardware_crc_enables():
     wr(emu, 0x09, 0x93, 0x70, 1, 2, 3, 4, 4)
     wr(emu, 0x01, 0x0C)
     wr(emu, 0x0D, 0x80)
-    while not rd(emu, 0x04)[0] & 0x21:
-        pass
+    polls_until(emu, 0x21)
     assert emu.rf_log[-2][2] == with_crc(b"\x93\x70\x01\x02\x03\x04\x04")
     assert rd(emu, 0x06, 0x0A) == [0, 1] and rd(emu, 0x09) == [0x00]  # SAK without its CRC
     assert card.state == "active"
