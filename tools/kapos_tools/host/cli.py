@@ -74,12 +74,15 @@ def add_arguments(p):
     p.add_argument("--show-ledger", action="store_true",
                    help="print accounts, daily totals, recent transactions and batches; exit")
     p.add_argument("--quiet", action="store_true", help="do not log each message")
+    from kapos_tools.host.web.cli import add_web_arguments
+
+    add_web_arguments(p)  # the operations dashboard (docs/web.md)
     add_registry_commands(p)
 
 
 def add_registry_commands(p):
     """`kapos host enroll | terminals | disable | enable`: the terminal registry."""
-    sub = p.add_subparsers(dest="host_command", metavar="{enroll,terminals,disable,enable}")
+    sub = p.add_subparsers(dest="host_command", metavar="{enroll,terminals,disable,enable,user}")
     db_help = "the ledger file (default: the host's --db)"
     e = sub.add_parser("enroll", help="enrol a terminal: its id, merchant and DUKPT IK ID",
                        description="Enrol a terminal in the host's registry. Its messages "
@@ -106,6 +109,9 @@ def add_registry_commands(p):
         d.add_argument("--terminal", required=True)
         d.add_argument("--db", default=argparse.SUPPRESS, help=db_help)
         d.set_defaults(func=cmd_set_status, status=status)
+    from kapos_tools.host.web.cli import add_user_command
+
+    add_user_command(sub, db_help)
 
 
 def register(subparsers):
@@ -290,10 +296,15 @@ async def serve(ledger, args, ready=None):
         for url in args.serial:
             await server.start_serial(PySerialPort(url, args.baud), baudrate=args.baud)
             print("kapos host serving serial %s at %d baud" % (url, args.baud), flush=True)
+        from kapos_tools.host.web.cli import start_web
+
+        web = await start_web(ledger, args)  # --web: the dashboard, in this process and loop
         if ready is not None:
             ready.set()
         await stop.wait()
     finally:
+        if "web" in locals() and web is not None:
+            await web.close()
         await server.close()
 
 
