@@ -35,16 +35,21 @@ $(MPY_STAMP): tools/mpy/package.json tools/mpy/package-lock.json | $(STAMP)
 		cd tools/mpy && npm ci --no-audit --no-fund --loglevel=error && touch ../../$(MPY_STAMP); fi
 
 HOST_ADDR ?= 127.0.0.1:8583
+WEB_ADDR  ?= 127.0.0.1:8000
+DASH_ADDR ?= 127.0.0.1:8001
 
-# The simulated terminal, authorizing against the reference host on loopback (var/host.db).
+# The simulated terminal, authorizing against the reference host on loopback (var/host.db);
+# also in a browser on http://$(WEB_ADDR)/ and the host's dashboard on http://$(DASH_ADDR)/ (docs/web.md).
 run: $(STAMP)
 	@mkdir -p var; : > var/host.log
-	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db --velocity 10/60 --auto-enroll >var/host.log 2>&1 & host=$$!; \
+	@echo "browser: http://$(WEB_ADDR)/ (token: var/manage-token)  dashboard: http://$(DASH_ADDR)/ (first user: var/dashboard-admin.txt)"
+	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db --velocity 10/60 --auto-enroll \
+		--web $(DASH_ADDR) --web-first-user >var/host.log 2>&1 & host=$$!; \
 	trap 'kill $$host 2>/dev/null; wait $$host 2>/dev/null' EXIT INT TERM; \
 	for i in $$(seq 50); do grep -q "listening" var/host.log && break; sleep 0.1; done; \
 	grep -q "listening" var/host.log || { cat var/host.log; exit 1; }; \
-	$(BIN)/kapos run --board $(BOARD) --set host.mode=iso8583 --set host.address=$(HOST_ADDR) \
-		--manage 127.0.0.1:7700
+	$(BIN)/kapos websim --web $(WEB_ADDR) --host-db var/host.db --board $(BOARD) \
+		--set host.mode=iso8583 --set host.address=$(HOST_ADDR) --manage 127.0.0.1:7700
 
 # Scenarios through the management channel (a real terminal: HIL_TARGET=tcp://pi:7700).
 HIL_TARGET ?= manage
@@ -56,7 +61,12 @@ DEBS_STAMP := $(VENV)/.debs-installed
 $(DEBS_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@sh tools/ensure_debs.sh $@ faketime:faketime
 
-test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP)
+# Debian's chromium for the browser tests (tests/web, Playwright drives it: no browser download).
+CHROMIUM_STAMP := $(VENV)/.chromium-installed
+$(CHROMIUM_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ chromium:chromium
+
+test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md

@@ -49,16 +49,14 @@ def test_an_alarm_raised_on_the_terminal_appears_on_the_dashboard_within_a_secon
     assert dash.locator("#alarms tbody tr").count() == 0
     # three unreadable swipes within a minute: the terminal's anomaly monitor sends a 0620
     for attempt in range(3):
-        wait_screen(sim, "1 Sale")
+        wait_text(sim, "#state", "IDLE")  # a key ends the error notice of the attempt before
         click_keys(sim, "1")
+        wait_screen(sim, "SALE")
         click_keys(sim, "100")
         sim.click('#keypad button[data-key="enter"]')
         wait_screen(sim, "Swipe or tap card")
         started = time.monotonic()
         sim.click('button[data-card="malformed"]')
-        if attempt < 2:
-            wait_text(sim, "#state", "RESULT")
-            sim.click('#keypad button[data-key="cancel"]')  # a key ends the error notice
     dash.wait_for_selector('#alarms tbody tr[data-kind="anomaly"]', timeout=1000)
     elapsed = time.monotonic() - started
     assert elapsed < 1.0, elapsed

@@ -81,7 +81,7 @@ class Stack:
         from kapos_tools.host.web import users
         from kapos_tools.host.web.serve import start_dashboard
         from kapos_tools.websim.app import WebSim
-        from kapos.services.mgmt_auth import load_or_create_token
+        from kapos_tools.websim.token import load_or_create_token
 
         self.db_path = str(self.tmp_path / "host.db")
         self.ledger = Ledger(self.db_path)

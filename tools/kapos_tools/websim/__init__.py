@@ -61,7 +61,7 @@ def _token_hint(assembly, args):
 
 
 def cmd_websim(args):
-    from kapos.services.mgmt_auth import terminal_token
+    from kapos_tools.websim.token import terminal_token
     from kapos.wiring import Assembly
 
     assembly = Assembly(args.board, args.config, args.overrides, clock=args.clock)

@@ -1,0 +1,268 @@
+"""The web tools without a browser: the console's 80x24 layout, the dashboard's ledger
+operations, logins, the alarm watcher and hooks, and the simulator's refusals."""
+
+import asyncio
+import json
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+import pytest
+
+from kapos.app.scenario import Player, parse
+from kapos.console import Console, frame_to_quadrants, QUADRANTS
+from kapos.local_target import LocalTarget
+from kapos_tools.host.ledger import Ledger
+from kapos_tools.host.web import users
+from kapos_tools.host.web.alarms import BadMacHandler, Notifier, Watcher
+from kapos_tools.host.web.ops import OperationError, Operations
+from kapos_tools.websim.app import WebSim, WebSimError
+
+from webstack import OPERATOR, Stack
+
+
+class Null:
+    def write(self, text):
+        pass
+
+    def flush(self):
+        pass
+
+
+@pytest.fixture
+def console(tmp_path):
+    from kapos.wiring import Assembly
+
+    assembly = Assembly("sim", overrides=[("storage.data_dir", '"%s"' % tmp_path)])
+    c = Console(assembly, out=Null(), web_url="http://127.0.0.1:8000/")
+
+    async def started():
+        async with assembly.terminal.running():
+            await asyncio.sleep(0)  # the first screen is drawn when the loop starts
+    asyncio.run(started())
+    yield c
+    assembly.close()
+
+
+def test_the_console_fits_an_80x24_window_with_the_whole_oled_pixel_exact(console):
+    console.size = (80, 24)
+    lines = console.render()
+    assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
+    # the 16 rows between the box lines decode back to the display's 128x64 pixels
+    rows = [line[1:65] for line in lines[2:18]]
+    decode = {ch: bits for bits, ch in QUADRANTS.items()}
+    image = console.terminal.platform.get("display").image.convert("1")
+    px = image.load()
+    for cy, row in enumerate(rows):
+        for cx, ch in enumerate(row):
+            tl, tr, bl, br = decode[ch]
+            assert (tl, tr, bl, br) == tuple(int(px[x, y] != 0) for x, y in (
+                (2 * cx, 2 * cy), (2 * cx + 1, 2 * cy), (2 * cx, 2 * cy + 1), (2 * cx + 1, 2 * cy + 1)))
+    assert frame_to_quadrants(image) == rows
+
+
+def test_a_window_too_small_gets_a_warning_not_wrapped_garbage(console):
+    for size in ((60, 24), (80, 18), (40, 10)):
+        console.size = size
+        lines = console.render()
+        assert "needs 66x22" in " ".join(lines)
+        assert all(len(line) <= size[0] for line in lines) and len(lines) <= size[1]
+
+
+def test_a_printed_receipt_no_longer_pushes_the_screen_off_the_top(console):
+    console.receipt = "\n".join("receipt line %d" % i for i in range(40))
+    for size in ((80, 24), (120, 50)):
+        console.size = size
+        lines = console.render()
+        assert len(lines) <= size[1] and lines[1].startswith("+---")  # the OLED box stays on top
+    console.size = (120, 50)
+    assert "receipt line 39" in "\n".join(console.render())  # side pane, last lines
+    console.size = (80, 24)
+    console.on_input("r")  # on demand in a narrow window
+    shown = "\n".join(console.render())
+    assert "receipt line 39" in shown and len(console.render()) <= 24
+    console.on_input("?")
+    shown = "\n".join(console.render())
+    assert "visa-debit" in shown and "1234" in shown and "4321" in shown  # PINs on screen
+
+
+# ---------------------------------------------------------------- ledger operations
+
+@pytest.fixture
+def ledger(tmp_path):
+    ledger = Ledger(str(tmp_path / "host.db"))
+    ledger.load_cards()
+    yield ledger
+    ledger.close()
+
+
+def _ref(ops, name):
+    return [a for a in ops.accounts() if a["name"] == name][0]["ref"]
+
+
+def test_a_top_up_is_a_balanced_audited_posting_and_keeps_the_ledger_consistent(ledger):
+    ops = Operations(ledger)
+    before = ledger.balance("4111111111111111")
+    assert ops.topup("olga", _ref(ops, "TEST/VISA DEBIT"), "2500") == before + 2500
+    assert ledger.check() == []
+    assert ledger.db.execute("SELECT balance FROM books WHERE account = 'cash:topup'").fetchone()[0] == -2500
+    audit = ops.audit_log()
+    assert audit[0]["user"] == "olga" and audit[0]["action"] == "topup" and "2500" in audit[0]["detail"]
+    assert "4111111111111111" not in json.dumps(audit) and "4111111111111111" not in json.dumps(ops.accounts())
+    for bad in ("0", "-5", "abc", None, "99999999999"):
+        with pytest.raises(OperationError):
+            ops.topup("olga", _ref(ops, "TEST/VISA DEBIT"), bad)
+    with pytest.raises(OperationError):
+        ops.topup("olga", 99999, 100)
+    assert ledger.balance("4111111111111111") == before + 2500 and ledger.check() == []
+
+
+def test_block_declines_62_and_unblock_gives_back_the_cards_own_rule(ledger):
+    ops = Operations(ledger)
+    cards = {c["id"]: c for c in ops.cards()}
+    ops.block("olga", cards["visa-debit"]["ref"])
+    ops.block("olga", cards["do-not-honor"]["ref"])
+    assert ledger.db.execute("SELECT decline FROM cards WHERE key = '4111111111111111'").fetchone()[0] == "62"
+    with pytest.raises(OperationError):
+        ops.block("olga", cards["visa-debit"]["ref"])
+    ops.unblock("olga", cards["visa-debit"]["ref"])
+    ops.unblock("olga", cards["do-not-honor"]["ref"])
+    assert ledger.db.execute("SELECT decline FROM cards WHERE key = '4111111111111111'").fetchone()[0] is None
+    assert ledger.db.execute("SELECT decline FROM cards WHERE key = '4000000000000002'").fetchone()[0] == "05"
+    assert [a["action"] for a in ops.audit_log()][:4] == ["unblock", "unblock", "block", "block"]
+
+
+def test_a_blocked_card_is_declined_by_the_host_on_a_real_sale(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        ops = stack.dashboard.dashboard.ops
+        ref = stack.run(lambda: {c["id"]: c for c in ops.cards()}["visa-debit"]["ref"])
+        stack.run(lambda: ops.block("olga", ref))
+        target = LocalTarget(stack.assembly.terminal, stack.assembly.testcards)
+        script = ("key 1\nkeys 500\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+                  "expect result declined\n")
+        stack.call(Player(target, default_timeout=5.0).play(parse(script)))
+        assert stack.run(lambda: ops.transactions()[0]["code"]) == "62"
+    finally:
+        stack.close()
+
+
+# ---------------------------------------------------------------- logins
+
+def test_passwords_are_scrypt_hashes_and_roles_are_checked(ledger):
+    users.add_user(ledger, "olga", "operator", "a-long-password")
+    stored = ledger.db.execute("SELECT password FROM ops_users WHERE name = 'olga'").fetchone()[0]
+    assert stored.startswith("scrypt$") and "a-long-password" not in stored
+    assert users.verify(ledger, "olga", "a-long-password") == "operator"
+    assert users.verify(ledger, "olga", "a-long-passworD") is None
+    assert users.verify(ledger, "nobody", "a-long-password") is None
+    for name, role, password in (("olga", "operator", "x" * 12), ("bad name", "viewer", "x" * 12),
+                                 ("ann", "root", "x" * 12), ("ann", "viewer", "short")):
+        with pytest.raises(users.UserError):
+            users.add_user(ledger, name, role, password)
+
+
+def test_first_start_makes_one_admin_with_a_private_generated_password(ledger, tmp_path):
+    path = str(tmp_path / "dashboard-admin.txt")
+    assert users.first_admin(ledger, path) == path
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    password = open(path).read().split("password: ")[1].split()[0]
+    assert users.verify(ledger, "admin", password) == "operator"
+    assert users.first_admin(ledger, str(tmp_path / "again.txt")) is None  # users exist: nothing new
+
+
+# ---------------------------------------------------------------- alarms
+
+def test_the_watcher_turns_pin_lockouts_velocity_declines_and_bad_macs_into_alarms_once(ledger):
+    ops = Operations(ledger)
+    seen = []
+    watcher = Watcher(ops, on_alarm=seen.append)
+    with ledger._tx():
+        for stan, code in (("000001", "75"), ("000002", "65"), ("000003", "00")):
+            ledger.db.execute("INSERT INTO txns (terminal_id, stan, transmission, mti, type, code, status, created, "
+                              "card_key) VALUES ('KAPOS001', ?, '1', '0200', 'sale', ?, 'declined', 0, "
+                              "'4111111111111111')", (stan, code))
+        ledger.db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES ('KAPOS001', 'read_failures', "
+                          "'3 in 60 s', 0)")
+    handler = BadMacHandler(watcher.pending_log)
+    import logging
+
+    logging.getLogger("kapos_tools.host.test").addHandler(handler)
+    logging.getLogger("kapos_tools.host.test").warning("%s from %s stan %s: bad MAC", "0200", "KAPOS009", "000009")
+    found = watcher.scan()
+    assert sorted(a["kind"] for a in found) == ["anomaly", "mac", "pin", "velocity"]
+    assert all("4111111111111111" not in a["detail"] for a in found)
+    assert [a for a in found if a["kind"] == "mac"][0]["terminal"] == "KAPOS009"
+    assert watcher.scan() == []  # each once
+    assert len(seen) == 4
+
+
+def test_the_command_hook_gets_the_alarm_as_json_on_stdin_without_a_shell(tmp_path):
+    out = tmp_path / "alarm.json"
+    script = "import sys; open(sys.argv[1], 'w').write(sys.stdin.read())"
+    notifier = Notifier(command="%s -c %s %s" % (sys.executable, json.dumps(script), out))
+    alarm = {"id": 7, "kind": "tamper", "terminal": "KAPOS001", "detail": "case; rm -rf /"}
+    asyncio.run(notifier._guard(notifier._run, alarm))
+    assert json.loads(out.read_text())["alarm"] == alarm
+    with pytest.raises(ValueError):
+        Notifier(webhook="file:///etc/passwd")
+
+
+# ---------------------------------------------------------------- refusals over HTTP
+
+def _post(url, data, headers=None):
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(data).encode(), method="POST",
+                                     headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _get(url):
+    try:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_pages_refuse_wrong_secrets_and_anonymous_reads(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        assert _post(stack.sim_url + "/login", {"token": "not-the-token"}) == 401
+        assert _post(stack.dash_url + "/login", {"user": OPERATOR[0], "password": "wrong-password"}) == 401
+        for url in ("/api/status", "/api/events", "/frame.png"):
+            assert _get(stack.sim_url + url) == 401
+        for url in ("/api/state", "/api/events"):
+            assert _get(stack.dash_url + url) == 401
+        assert _post(stack.dash_url + "/api/topup", {"account": 1, "amount": 5}) == 401
+        for _ in range(5):
+            _post(stack.dash_url + "/login", {"user": "mallory", "password": "guess-guess"})
+        assert _post(stack.dash_url + "/login", {"user": "mallory", "password": "guess-guess"}) == 429
+    finally:
+        stack.close()
+
+
+def test_the_simulator_listens_on_loopback_only_and_on_no_real_board(tmp_path):
+    from kapos.wiring import Assembly
+
+    assembly = Assembly("sim", overrides=[("storage.data_dir", '"%s"' % tmp_path)])
+    try:
+        web = WebSim(assembly, "t" * 20)
+        with pytest.raises(WebSimError):
+            asyncio.run(web.start("0.0.0.0", 0))
+
+        class RealDisplay:  # a device that is not a simulated twin
+            pass
+
+        assembly.terminal.platform.devices["display"] = RealDisplay()
+        with pytest.raises(WebSimError):
+            WebSim(assembly, "t" * 20)
+    finally:
+        assembly.close()
