@@ -91,6 +91,8 @@ def validate(config):
         raise ConfigError("terminal.currency_code must be 3 digits (ISO 4217 numeric)")
     if not 0 <= t["exponent"] <= 3:
         raise ConfigError("terminal.exponent must be 0 to 3")
+    if not 1 <= t["card_read_tries"] <= 10:
+        raise ConfigError("terminal.card_read_tries must be 1 to 10")
     for key in ("per_transaction", "daily"):
         _non_negative_int(config, "limits", key)
     for txn_type, value in config["limits"]["per_type"].items():
@@ -169,4 +171,5 @@ def settings_from(config):
         tech_pin=config["technician"]["pin"],
         monitor={rule: dict(values) for rule, values in config["monitor"].items()},
         merchant_pin_check=merchant_pin_check(config),
+        card_read_tries=t["card_read_tries"],
     )

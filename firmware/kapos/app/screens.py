@@ -112,7 +112,10 @@ class ScreenRenderer:
                       "ENTER=void CANCEL=no")
 
     def screen_card(self, data):
-        return Screen(self._title(data["type"], data.get("amount")), ["Swipe or tap card"], "CANCEL to stop")
+        title = self._title(data["type"], data.get("amount"))
+        if data.get("error"):  # a malformed read: the same transaction waits for another try
+            return Screen(title, wrap(data["error"])[:2] + ["Swipe or tap again"], "CANCEL to stop", kind="error")
+        return Screen(title, ["Swipe or tap card"], "CANCEL to stop")
 
     def screen_account(self, data):
         return Screen("%s %s" % (str(data.get("brand", "")).upper(), data.get("card", ""))[:WIDTH_CHARS],

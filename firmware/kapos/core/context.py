@@ -24,6 +24,7 @@ class Transaction:
         self.merchant_pin = None  # bytearray while the merchant PIN is typed; wiped after the check
         self.merchant_pin_len = 0
         self.merchant_pin_tries = 0  # wrong merchant PINs in this transaction
+        self.read_failures = 0  # malformed swipes/taps in this transaction (settings.card_read_tries)
 
     def total(self):
         return self.amount + self.fee

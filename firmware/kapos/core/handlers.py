@@ -301,6 +301,13 @@ def _card_problem(ctx, exc, event):
     ctx.counters["read_errors"] += 1
     if isinstance(exc, CardRejected):
         return go_idle(ctx, notice=("declined", str(exc)), result="declined")
+    txn = ctx.txn
+    txn.read_failures += 1
+    if txn.read_failures < ctx.settings.card_read_tries:  # a bad swipe: the cardholder tries again
+        alarm = monitor.observe(ctx, "read_error", event.time)
+        return S.CARD, alarm + [C.beep("error"), C.show("card", type=txn.type, amount=txn.amount,
+                                                        error="Card read error: %s" % exc),
+                                _timer(ctx, "card")]
     state, cmds = go_idle(ctx, notice=("error", "Card read error: %s" % exc), result="error")
     return state, _with_alarm(ctx, cmds, monitor.observe(ctx, "read_error", event.time))
 

@@ -9,7 +9,7 @@ class Settings:
                  exponent=2, per_transaction=50000, daily=200000, per_type=None,
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
-                 tech_pin="0000", monitor=None, merchant_pin_check=None):
+                 tech_pin="0000", monitor=None, merchant_pin_check=None, card_read_tries=3):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -40,6 +40,8 @@ class Settings:
         # verify(buffer, length) -> bool against a salted hash (app/merchantpin.py), so the
         # core holds no PIN and does no hashing. None: refunds and voids are refused.
         self.merchant_pin_check = merchant_pin_check
+        # Reads (swipe or tap) a transaction allows before a malformed card ends it.
+        self.card_read_tries = card_read_tries
 
     def limit_for(self, txn_type):
         return self.per_type.get(txn_type, self.per_transaction)
