@@ -25,16 +25,22 @@ class Screen:
         return isinstance(other, Screen) and self.text() == other.text() and self.kind == other.kind
 
 
+SHORTENED = ".."  # marks where a word too long for a line lost its middle (latin-1 font: no ellipsis)
+
+
+def shorten(word, width=WIDTH_CHARS):
+    """A word longer than a line keeps its head and its tail (a KSN's counter, a file name)."""
+    if len(word) <= width:
+        return word
+    keep = width - len(SHORTENED)
+    return word[:keep - keep // 2] + SHORTENED + word[len(word) - keep // 2:]
+
+
 def wrap(text, width=WIDTH_CHARS):
-    words = text.split()
+    """Lines of at most `width` characters, broken at spaces only; a longer word is shortened."""
     lines, line = [], ""
-    for word in words:
-        while len(word) > width:
-            if line:
-                lines.append(line)
-                line = ""
-            lines.append(word[:width])
-            word = word[width:]
+    for word in text.split():
+        word = shorten(word, width)
         if not line:
             line = word
         elif len(line) + 1 + len(word) <= width:

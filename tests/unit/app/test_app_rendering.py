@@ -30,7 +30,14 @@ def test_wrap_keeps_lines_within_the_display():
     lines = wrap("Card read error: track 2: LRC mismatch in a really long message")
     assert all(len(line) <= WIDTH_CHARS for line in lines)
     assert " ".join(lines) == "Card read error: track 2: LRC mismatch in a really long message"
-    assert wrap("x" * 30) == ["x" * 21, "x" * 9]
+    assert wrap("ab " + "x" * 30) == ["ab", "x" * 10 + ".." + "x" * 9]
+
+
+def test_wrap_never_splits_a_word_a_long_one_is_shortened_with_a_marker():
+    # a 24-digit KSN was shown as `...6500000` on one page and `00C` on the next
+    lines = wrap("OK  keys: AES DUKPT ksn FFFF9876543210E00000000C, 3 keys")
+    assert lines == ["OK keys: AES DUKPT", "ksn", "FFFF987654..0000000C,", "3 keys"]
+    assert all(len(line) <= WIDTH_CHARS for line in lines)
 
 
 def test_every_screen_fits_the_oled():
