@@ -63,8 +63,13 @@ BUS_PINS = {
     "spi1.0": (19, 20, 21, 18),
     "uart0": (14, 15),
     "usb": (),
+    # Raspberry Pi Pico W (RP2040 GP numbers; a board with runtime = "micropython")
+    "pico-i2c0": (4, 5),
+    "pico-spi0": (16, 17, 18, 19),
+    "pico-uart0": (0, 1),
 }
-EXCLUSIVE_BUSES = ("uart0",)  # one device per UART
+EXCLUSIVE_BUSES = ("uart0", "pico-uart0")  # one device per UART
+PICO_RESERVED = (23, 24, 25, 29)  # the Pico W's Wi-Fi chip
 
 BOARDS_DIR = os.environ.get("KAPOS_BOARDS") or os.path.join(
     os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "boards")
@@ -116,6 +121,8 @@ def validate_board(board, where="board"):
     unknown = [s for s in board if s not in PERIPHERALS and s != "board"]
     if unknown:
         raise ConfigError("%s: unknown section [%s] (known: %s)" % (where, unknown[0], ", ".join(PERIPHERALS)))
+    pico = board["board"].get("runtime") == "micropython"
+    top_pin = 28 if pico else 27
     owners = {}  # pin -> (who, shared bus or None)
     buses = {}
     for name in PERIPHERALS:
@@ -130,8 +137,10 @@ def validate_board(board, where="board"):
                               % (where, name, driver, ", ".join(sorted(DRIVERS[name]))))
         claims = []  # (who, pin, bus or None)
         for key, pin in _pins_of(section):
-            if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= 27:
-                raise ConfigError("%s: [%s] %s must be a GPIO number 0-27, got %r" % (where, name, key, pin))
+            if not isinstance(pin, int) or isinstance(pin, bool) or not 0 <= pin <= top_pin \
+                    or (pico and pin in PICO_RESERVED):
+                raise ConfigError("%s: [%s] %s must be a GPIO number 0-%d%s, got %r" % (
+                    where, name, key, top_pin, " (not 23-25: Wi-Fi)" if pico else "", pin))
             claims.append(("[%s] %s" % (name, key), pin, None))
         bus = section.get("bus")
         if bus is not None:

@@ -41,7 +41,8 @@ def sale_script(host, port, terminal_id="KAPOS001"):
               "utc": list(time.gmtime(now))[:6], "local": list(time.localtime(now))[:6], "expiry": expiry}
     with open(os.path.join(HERE, "inside", "pico_sale.py")) as f:
         body = f.read()
-    return "import json\nCONFIG = json.loads(%r)\n" % json.dumps(config) + body + "\nawait sale()\n"
+    boot = "import gc\nBOOT_TOTAL = gc.mem_free() + gc.mem_alloc()\n"  # the heap before any import
+    return boot + "import json\nCONFIG = json.loads(%r)\n" % json.dumps(config) + body + "\nawait sale()\n"
 
 
 def test_scripted_pico_w_sale_inside_micropython_is_approved_by_the_reference_host(tmp_path):

@@ -1,7 +1,7 @@
 """A scripted sale on the pico-w port's simulated buses, run inside MicroPython.
 
 tests/micropython/test_mpy_pico_sale.py prepends CONFIG (host address, initial key, clock
-stamps) and appends `await sale()` (runPythonAsync runs it at top level). The host link's streams go through node's `net` (kapos_bridge), because the
+stamps) and BOOT_TOTAL (the heap before imports; this build grows it on demand) and appends `await sale()` (runPythonAsync runs it at top level). The host link's streams go through node's `net` (kapos_bridge), because the
 WebAssembly build has no sockets; on a Pico W they are asyncio.open_connection."""
 
 import binascii
@@ -77,7 +77,19 @@ async def sale():
     term = Terminal(link, screen, UartPrinter(uart), clock, random_bytes)
     await term._run()
     gc.collect()
-    print("HEAP-START %d" % gc.mem_alloc())
+    start = gc.mem_alloc()
+    peak = [start]
+
+    def sample(*args):
+        peak[0] = max(peak[0], gc.mem_alloc())
+
+    real_execute = term._execute
+
+    async def execute(command):  # every command of the sale, sampled before and after
+        sample()
+        await real_execute(command)
+        sample()
+    term._execute = execute
     track = cards.build_track1("4111111111111111", "TEST/VISA", CONFIG["expiry"], "101") + \
         cards.build_track2("4111111111111111", CONFIG["expiry"], "101")
     script = [("key", k) for k in "11260"] + [("key", "ENTER"), ("swipe", track), ("key", "1")] + \
@@ -88,6 +100,9 @@ async def sale():
         else:
             await term.feed(term.event(E.SWIPE, raw=value))
     record = term.results[-1] if term.results else {}
+    print("HEAP-START %d" % start)
+    print("HEAP-PEAK %d" % peak[0])
+    print("HEAP-GREW %d" % (gc.mem_free() + gc.mem_alloc() - BOOT_TOTAL))
     print("STATE %s" % term.state)
     print("OUTCOME %s %s" % (record.get("outcome"), record.get("code", "")))
     print("COUNTER %d" % keys.counter())

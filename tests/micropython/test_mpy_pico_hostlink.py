@@ -1,0 +1,74 @@
+"""Attack tests of the Pico W port's host link and key state (run on CPython: the port
+imports nothing of `machine` at module level)."""
+
+import asyncio
+
+import pytest
+
+from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.card.model import card_from_track2
+from kapos.errors import RemoteProtocolError
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.host.framing import TcpFramer
+from kapos.ports.micropython.hostlink import HostLink
+from kapos.ports.micropython.keystate import FlashKeyState
+from kapos.security.dukpt import derive_initial_key
+
+NOW = (2026, 12, 1, 10, 0, 0)
+
+
+def keys(tmp_path):
+    state = FlashKeyState(str(tmp_path / "dukpt.bin"))
+    ik_id = ik_id_for("KAPOS001")
+    state.load_initial_key(derive_initial_key(TEST_BDK, ik_id), ik_id)
+    return state
+
+
+class ForgedHost:
+    """Answers every request 00 with a MAC of zeros (an attacker without the keys)."""
+
+    def __init__(self):
+        self.framer = TcpFramer()
+        self.out = b""
+
+    def write(self, data):
+        (request_bytes,) = self.framer.receive(data)
+        request = codec.decode(request_bytes)
+        reply = m.build_response(request, "00", {38: "123456", 37: "000000000001"})
+        reply[codec.mac_field(reply)] = bytes(8)
+        self.out = TcpFramer().frame(codec.encode(reply))
+
+    async def drain(self):
+        pass
+
+    async def read(self, n):
+        out, self.out = self.out, b""
+        return out
+
+    def close(self):
+        pass
+
+
+def test_a_forged_approval_without_the_mac_key_is_no_approval(tmp_path):
+    host = ForgedHost()
+
+    async def opener(h, p):
+        return host, host
+
+    link = HostLink(keys(tmp_path), "KAPOS001", "KAPOS-MERCHANT1", "978", ("127.0.0.1", 1), opener)
+    card = card_from_track2("4111111111111111D3012101", source="swipe")
+    request = {"type": "sale", "amount": 1260, "account": "debit", "card": card}
+    with pytest.raises(RemoteProtocolError, match="MAC"):
+        asyncio.run(link.authorize(request, NOW, NOW))
+
+
+def test_the_counter_is_on_flash_before_the_keys_are_used(tmp_path):
+    state = keys(tmp_path)
+    before = state.counter()
+    ksn, tk = state.next_transaction()
+    # a power cut now: a fresh start reads the flash and must not get the same KSN again
+    reborn = FlashKeyState(state.path)
+    assert reborn.counter() > before
+    again, _ = reborn.next_transaction()
+    assert again != ksn
