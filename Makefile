@@ -80,6 +80,7 @@ bench: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/python tools/state_diagram.py --write docs/state-machine.md
+	$(BIN)/python tools/make_docs_tables.py --write
 	$(BIN)/python tools/make_screenshots.py docs/img
 
 flash: $(STAMP)
