@@ -1,7 +1,8 @@
 """`make run`: the simulated terminal in a terminal window.
 
-The 128x64 OLED is drawn pixel-exact with Unicode quadrant blocks (2x2 pixels per
-character cell: 64 columns by 16 rows), so the whole terminal fits an 80x24 window. The
+The 128x64 OLED is drawn pixel-exact with Unicode braille cells (2x4 pixels per
+character cell: 64 columns by 16 rows), so the whole terminal fits an 80x24 window; a
+window at least 38 rows tall gets quadrant blocks instead (2x2 pixels, 64x32). The
 receipt goes to a side pane when the window is wide enough, else `r` shows it in place of
 the screen; `?` lists the test cards with their PINs. A window too small for the layout
 gets a warning instead of wrapped garbage. The PC keyboard is the keypad and letters
@@ -17,9 +18,11 @@ import sys
 from kapos.core import keys
 from kapos.local_target import tap_for
 
-SCREEN_COLS, SCREEN_ROWS = 64, 16  # the OLED in quadrant cells
+SCREEN_COLS, SCREEN_ROWS = 64, 16  # the OLED in braille cells
+TALL_ROWS = 32  # the OLED in quadrant cells, for windows with room
 BOX_COLS = SCREEN_COLS + 2
 MIN_COLS, MIN_ROWS = BOX_COLS, 22
+TALL_MIN_ROWS = MIN_ROWS + TALL_ROWS - SCREEN_ROWS
 PANE_COLS = 36  # side pane (receipt, cards) when the window has room for it
 KEY_HELP = "0-9 Enter Bksp=CLEAR Esc/c=CANCEL Tab=MENU  r=receipt ?=cards q=quit"
 FAULT_HELP = "faults: P=paper H=host T=tamper"
@@ -50,6 +53,30 @@ def frame_to_text(image):
             row.append("█" if top and bottom else "▀" if top else "▄" if bottom else " ")
         rows.append("".join(row))
     return "\n".join(rows)
+
+
+BRAILLE_BITS = ((0, 0, 0x01), (0, 1, 0x02), (0, 2, 0x04), (1, 0, 0x08), (1, 1, 0x10), (1, 2, 0x20),
+                (0, 3, 0x40), (1, 3, 0x80))  # (dx, dy, dot bit) of a 2x4 braille cell
+
+
+def frame_to_braille(image):
+    """Render a 1-bit image with braille cells: each cell is 2x4 pixels, nothing lost."""
+    if image is None:
+        return []
+    image = image.convert("1")
+    width, height = image.size
+    px = image.load()
+    rows = []
+    for y in range(0, height, 4):
+        row = []
+        for x in range(0, width, 2):
+            bits = 0
+            for dx, dy, bit in BRAILLE_BITS:
+                if x + dx < width and y + dy < height and px[x + dx, y + dy] != 0:
+                    bits |= bit
+            row.append(chr(0x2800 + bits) if bits else " ")
+        rows.append("".join(row))
+    return rows
 
 
 def frame_to_quadrants(image):
@@ -160,11 +187,14 @@ class Console:
         cols, _ = self.window()
         return cols >= BOX_COLS + 1 + PANE_COLS
 
+    def _tall(self):
+        return self.window()[1] >= TALL_MIN_ROWS
+
     def screen_lines(self):
         display = self.terminal.platform.get("display")
         image = getattr(display, "image", None)
         if image is not None:
-            return frame_to_quadrants(image)
+            return frame_to_quadrants(image) if self._tall() else frame_to_braille(image)
         text = self.terminal.screen.text() if self.terminal.screen else ""
         return text.split("\n")
 
@@ -185,17 +215,18 @@ class Console:
         """The whole window as text lines, each at most the window's width."""
         cols, rows = self.window()
         if cols < MIN_COLS or rows < MIN_ROWS:
-            text = ["kapos: this window is %dx%d; the terminal needs %dx%d." % (cols, rows, MIN_COLS, MIN_ROWS),
-                    "Make the window larger (q quits)."]
+            text = ["kapos: window %dx%d" % (cols, rows), "too small: needs %dx%d" % (MIN_COLS, MIN_ROWS),
+                    "enlarge it (q quits)"]
             return [line[:cols] for line in text][:max(1, rows)]
         title = "kapos simulated terminal   state: %s" % self.terminal.state
         if self.web_url and len(title) + len(self.web_url) + 8 <= cols:
             title += "   web: " + self.web_url
-        body = [line[:SCREEN_COLS].ljust(SCREEN_COLS) for line in self.screen_lines()[:SCREEN_ROWS]]
-        body += [" " * SCREEN_COLS] * (SCREEN_ROWS - len(body))
+        height = TALL_ROWS if self._tall() else SCREEN_ROWS
+        body = [line[:SCREEN_COLS].ljust(SCREEN_COLS) for line in self.screen_lines()[:height]]
+        body += [" " * SCREEN_COLS] * (height - len(body))
         if self.pane is not None and not self._wide():
-            pane = self._pane(self.pane, SCREEN_ROWS, SCREEN_COLS)
-            body = [line.ljust(SCREEN_COLS) for line in pane] + [" " * SCREEN_COLS] * (SCREEN_ROWS - len(pane))
+            pane = self._pane(self.pane, height, SCREEN_COLS)
+            body = [line.ljust(SCREEN_COLS) for line in pane] + [" " * SCREEN_COLS] * (height - len(pane))
         box = ["+" + "-" * SCREEN_COLS + "+"] + ["|%s|" % line for line in body] + ["+" + "-" * SCREEN_COLS + "+"]
         if self._wide():
             width = min(cols - BOX_COLS - 1, 48)

@@ -11,7 +11,7 @@ import urllib.request
 import pytest
 
 from kapos.app.scenario import Player, parse
-from kapos.console import Console, frame_to_quadrants, QUADRANTS
+from kapos.console import BRAILLE_BITS, QUADRANTS, Console, frame_to_braille, frame_to_quadrants
 from kapos.local_target import LocalTarget
 from kapos_tools.host.ledger import Ledger
 from kapos_tools.host.web import users
@@ -19,7 +19,7 @@ from kapos_tools.host.web.alarms import BadMacHandler, Notifier, Watcher
 from kapos_tools.host.web.ops import OperationError, Operations
 from kapos_tools.websim.app import WebSim, WebSimError
 
-from webstack import OPERATOR, Stack
+from webstack import OPERATOR, Stack, run_async
 
 
 class Null:
@@ -40,33 +40,53 @@ def console(tmp_path):
     async def started():
         async with assembly.terminal.running():
             await asyncio.sleep(0)  # the first screen is drawn when the loop starts
-    asyncio.run(started())
+    run_async(started())
     yield c
     assembly.close()
+
+
+def _pixels(console):
+    image = console.terminal.platform.get("display").image.convert("1")
+    px = image.load()
+    return image, {(x, y): int(px[x, y] != 0) for x in range(image.size[0]) for y in range(image.size[1])}
 
 
 def test_the_console_fits_an_80x24_window_with_the_whole_oled_pixel_exact(console):
     console.size = (80, 24)
     lines = console.render()
     assert len(lines) <= 24 and max(len(line) for line in lines) <= 80
-    # the 16 rows between the box lines decode back to the display's 128x64 pixels
-    rows = [line[1:65] for line in lines[2:18]]
+    image, pixels = _pixels(console)
+    rows = [line[1:65] for line in lines[2:18]]  # the 16 rows between the box lines
+    assert lines[18].startswith("+---") and frame_to_braille(image) == rows
+    decoded = {}
+    for cy, row in enumerate(rows):  # braille cells decode back to all 128x64 pixels
+        for cx, ch in enumerate(row):
+            bits = 0 if ch == " " else ord(ch) - 0x2800
+            for dx, dy, bit in BRAILLE_BITS:
+                decoded[(2 * cx + dx, 4 * cy + dy)] = int(bool(bits & bit))
+    assert decoded == pixels and any(pixels.values())
+
+
+def test_a_tall_window_gets_quadrant_blocks_also_pixel_exact(console):
+    console.size = (80, 40)
+    lines = console.render()
+    assert len(lines) <= 40 and max(len(line) for line in lines) <= 80
+    image, pixels = _pixels(console)
+    rows = [line[1:65] for line in lines[2:34]]
     decode = {ch: bits for bits, ch in QUADRANTS.items()}
-    image = console.terminal.platform.get("display").image.convert("1")
-    px = image.load()
+    decoded = {}
     for cy, row in enumerate(rows):
         for cx, ch in enumerate(row):
-            tl, tr, bl, br = decode[ch]
-            assert (tl, tr, bl, br) == tuple(int(px[x, y] != 0) for x, y in (
-                (2 * cx, 2 * cy), (2 * cx + 1, 2 * cy), (2 * cx, 2 * cy + 1), (2 * cx + 1, 2 * cy + 1)))
-    assert frame_to_quadrants(image) == rows
+            for (dx, dy), bit in zip(((0, 0), (1, 0), (0, 1), (1, 1)), decode[ch]):
+                decoded[(2 * cx + dx, 2 * cy + dy)] = bit
+    assert decoded == pixels and frame_to_quadrants(image) == rows
 
 
 def test_a_window_too_small_gets_a_warning_not_wrapped_garbage(console):
     for size in ((60, 24), (80, 18), (40, 10)):
         console.size = size
         lines = console.render()
-        assert "needs 66x22" in " ".join(lines)
+        assert "too small: needs 66x22" in lines
         assert all(len(line) <= size[0] for line in lines) and len(lines) <= size[1]
 
 
@@ -206,7 +226,7 @@ def test_the_command_hook_gets_the_alarm_as_json_on_stdin_without_a_shell(tmp_pa
     script = "import sys; open(sys.argv[1], 'w').write(sys.stdin.read())"
     notifier = Notifier(command="%s -c %s %s" % (sys.executable, json.dumps(script), out))
     alarm = {"id": 7, "kind": "tamper", "terminal": "KAPOS001", "detail": "case; rm -rf /"}
-    asyncio.run(notifier._guard(notifier._run, alarm))
+    run_async(notifier._guard(notifier._run, alarm))
     assert json.loads(out.read_text())["alarm"] == alarm
     with pytest.raises(ValueError):
         Notifier(webhook="file:///etc/passwd")
@@ -256,7 +276,7 @@ def test_the_simulator_listens_on_loopback_only_and_on_no_real_board(tmp_path):
     try:
         web = WebSim(assembly, "t" * 20)
         with pytest.raises(WebSimError):
-            asyncio.run(web.start("0.0.0.0", 0))
+            run_async(web.start("0.0.0.0", 0))
 
         class RealDisplay:  # a device that is not a simulated twin
             pass

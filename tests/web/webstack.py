@@ -151,3 +151,22 @@ def wait_text(page, selector, text, timeout=8000):
 def wait_screen(page, text, timeout=8000):
     """Wait until the OLED shows `text` (the image's alt is the screen's text)."""
     page.locator('#oled[alt*="%s"]' % text).wait_for(state="attached", timeout=timeout)
+
+
+def run_async(coro, timeout=20):
+    """asyncio.run on a thread of its own: Playwright's sync API keeps a loop running on
+    the main thread once a browser test has run."""
+    box = {}
+
+    def target():
+        try:
+            box["result"] = asyncio.run(asyncio.wait_for(coro, timeout))
+        except BaseException as exc:  # re-raised in the test's thread
+            box["error"] = exc
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join(timeout + 5)
+    if "error" in box:
+        raise box["error"]
+    return box.get("result")
