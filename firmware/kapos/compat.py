@@ -1,6 +1,6 @@
 """The one CPython/MicroPython shim of the portable code (L0).
 
-Portable modules import `const`, `ticks_ms`, `ticks_diff` from here and nothing
+Portable modules import `const`, `ticks_ms`, `ticks_diff`, `sleep_us` from here and nothing
 runtime-specific elsewhere, so the same files run under MicroPython later.
 """
 
@@ -22,6 +22,16 @@ except ImportError:
 
     def ticks_diff(later, earlier):
         return later - earlier
+
+
+try:
+    from time import sleep_us  # type: ignore  # MicroPython
+except ImportError:
+    import time as _time
+
+    def sleep_us(us):
+        """Block the calling thread for `us` microseconds (a chip's start-up wait)."""
+        _time.sleep(us / 1000000)
 
 
 def wipe(buffer):

@@ -28,7 +28,7 @@ try:
 except ImportError:  # older MicroPython
     import uasyncio as asyncio  # type: ignore
 
-from kapos.compat import const
+from kapos.compat import const, sleep_us as _wall_sleep_us
 from kapos.errors import CardReadError, HardwareError, LocalProtocolError, RemoteProtocolError
 from kapos.hal import NfcReader, Tap
 from kapos.nfc import crc, iso14443a
@@ -89,13 +89,19 @@ FLUSH_BUFFER = const(0x80)  # FIFOLevelReg
 T_START_NOW = const(0x40)  # ControlReg
 T_AUTO = const(0x80)  # TModeReg
 
-VERSIONS = {0x91: "MFRC522 v1.0", 0x92: "MFRC522 v2.0", 0x88: "FM17522 (clone)", 0xB2: "FM17522E (clone)"}
+# VersionReg values seen on real boards. NXP documents 0x91 and 0x92; the rest are
+# compatibles (Fudan FM17522 family) and unbranded clones, which work for ISO 14443 A.
+VERSIONS = {0x91: "MFRC522 v1.0", 0x92: "MFRC522 v2.0", 0x90: "MFRC522 v0.0", 0x88: "FM17522 (clone)",
+            0x89: "FM17522E (clone)", 0xB2: "FM17522 v1 (clone)", 0x12: "unbranded MFRC522 clone"}
+GENUINE = (0x91, 0x92)
 
 FIFO_SIZE = const(64)
 FC_KHZ = const(13560)  # timer input clock: cycles per ms
 POLLS_PER_MS = const(250)  # ComIrqReg reads allowed per ms of timer (one read takes > 4 us)
 MIN_POLLS = const(64)
 RESET_POLLS = const(1000)
+RESET_LOW_US = const(10)  # NRSTPD low time (datasheet 8.8.2: > 100 ns; generous for slow GPIO)
+OSCILLATOR_START_US = const(50000)  # after NRSTPD rises: crystal start-up, SPI is dead meanwhile
 FIELD_GUARD_US = const(5000)  # ISO 14443-3: wait 5 ms after field on before REQA
 
 _READ = const(0x80)
@@ -110,13 +116,17 @@ class Mfrc522(Frontend):
 
     spi: kapos.hal.SpiBus; reset: optional kapos.hal.Pin wired to NRSTPD; rx_gain: 0-7
     for RFCfgReg RxGain (18-48 dB), None keeps the chip default (33 dB); sleep_us: an
-    optional function for delays, else the chip timer is used."""
+    optional function for delays, else the chip timer is used; reset_wait: the function
+    that waits out the hard reset (the chip timer is not running then), default a real
+    sleep (an emulator passes its own virtual clock). `warning` names a clone chip."""
 
-    def __init__(self, spi, reset=None, rx_gain=None, sleep_us=None):
+    def __init__(self, spi, reset=None, rx_gain=None, sleep_us=None, reset_wait=None):
         self.spi = spi
         self.reset_pin = reset
         self.rx_gain = rx_gain
         self._sleep_us = sleep_us
+        self._reset_wait = reset_wait or sleep_us or _wall_sleep_us
+        self.warning = None
         self._reg = bytearray(2)
         self._fifo_w = bytearray(FIFO_SIZE + 1)
         self._fifo_w[0] = FIFO_DATA_REG << 1
@@ -157,23 +167,31 @@ class Mfrc522(Frontend):
     def init(self):
         """(Hard reset,) soft reset, VersionReg check, configuration, antenna on."""
         if self.reset_pin is not None:
+            # Datasheet 8.8.2: a low pulse resets; after the rising edge the oscillator
+            # starts, and SPI is not served until it runs.
             self.reset_pin.value(0)
+            self._reset_wait(RESET_LOW_US)
             self.reset_pin.value(1)
+            self._reset_wait(OSCILLATOR_START_US)
         self.soft_reset()
         version = self.read_register(VERSION_REG)
         if version not in VERSIONS:
             if version == 0x00 or version == 0xFF:
                 why = "no chip answers: check wiring, CS and power"
             else:
-                why = "unknown chip"
+                why = "unknown chip (known: %s)" % ", ".join("0x%02X" % v for v in sorted(VERSIONS))
             raise HardwareError("MFRC522 not found (VersionReg 0x%02X: %s)" % (version, why))
         self.version = version
         self.chip = VERSIONS[version]
+        if version not in GENUINE:
+            self.warning = "%s (VersionReg 0x%02X), not an NXP MFRC522: used as compatible" % (self.chip, version)
         self.write_register(TX_ASK_REG, 0x40)  # 100 % ASK modulation (Type A)
         self.write_register(MODE_REG, 0x3D)  # CRC preset 0x6363 (CRC_A), TxWaitRF
         self.write_register(COLL_REG, 0x00)  # ValuesAfterColl = 0
         if self.rx_gain is not None:
-            self.write_register(RF_CFG_REG, (self.rx_gain & 7) << 4)
+            # RxGain is bits 6-4; bit 7 and bits 3-0 are reserved: keep what the chip has
+            v = self.read_register(RF_CFG_REG)
+            self.write_register(RF_CFG_REG, (v & 0x8F) | ((self.rx_gain & 7) << 4))
         self.antenna_on()
 
     def soft_reset(self):
@@ -187,7 +205,7 @@ class Mfrc522(Frontend):
     def selftest(self):
         v = self.read_register(VERSION_REG)
         if v == self.version:
-            return True, "%s (VersionReg 0x%02X)" % (self.chip, v)
+            return True, "%s (VersionReg 0x%02X)%s" % (self.chip, v, "" if v in GENUINE else ", compatible")
         return False, "VersionReg reads 0x%02X, expected 0x%02X" % (v, self.version or 0)
 
     @property
@@ -292,10 +310,13 @@ class Mfrc522(Frontend):
             raise HardwareError("MFRC522 reported a FIFO write error")
         if error & ERR_BUFFER_OVFL:
             raise CardReadError("answer longer than the 64-byte FIFO")
+        if error & ERR_COLL:
+            # collided bits also break parity: during anticollision that is expected
+            if not allow_collision:
+                raise CardReadError("collision: more than one card answered")
+            error &= ~ERR_PARITY
         if error & (ERR_PARITY | ERR_PROTOCOL | ERR_CRC):
             raise CardReadError("transmission error (ErrorReg 0x%02X)" % error)
-        if error & ERR_COLL and not allow_collision:
-            raise CardReadError("collision: more than one card answered")
         return self._read_fifo(s[2] & 0x7F), s[3] & 0x07, error
 
     # ---- Frontend ----

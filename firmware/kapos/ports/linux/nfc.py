@@ -4,11 +4,15 @@ Board keys: bus (for the pin check), spi_bus, spi_device, spi_hz, reset_pin,
 poll_interval, token_key (hex, MIFARE key A of the token sector), token_block.
 """
 
+import logging
+
 from kapos import hal
 from kapos.drivers.mfrc522 import Mfrc522, Mfrc522NfcReader
 from kapos.errors import ConfigError
 from kapos.ports.linux import gpio as gpio_mod
 from kapos.ports.linux.spi import SpidevBus
+
+log = logging.getLogger("kapos.nfc")
 
 KEYS = ("bus", "spi_bus", "spi_device", "spi_hz", "reset_pin", "poll_interval", "token_key",
         "token_block", "driver_name")
@@ -32,6 +36,8 @@ class Mfrc522Reader(hal.NfcReader):
             gpio = gpio_mod.load(gpio_module)
             reset = gpio_mod.OutputPin(gpio, reset_pin, initial=1)
         chip = Mfrc522(self._bus, reset=reset)  # checks VersionReg: a clear error if absent
+        if chip.warning:
+            log.warning("NFC reader: %s", chip.warning)
         self.reader = Mfrc522NfcReader(chip, poll_interval=poll_interval, key=key, token_block=token_block)
 
     async def read_tap(self):

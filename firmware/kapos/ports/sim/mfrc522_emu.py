@@ -43,6 +43,7 @@ import os
 import time
 
 from kapos.hal import Pin, SpiBus
+from kapos.ports.sim.chips import personality
 from kapos.ports.sim.rf import FC_MHZ, air_us, bits_of, bytes_of, crc_ok, with_crc
 
 # ---- registers (datasheet table 20) ----
@@ -96,7 +97,8 @@ CRC_IRQ = 0x04
 WR_ERR, TEMP_ERR, BUFFER_OVFL, COLL_ERR, CRC_ERR, PARITY_ERR, PROTOCOL_ERR = 0x80, 0x40, 0x10, 0x08, 0x04, 0x02, 0x01
 CRYPTO1_ON = 0x08
 FIFO_SIZE = 64
-RESET_US = 50.0  # oscillator restart after a soft or hard reset
+RESET_US = 50.0  # a soft reset: PowerDown shows in CommandReg this long
+RESET_LOW_MIN_US = 0.1  # datasheet 8.8.2: a shorter NRSTPD low pulse does not reset
 
 
 class _ResetPin(Pin):
@@ -115,11 +117,19 @@ class _ResetPin(Pin):
 
 
 class Mfrc522Emulator(SpiBus):
-    """The chip behind a fake SPI bus. `version`: VersionReg (0x91, 0x92, 0x88 clone, ...).
-    `reset_pin`: a kapos.hal.Pin to hand to the driver as its NRSTPD line."""
+    """The chip behind a fake SPI bus. `chip`: a personality of kapos.ports.sim.chips
+    ("mfrc522-v2", "clone-0x12", "fm17522", ...), or `version`: its VersionReg.
+    `reset_pin`: a kapos.hal.Pin to hand to the driver as its NRSTPD line; after it rises
+    the chip ignores SPI (reads 0x00) until its oscillator has started.
+    `wire`: a kapos.ports.sim.wire.Wire that makes each transfer take real time."""
 
-    def __init__(self, version=0x92, spi_hz=1000000, transfer_overhead_us=20.0, realtime=False):
-        self.version = version
+    def __init__(self, version=None, spi_hz=1000000, transfer_overhead_us=20.0, realtime=False,
+                 chip=None, wire=None):
+        self.personality = personality(chip, version)
+        self.version = self.personality.version
+        self.wire = wire
+        self._osc_until = 0.0
+        self._low_since = None
         self.spi_hz = spi_hz
         self.transfer_overhead_us = transfer_overhead_us
         self.realtime = realtime
@@ -189,14 +199,16 @@ class Mfrc522Emulator(SpiBus):
         st["bytes_out"] += n
         st["bytes_in"] += n
         cost = self.transfer_overhead_us + n * 8e6 / self.spi_hz
+        if self.wire is not None:
+            self.wire.spend_us(cost)
         if self.realtime:  # time the host spent elsewhere (awaiting) passes for the chip too
             wall = time.monotonic()
             cost = max(cost, (wall - self._wall) * 1e6)
             self._wall = wall
         self._advance(cost)
         out = bytearray(n)
-        if not self._powered or n == 0:
-            return bytes(out)
+        if not self._powered or n == 0 or self.now_us < self._osc_until:
+            return bytes(out)  # in reset or the oscillator not running: MISO stays low
         if data[0] & 0x01:
             raise ValueError("SPI address byte 0x%02X: bit 0 must be 0 (datasheet 8.1.2.3)" % data[0])
         if data[0] & 0x80:
@@ -255,12 +267,16 @@ class Mfrc522Emulator(SpiBus):
 
     def _reset_pin_changed(self, level):
         if level == 0:
-            self._powered = False  # hard power-down: SPI dead, field off
-            self._events = []
-            self._set_field(False)
-        else:
-            self._powered = True
-            self._power_on()
+            self._powered = False  # hard power-down: SPI dead
+            self._low_since = self.now_us
+            return
+        self._powered = True
+        if self._low_since is not None and self.now_us - self._low_since < RESET_LOW_MIN_US:
+            return  # a glitch, not a reset: the chip carries on as it was
+        self._events = []
+        self._set_field(False)
+        self._power_on()
+        self._osc_until = self.now_us + self.personality.oscillator_start_us
 
     # ---- registers ----
     def _read(self, reg):
@@ -514,7 +530,7 @@ class Mfrc522Emulator(SpiBus):
         align = self._rx_align
         errors = self._injected_errors.pop(0) if self._injected_errors else 0
         if coll is not None:
-            errors |= COLL_ERR
+            errors |= COLL_ERR | PARITY_ERR  # a collided bit breaks its byte's parity as well
             pos = align + coll + 1
             r[R_COLL] = (r[R_COLL] & 0x80) | ((pos & 0x1F) if pos <= 32 else 0x20)
             if not r[R_COLL] & 0x80:  # ValuesAfterColl = 0: clear bits from the collision on
@@ -572,13 +588,14 @@ class Mfrc522Emulator(SpiBus):
         self._finish()
 
 
-def emulated_chip(cards=(), version=0x92, **emulator_options):
+def emulated_chip(cards=(), version=None, **emulator_options):
     """(emulator, driver): the real kapos.drivers.mfrc522.Mfrc522 on a fresh emulator,
-    reset through the emulated NRSTPD pin, with `cards` in the field."""
+    reset through the emulated NRSTPD pin (the reset waits pass in virtual time), with
+    `cards` in the field."""
     from kapos.drivers.mfrc522 import Mfrc522
 
     emu = Mfrc522Emulator(version=version, **emulator_options)
-    chip = Mfrc522(emu, reset=emu.reset_pin)
+    chip = Mfrc522(emu, reset=emu.reset_pin, reset_wait=emu.sleep_us)
     for card in cards:
         emu.add_card(card)
     return emu, chip

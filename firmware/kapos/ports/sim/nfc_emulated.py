@@ -14,7 +14,7 @@ from kapos.ports.sim.mfrc522_emu import EmvTestCard, MifareClassic1K, Mfrc522Emu
 class EmulatedMfrc522Reader(hal.NfcReader):
     def __init__(self, poll_interval=0.05, version=0x92, **options):
         self.emulator = Mfrc522Emulator(version=version, realtime=True)
-        self.chip = Mfrc522(self.emulator, reset=self.emulator.reset_pin)
+        self.chip = Mfrc522(self.emulator, reset=self.emulator.reset_pin, reset_wait=self.emulator.sleep_us)
         self.reader = Mfrc522NfcReader(self.chip, poll_interval=poll_interval)
         self._in_field = None
 
