@@ -40,8 +40,12 @@ DASH_ADDR ?= 127.0.0.1:8001
 
 # The simulated terminal, authorizing against the reference host on loopback (var/host.db);
 # also in a browser on http://$(WEB_ADDR)/ and the host's dashboard on http://$(DASH_ADDR)/ (docs/web.md).
+# Each run keeps its own host log (var/host-TIME.log); var/host.log points at the newest.
+# A port already taken stops here with one line, before anything starts or is overwritten.
+MANAGE_ADDR ?= 127.0.0.1:7700
 run: $(STAMP)
-	@mkdir -p var; : > var/host.log
+	@$(BIN)/python -m kapos.app.startup HOST_ADDR=$(HOST_ADDR) MANAGE_ADDR=$(MANAGE_ADDR) WEB_ADDR=$(WEB_ADDR) DASH_ADDR=$(DASH_ADDR)
+	@mkdir -p var; log=host-$$(date +%Y%m%d-%H%M%S)-$$$$.log; : > var/$$log; ln -sfn $$log var/host.log
 	@echo "browser: http://$(WEB_ADDR)/ (token: var/manage-token)  dashboard: http://$(DASH_ADDR)/ (first user: var/dashboard-admin.txt)"
 	@$(BIN)/python -m kapos_tools.host --listen $(HOST_ADDR) --db var/host.db --velocity 10/60 --auto-enroll \
 		--web $(DASH_ADDR) --web-first-user >var/host.log 2>&1 & host=$$!; \
@@ -49,7 +53,7 @@ run: $(STAMP)
 	for i in $$(seq 50); do grep -q "listening" var/host.log && break; sleep 0.1; done; \
 	grep -q "listening" var/host.log || { cat var/host.log; exit 1; }; \
 	$(BIN)/kapos websim --web $(WEB_ADDR) --host-db var/host.db --board $(BOARD) \
-		--set host.mode=iso8583 --set host.address=$(HOST_ADDR) --manage 127.0.0.1:7700
+		--set host.mode=iso8583 --set host.address=$(HOST_ADDR) --manage $(MANAGE_ADDR)
 
 # Scenarios through the management channel (a real terminal: HIL_TARGET=tcp://pi:7700).
 HIL_TARGET ?= manage

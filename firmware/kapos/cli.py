@@ -46,6 +46,9 @@ def add_run_parser(sub):
                    help="the management channel accepts injected input and simulated faults (test rigs only)")
     p.add_argument("--keep-storage", action="store_true",
                    help="with --script: use the configured data directory instead of a fresh temporary one")
+    p.add_argument("--update-root", metavar="DIR",
+                   help="update itself from the repository set up in DIR (kapos update init; docs/updates.md)")
+    p.add_argument("--update-interval", type=float, default=3600.0, metavar="S", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
 
@@ -83,9 +86,9 @@ def run_script(args):
 
 async def run_with_management(assembly, args, main=None):
     """Run the terminal (or `main`, e.g. the console) with the management channel beside it."""
-    from kapos.services.logbuffer import LogBuffer
-    from kapos.services.management import ManagementServer, parse_hostport
-    from kapos.services.mgmt_auth import check_token, terminal_token
+    from kapos.io.logbuffer import LogBuffer
+    from kapos.app.management import ManagementServer, parse_hostport
+    from kapos.app.mgmt_auth import check_token, terminal_token
 
     if not (args.manage or args.manage_serial):
         return await (main if main is not None else assembly.terminal.run())
@@ -116,7 +119,12 @@ async def run_with_management(assembly, args, main=None):
                 waiter.cancel()
                 runner.result()
         if args.manage:
-            host, port = await server.start_tcp(*parse_hostport(args.manage))
+            try:
+                host, port = await server.start_tcp(*parse_hostport(args.manage))
+            except OSError as exc:  # taken since the start-up check
+                from kapos.app.startup import bind_error
+
+                raise bind_error("management", *parse_hostport(args.manage), exc, "pass --manage HOST:PORT")
             if main is None:  # headless: say where (port 0 picks a free one)
                 print("kapos: management channel on %s:%d" % (host, port), flush=True)
         if args.manage_serial:
@@ -129,6 +137,59 @@ async def run_with_management(assembly, args, main=None):
             await asyncio.gather(runner, return_exceptions=True)
 
 
+EXIT_RESTART = 75  # the service (systemd, kapos.update.supervise) starts the terminal again
+
+
+async def _with_updates(assembly, args, coro):
+    if not args.update_root:
+        return await coro
+    from kapos.update.agent import run_beside
+
+    return await run_beside(assembly, args.update_root, coro, args.update_interval)
+
+
+def _preflight(args):
+    """What a first start most often trips on, each as one line (StartupError, exit 2) before
+    anything starts: a management port in use, a data directory read-only or full."""
+    from kapos.app import config as config_mod
+    from kapos.app import startup
+
+    if args.manage:
+        from kapos.app.management import parse_hostport
+
+        host, port = parse_hostport(args.manage)
+        startup.check_port_free(host, port, "management", "pass --manage %s:PORT" % host)
+    startup.check_data_dir(config_mod.load(args.config, args.overrides)["storage"]["data_dir"])
+
+
+def _start(args, assembly_class):
+    """The Assembly, or a StartupError saying why not (also on the board's display)."""
+    import sqlite3
+
+    from kapos import boards
+    from kapos.app import startup
+    from kapos.errors import StartupError
+
+    try:
+        _preflight(args)
+        try:
+            return assembly_class(args.board, args.config, args.overrides, clock=args.clock)
+        except (OSError, sqlite3.Error) as exc:  # the disk failed between the check and the journal
+            from kapos.app import config as config_mod
+
+            raise startup.storage_error(config_mod.load(args.config, args.overrides)["storage"]["data_dir"], exc)
+    except StartupError as exc:
+        try:  # the terminal itself says payments are stopped, not only the log
+            platform = boards.build_platform(boards.load_board(args.board))
+        except Exception:
+            raise exc
+        try:
+            startup.show_stopped(platform.get("display"), exc)
+        finally:
+            platform.close()
+        raise
+
+
 def cmd_run(args):
     from kapos.wiring import Assembly
 
@@ -136,11 +197,15 @@ def cmd_run(args):
         return run_script(args)
     if args.out:
         raise KaposError("--out is for scripted runs (--script)")
-    assembly = Assembly(args.board, args.config, args.overrides, clock=args.clock)
+    if args.update_root:  # the parameter set the host sent last, then the command line
+        from kapos.update.agent import stored_overrides
+
+        args.overrides = stored_overrides(args.update_root) + list(args.overrides)
+    assembly = _start(args, Assembly)
     try:
         if args.headless:
-            asyncio.run(run_with_management(assembly, args))
-            return EXIT_OK
+            asyncio.run(_with_updates(assembly, args, run_with_management(assembly, args)))
+            return EXIT_RESTART if getattr(assembly.terminal, "restart_requested", None) else EXIT_OK
         if not sys.stdin.isatty():
             raise KaposError("the interactive terminal needs a terminal window; "
                              "use --script FILE for a scripted run or --headless")
@@ -148,7 +213,7 @@ def cmd_run(args):
 
         logging.getLogger().handlers[:] = []  # the console owns the screen
         logging.basicConfig(filename=os.environ.get("KAPOS_LOG", os.devnull), level=logging.INFO)
-        asyncio.run(run_with_management(assembly, args, main=Console(assembly).run()))
+        asyncio.run(_with_updates(assembly, args, run_with_management(assembly, args, main=Console(assembly).run())))
         return EXIT_OK
     except KeyboardInterrupt:
         return EXIT_OK

@@ -50,6 +50,10 @@ class DecodeError(RemoteProtocolError):
         self.offset = offset
 
 
+class HostUnavailable(KaposError):
+    """An authorization request could not be delivered or answered (link down, refused)."""
+
+
 class SecurityError(KaposError):
     """A key, MAC or PIN block check failed, or keys are absent / exhausted."""
 
@@ -60,3 +64,16 @@ class KeyStoreError(SecurityError):
 
 class ScenarioError(KaposError):
     """A scenario script is malformed or one of its expectations failed."""
+
+
+class StartupError(KaposError):
+    """The terminal or the host cannot start here: a port already in use, a data directory
+    that is read-only or full. `short` is the reason in a few words, for the screen."""
+
+    def __init__(self, message, short=None):
+        KaposError.__init__(self, message)
+        self.short = short or message
+
+
+class UpdateError(KaposError):
+    """A software update or a parameter set was refused (bad signature, hash, version, expiry, disk)."""

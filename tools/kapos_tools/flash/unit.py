@@ -22,6 +22,8 @@ Environment=KAPOS_BOARDS=$install_dir/boards
 Environment=PYTHONUNBUFFERED=1
 Restart=on-failure
 RestartSec=3
+# exit 2: a bad config, a port in use, a read-only or full data directory; restarting cannot help
+RestartPreventExitStatus=2
 # /var/lib/kapos (journal, state) and /etc/kapos (config), created by systemd
 StateDirectory=kapos
 ConfigurationDirectory=kapos

@@ -77,6 +77,7 @@ def add_arguments(p):
     from kapos_tools.host.web.cli import add_web_arguments
 
     add_web_arguments(p)  # the operations dashboard (docs/web.md)
+    __import__("kapos_tools.host.update_repo").host.update_repo.add_arguments(p)  # docs/updates.md
     add_registry_commands(p)
 
 
@@ -257,6 +258,7 @@ def cmd_host(args):
             raise KaposError("--tls-cert and --tls-key go together")
         if args.listen == "off" and not args.serial:
             raise KaposError("nothing to serve: --listen off and no --serial")
+        __import__("kapos_tools.host.update_repo").host.update_repo.serve_from_args(args)  # docs/updates.md
         try:
             asyncio.run(serve(ledger, args))
         except KeyboardInterrupt:
@@ -267,7 +269,7 @@ def cmd_host(args):
 
 
 async def serve(ledger, args, ready=None):
-    from kapos.services.transport import PySerialPort, parse_address
+    from kapos.io.transport import PySerialPort, parse_address
     from kapos_tools.host.server import HostServer, tls_server_context
 
     mac = None
@@ -290,7 +292,13 @@ async def serve(ledger, args, ready=None):
         if args.listen != "off":
             host, port = parse_address(args.listen)
             tls = tls_server_context(args.tls_cert, args.tls_key) if args.tls_cert else None
-            bound = await server.start_tcp(host, port, tls)
+            try:
+                bound = await server.start_tcp(host, port, tls)
+            except OSError as exc:  # a port in use is one line, not a traceback
+                from kapos.app.startup import bind_error
+
+                raise bind_error("host", host, port, exc, "pass --listen %s:PORT (make run HOST_ADDR=%s:PORT)"
+                                 % (host, host))
             print("kapos host listening on %s:%d%s (ledger %s)"
                   % (bound[0], bound[1], " TLS" if tls else "", args.db), flush=True)
         for url in args.serial:
