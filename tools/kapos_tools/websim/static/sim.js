@@ -40,7 +40,7 @@ async function refresh() {
                           ["fault-tamper", s.faults.tampered]]) {
     document.getElementById(id).classList.toggle("on", on);
   }
-  document.getElementById("receipt").textContent = s.receipts.length ? s.receipts.join("\n- - - - - - - - -\n") : "(nothing printed yet)";
+  document.getElementById("receipt").textContent = s.receipts.length ? s.receipts.slice().reverse().join("\n- - - - - - - - -\n") : "(nothing printed yet)";
   const h = s.host;
   const host = document.getElementById("host");
   if (!h.available) host.replaceChildren(el("p", {class: "hint"}, "not connected: " + h.why));
