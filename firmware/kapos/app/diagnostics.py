@@ -38,6 +38,7 @@ class Diagnostics:
         self.data_dir = data_dir or "."
         self.key_status = key_status or (lambda: (True, "test keys (not for real cards)"))
         self.config = config or {}
+        self.update_status = None  # set by kapos.update: running/previous version, last update
 
     async def run(self, function):
         """A technician function: (title, lines) for the terminal's screen."""
@@ -161,6 +162,10 @@ class Diagnostics:
         checks.append(Check("keys", ok, detail))
         checks.append(self._disk())
         checks.append(self._clock())
+        if self.update_status is not None:  # shown with the self-test in the technician menu
+            u = self.update_status()
+            checks.append(Check("software", True, "%s (previous %s), last update %s, pending %s" % (
+                u["running"], u["previous"], u["last_update"], u["pending"])))
         return checks
 
     async def _host(self):
@@ -191,7 +196,10 @@ class Diagnostics:
         return Check("time", 2024 <= year <= 2100, time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(now)))
 
     def versions(self):
-        return {"kapos": __version__, "board": self.terminal.platform.board["board"]["name"]}
+        versions = {"kapos": __version__, "board": self.terminal.platform.board["board"]["name"]}
+        if self.update_status is not None:
+            versions.update(("update_" + k, v) for k, v in self.update_status().items())
+        return versions
 
     def counters(self):
         return dict(self.terminal.ctx.counters)

@@ -19,6 +19,7 @@ from kapos.compat import wipe
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import machine
+from kapos.core.handlers import idle_screen
 from kapos.errors import KaposError
 
 log = logging.getLogger("kapos.runtime")
@@ -354,6 +355,34 @@ class Terminal:
     async def reprint_last(self):
         """Print the newest receipt again (after paper-out, or on request)."""
         await self.print_now(self.receipts[-1][1])
+
+    # ------------------------------------------------------------ software updates (kapos.update)
+
+    def is_idle(self):
+        """Between transactions: the idle screen, no reversal or advice left to send."""
+        if self.state != "IDLE":
+            return False
+        pending = getattr(self.authorizer, "pending", None)
+        return not (pending is not None and pending())
+
+    def show_update_notice(self, text):
+        """Update progress on the idle screen (only there: a transaction's screens stay)."""
+        if self.state == "IDLE":
+            self.ctx.notice = ("info", text)
+            self._execute_all([idle_screen(self.ctx)])
+
+    def apply_settings(self, settings):
+        """A new parameter set, between transactions only (the caller checks is_idle())."""
+        self.settings = settings
+        self.ctx.settings = settings
+        self.screens = ScreenRenderer(settings)
+        self._execute_all([idle_screen(self.ctx)])
+
+    def request_restart(self, reason):
+        """Stop the loop so the service starts again (into a new release or parameters)."""
+        log.warning("restarting: %s", reason)
+        self.restart_requested = reason
+        self.stop()
 
     # ------------------------------------------------------------ status
 

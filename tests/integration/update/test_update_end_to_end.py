@@ -1,0 +1,143 @@
+"""A running terminal updates itself: v1 -> v2 (trial boot, confirmed), v3 fails its
+self-test and falls back to v2 on its own; the data directory (journal, keys) is never
+touched. The service manager is kapos.update.supervise (what systemd does on a Pi)."""
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from kapos.update.layout import Layout
+from updatekit import PYTHON, Site, init_root, kapos, serve, tree_digest
+
+V3_BROKEN = {"app/diagnostics.py": ("        checks.append(self._clock())\n",
+                                    "        checks.append(Check(\"v3\", False, \"broken on purpose\"))\n")}
+
+
+class Supervised:
+    """The supervisor and its terminal; output lines are the events the test waits for."""
+
+    def __init__(self, root, data_dir):
+        args = [PYTHON, "-m", "kapos.update.supervise", "--root", root, "--max-starts", "8", "--",
+                "run", "--board", "sim", "--headless", "--update-root", root, "--update-interval", "0.5",
+                "--set", "storage.data_dir=%s" % data_dir]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     start_new_session=True)
+        self.lines = queue.Queue()
+        self.seen = []
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+        self.lines.put(None)
+
+    def wait_for(self, text, timeout=60.0):
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                line = self.lines.get(timeout=max(0.01, remaining))
+            except queue.Empty:
+                line = None
+            if line is not None:
+                self.seen.append(line)
+                if text in line:
+                    return line
+            if line is None or time.monotonic() > deadline:
+                raise AssertionError("never saw %r; output:\n%s" % (text, "\n".join(self.seen[-40:])))
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def site(tmp_path):
+    return Site(str(tmp_path))
+
+
+def test_v1_updates_to_v2_and_a_v3_that_fails_its_self_test_rolls_back_by_itself(site, tmp_path):
+    site.release("1.0.0")
+    server = serve(site.dir)
+    root = init_root(str(tmp_path / "root"), server.url, site)
+    data = str(tmp_path / "data")
+    out = kapos("update", "apply", "--root", root)
+    assert out.returncode == 0, out.stderr
+    layout = Layout(root)
+    terminal = Supervised(root, data)
+    try:
+        terminal.wait_for("1.0.0 confirmed itself")
+        before = tree_digest(data)  # keys made at the first start; the journal directory
+        assert before, "the terminal wrote nothing to its data directory"
+
+        site.release("2.0.0")
+        terminal.wait_for("switched to 2.0.0")
+        terminal.wait_for("trial boot of 2.0.0")
+        terminal.wait_for("2.0.0 confirmed itself")
+        state = layout.state()
+        assert layout.current() == "2.0.0" and state["previous"] == "1.0.0"
+        assert state["last"]["result"] == "confirmed" and state["trial"] is None
+
+        site.release("3.0.0", patch=V3_BROKEN)
+        terminal.wait_for("switched to 3.0.0")
+        terminal.wait_for("trial boot of 3.0.0")
+        line = terminal.wait_for("3.0.0 rolled back to 2.0.0")
+        assert "self-test failed" in line and "broken on purpose" in line
+        terminal.wait_for("running 2.0.0")  # the boot check after the restart
+        state = layout.state()
+        assert layout.current() == "2.0.0"
+        assert state["refused"] == ["3.0.0"]
+        assert state["last"]["version"] == "3.0.0" and state["last"]["result"] == "rolled back"
+        out = kapos("update", "status", "--root", root)
+        assert "running   2.0.0" in out.stdout and "3.0.0 rolled back" in out.stdout
+        assert tree_digest(data) == before  # journal and keys untouched by updates and rollbacks
+    finally:
+        terminal.stop()
+        server.stop()
+
+
+def test_diagnostics_show_running_previous_and_last_update(site, tmp_path):
+    """The technician menu's self-test and `kapos diag` versions carry the update status."""
+    import asyncio
+
+    from kapos.update.agent import UpdateAgent
+    from kapos.wiring import Assembly
+
+    site.release("1.0.0")
+    server = serve(site.dir)
+    try:
+        root = init_root(str(tmp_path / "root"), server.url, site)
+        assert kapos("update", "apply", "--root", root).returncode == 0
+        layout = Layout(root)
+        state = layout.state()
+        layout.record(state, "1.0.0", "rolled back", "did not confirm")
+        layout.write_state(state)
+        assembly = Assembly("sim", None, [("storage.data_dir", str(tmp_path / "data"))])
+
+        async def go():
+            UpdateAgent(assembly, root)
+            async with assembly.terminal.running():
+                return await assembly.diagnostics.run("selftest"), assembly.diagnostics.versions()
+
+        (title, lines), versions = asyncio.run(go())
+        assembly.close()
+        software = [line for line in lines if "software" in line]
+        assert software and "1.0.0 rolled back: did not confirm" in software[0]
+        assert versions["update_last_update"] == "1.0.0 rolled back: did not confirm"
+        assert versions["update_previous"] == "-"
+        json.dumps(versions)  # crosses the management channel as JSON
+    finally:
+        server.stop()
