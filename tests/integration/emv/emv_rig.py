@@ -14,6 +14,7 @@ UID = bytes.fromhex("08112233")
 
 def config(**options):
     options.setdefault("random_bytes", os.urandom)
+    options.setdefault("currency", 978)
     return TerminalConfig(**options)
 
 

@@ -84,8 +84,9 @@ class EmvIssuer:
         else:
             self.db.execute("INSERT OR REPLACE INTO emv_atc VALUES (?, ?, ?)", (card_key, psn, atc))
 
-    def check(self, pan, psn, icc, card_key=None):
-        """An EmvVerdict for field 55 `icc` (bytes) of a request for `pan`."""
+    def check(self, pan, psn, icc, card_key=None, amount=None, currency=None):
+        """An EmvVerdict for field 55 `icc` (bytes) of a request for `pan`; `amount`
+        (field 4, digits) and `currency` (field 49) must be what the cryptogram signed."""
         try:
             values = dict(tlv.parse(icc))
         except DecodeError:
@@ -95,6 +96,10 @@ class EmvIssuer:
         atc = values.get(0x9F36)
         if not cid or (cid[0] & 0xC0) != 0x80 or arqc is None or len(arqc) != 8 or atc is None:
             return EmvVerdict(False, "no ARQC in field 55")
+        if amount is not None and values.get(0x9F02) != bytes.fromhex("%012d" % int(amount)):
+            return EmvVerdict(False, "the cryptogram's amount (9F02) is not field 4")
+        if currency is not None and values.get(0x5F2A) != bytes.fromhex("%04d" % int(currency)):
+            return EmvVerdict(False, "the cryptogram's currency (5F2A) is not field 49")
         imk = self._key_for(pan)
         if imk is None:
             return EmvVerdict(False, "no issuer key for this BIN")
