@@ -99,8 +99,6 @@ def cmd_apply(args):
         print("up to date (%s)" % (_running(layout) or "base install"))
         return 0
     progress = _bar if sys.stderr.isatty() or args.progress else None
-    state["pending"] = {"version": offer.version, "stage": "downloading"}
-    layout.write_state(state)
     tarball = client.download(offer, progress)
     if args.download_only:
         print("downloaded and verified %s" % offer.version)

@@ -62,10 +62,27 @@ def cmd_build(args):
 
 
 def cmd_params(args):
-    from kapos.update.params import publish_document
+    import json
+    import tomllib
 
+    from kapos.app import config as config_mod
+    from kapos.update import params as params_mod
+
+    try:
+        with open(args.file, "rb") as f:
+            params = tomllib.load(f)
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise KaposError("cannot read parameter file %s: %s" % (args.file, exc))
     repo = _repo(args)
-    name, doc = publish_document(repo, args.file, args.channel)
+    name = "params/%s.json" % args.channel
+    try:
+        with open(os.path.join(repo.targets_dir, *name.split("/"))) as f:
+            serial = json.load(f)["serial"] + 1
+    except (OSError, ValueError, KeyError):
+        serial = 1
+    doc = {"kind": params_mod.KIND, "serial": serial, "params": params}
+    params_mod.check(doc, config_mod.load())  # refuse here what every terminal would refuse
+    repo.add_targets({name: (json.dumps(doc, indent=1, sort_keys=True).encode(), None)})
     print("parameter set %d for channel %s published as %s" % (doc["serial"], args.channel, name))
     return 0
 
