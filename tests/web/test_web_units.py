@@ -168,6 +168,25 @@ def test_a_blocked_card_is_declined_by_the_host_on_a_real_sale(tmp_path):
         stack.close()
 
 
+def test_a_re_issued_token_revokes_every_older_copy_of_it(tmp_path):
+    stack = Stack(tmp_path)
+    try:
+        ops = stack.dashboard.dashboard.ops
+        target = LocalTarget(stack.assembly.terminal, stack.assembly.testcards)
+        sale = "key 1\nkeys 350\nkey ENTER\ntap token\nexpect screen \"ENTER=OK\"\nkey ENTER\nexpect result %s\nkey ENTER\n"
+        stack.call(Player(target, default_timeout=5.0).play(parse(sale % "approved")))
+        ref = stack.run(lambda: {c["id"]: c for c in ops.cards()}["token"]["ref"])
+        block = stack.run(lambda: ops.reissue_token("olga", ref))
+        assert len(bytes.fromhex(block)) == 16
+        stack.call(Player(target, default_timeout=5.0).play(parse(sale % "declined")))  # the old tag
+        assert stack.run(lambda: ops.transactions()[0]["code"]) == "63"
+        assert stack.run(lambda: ops.audit_log()[0]["action"]) == "reissue-token"
+        with pytest.raises(OperationError):  # a PAN card has no token to re-issue
+            stack.run(lambda: ops.reissue_token("olga", {c["id"]: c for c in ops.cards()}["visa-debit"]["ref"]))
+    finally:
+        stack.close()
+
+
 # ---------------------------------------------------------------- logins
 
 def test_passwords_are_scrypt_hashes_and_roles_are_checked(ledger):

@@ -205,7 +205,7 @@ class Dashboard:
     async def act(self, request):
         action = request.path_params["action"]
         handlers = {"topup": self._topup, "block": self._block, "unblock": self._unblock,
-                    "ack": self._ack, "reset-pin": self._reset_pin}
+                    "ack": self._ack, "reset-pin": self._reset_pin, "reissue": self._reissue}
         handler = handlers.get(action)
         if handler is None:
             return JSONResponse({"error": "no such action"}, 404)
@@ -236,6 +236,9 @@ class Dashboard:
 
     def _reset_pin(self, user, body):
         self.ops.reset_pin_tries(user, _ref(body.get("card")))
+
+    def _reissue(self, user, body):
+        return {"token_block": self.ops.reissue_token(user, _ref(body.get("card")))}
 
     def _ack(self, user, body):
         self.ops.acknowledge(user, _ref(body.get("alarm")))

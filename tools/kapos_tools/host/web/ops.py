@@ -133,6 +133,25 @@ class Operations:
             self.db.execute("DELETE FROM ops_blocks WHERE card_key = ?", (card["key"],))
             self.audit(user, "unblock", mask(card["key"]))
 
+    def reissue_token(self, user, card_ref):
+        """A closed-loop token re-issued: its counter at the host goes one past the newest
+        seen, so every older copy (a clone of the lost tag) is refused 63 from now on.
+        Returns the new token block (hex) to write to the replacement tag; it is not kept."""
+        from kapos.security.token import make_token_block
+
+        if self.ledger.token_key is None:
+            raise OperationError("the host checks no token MACs (no token key): nothing to re-issue")
+        with self.ledger._tx():
+            card = self._card(card_ref)
+            if not card["key"].startswith("TK:"):
+                raise OperationError("only closed-loop tokens are re-issued")
+            row = self.db.execute("SELECT counter FROM token_counters WHERE key = ?", (card["key"],)).fetchone()
+            counter = (row["counter"] if row is not None else 0) + 1
+            self.db.execute("INSERT INTO token_counters (key, counter) VALUES (?, ?) ON CONFLICT(key) "
+                            "DO UPDATE SET counter = excluded.counter", (card["key"], counter))
+            self.audit(user, "reissue-token", mask(card["key"]), "counter %d" % counter)
+        return make_token_block(self.ledger.token_key, bytes.fromhex(card["key"][3:]), counter).hex()
+
     def reset_pin_tries(self, user, card_ref):
         with self.ledger._tx():
             card = self._card(card_ref)

@@ -35,6 +35,15 @@ async function act(action, body) {
   return reply.ok;
 }
 
+async function reissue(ref) {
+  if (!confirm("Re-issue this token? Every older copy of it is refused from now on.")) return;
+  const reply = await fetch("/api/reissue", {method: "POST", credentials: "same-origin",
+    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify({card: ref})});
+  const data = await reply.json().catch(() => ({}));
+  status(reply.ok ? "write this block to the new tag: " + data.token_block : "re-issue: " + (data.error || reply.status));
+  await refresh();
+}
+
 function bars(svg, labels, values, width, height) {
   const max = Math.max(1, ...values);
   const w = width / Math.max(1, values.length);
@@ -88,7 +97,8 @@ function render(s) {
     el("td", {}, c.blocked ? "blocked" : "active"),
     el("td", {class: "op"},
       el("button", {onclick: () => act(c.blocked ? "unblock" : "block", {card: c.ref})}, c.blocked ? "unblock" : "block"),
-      c.pin_failures ? el("button", {onclick: () => act("reset-pin", {card: c.ref})}, "reset PIN tries") : ""))));
+      c.pin_failures ? el("button", {onclick: () => act("reset-pin", {card: c.ref})}, "reset PIN tries") : "",
+      c.kind === "token" ? el("button", {class: "reissue", onclick: () => reissue(c.ref)}, "re-issue") : ""))));
   fill("audit", s.audit.map((a) => el("tr", {},
     el("td", {}, when(a.at)), el("td", {}, a.user), el("td", {}, a.action), el("td", {}, a.target), el("td", {}, a.detail))));
   const ch = s.charts;
