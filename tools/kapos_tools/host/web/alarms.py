@@ -99,7 +99,6 @@ class Watcher:
         self.interval = interval
         self.on_alarm = on_alarm or (lambda alarm: None)
         self.pending_log = []  # (kind, terminal, detail) from BadMacHandler
-        self._mac_seq = 0
         self._task = None
         self._start_marks()
 
@@ -116,26 +115,26 @@ class Watcher:
         """One look at the ledger; returns the new alarms (also notified)."""
         found = []
         db = self.ops.db
-        last = self.ops.watermark("alerts")
+        marks = {}  # only a scan that saw new rows writes (the host's ledger is fsynced)
+        first = self.ops.watermark("alerts")
         for r in db.execute("SELECT id, terminal_id, rule, detail FROM alerts WHERE id > ? ORDER BY id LIMIT 500",
-                            (last,)).fetchall():
+                            (first,)).fetchall():
             kind = "tamper" if r["rule"] == "tamper" else "anomaly"
             found.append((kind, r["terminal_id"], "%s: %s" % (r["rule"], r["detail"]), "alert:%d" % r["id"]))
-            last = r["id"]
-        with self.ops.ledger._tx():
-            self.ops.set_watermark("alerts", last)
-        last = self.ops.watermark("txns")
+            marks["alerts"] = r["id"]
+        first = self.ops.watermark("txns")
         for r in db.execute("SELECT id, terminal_id, stan, code, card_key FROM txns WHERE id > ? ORDER BY id LIMIT 500",
-                            (last,)).fetchall():
-            last = r["id"]
+                            (first,)).fetchall():
+            marks["txns"] = r["id"]
             alarm = self._txn_alarm(r)
             if alarm is not None:
                 found.append(alarm + ("txn:%d" % r["id"],))
-        with self.ops.ledger._tx():
-            self.ops.set_watermark("txns", last)
+        if marks:
+            with self.ops.ledger._tx():
+                for name, last in marks.items():
+                    self.ops.set_watermark(name, last)
         while self.pending_log:
             kind, terminal, detail = self.pending_log.pop(0)
-            self._mac_seq += 1
             found.append((kind, terminal, detail, None))
         alarms = []
         for kind, terminal, detail, source in found:
