@@ -11,7 +11,6 @@ import shutil
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-import pytest
 
 from kapos.app.testkeys import TEST_BDK
 

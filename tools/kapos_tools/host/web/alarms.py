@@ -19,7 +19,6 @@ import asyncio
 import json
 import logging
 import shlex
-import urllib.error
 import urllib.request
 
 log = logging.getLogger("kapos_tools.host.web")
