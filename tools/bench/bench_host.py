@@ -3,9 +3,11 @@
 The reference host runs as its own process (`python -m kapos_tools.host`, SQLite ledger
 with synchronous=FULL); each terminal is its own process with a HostAuthorizer, its own
 journal (synchronous=FULL) in a temp dir and one TCP connection - as N real terminals
-would be. Each terminal runs sales back to back for the measuring time; one
-authorization = STAN commit + journal commit + 0200/0210 round trip + result commit at
-the terminal, one ledger commit at the host.
+would be. Every terminal signs on and warms up first; then all of them sell back to back
+in ONE shared window (the same start and end for all), and the rate is the sales finished
+inside that window divided by its length, so a terminal that started late cannot add a
+window of its own. One authorization = STAN commit + journal commit + 0200/0210 round
+trip + result commit at the terminal, one ledger commit at the host.
 
     .venv/bin/python tools/bench/bench_host.py [--seconds 3] [--terminals 1,8]
 """
@@ -29,16 +31,16 @@ daily_limit = 1000000000000000
 """
 
 
-def _terminal(index, port, seconds, directory, queue):
+def _terminal(index, port, directory, queue, go, window):
     from kapos import card as cards
     from kapos.app import testcards
     from kapos.app.testkeys import TEST_BDK, ik_id_for
     from kapos.security import dukpt
-    from kapos.services.host_client import HostAuthorizer
-    from kapos.services.journal import Journal
-    from kapos.services.keystore import KeyStore
-    from kapos.services.secmodule import DukptMac, SecurityModule
-    from kapos.services.transport import TcpTransport
+    from kapos.io.host_link import HostAuthorizer
+    from kapos.io.journal import Journal
+    from kapos.io.keystore import KeyStore
+    from kapos.app.secmodule import DukptMac, SecurityModule
+    from kapos.io.transport import TcpTransport
 
     swipe = testcards.load()["visa-debit"].swipe_text()
 
@@ -53,10 +55,10 @@ def _terminal(index, port, seconds, directory, queue):
         await auth.start()
         latencies = []
         declined = 0
-        loop = asyncio.get_running_loop()
-        end = loop.time() + seconds
         ref = 0
-        while loop.time() < end:
+
+        def sale_request():
+            nonlocal ref
             ref += 1
             now = time.time()
             request = {"ref": ref, "type": "sale", "amount": 100, "fee": 0,
@@ -65,15 +67,29 @@ def _terminal(index, port, seconds, directory, queue):
                        "target": None, "original": None, "token_data": None, "time": now,
                        "date": time.strftime("%Y%m%d"), "terminal_id": "BENCH%03d" % index,
                        "merchant_id": "KAPOS-MERCHANT1"}
-            started = loop.time()
-            reply = await auth.authorize(request)
-            latencies.append(loop.time() - started)
+            return request
+
+        await auth.authorize(sale_request())  # warm-up: connection, first MAC key
+        queue.put(("ready", index))
+        await asyncio.get_running_loop().run_in_executor(None, go.wait)
+        start, end = window[0], window[1]  # wall-clock times shared by every terminal
+        while time.time() < start:
+            await asyncio.sleep(start - time.time())
+        while True:
+            started = time.time()
+            if started >= end:
+                break
+            reply = await auth.authorize(sale_request())
+            finished = time.time()
+            if finished > end:  # finished after the window closed: not counted
+                break
+            latencies.append(finished - started)
             if not reply["approved"]:
                 declined += 1
         await auth.aclose()
         return latencies, declined
 
-    queue.put(asyncio.run(main()))
+    queue.put(("done", asyncio.run(main())))
 
 
 def start_host(directory):
@@ -94,21 +110,27 @@ def start_host(directory):
 
 def measure(port, terminals, seconds, directory):
     queue = multiprocessing.Queue()
-    procs = [multiprocessing.Process(target=_terminal, args=(i, port, seconds, directory, queue))
+    go = multiprocessing.Event()
+    window = multiprocessing.Array("d", 2)
+    procs = [multiprocessing.Process(target=_terminal, args=(i, port, directory, queue, go, window))
              for i in range(terminals)]
-    started = time.monotonic()
     for p in procs:
         p.start()
-    results = [queue.get(timeout=seconds + 60) for _ in procs]
+    for _ in procs:  # every terminal connected and warmed up before the window opens
+        kind, _ = queue.get(timeout=120)
+        assert kind == "ready", kind
+    window[0] = time.time() + 0.2
+    window[1] = window[0] + seconds
+    go.set()
+    results = [queue.get(timeout=seconds + 60)[1] for _ in procs]
     for p in procs:
         p.join()
-    wall = time.monotonic() - started
     latencies = sorted(x for lat, _ in results for x in lat)
     count = len(latencies)
     declined = sum(d for _, d in results)
     return {"terminals": terminals, "count": count, "declined": declined,
             "rate": count / seconds, "p50": latencies[count // 2] * 1000,
-            "p99": latencies[min(count - 1, int(count * 0.99))] * 1000, "wall": wall}
+            "p99": latencies[min(count - 1, int(count * 0.99))] * 1000}
 
 
 def main(argv=()):
@@ -120,12 +142,12 @@ def main(argv=()):
     with tempfile.TemporaryDirectory(prefix="kapos-bench-") as directory:
         host, port = start_host(directory)
         try:
-            print("bench_host: sales through the reference host on 127.0.0.1:%d, %.1f s each, "
-                  "%d CPU(s); SQLite synchronous=FULL on both sides" % (port, args.seconds,
-                                                                     os.cpu_count() or 1))
+            print("bench_host: sales through the reference host on 127.0.0.1:%d, one shared %.1f s window "
+                  "per line, %d CPU(s); SQLite synchronous=FULL on both sides" % (port, args.seconds,
+                                                                                os.cpu_count() or 1))
             for n in [int(x) for x in args.terminals.split(",")]:
                 r = measure(port, n, args.seconds, directory)
-                print("  %d terminal(s): %7.1f authorizations/s  (%d in %.1f s, %d declined; "
+                print("  %d terminal(s): %7.1f authorizations/s  (%d finished in the %.1f s window, %d declined; "
                       "latency p50 %.2f ms, p99 %.2f ms)"
                       % (n, r["rate"], r["count"], args.seconds, r["declined"], r["p50"],
                          r["p99"]))

@@ -1,5 +1,12 @@
 #!/usr/bin/env python3
-"""`make bench`: run every tools/bench/bench_*.py main() and print its figures."""
+"""`make bench`: run every tools/bench/bench_*.py main() and print its figures.
+
+A new benchmark is a file `bench_<name>.py` here with a `main()` that prints its figures
+(`main(argv=())` if it also takes options on its own); nothing to register. A figure that
+compares with a peer library computes both sides in the same run; never print a quoted one.
+
+    .venv/bin/python tools/bench/run.py [NAME ...]   # only the files whose name contains NAME
+"""
 
 import importlib.util
 import os
