@@ -4,6 +4,9 @@ luma's device class knows the controller (init sequence, addressing); its serial
 interface only moves bytes, so tests hand in an already open interface over a fake bus
 (`serial_interface=`) and check the bytes the real device class sends. Drawing is
 kapos.ports.shared.luma_screen, the same code the simulator's emulator uses.
+
+Frames are rendered on the loop and written by a worker thread (oled_frames): newest
+frame only, changed 8-row pages only, so a ~95 ms frame at 100 kHz never blocks the loop.
 """
 
 import errno
@@ -14,7 +17,7 @@ from luma.oled import device as oled_device
 
 from kapos import hal
 from kapos.errors import ConfigError, HardwareError
-from kapos.ports.shared import luma_screen
+from kapos.ports.shared import oled_frames
 
 CONTROLLERS = ("ssd1306", "sh1106")
 I2C_HINT = "enable I2C (dtparam=i2c_arm=on, or `sudo raspi-config nonint do_i2c 0`) and reboot"
@@ -54,11 +57,12 @@ def _open_spi(port, device, dc_pin, reset_pin, speed_hz):
 class LumaOled(hal.Display):
     """Board keys: driver ssd1306|sh1106; I2C: i2c_port, i2c_address; or SPI: spi_port,
     spi_device, dc_pin (required), reset_pin, spi_hz; width, height, rotate (0-3), contrast (0-255).
-    Test hook: serial_interface (an open luma serial interface)."""
+    Test hooks: serial_interface (an open luma serial interface), background (False: write
+    in the caller's thread)."""
 
     def __init__(self, driver_name="ssd1306", i2c_port=1, i2c_address=0x3C, spi_port=None,
                  spi_device=0, dc_pin=None, reset_pin=None, spi_hz=8000000, width=128, height=64,
-                 rotate=0, contrast=None, bus=None, serial_interface=None, **unknown):
+                 rotate=0, contrast=None, bus=None, serial_interface=None, background=True, **unknown):
         if unknown:
             raise ConfigError("[display] unknown key %r for driver %r" % (sorted(unknown)[0], driver_name))
         if driver_name not in CONTROLLERS:
@@ -90,22 +94,52 @@ class LumaOled(hal.Display):
             serial_interface.cleanup()
             raise HardwareError("%s on %s does not answer (%s): check wiring and address "
                                 "(`i2cdetect -y 1`)" % (driver_name.upper(), self.where, _reason(exc)))
+        # luma's init cleared the panel: its RAM is all zeros
+        self._pages = oled_frames.PageDiff(self._send_run)
+        self._pages.panel = [bytes(width)] * (height // oled_frames.PAGE_ROWS)
+        self._worker = oled_frames.FrameWorker(self._write, "display", inline=not background)
 
     def show(self, screen):
-        key = (screen.title, tuple(screen.lines), screen.footer)
+        key = (screen.kind, screen.title, tuple(screen.lines), screen.footer)
         if key == self._last:
-            return  # a full frame is ~1 KB over I2C: skip repaints that change nothing
-        try:
-            luma_screen.show_on(self.device, screen)
-        except (OSError, luma_error.Error) as exc:
-            self._last = None
-            raise HardwareError("%s on %s: write failed (%s)" % (self.controller.upper(), self.where, _reason(exc)))
+            return  # nothing changed: nothing to send
         self._last = key
+        try:
+            self._worker.submit(oled_frames.render(screen, self.device.width, self.device.height))
+        except HardwareError:
+            self._last = None  # an earlier frame failed: the next show resends everything
+            raise
+
+    def _write(self, image):
+        """On the worker thread: the changed pages to the panel."""
+        try:
+            self._pages.write(oled_frames.pages_of(self.device.preprocess(image)))
+        except (OSError, luma_error.Error) as exc:
+            raise HardwareError("%s on %s: write failed (%s)" % (self.controller.upper(), self.where, _reason(exc)))
+
+    def _send_run(self, first, pages):
+        device = self.device
+        if self.controller == "sh1106":  # page addressing: one page at a time, column 2 of 132
+            for i, page in enumerate(pages):
+                device.command(0xB0 + first + i, 0x02, 0x10)
+                device.data(list(page))
+            return
+        # SSD1306 horizontal addressing: one window over the run of pages
+        device.command(0x21, 0, len(pages[0]) - 1, 0x22, first, first + len(pages) - 1)
+        device.data(list(b"".join(pages)))
+
+    def flush(self, timeout=5.0):
+        """Wait until the newest frame is on the panel."""
+        return self._worker.flush(timeout)
 
     def selftest(self):
         return True, "%s 128x64 on %s" % (self.controller.upper(), self.where)
 
     def close(self):
+        worker = getattr(self, "_worker", None)
+        if worker is not None:
+            worker.flush(1.0)
+            worker.close()
         device, self.device = getattr(self, "device", None), None
         if device is not None:
             try:

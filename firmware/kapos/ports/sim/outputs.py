@@ -9,7 +9,8 @@ from luma.emulator.device import emulator
 
 from kapos import hal
 from kapos.errors import HardwareError
-from kapos.ports.shared import escpos_receipt, luma_screen, receipt_png
+from kapos.ports.shared import escpos_receipt, oled_frames, receipt_png
+from kapos.ports.sim.wire import Wire
 
 
 class RecordingOled(emulator):
@@ -34,21 +35,44 @@ class RecordingOled(emulator):
 
 
 class SimDisplay(hal.Display):
-    def __init__(self, width=128, height=64, out_dir=None, **options):
+    """The OLED twin. With `wire_time = true` it takes a real panel's I2C time (`i2c_hz`,
+    default the Pi's 100 kHz) on the same writer thread and page diff as the real one;
+    without, frames are drawn at once in the caller."""
+
+    def __init__(self, width=128, height=64, out_dir=None, wire_time=False, i2c_hz=100000, **options):
         self.width, self.height = width, height
         self.device = RecordingOled(width, height)
         self.out_dir = out_dir
         self.fail = None  # an exception to raise on show (fault injection)
         self.screens = []
+        self.wire = Wire.i2c(i2c_hz) if wire_time else None
+        self._pages = oled_frames.PageDiff(self._send_run)
+        self._worker = oled_frames.FrameWorker(self._write, "sim-display", inline=self.wire is None)
 
     def show(self, screen):
         if self.fail is not None:
             raise self.fail
-        luma_screen.show_on(self.device, screen)
         self.screens.append(screen)
         del self.screens[:-200]
+        self._worker.submit(oled_frames.render(screen, self.width, self.height))
+
+    def _write(self, image):
+        self._pages.write(oled_frames.pages_of(image))
+        self.device.display(image)
         if self.out_dir:
             self.save_png(os.path.join(self.out_dir, "screen-%04d.png" % self.device.frame_count))
+
+    def _send_run(self, first, pages):
+        if self.wire is not None:  # the window command, then the data in 32-byte smbus blocks
+            n = sum(len(p) for p in pages)
+            self.wire.send(7 + n + 2 * ((n + 31) // 32), transfers=1 + (n + 31) // 32)
+
+    def flush(self, timeout=5.0):
+        return self._worker.flush(timeout)
+
+    def close(self):
+        self._worker.flush(1.0)
+        self._worker.close()
 
     @property
     def image(self):
