@@ -228,10 +228,10 @@ class UpdateClient:
                     return dest
             except UpdateError:
                 pass
-            shutil.rmtree(dest)
-        for name in os.listdir(layout.releases):  # leftovers of an install a power cut stopped
-            if name.startswith(".tmp-"):
-                shutil.rmtree(os.path.join(layout.releases, name), ignore_errors=True)
+            layout.discard(offer.version)
+        for name in os.listdir(layout.releases):  # leftovers of an install or delete a power cut stopped
+            if name.startswith("."):
+                layout.discard(name)
         tmp = os.path.join(layout.releases, ".tmp-%s" % offer.version)
         try:
             with tarfile.open(tarball, "r:gz") as tar:

@@ -163,11 +163,22 @@ class Layout:
             os.replace(tmp, self.current_link)
         fsync_dir(self.root)
 
+    def discard(self, name):
+        """Remove releases/<name>: renamed out of the versions first (one atomic step), so a
+        power cut mid-delete leaves a `.trash-*` leftover, never a half tree under a version."""
+        path = os.path.join(self.releases, name)
+        if not name.startswith("."):
+            trash = os.path.join(self.releases, ".trash-%s-%d" % (name, os.getpid()))
+            os.rename(path, trash)
+            fsync_dir(self.releases)
+            path = trash
+        shutil.rmtree(path, ignore_errors=True)
+
     def prune(self, keep):
         """Remove releases and leftovers not in `keep` (the current and previous ones)."""
         for name in os.listdir(self.releases):
             if name not in keep:
-                shutil.rmtree(os.path.join(self.releases, name), ignore_errors=True)
+                self.discard(name)
 
 
 def running_version():

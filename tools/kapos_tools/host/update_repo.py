@@ -86,6 +86,15 @@ class RepoServer(http.server.ThreadingHTTPServer):
         self.repo_dir = repo_dir
         super().__init__(address, handler)
 
+    def handle_error(self, request, client_address):
+        """A client that goes away mid-download (power cut, resume later) is normal."""
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            log.debug("update client %s went away", client_address[0])
+            return
+        super().handle_error(request, client_address)
+
     @property
     def url(self):
         host, port = self.server_address[:2]
