@@ -438,6 +438,18 @@ class Mfrc522NfcReader(NfcReader):
                                     self.read_emv, self.terminal_data)
         return Tap(target.uid, track2=track2, token=token)
 
+    def poll_with_field(self, sleep):
+        """One blocking poll cycle for a worker thread: field on (`sleep(seconds)` for the
+        power-up guard), poll_once(), field off if so configured."""
+        if not self.chip.antenna:
+            self.chip.antenna_on(wait=False)
+            sleep(FIELD_GUARD_US / 1000000)
+        try:
+            return self.poll_once()
+        finally:
+            if self.field_off_between_polls:
+                self.chip.antenna_off()
+
     async def read_tap(self):
         while True:
             if not self.chip.antenna:

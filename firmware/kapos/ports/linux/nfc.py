@@ -1,4 +1,5 @@
-"""MFRC522 on the Pi's SPI bus: kapos' own driver (drivers/mfrc522.py) over spidev.
+"""MFRC522 on the Pi's SPI bus: kapos' own driver (drivers/mfrc522.py) over spidev,
+polled on a worker thread (ports/shared/nfc_worker.py).
 
 Board keys: bus (for the pin check), spi_bus, spi_device, spi_hz, reset_pin,
 poll_interval, token_key (hex, MIFARE key A of the token sector), token_block.
@@ -11,6 +12,7 @@ from kapos.drivers.mfrc522 import Mfrc522, Mfrc522NfcReader
 from kapos.errors import ConfigError
 from kapos.ports.linux import gpio as gpio_mod
 from kapos.ports.linux.spi import SpidevBus
+from kapos.ports.shared.nfc_worker import NfcWorker
 
 log = logging.getLogger("kapos.nfc")
 
@@ -39,12 +41,13 @@ class Mfrc522Reader(hal.NfcReader):
         if chip.warning:
             log.warning("NFC reader: %s", chip.warning)
         self.reader = Mfrc522NfcReader(chip, poll_interval=poll_interval, key=key, token_block=token_block)
+        self.worker = NfcWorker(self.reader)  # SPI exchanges never run on the loop
 
     async def read_tap(self):
-        return await self.reader.read_tap()
+        return await self.worker.read_tap()
 
     def selftest(self):
-        return self.reader.selftest()
+        return self.worker.selftest()
 
     def close(self):
-        self.reader.close()
+        self.worker.close()

@@ -4,19 +4,53 @@ register-level chip emulator (board option `[nfc] driver = "mfrc522-emulated"`).
 A tap injected by a scenario or the console puts a virtual card in the emulated field
 (a MIFARE Classic token, or an EMV card carrying the track 2 equivalent); the driver's
 poller finds it, reads it over emulated SPI, and the card leaves the field once read.
+Polling runs on the same worker thread as on a Pi (ports/shared/nfc_worker.py); cards
+enter and leave the field on that thread, between poll cycles.
+
+Board keys: poll_interval, version or chip (a personality of ports/sim/chips.py),
+spi_hz, wire_time (true: every SPI transfer takes its real time at spi_hz).
 """
+
+import threading
 
 from kapos import hal
 from kapos.drivers.mfrc522 import Mfrc522, Mfrc522NfcReader
+from kapos.ports.shared.nfc_worker import NfcWorker
 from kapos.ports.sim.mfrc522_emu import EmvTestCard, MifareClassic1K, Mfrc522Emulator
+from kapos.ports.sim.wire import Wire
+
+
+class _FieldWorker(NfcWorker):
+    """The worker, with the simulated hand: cards put in and taken out between cycles."""
+
+    def __init__(self, reader, owner):
+        NfcWorker.__init__(self, reader, name="sim-nfc")
+        self.owner = owner
+
+    def _cycle(self):
+        with self._lock:
+            self.cycles += 1
+            self.owner._apply_pending()
+            try:
+                tap = self.reader.poll_with_field(self._sleep)
+            except Exception:
+                self.owner._leave_field()  # the card is taken away once read (or failed)
+                raise
+            if tap is not None:
+                self.owner._leave_field()
+            return tap
 
 
 class EmulatedMfrc522Reader(hal.NfcReader):
-    def __init__(self, poll_interval=0.05, version=0x92, **options):
-        self.emulator = Mfrc522Emulator(version=version, realtime=True)
+    def __init__(self, poll_interval=0.05, version=None, chip=None, spi_hz=1000000, wire_time=False, **options):
+        wire = Wire.spi(spi_hz) if wire_time else None
+        self.emulator = Mfrc522Emulator(version=version, chip=chip, spi_hz=spi_hz, realtime=True, wire=wire)
         self.chip = Mfrc522(self.emulator, reset=self.emulator.reset_pin, reset_wait=self.emulator.sleep_us)
         self.reader = Mfrc522NfcReader(self.chip, poll_interval=poll_interval)
+        self.worker = _FieldWorker(self.reader, self)
         self._in_field = None
+        self._pending = []
+        self._pending_lock = threading.Lock()
 
     def inject(self, tap):
         """Present a card: `tap` says what the card is (uid, and track 2 for EMV)."""
@@ -26,9 +60,16 @@ class EmulatedMfrc522Reader(hal.NfcReader):
             card = EmvTestCard(tap.uid, track2=tap.track2)
         else:  # a closed-loop token: its anti-clone block in block 4, if it has one
             card = MifareClassic1K(tap.uid, blocks={4: tap.token} if tap.token else None)
-        self._leave_field()
-        self.emulator.add_card(card)
-        self._in_field = card
+        with self._pending_lock:
+            self._pending.append(card)
+
+    def _apply_pending(self):
+        with self._pending_lock:
+            cards, self._pending = self._pending, []
+        for card in cards:
+            self._leave_field()
+            self.emulator.add_card(card)
+            self._in_field = card
 
     def _leave_field(self):
         if self._in_field is not None:
@@ -36,17 +77,14 @@ class EmulatedMfrc522Reader(hal.NfcReader):
             self._in_field = None
 
     async def read_tap(self):
-        try:
-            return await self.reader.read_tap()
-        finally:
-            self._leave_field()  # the card is taken away once read (or failed)
+        return await self.worker.read_tap()
 
     @property
     def spi_bytes(self):
         return self.emulator.stats
 
     def selftest(self):
-        return self.reader.selftest()
+        return self.worker.selftest()
 
     def close(self):
-        self.reader.close()
+        self.worker.close()
