@@ -72,3 +72,34 @@ def test_the_counter_is_on_flash_before_the_keys_are_used(tmp_path):
     assert reborn.counter() > before
     again, _ = reborn.next_transaction()
     assert again != ksn
+
+
+def test_a_forged_settlement_reply_keeps_the_batch_closed_and_its_totals_for_the_next_try(tmp_path):
+    from kapos.ports.micropython.batch import BatchTotals
+
+    host = ForgedHost()
+
+    async def opener(h, p):
+        return host, host
+
+    batch = BatchTotals(str(tmp_path / "batch.json"))
+    batch.add("sale", 1260)
+    link = HostLink(keys(tmp_path), "KAPOS001", "KAPOS-MERCHANT1", "978", ("127.0.0.1", 1), opener, batch)
+    with pytest.raises(RemoteProtocolError, match="MAC"):
+        asyncio.run(link.settle(NOW))
+    # a restart reads the flash: batch 1 is still waiting for its 0510, sales go to batch 2
+    reborn = BatchTotals(batch.path)
+    assert reborn.number == 2 and reborn.totals["debits_count"] == 0
+    number, totals = reborn.close()
+    assert (number, totals["debits_count"], totals["debits_amount"]) == (1, 1, 1260)
+
+
+def test_a_damaged_batch_file_is_refused_by_name_and_left_alone(tmp_path):
+    from kapos.errors import ConfigError
+    from kapos.ports.micropython.batch import BatchTotals
+
+    path = tmp_path / "batch.json"
+    path.write_text('{"number": 3, "totals": {"debits_count": -1}}')
+    with pytest.raises(ConfigError, match="batch.json"):
+        BatchTotals(str(path))
+    assert path.read_text() == '{"number": 3, "totals": {"debits_count": -1}}'

@@ -4,6 +4,7 @@
 tools/mpy/node_modules; `missing()` says what is absent, `run()` executes a script
 through tools/mpy/run.mjs with directories copied into MicroPython's filesystem."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,11 +30,13 @@ def missing():
     return None
 
 
-def run(script, copies=(), heap=None, bridge=False, timeout=300, kapos=True):
+def run(script, copies=(), heap=None, bridge=False, timeout=300, kapos=True, steps=()):
     """Run `script` (Python source text) in MicroPython; returns CompletedProcess (text).
 
     copies: (host_dir, micropython_dir) pairs; kapos=True copies firmware/kapos to
-    /lib/kapos (on sys.path in MicroPython)."""
+    /lib/kapos (on sys.path in MicroPython). steps: source strings run one by one as
+    separate top-level runs after `script` (the build collects garbage only between
+    top-level runs: gc.collect() inside one does nothing)."""
     reason = missing()
     if reason:
         raise RuntimeError(reason)
@@ -46,6 +49,11 @@ def run(script, copies=(), heap=None, bridge=False, timeout=300, kapos=True):
             cmd += ["--heap", str(int(heap))]
         if bridge:
             cmd.append("--bridge")
+        if steps:
+            steps_path = os.path.join(tmp, "steps.json")
+            with open(steps_path, "w") as f:
+                json.dump(list(steps), f)
+            cmd += ["--then", steps_path]
         pairs = list(copies)
         if kapos:
             pairs.insert(0, (os.path.join(FIRMWARE, "kapos"), "/lib/kapos"))

@@ -1,12 +1,16 @@
 // Run a Python file inside MicroPython (the WebAssembly build from npm) under node.
 //
-//   node tools/mpy/run.mjs [--heap BYTES] [--copy SRC:DST]... [--bridge] SCRIPT.py
+//   node tools/mpy/run.mjs [--heap BYTES] [--copy SRC:DST]... [--bridge] [--then STEPS.json] SCRIPT.py
 //
 // --copy puts a host directory (its .py/.json/.toml files, recursively) into MicroPython's
 // in-memory filesystem at DST. --heap sets the initial GC heap (this build grows the heap
 // on demand: a script that must fit a budget checks gc.mem_free() itself, see
 // tests/micropython/). --bridge gives the script a `kapos_bridge` module with TCP streams
 // through node's `net`, because this build has no sockets; loopback addresses only.
+// --then runs each string of a JSON array as its own top-level run after SCRIPT, in the
+// same interpreter: this build's gc.collect() does nothing (it cannot scan the wasm
+// stack) and collects only between top-level runs, so a step that starts by reading
+// gc.mem_alloc() sees the live heap.
 // The exit code is 0 when the script ran to its end, 1 when it raised.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "fs";
@@ -16,6 +20,7 @@ import path from "path";
 const args = process.argv.slice(2);
 let heap = 1024 * 1024;
 let bridge = false;
+let steps = [];
 const copies = [];
 let script = null;
 while (args.length) {
@@ -23,6 +28,7 @@ while (args.length) {
   if (a === "--heap") heap = parseInt(args.shift(), 10);
   else if (a === "--copy") copies.push(args.shift());
   else if (a === "--bridge") bridge = true;
+  else if (a === "--then") steps = JSON.parse(fs.readFileSync(args.shift(), "utf8"));
   else script = a;
 }
 if (!script) {
@@ -50,7 +56,7 @@ function copyTree(src, dst) {
     const from = path.join(src, entry.name);
     if (entry.isDirectory()) {
       if (entry.name !== "__pycache__" && entry.name !== "node_modules") copyTree(from, dst + "/" + entry.name);
-    } else if (/\.(py|json|toml)$/.test(entry.name)) {
+    } else if (/\.(py|mpy|json|toml)$/.test(entry.name)) {
       mp.FS.writeFile(dst + "/" + entry.name, fs.readFileSync(from));
     }
   }
@@ -98,6 +104,7 @@ if (bridge) mp.registerJsModule("kapos_bridge", { connect: openStream });
 
 try {
   await mp.runPythonAsync(fs.readFileSync(script, "utf8"));
+  for (const step of steps) await mp.runPythonAsync(step);
   process.exit(0);
 } catch (e) {
   process.stderr.write(String(e && e.message ? e.message : e) + "\n");

@@ -1,21 +1,29 @@
-"""A scripted sale on the pico-w port's simulated buses, run inside MicroPython.
+"""A scripted sale and a settlement on the pico-w port's simulated buses, inside MicroPython.
 
-tests/micropython/test_mpy_pico_sale.py prepends CONFIG (host address, initial key, clock
-stamps) and BOOT_TOTAL (the heap before imports; this build grows it on demand) and appends `await sale()` (runPythonAsync runs it at top level). The host link's streams go through node's `net` (kapos_bridge), because the
-WebAssembly build has no sockets; on a Pico W they are asyncio.open_connection."""
+tests/micropython/pico_run.py prepends CONFIG (host address, initial key, clock stamps)
+and runs this file, then `await setup()`, one `await run_event(i)` per event of EVENTS and
+`report()`, each as its own top-level run. The host link's streams go through node's
+`net` (kapos_bridge), because the WebAssembly build has no sockets; on a Pico W they are
+asyncio.open_connection.
+
+Memory: this build's gc.collect() does nothing inside a run (it cannot scan the wasm
+stack); it collects between top-level runs. So gc.mem_alloc() read at the start of a run
+is the live heap, and at the end of it the live heap plus everything the step allocated
+without any collection: the real peak of a step lies between the two. `mark(label)`
+records both for every step.
+"""
 
 import binascii
-import gc
 import os
 
 import kapos_bridge
 from kapos import card as cards
 from kapos.core import events as E
+from kapos.ports.micropython.batch import BatchTotals
 from kapos.ports.micropython.devices import RecordingScreen, UartPrinter
 from kapos.ports.micropython.hostlink import HostLink
 from kapos.ports.micropython.keystate import FlashKeyState
 from kapos.ports.micropython.terminal import Terminal
-
 
 class BridgeReader:
     def __init__(self, conn):
@@ -63,7 +71,38 @@ def random_bytes(n):
     return bytes(random.getrandbits(8) for _ in range(n))
 
 
-async def sale():
+
+S = {}
+MARKS = []  # (label, live at the start, allocated at the end)
+
+
+def begin():
+    import gc
+
+    return gc.mem_alloc()
+
+
+def mark(label, live):
+    import gc
+
+    MARKS.append((label, live, gc.mem_alloc()))
+
+
+def _track():
+    return cards.build_track1("4111111111111111", "TEST/VISA", CONFIG["expiry"], "101") + \
+        cards.build_track2("4111111111111111", CONFIG["expiry"], "101")
+
+
+# the sale (amount 12.60, swipe, debit, PIN 1234), then ENTER (result done) and the
+# settlement through the technician menu: MENU, PIN 0000, next page, 5
+SALE = [("key", k) for k in "11260"] + [("key", "ENTER"), ("swipe", None), ("key", "1")] + \
+    [("key", k) for k in "1234"] + [("key", "ENTER")]
+SETTLE = [("key", "ENTER"), ("key", "MENU")] + [("key", k) for k in "0000"] + \
+    [("key", "ENTER"), ("key", "MENU"), ("key", "5")]
+EVENTS = SALE + SETTLE
+
+
+async def setup():
     try:
         os.mkdir("/flash")
     except OSError:
@@ -71,41 +110,40 @@ async def sale():
     keys = FlashKeyState("/flash/dukpt.bin")
     keys.load_initial_key(binascii.unhexlify(CONFIG["ik"]), binascii.unhexlify(CONFIG["ik_id"]))
     link = HostLink(keys, CONFIG["terminal_id"], CONFIG["merchant_id"], "978",
-                    (CONFIG["host"], CONFIG["port"]), bridge_open)
-    uart = FakeUart()
-    screen = RecordingScreen()
-    term = Terminal(link, screen, UartPrinter(uart), clock, random_bytes)
-    await term._run()
-    gc.collect()
-    start = gc.mem_alloc()
-    peak = [start]
+                    (CONFIG["host"], CONFIG["port"]), bridge_open, BatchTotals("/flash/batch.json"))
+    S["keys"], S["link"], S["uart"], S["screen"] = keys, link, FakeUart(), RecordingScreen()
+    S["term"] = Terminal(link, S["screen"], UartPrinter(S["uart"]), clock, random_bytes)
+    await S["term"]._run()
 
-    def sample(*args):
-        peak[0] = max(peak[0], gc.mem_alloc())
 
-    real_execute = term._execute
+async def run_event(i):
+    live = begin()
+    term = S["term"]
+    kind, value = EVENTS[i]
+    if kind == "key":
+        await term.feed(term.event(E.KEY, key=value))
+    else:
+        await term.feed(term.event(E.SWIPE, raw=_track()))
+    if i == len(SALE) - 1:
+        S["record"] = term.results[-1] if term.results else {}
+        S["sale_screen"] = list(S["screen"].lines)
+    mark("sale" if i < len(SALE) else "settle", live)
 
-    async def execute(command):  # every command of the sale, sampled before and after
-        sample()
-        await real_execute(command)
-        sample()
-    term._execute = execute
-    track = cards.build_track1("4111111111111111", "TEST/VISA", CONFIG["expiry"], "101") + \
-        cards.build_track2("4111111111111111", CONFIG["expiry"], "101")
-    script = [("key", k) for k in "11260"] + [("key", "ENTER"), ("swipe", track), ("key", "1")] + \
-        [("key", k) for k in "1234"] + [("key", "ENTER")]
-    for kind, value in script:
-        if kind == "key":
-            await term.feed(term.event(E.KEY, key=value))
-        else:
-            await term.feed(term.event(E.SWIPE, raw=value))
-    record = term.results[-1] if term.results else {}
-    print("HEAP-START %d" % start)
-    print("HEAP-PEAK %d" % peak[0])
-    print("HEAP-GREW %d" % (gc.mem_free() + gc.mem_alloc() - BOOT_TOTAL))
+
+def report():
+    import micropython
+
+    term = S["term"]
+    for label, live, allocated in MARKS:
+        print("HEAP %s %d %d" % (label, live, allocated))
+    print("MEMINFO-BEGIN")
+    micropython.mem_info()
+    print("MEMINFO-END")
+    record = S.get("record") or {}
     print("STATE %s" % term.state)
     print("OUTCOME %s %s" % (record.get("outcome"), record.get("code", "")))
-    print("COUNTER %d" % keys.counter())
-    print("SCREEN %s" % " | ".join(screen.lines))
-    print("RECEIPT %s" % binascii.hexlify(bytes(uart.sent[:2])).decode())
-
+    print("COUNTER %d" % S["keys"].counter())
+    print("SCREEN %s" % " | ".join(S.get("sale_screen") or []))
+    print("SETTLE-SCREEN %s" % " | ".join(S["screen"].lines))
+    print("BATCH %d" % S["link"].batch.number)
+    print("RECEIPT %s" % binascii.hexlify(bytes(S["uart"].sent[:2])).decode())

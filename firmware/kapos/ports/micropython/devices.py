@@ -27,6 +27,36 @@ class MachineSpi(SpiBus):
         return bytes(out)
 
 
+def open_keypad(section, machine=None):
+    """A KeypadMatrix on machine.Pin lines from the board's [keypad] section: drive lines
+    open-drain and released (1), sense lines inputs with pull-ups. `machine` is injectable
+    so tests run this on a fake module."""
+    if machine is None:
+        import machine  # type: ignore
+    from kapos.drivers.keypad_matrix import KeypadMatrix
+
+    Pin = machine.Pin
+    drive_cols = section.get("drive", "rows") == "cols"
+    drive_numbers = section["col_pins"] if drive_cols else section["row_pins"]
+    sense_numbers = section["row_pins"] if drive_cols else section["col_pins"]
+    drive = [Pin(n, Pin.OPEN_DRAIN, value=1) for n in drive_numbers]
+    sense = [Pin(n, Pin.IN, Pin.PULL_UP) for n in sense_numbers]
+    rows, cols = (sense, drive) if drive_cols else (drive, sense)
+    return KeypadMatrix(rows, cols, section["layout"], section.get("keymap"),
+                        section.get("debounce_ms", 30), "cols" if drive_cols else "rows")
+
+
+async def read_keys(matrix, on_key, sleep_ms, ticks_ms, period_ms=10, scans=None):
+    """Scan the matrix every `period_ms` and await on_key(key) for each new press.
+    Runs for `scans` scans (None: for ever, the terminal's key task)."""
+    done = 0
+    while scans is None or done < scans:
+        for key in matrix.scan(ticks_ms()):
+            await on_key(key)
+        done += 1
+        await sleep_ms(period_ms)
+
+
 def open_spi(board):
     """machine.SPI + CS Pin from the board table's [nfc] section (real hardware only)."""
     import machine  # type: ignore

@@ -5,7 +5,8 @@ data (field 48 EC) and TCP framing (2-byte length) as the Pi, over asyncio strea
 Wi-Fi up; tests pass a bridge through node (MicroPython's WebAssembly build has no
 sockets). Every reply must match its request and carry a valid response MAC, else it
 counts as no reply (the terminal then shows the error; this port keeps no reversal
-journal yet, docs/pico.md)."""
+journal yet, docs/pico.md). Approved transactions add to the batch totals (batch.py);
+`settle()` sends them as a 0500 through the same link."""
 
 import binascii
 
@@ -32,8 +33,9 @@ def _card_text(message):
 
 
 class HostLink:
-    def __init__(self, keys, terminal_id, merchant_id, currency, address, opener):
+    def __init__(self, keys, terminal_id, merchant_id, currency, address, opener, batch=None):
         self.keys = keys  # FlashKeyState
+        self.batch = batch  # BatchTotals, or None: nothing is totalled
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.currency = currency
@@ -67,20 +69,24 @@ class HostLink:
             pan=None if track2 else card.pan_for_host(), expiry=None if track2 else card.expiry,
             track2=track2, pan_entry=ENTRY.get(card.source, m.ENTRY_UNKNOWN),
             pin_block=request.get("pin_block"), ksn=ksn,
-            private=m.pack_private([("BN", "000001")]),
+            private=m.pack_private([("BN", "%06d" % self._batch_number())]),
             from_account=ACCOUNTS.get(request.get("account"), m.ACCOUNT_DEFAULT))
         cipher = cbc.encrypt(tk.data_request_key(), _card_text(message).encode())
         items = m.unpack_private(message[48])
         items["EC"] = binascii.hexlify(cipher).decode().upper()
         message[48] = m.pack_private(sorted(items.items()))
+        return message, self._sign(message, tk), tk
+
+    def _batch_number(self):
+        return self.batch.number if self.batch is not None else 1
+
+    def _sign(self, message, tk):
         message[codec.mac_field(message)] = bytes(MAC_LEN)
         data = codec.encode(message)
-        data = codec.with_mac(data, aes_cmac(tk.mac_request_key(), codec.mac_input(data))[:MAC_LEN])
-        return message, data, tk
+        return codec.with_mac(data, aes_cmac(tk.mac_request_key(), codec.mac_input(data))[:MAC_LEN])
 
-    async def authorize(self, request, transmission, local):
-        """The reply dict the core's HOST_REPLY wants; raises RemoteProtocolError."""
-        message, data, tk = self.build(request, transmission, local)
+    async def _exchange(self, message, data, tk):
+        """The verified reply to `message` (sent as `data`, MACed under tk)."""
         framer = TcpFramer()
         reader, writer = await self.opener(self.address[0], self.address[1])
         try:
@@ -107,6 +113,36 @@ class HostLink:
         if not m.response_matches(message, reply):
             raise RemoteProtocolError("reply does not match the request")
         tk.wipe()
+        return reply
+
+    async def authorize(self, request, transmission, local):
+        """The reply dict the core's HOST_REPLY wants; raises RemoteProtocolError."""
+        message, data, tk = self.build(request, transmission, local)
+        reply = await self._exchange(message, data, tk)
         code = reply.get(39, "96")
-        return {"approved": m.is_approved(code), "code": code, "text": m.response_text(code),
+        approved = m.is_approved(code)
+        if approved and self.batch is not None:  # saved before the terminal shows APPROVED
+            self.batch.add(request["type"], request["amount"] + (request.get("fee") or 0))
+        return {"approved": approved, "code": code, "text": m.response_text(code),
                 "auth_code": reply.get(38), "rrn": reply.get(37)}
+
+    async def settle(self, transmission):
+        """Reconcile the open batch with a 0500 (MACed under a fresh DUKPT key, KSN in 53).
+
+        The batch is closed on flash before the 0500 leaves, so a sale made meanwhile
+        goes to the next one; unanswered, the same batch is sent again next time.
+        Returns {'agreed', 'code', 'batch', 'totals', 'host_totals'}."""
+        from kapos.host import private48 as P  # only a settlement needs these
+        from kapos.host.client import RECONCILED, parse_host_totals
+
+        number, totals = self.batch.close()
+        ksn, tk = self.keys.next_transaction()
+        message = m.build_reconciliation(totals, self.stan.next(), transmission, self.terminal_id,
+                                         self.merchant_id, self.currency)
+        message[48] = P.pack([(P.BATCH, "%06d" % number)])
+        message[53] = ksn
+        reply = await self._exchange(message, self._sign(message, tk), tk)
+        self.batch.settled()
+        code = reply.get(39, "96")
+        return {"agreed": code == RECONCILED, "code": code, "batch": number, "totals": totals,
+                "host_totals": parse_host_totals(reply)}

@@ -2,7 +2,8 @@
 
 `Terminal.feed(event)` runs the core and every command it returns: SHOW goes to the
 display as lines, SEAL_PIN and AUTHORIZE go to the host link (awaited), PRINT to the
-printer; timers and beeps are recorded (the board loop owns real time). The core reads
+printer, DIAG 'settlement' to the host link's 0500; timers and beeps are recorded (the
+board loop owns real time). The core reads
 no clock: `clock()` gives the (time, date, gmtime tuple, localtime tuple) stamps."""
 
 from kapos.core import commands as C
@@ -18,6 +19,8 @@ def _lines(show):
         value = data[name]
         if isinstance(value, (str, int)):
             out.append("%s %s" % (name, value))
+        elif isinstance(value, list):  # a technician result's lines
+            out.extend(str(line) for line in value)
     return out
 
 
@@ -78,3 +81,27 @@ class Terminal:
             await self.feed(self.event(E.PRINTED))
         elif kind == C.RECORD:
             self.results.append(command.get("record"))
+        elif kind == C.DIAG:
+            await self._diag(command.get("function"))
+
+    async def settle(self):
+        """Settle the batch (0500); the result dict, or {'error': reason}."""
+        _, _, utc, _ = self.clock()
+        try:
+            return await self.link.settle(utc)
+        except Exception as e:  # noqa: BLE001  (the loop never dies on the link)
+            return {"error": str(e)}
+
+    async def _diag(self, function):
+        if function == "settlement":
+            result = await self.settle()
+            if "error" in result:
+                title, lines, ok = "SETTLEMENT", ["Not answered", result["error"]], False
+            else:
+                title = "SETTLEMENT"
+                lines = ["Batch %06d" % result["batch"],
+                         "Totals agreed" if result["agreed"] else "Not agreed (%s)" % result["code"]]
+                ok = result["agreed"]
+        else:
+            title, lines, ok = "NOT ON PICO", ["%s is not on this port" % function], False
+        await self.feed(self.event(E.DIAG_RESULT, function=function, title=title, lines=lines, ok=ok))
