@@ -116,6 +116,8 @@ class Terminal:
                 if event is _STOP:
                     break
                 self.handle(event)
+                # queue.get() does not yield while events wait: let readers and timers run
+                await asyncio.sleep(0)
         finally:
             for task in list(self._tasks):
                 task.cancel()
