@@ -2,6 +2,7 @@
 ghosting guard, 3x4 and 4x4 layouts, no shorts between driven lines."""
 
 import asyncio
+import threading
 
 import pytest
 
@@ -97,25 +98,49 @@ def test_columns_driven_instead_of_rows():
     assert driven == set(COLS)
 
 
-def test_read_key_awaits_between_scans():
-    kp, fake = keypad(scan_interval=0.001)
-    fake.held = {"3"}
-    sleeps = []
-    real_sleep = asyncio.sleep
+class CountingClock:
+    """The keypad's millisecond clock (10 ms per call, one call per scan), counting scans."""
 
-    async def counting_sleep(delay):
-        sleeps.append(delay)
-        await real_sleep(0)
+    def __init__(self, clock):
+        self.clock = clock
+        self.calls = 0
+        self.cond = threading.Condition()
+
+    def __call__(self):
+        with self.cond:
+            self.calls += 1
+            self.cond.notify_all()
+        return self.clock()
+
+    def wait_scans(self, n):
+        with self.cond:
+            target = self.calls + n
+            return self.cond.wait_for(lambda: self.calls >= target, 5.0)
+
+
+def test_a_press_while_the_loop_is_blocked_is_not_lost():
+    # The loop is stuck in a synchronous call (a bus write) for the whole press: only a
+    # scan that does not need the loop can see it.
+    counting = CountingClock(StepClock(10))
+    fake = FakeGPIO(counting)
+    fake.wire(LAYOUT_4X4, ROWS, COLS)
+    kp = MatrixKeypad(row_pins=ROWS, col_pins=COLS, layout=LAYOUT_4X4, keymap=KEYMAP, debounce_ms=30,
+                      driver_name="matrix", gpio_module=fake, ticks_ms=counting, scan_interval=0.001)
 
     async def main():
-        asyncio.sleep = counting_sleep
-        try:
-            return await asyncio.wait_for(kp.read_key(), 2)
-        finally:
-            asyncio.sleep = real_sleep
+        first = asyncio.ensure_future(kp.read_key())
+        await asyncio.sleep(0)  # read_key has started
+        for label in ("5", "8"):
+            fake.held = {label}
+            assert counting.wait_scans(6)  # the loop is blocked here: 60 ms of scans
+            fake.held = set()
+            assert counting.wait_scans(6)
+        return [await asyncio.wait_for(first, 2), await asyncio.wait_for(kp.read_key(), 2)]
 
-    assert asyncio.run(main()) == "3"
-    assert sleeps and set(sleeps) == {0.001}  # yielded with the scan interval every time
+    try:
+        assert asyncio.run(main()) == ["5", "8"]
+    finally:
+        kp.close()
 
 
 def test_selftest_reports_a_stuck_key_and_close_releases_lines():
