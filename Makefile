@@ -70,7 +70,12 @@ CHROMIUM_STAMP := $(VENV)/.chromium-installed
 $(CHROMIUM_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@sh tools/ensure_debs.sh $@ chromium:chromium
 
-test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP)
+# Debian's sshd for the local SSH "Pi" (tests/rigs/sshd.py: the update and flash tests).
+SSHD_STAMP := $(VENV)/.sshd-installed
+$(SSHD_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@PATH="$$PATH:/usr/sbin" sh tools/ensure_debs.sh $@ openssh-server:sshd openssh-client:ssh
+
+test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md

@@ -46,8 +46,9 @@ def add_run_parser(sub):
                    help="the management channel accepts injected input and simulated faults (test rigs only)")
     p.add_argument("--keep-storage", action="store_true",
                    help="with --script: use the configured data directory instead of a fresh temporary one")
-    p.add_argument("--update-root", metavar="DIR",
-                   help="update itself from the repository set up in DIR (kapos update init; docs/updates.md)")
+    p.add_argument("--update-root", metavar="DIR", default=os.environ.get("KAPOS_UPDATE_ROOT") or None,
+                   help="update itself from the repository set up in DIR (kapos update init; docs/updates.md; "
+                        "default $KAPOS_UPDATE_ROOT)")
     p.add_argument("--update-interval", type=float, default=3600.0, metavar="S", help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 

@@ -11,6 +11,7 @@ thread; the terminal's loop only sees short calls.
 
 import asyncio
 import logging
+import os
 import time
 
 from kapos.errors import UpdateError
@@ -71,6 +72,9 @@ class UpdateAgent:
     async def run(self):
         await self._ready()
         await self.trial_boot()
+        if not os.path.exists(self.layout.config_path):
+            log.info("update: %s is not set up (kapos update init): no update checks", self.root)
+            return
         while True:
             await self.check_once()
             await asyncio.sleep(self.interval)

@@ -17,7 +17,13 @@ Wants=network-online.target
 Type=simple
 User=$user
 Group=$user
+# software updates (docs/updates.md): before every start the boot check, run from the flashed
+# install, confirms, drops or rolls back a trial boot; then the release `current` points at runs
+# (none yet: the flashed code). Exit 75 = restart into a new release or parameter set.
+ExecStartPre=/usr/bin/env -u PYTHONPATH $install_dir/.venv/bin/python -m kapos.update.trial --root $install_dir/updates
 ExecStart=$install_dir/.venv/bin/kapos run --board $board --headless --config $config
+Environment=KAPOS_UPDATE_ROOT=$install_dir/updates
+Environment=PYTHONPATH=$install_dir/updates/current/firmware
 Environment=KAPOS_BOARDS=$install_dir/boards
 Environment=PYTHONUNBUFFERED=1
 Restart=on-failure
