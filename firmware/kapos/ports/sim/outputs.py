@@ -1,4 +1,5 @@
 """Simulated output devices: OLED display, thermal printer, buzzer, clock."""
+import asyncio
 import os
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # luma.emulator imports pygame
@@ -91,14 +92,17 @@ class SimDisplay(hal.Display):
 
 
 class SimPrinter(hal.Printer):
-    """python-escpos's Dummy printer: real ESC/POS bytes, kept per job."""
+    """python-escpos's Dummy printer: real ESC/POS bytes, kept per job. With
+    `wire_time = true` a job takes its real time at `baudrate`, on a worker thread (as
+    the serial printer's job does)."""
 
-    def __init__(self, profile="POS-5890", out_dir=None, **options):
+    def __init__(self, profile="POS-5890", out_dir=None, wire_time=False, baudrate=9600, **options):
         self.profile = profile
         self.out_dir = out_dir
         self.jobs = []  # (Receipt, escpos bytes)
         self.paper_out = False
         self.offline = False
+        self.wire = Wire.uart(baudrate) if wire_time else None
 
     def status(self):
         if self.offline:
@@ -115,6 +119,8 @@ class SimPrinter(hal.Printer):
             raise HardwareError("printer %s" % state)
         printer = Dummy(profile=self.profile)
         escpos_receipt.print_receipt(printer, receipt)
+        if self.wire is not None:
+            await asyncio.to_thread(self.wire.send, len(printer.output))
         self.jobs.append((receipt, printer.output))
         del self.jobs[:-50]
         if self.out_dir:

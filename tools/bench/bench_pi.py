@@ -1,0 +1,203 @@
+#!/usr/bin/env python3
+"""What a Pi Zero 2 W feels: the terminal on the timed sim board (boards/sim-pi.toml:
+OLED frames at 100 kHz I2C, ~95 ms each; MFRC522 at 1 MHz SPI; printer at 9600 baud).
+
+- loop lateness during a sale with an EMV tap [target p99 < 5 ms, max < 20 ms]
+- keypad: 50 ms presses every 120 ms on the real MatrixKeypad driver over a stand-in
+  GPIO matrix, frames being written meanwhile [target 0 lost, press-to-handled < 50 ms]
+"""
+
+import asyncio
+import os
+import tempfile
+import threading
+import time
+
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+from kapos.app.scenario import Player, parse  # noqa: E402
+from kapos.core import events as E  # noqa: E402
+from kapos.local_target import LocalTarget  # noqa: E402
+from kapos.ports.linux.keypad import MatrixKeypad  # noqa: E402
+from kapos.wiring import Assembly  # noqa: E402
+
+EMV_SALE = """timeout 20
+key 1
+keys 780
+key ENTER
+tap emv-tap
+expect screen "1 Debit"
+key 1
+keys 1234
+key ENTER
+expect result approved
+expect receipt "TAP"
+key ENTER
+expect state IDLE
+"""
+NO_LIMITS = [("limits.daily", "0"), ("storage.data_dir", None)]
+
+
+class LatenessProbe:
+    """A task that asks to wake every `period` s and notes how late each wake-up is."""
+
+    def __init__(self, period=0.002):
+        self.period = period
+        self.late = []
+
+    async def run(self):
+        loop = asyncio.get_running_loop()
+        while True:
+            asked = loop.time()
+            await asyncio.sleep(self.period)
+            self.late.append(loop.time() - asked - self.period)
+
+    def figures(self):
+        late = sorted(self.late)
+        if not late:
+            return 0.0, 0.0, 0.0
+        return late[len(late) // 2], late[min(len(late) - 1, int(len(late) * 0.99))], late[-1]
+
+
+def _assembly(data):
+    overrides = [(k, v if v is not None else '"%s"' % data) for k, v in NO_LIMITS]
+    return Assembly("sim-pi", overrides=overrides)
+
+
+async def _sale_lateness():
+    with tempfile.TemporaryDirectory(prefix="kapos-bench-pi-") as data:
+        assembly = _assembly(data)
+        try:
+            target = LocalTarget(assembly.terminal, assembly.testcards)
+            async with assembly.terminal.running():
+                player = Player(target, default_timeout=20.0)
+                await player.play(parse(EMV_SALE))  # warm-up: sign-on, first frames
+                probe = LatenessProbe()
+                task = asyncio.ensure_future(probe.run())
+                started = time.perf_counter()
+                await player.play(parse(EMV_SALE))
+                wall = time.perf_counter() - started
+                task.cancel()
+                display = assembly.platform.get("display")
+                nfc = assembly.platform.get("nfc")
+                return probe.figures(), wall, display, nfc
+        finally:
+            assembly.close()
+
+
+def sale_lateness():
+    (p50, p99, worst), wall, display, nfc = asyncio.run(_sale_lateness())
+    print("loop lateness during a sale with an EMV tap (sim-pi: %s OLED, %s NFC):"
+          % (display.wire.name, nfc.emulator.wire.name))
+    print("  p50 %.2f ms, p99 %.2f ms [target < 5 ms]%s, max %.2f ms [target < 20 ms]%s"
+          % (p50 * 1e3, p99 * 1e3, _mark(p99, 0.005), worst * 1e3, _mark(worst, 0.020)))
+    print("  sale took %.2f s wall; OLED wire time %.0f ms for %d frames written, %d superseded before sending"
+          % (wall, display.wire.total_us / 1e3, display._worker.frames_written, display._worker.frames_dropped))
+
+
+# ---------------------------------------------------------------- keypad
+
+class MatrixGpio:
+    """An RPi.GPIO stand-in with a 4x4 matrix whose keys are pressed on a wall-clock
+    timeline [(start_s, end_s, label)]: rows driven low one at a time, columns read."""
+
+    BCM, IN, OUT, HIGH, LOW, PUD_UP, PUD_DOWN, PUD_OFF = 11, 1, 0, 1, 0, 22, 21, 20
+
+    def __init__(self, layout, rows, cols):
+        self.where = {}
+        for r, row in enumerate(layout):
+            for c, label in enumerate(row):
+                self.where[label] = (rows[r], cols[c])
+        self.rows, self.cols = rows, cols
+        self.low = set()
+        self.timeline = []
+        self._lock = threading.Lock()
+
+    def setwarnings(self, flag):
+        pass
+
+    def setmode(self, mode):
+        pass
+
+    def setup(self, number, direction, pull_up_down=None, initial=None):
+        with self._lock:
+            if direction == self.OUT and initial == self.LOW:
+                self.low.add(number)
+            else:
+                self.low.discard(number)
+
+    def output(self, number, level):
+        with self._lock:
+            (self.low.discard if level else self.low.add)(number)
+
+    def input(self, number):
+        now = time.monotonic()
+        with self._lock:
+            for start, end, label in self.timeline:
+                if start <= now < end:
+                    row, col = self.where[label]
+                    if number == col and row in self.low:
+                        return self.LOW
+        return self.HIGH
+
+    def cleanup(self, channels=None):
+        pass
+
+
+async def _keypad(presses=31, hold=0.050, every=0.120):
+    layout = [["1", "2", "3", "A"], ["4", "5", "6", "B"], ["7", "8", "9", "C"], ["*", "0", "#", "D"]]
+    rows, cols = [5, 6, 13, 19], [12, 16, 20, 21]
+    gpio = MatrixGpio(layout, rows, cols)
+    keypad = MatrixKeypad(rows, cols, layout=layout, keymap={"A": "CANCEL", "B": "CLEAR", "C": "MENU", "D": "ENTER", "*": "CLEAR", "#": "ENTER"},
+                          debounce_ms=30, gpio_module=gpio)
+    with tempfile.TemporaryDirectory(prefix="kapos-bench-pi-") as data:
+        assembly = _assembly(data)
+        assembly.platform.devices["keypad"] = keypad
+        handled = []
+        original = assembly.terminal.handle
+
+        def handle(event):
+            if event.kind == E.KEY:
+                handled.append(time.monotonic())
+            return original(event)
+
+        assembly.terminal.handle = handle
+        try:
+            async with assembly.terminal.running():
+                await asyncio.sleep(0.3)  # the idle screen's first frame
+                start = time.monotonic() + 0.05
+                labels = ["1", "B"]  # a digit then CLEAR: every press changes the screen
+                gpio.timeline = [(start + i * every, start + i * every + hold, labels[i % 2]) for i in range(presses)]
+                await asyncio.sleep(presses * every + 0.5)
+                display = assembly.platform.get("display")
+                frames = display._worker.frames_written
+        finally:
+            assembly.close()
+    delays = []
+    for (pressed, _, _), seen in zip(gpio.timeline, handled):
+        delays.append(seen - pressed)
+    return presses, len(handled), delays, frames
+
+
+def keypad_presses():
+    presses, seen, delays, frames = asyncio.run(_keypad())
+    lost = presses - seen
+    delays.sort()
+    worst = delays[-1] if delays else float("inf")
+    print("keypad: %d presses of 50 ms every 120 ms, MatrixKeypad (scan thread, 30 ms debounce), %d OLED frames "
+          "written meanwhile:" % (presses, frames))
+    print("  lost %d [target 0]%s; press-to-handled median %.1f ms, max %.1f ms [target < 50 ms]%s"
+          % (lost, _mark(lost, 0), delays[len(delays) // 2] * 1e3 if delays else 0, worst * 1e3, _mark(worst, 0.050)))
+
+
+def _mark(value, limit):
+    return "  OK" if value <= limit else "  OVER"
+
+
+def main():
+    sale_lateness()
+    keypad_presses()
+
+
+if __name__ == "__main__":
+    main()
