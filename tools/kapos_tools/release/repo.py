@@ -180,7 +180,11 @@ class Repository:
         """Replace every key of `role` by a new one. The new root version is signed by the
         old root keys (so terminals accept it) and, for a root rotation, by the new ones."""
         root = self.open("root")
-        old_signers = keys_mod.load(self.keys_dir, "root")
+        trusted = root.signed.roles["root"]
+        old_signers = {kid: s for kid, s in keys_mod.load(self.keys_dir, "root").items() if kid in trusted.keyids}
+        if len(old_signers) < trusted.threshold:  # terminals would refuse the new root anyway
+            raise UpdateError("root needs %d signature(s) from the current root keys, the keys directory "
+                              "has %d of them" % (trusted.threshold, len(old_signers)))
         new = keys_mod.generate(self.keys_dir, role)
         old_ids = [kid for kid in root.signed.roles[role].keyids if kid != new.public_key.keyid]
         for kid in old_ids:
