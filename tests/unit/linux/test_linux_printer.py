@@ -1,6 +1,7 @@
 """ESC/POS printers: the bytes python-escpos sends for a receipt (init, code page, bold,
 cut), and DLE EOT status answers from a fake serial port turned into 'paper-out' /
-'offline' *before* any receipt byte is sent."""
+'offline' *before* any receipt byte is sent; a printer that never answers is 'unknown'
+and prints; status() on the loop never waits; writes paced by byte_rate."""
 
 import asyncio
 
@@ -103,40 +104,63 @@ def serial_printer(port):
     (0x1E, 0x12, "offline"),  # cover open / error
 ])
 def test_dle_eot_answers_map_to_states(online, paper, state):
-    assert serial_printer(FakePort(online, paper)).status() == state
+    assert serial_printer(FakePort(online, paper)).query_status() == state
 
 
-def test_status_during_a_job_returns_the_last_answer_without_waiting():
+def test_status_on_the_loop_never_queries_and_reports_the_last_answer():
     port = FakePort(0x1E, 0x72)
     printer = serial_printer(port)
-    assert printer.status() == "paper-out"
-    port.answers = {}  # would now read as offline
+    assert printer.query_status() == "paper-out"
+    port.written.clear()
     with printer._lock:  # a job is printing in the worker thread
         assert printer.status() == "paper-out"
-    assert printer.status() == "offline"
+    assert bytes(port.written) == b""  # status() sent nothing itself
 
 
-def test_no_answer_means_offline():
-    assert serial_printer(FakePort(silent=True)).status() == "offline"
+def test_a_printer_that_never_answers_is_unknown_and_prints():
+    # TX not wired (or DLE EOT ignored): the job must still be sent
+    port = FakePort(silent=True)
+    printer = serial_printer(port)
+    assert printer.query_status() == "unknown"
+    port.written.clear()
+    print_(printer)
+    written = bytes(port.written)
+    assert written.startswith(DLE_EOT_ONLINE + ESC_INIT)  # one query (no answer), then the job
+    assert b"KAPOS SHOP" in written
+    assert printer.selftest()[0] is True
 
 
 @pytest.mark.parametrize("port, message", [
     (FakePort(0x1E, 0x72), "printer paper-out"),
-    (FakePort(silent=True), "printer offline"),
+    (FakePort(0x1E, 0x12), "printer offline"),
 ])
 def test_print_refuses_before_sending_the_receipt(port, message):
     printer = serial_printer(port)
     with pytest.raises(HardwareError, match=message):
         print_(printer)
-    assert bytes(port.written) == DLE_EOT_PAPER + DLE_EOT_ONLINE  # the queries, nothing else
+    assert bytes(port.written) == DLE_EOT_ONLINE + DLE_EOT_PAPER  # the queries, nothing else
 
 
 def test_print_when_ok_sends_queries_then_the_job():
     port = FakePort()
     print_(serial_printer(port))
     written = bytes(port.written)
-    assert written.startswith(DLE_EOT_PAPER + DLE_EOT_ONLINE + ESC_INIT)
+    assert written.startswith(DLE_EOT_ONLINE + DLE_EOT_PAPER + ESC_INIT)
     assert b"KAPOS SHOP" in written
+
+
+def test_byte_rate_paces_the_writes_in_chunks():
+    port = FakePort()
+    writes = []
+    original = port.write
+    port.write = lambda data: (writes.append(len(data)), original(data))[1]
+    escpos_serial = Serial(devfile="/dev/fake", profile="POS-5890")
+    escpos_serial.device = port
+    printer = SerialEscposPrinter(printer=escpos_serial, byte_rate=1000000)
+    print_(printer, Receipt([Line("X" * 30)] * 10))
+    assert writes and max(writes) <= 64  # every write is one paced chunk
+    with pytest.raises(ConfigError, match="byte_rate"):
+        SerialEscposPrinter(printer=Serial(devfile="/dev/fake", profile="POS-5890"), byte_rate=5)
 
 
 def test_status_unknown_when_the_transport_cannot_read():

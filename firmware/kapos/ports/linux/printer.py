@@ -1,35 +1,68 @@
 """ESC/POS thermal printers through python-escpos: TTL/RS-232 serial and USB.
 
 The receipt itself is kapos.ports.shared.escpos_receipt (the simulator prints the same
-bytes into python-escpos' Dummy). Status comes from DLE EOT (real-time status): paper
-sensor first, then the online flag; no answer at all means the printer is off or its TX
-line is not wired. Serial writes block for the whole job at 9600 baud, so a job runs in
-a worker thread, status check included, with a lock so two jobs never interleave.
+bytes into python-escpos' Dummy). Status comes from DLE EOT (real-time status): the
+online flag first, then the paper sensor. No answer at all is "unknown", not "offline":
+many TTL printers have their TX unwired (it swings to 5 V) or ignore DLE EOT, and they
+print fine -- so the job is sent. Serial writes block for the whole job at 9600 baud, so
+a job runs in a worker thread, status check included, with a lock so two jobs never
+interleave; `status()` (called on the loop) never queries, it reports the last answer and
+refreshes it on a thread. `byte_rate` paces writes for printers without flow control.
 """
 
 import asyncio
 import os
 import threading
+import time
 
 from kapos import hal
 from kapos.errors import ConfigError, HardwareError
 from kapos.ports.shared import escpos_receipt
 
 STATES = ("ok", "paper-out", "offline", "unknown")
+STATUS_MAX_AGE_S = 10.0  # status() refreshes an older answer in the background
+RT_ONLINE, RT_PAPER = b"\x10\x04\x01", b"\x10\x04\x04"  # DLE EOT 1 (printer), DLE EOT 4 (roll paper)
+CHUNK = 64  # paced writes: bytes per write
+
+
+def _paced(write, byte_rate, sleep=time.sleep):
+    """device.write that keeps to `byte_rate` bytes/s: a printer without flow control
+    whose buffer fills while it prints a raster image drops bytes."""
+    def paced_write(data):
+        data = bytes(data)
+        for i in range(0, len(data), CHUNK):
+            chunk = data[i:i + CHUNK]
+            started = time.monotonic()
+            write(chunk)
+            rest = len(chunk) / byte_rate - (time.monotonic() - started)
+            if rest > 0:
+                sleep(rest)
+        return len(data)
+    return paced_write
 
 
 class _EscposPrinter(hal.Printer):
     """Common part. Board keys: profile (python-escpos profile, e.g. POS-5890), codepage
     (e.g. CP437, CP858; 'auto' lets python-escpos switch per character), logo (PNG path
-    printed on top), status_query (false when the printer's TX is not wired)."""
+    printed on top), status_query (false when the printer's TX is not wired: saves the
+    status timeout per job), byte_rate (bytes/s written at most; 0 = as fast as the port)."""
 
-    def _setup(self, printer, profile, codepage, logo, status_query):
+    def _setup(self, printer, profile, codepage, logo, status_query, byte_rate=0):
         self.profile = profile
         self.codepage = codepage
         self.status_query = status_query
         self._lock = threading.Lock()
         self._last_status = "unknown"
+        self._status_at = None
+        self._refreshing = False
         self.printer = printer
+        if byte_rate:
+            if not isinstance(byte_rate, (int, float)) or byte_rate < 100:
+                raise ConfigError("[printer] byte_rate must be at least 100 bytes/s (or 0 for no pacing), got %r"
+                                  % (byte_rate,))
+            device = printer.device
+            device.write = _paced(device.write, byte_rate)
+        self.byte_rate = byte_rate
         if codepage.lower() != "auto":
             codepages = printer.profile.get_code_pages()
             if codepage.upper() not in codepages:
@@ -45,16 +78,32 @@ class _EscposPrinter(hal.Printer):
                 self.logo = image.convert("1")  # decoded once, not per receipt
 
     def status(self):
-        # called on the event loop: never wait for a job that is printing, report the last answer
-        if not self._lock.acquire(blocking=False):
-            return self._last_status
+        """The last status answer; called on the event loop, so it never waits for the
+        printer: an answer older than STATUS_MAX_AGE_S is refreshed on a thread."""
+        stale = self._status_at is None or time.monotonic() - self._status_at > STATUS_MAX_AGE_S
+        if stale and self.status_query and not self._refreshing:
+            self._refreshing = True
+            threading.Thread(target=self._refresh, name="kapos-printer-status", daemon=True).start()
+        return self._last_status
+
+    def _refresh(self):
         try:
-            return self._status()
+            if self._lock.acquire(timeout=30):  # a job refreshes it anyway
+                try:
+                    self._status()
+                finally:
+                    self._lock.release()
         finally:
-            self._lock.release()
+            self._refreshing = False
+
+    def query_status(self):
+        """Ask the printer now (blocking: worker threads and tests)."""
+        with self._lock:
+            return self._status()
 
     def _status(self):
         self._last_status = state = self._query()
+        self._status_at = time.monotonic()
         return state
 
     def _query(self):
@@ -65,15 +114,17 @@ class _EscposPrinter(hal.Printer):
             flush = getattr(printer.device, "reset_input_buffer", None)
             if flush is not None:
                 flush()  # a stale byte (e.g. an old status) must not answer this query
-            paper = printer.paper_status()  # no answer -> 2 (python-escpos' default)
-            online = printer.is_online()  # no answer -> False
+            online = printer.query_status(RT_ONLINE)
+            if not online:
+                return "unknown"  # TX not wired, or DLE EOT not supported: print anyway
+            paper = printer.query_status(RT_PAPER)
         except NotImplementedError:  # transport cannot read back (e.g. Dummy)
             return "unknown"
         except Exception:  # serial / USB errors: the link is gone
             return "offline"
-        if paper == 0:
+        if paper and paper[0] & 0x72 == 0x72:  # roll paper end sensor (bits 5-6 with the fixed bits)
             return "paper-out"
-        return "ok" if online else "offline"
+        return "offline" if online[0] & 0x08 else "ok"
 
     def _print(self, receipt):
         with self._lock:
@@ -101,8 +152,9 @@ class _EscposPrinter(hal.Printer):
         await asyncio.to_thread(self._print, receipt)
 
     def selftest(self):
-        state = self.status()
-        return state in ("ok", "unknown"), "printer %s (%s): %s" % (self.where, self.profile, state)
+        state = self.status()  # the last answer: the self-test runs on the loop
+        detail = state if state != "unknown" else "status unknown (no DLE EOT answer yet; jobs are sent)"
+        return state in ("ok", "unknown"), "printer %s (%s): %s" % (self.where, self.profile, detail)
 
     def close(self):
         printer, self.printer = getattr(self, "printer", None), None
@@ -120,16 +172,21 @@ def _unknown(unknown, driver_name):
 
 class SerialEscposPrinter(_EscposPrinter):
     """Board keys: port (/dev/serial0), baudrate (9600 for most TTL printers), timeout
-    (s to wait for a status answer), plus the common keys above.
+    (s to wait for a status answer), byte_rate (default: none, or 1200 bytes/s when a
+    logo is printed above 9600 baud), plus the common keys above.
     Test hook: printer (an escpos printer object, e.g. Dummy or a Serial on a fake port)."""
 
     def __init__(self, port="/dev/serial0", baudrate=9600, timeout=0.5, profile="POS-5890", codepage="CP437",
-                 logo=None, status_query=True, bus=None, driver_name="escpos-serial", printer=None, **unknown):
+                 logo=None, status_query=True, byte_rate=None, bus=None, driver_name="escpos-serial", printer=None,
+                 **unknown):
         _unknown(unknown, driver_name)
         self.where = port
+        if byte_rate is None:
+            # raster logos outrun a printer with no flow control above 9600 baud
+            byte_rate = 1200 if logo and baudrate > 9600 else 0
         if printer is None:
             printer = self._open(port, baudrate, timeout, profile)
-        self._setup(printer, profile, codepage, logo, status_query)
+        self._setup(printer, profile, codepage, logo, status_query, byte_rate)
 
     @staticmethod
     def _open(port, baudrate, timeout, profile):
@@ -153,7 +210,7 @@ class UsbEscposPrinter(_EscposPrinter):
     python-escpos defaults 0x82 / 0x01), timeout (ms, 0 = none), plus the common keys."""
 
     def __init__(self, vendor_id=None, product_id=None, in_ep=0x82, out_ep=0x01, timeout=0, profile="POS-5890",
-                 codepage="CP437", logo=None, status_query=True, bus=None, driver_name="escpos-usb",
+                 codepage="CP437", logo=None, status_query=True, byte_rate=0, bus=None, driver_name="escpos-usb",
                  printer=None, **unknown):
         _unknown(unknown, driver_name)
         self.where = "USB %04x:%04x" % (vendor_id or 0, product_id or 0)
@@ -161,7 +218,7 @@ class UsbEscposPrinter(_EscposPrinter):
             if vendor_id is None or product_id is None:
                 raise ConfigError("[printer] escpos-usb needs vendor_id and product_id (from `lsusb`)")
             printer = self._open(vendor_id, product_id, in_ep, out_ep, timeout, profile)
-        self._setup(printer, profile, codepage, logo, status_query)
+        self._setup(printer, profile, codepage, logo, status_query, byte_rate)
 
     def _open(self, vendor_id, product_id, in_ep, out_ep, timeout, profile):
         from escpos.exceptions import DeviceNotFoundError
