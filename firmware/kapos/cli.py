@@ -64,9 +64,10 @@ async def _play(assembly, scenario, verbose):
 
 def run_script(args):
     from kapos.app import scenario as scenario_mod
-    from kapos.wiring import Assembly
+    from kapos.wiring import Assembly, check_scenario
 
     scenario = scenario_mod.load(args.script)
+    check_scenario(scenario, args.config, args.overrides)  # bad lines exit 2, with the line
     if args.out:
         os.makedirs(args.out, exist_ok=True)
     assembly = Assembly(args.board, args.config, list(args.overrides) + scenario.config,

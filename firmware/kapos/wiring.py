@@ -14,8 +14,8 @@ from kapos.app.pinseal import TestKeyPinSealer, make_test_pin_checker
 from kapos.app.testkeys import TEST_BDK, ik_id_for
 from kapos.core import events
 from kapos.security import dukpt
-from kapos.services.keystore import KeyStore
-from kapos.services.secmodule import SecurityModule
+from kapos.io.keystore import KeyStore
+from kapos.app.secmodule import SecurityModule
 from kapos.app.runtime import Terminal
 from kapos.app.testbank import TestBank
 from kapos.errors import ConfigError
@@ -31,13 +31,24 @@ def parse_clock(text):
         raise ConfigError("clock must look like 2026-11-25T10:00:00, got %r" % text)
 
 
+def check_scenario(scenario, config_path=None, overrides=()):
+    """Refuse a scenario whose cards, states, config lines or clock are wrong before
+    anything starts (ScenarioError naming the line: `kapos run --script` exits 2)."""
+    from kapos.core import states
+
+    def check_config(key, value):
+        config_mod.load(config_path, list(overrides) + [(key, value)])
+
+    scenario.check(testcards_mod.load().keys(), states.ALL, check_config, parse_clock)
+
+
 def make_authorizer(config, cards, security=None, clock=None):
     mode = config["host"]["mode"]
     if mode == "testbank":
         return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
     if mode == "iso8583":
-        from kapos.services.host_client import from_config
-        from kapos.services.secmodule import DukptMac
+        from kapos.io.host_link import from_config
+        from kapos.app.secmodule import DukptMac
 
         mac = None
         if config["host"]["mac"]:

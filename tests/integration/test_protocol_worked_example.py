@@ -14,8 +14,8 @@ from Crypto.Hash import CMAC
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.security import dukpt
-from kapos.services.host_client import encode_message, mac_ok
-from kapos.services.secmodule import DukptMac, SecurityModule
+from kapos.host.client import encode_message, mac_ok
+from kapos.app.secmodule import DukptMac, SecurityModule
 from kapos_tools.host.mac import HostDukptMac
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

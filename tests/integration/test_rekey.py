@@ -7,7 +7,7 @@ import json
 from conftest import Running
 from kapos.app.testkeys import TEST_BDK, ik_id_for
 from kapos.security import dukpt
-from kapos.services.management import ManagementServer
+from kapos.app.management import ManagementServer
 from kapos.wiring import Assembly
 
 

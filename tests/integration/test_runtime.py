@@ -96,7 +96,7 @@ def test_frames_are_real_luma_images(running):
 def test_printer_emits_escpos_bytes(running):
     async def go():
         async with running() as r:
-            await r.play("key 2\nkeys 5678\nkey ENTER\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\nexpect receipts 1\n")
+            await r.play("key 2\nkeys 5678\nkey ENTER\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkey ENTER\nexpect receipts 2\n")
             receipt, data = r.platform.printer.last()
             assert data.startswith(b"\x1b") and b"REFUND" in data
             assert b"\x1bE\x01" in data, "bold on (ESC E 1) for the title"

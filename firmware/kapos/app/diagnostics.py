@@ -107,12 +107,13 @@ class Diagnostics:
         """Send the batch totals; show and print whether the host agrees."""
         from kapos.app.receipts import Line, Receipt
 
-        settle = getattr(self.terminal.authorizer, "settle", None)
-        if settle is None:
+        from kapos.app.settlement import settlement_lines
+
+        result = await self.terminal.authorizer.settle()
+        if result is None:
             return "SETTLEMENT", ["not supported by this host"]
-        result = await settle()
         title = "TOTALS AGREED" if result.get("agreed") else "NOT AGREED"
-        lines = list(result.get("lines", []))
+        lines = settlement_lines(result, self.terminal.settings.exponent)
         s = self.terminal.settings
         paper = [Line("SETTLEMENT", "center", bold=True, double=True),
                  Line("Terminal %s" % s.terminal_id, "center"),
@@ -128,9 +129,7 @@ class Diagnostics:
     async def fn_counters(self):
         """Transactions, failed reads and what still waits to be sent to the host."""
         lines = ["%s %d" % (k, v) for k, v in sorted(self.terminal.ctx.counters.items())]
-        pending = getattr(self.terminal.authorizer, "pending", None)
-        if pending is not None:
-            lines.append("reversals pending %d" % pending())
+        lines.append("reversals pending %d" % self.terminal.authorizer.pending())
         lines.append("alarms %d" % self.terminal.ctx.alarms)
         return "COUNTERS", lines
 

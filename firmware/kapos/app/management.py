@@ -9,7 +9,7 @@ default) and over a serial console (a device or any pyserial URL):
     <- {"id": 2, "ok": false, "error": "not authenticated: send {\\"cmd\\": \\"auth\\", \\"token\\": ...} first"}
 
 `hello` and `status` are read-only and open; everything else needs `auth` first, on
-every address and transport (the token is per terminal: services/mgmt_auth.py). `inject`
+every address and transport (the token is per terminal: app/mgmt_auth.py). `inject`
 and `fault` exist only in test mode (`kapos run --test-mode`, `kapos diag --board sim`,
 the HIL suite). A JSON object with a bad field gets `ok: false` and the connection stays
 usable; a line that is not a JSON object at all (an HTTP request from a browser, NaN,
@@ -33,7 +33,6 @@ import collections
 import hmac
 import json
 import logging
-import threading
 import time
 
 from kapos import hal
@@ -42,8 +41,9 @@ from kapos.app.receipts import Line, Receipt
 from kapos.core import events as E
 from kapos.core import keys
 from kapos.errors import KaposError
-from kapos.services import logbuffer
-from kapos.services.mgmt_auth import AuthThrottle, ManageTokenError, check_token
+from kapos.io import logbuffer
+from kapos.io.transport import PySerialPort
+from kapos.app.mgmt_auth import AuthThrottle, ManageTokenError, check_token
 
 log = logging.getLogger("kapos.management")
 
@@ -584,16 +584,14 @@ class ManagementServer:
         requests are handled in the terminal's loop, one at a time, in order."""
         if self._serial is not None:
             raise KaposError("the management channel already serves a serial console")
-        import serial  # pyserial: only when a console is configured
-
-        loop = asyncio.get_running_loop()
+        port = PySerialPort(url, baudrate=baudrate, read_timeout=0.1)
+        console = _SerialConsole(self, port, url, asyncio.get_running_loop())
         try:
-            port = await loop.run_in_executor(
-                None, lambda: serial.serial_for_url(url, baudrate=baudrate, timeout=0.1, write_timeout=5))
-        except (serial.SerialException, ValueError, OSError) as exc:
+            port.open(console.on_bytes, console.on_error)
+        except OSError as exc:
             raise KaposError("cannot open management console %s: %s" % (url, exc))
-        self._serial = _SerialConsole(self, port, url, loop)
-        self._serial.start()
+        self._serial = console
+        console.start()
         log.info("management console on %s%s", url, " (test mode)" if self.test_mode else "")
 
     # ------------------------------------------------------------ closing
@@ -625,7 +623,8 @@ class ManagementServer:
 
 
 class _SerialConsole:
-    """A pyserial port read by a thread; lines go to the loop, replies come back."""
+    """Request lines from a serial port (kapos.io.transport.PySerialPort: its one reader
+    thread hands bytes to the loop); requests are handled in order, one at a time."""
 
     def __init__(self, server, port, url, loop):
         self.server = server
@@ -634,47 +633,37 @@ class _SerialConsole:
         self.loop = loop
         self.session = Session("serial %s" % url, idle_logout=SERIAL_IDLE_LOGOUT)
         self.lines = asyncio.Queue()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._read, name="kapos-mgmt-serial", daemon=True)
+        self._buffer = b""
+        self._skipping = False  # inside an oversized line: drop bytes up to its end
         self._task = None
-        self._write_lock = threading.Lock()
 
     def start(self):
-        self._thread.start()
         self._task = self.loop.create_task(self._serve())
 
-    def _read(self):
-        buffer = b""
-        skipping = False  # inside an oversized line: drop bytes up to its end
-        while not self._stop.is_set():
-            try:
-                data = self.port.read(max(1, min(self.port.in_waiting, 4096)))
-            except Exception as exc:  # port unplugged or closed under us
-                if not self._stop.is_set():
-                    log.error("management console %s failed: %s", self.url, exc)
-                    self.loop.call_soon_threadsafe(self.lines.put_nowait, None)
+    def on_error(self, exc):
+        log.error("management console %s failed: %s", self.url, exc)
+        self.lines.put_nowait(None)
+
+    def on_bytes(self, data):
+        self._buffer += data
+        while True:
+            end = self._buffer.find(b"\n")
+            if end < 0:
+                if len(self._buffer) > MAX_LINE + 1 and not self._skipping:
+                    self._skipping = True
+                    self.lines.put_nowait(_TOO_LONG)
+                if self._skipping:
+                    self._buffer = b""
                 return
-            if not data:
+            line, self._buffer = self._buffer[:end], self._buffer[end + 1:]
+            if self._skipping:
+                self._skipping = False
                 continue
-            buffer += data
-            while True:
-                end = buffer.find(b"\n")
-                if end < 0:
-                    if len(buffer) > MAX_LINE + 1 and not skipping:
-                        skipping = True
-                        self.loop.call_soon_threadsafe(self.lines.put_nowait, _TOO_LONG)
-                    if skipping:
-                        buffer = b""
-                    break
-                line, buffer = buffer[:end], buffer[end + 1:]
-                if skipping:
-                    skipping = False
-                    continue
-                line = line.rstrip(b"\r")
-                if len(line) > MAX_LINE:
-                    self.loop.call_soon_threadsafe(self.lines.put_nowait, _TOO_LONG)
-                elif line.strip():
-                    self.loop.call_soon_threadsafe(self.lines.put_nowait, line)
+            line = line.rstrip(b"\r")
+            if len(line) > MAX_LINE:
+                self.lines.put_nowait(_TOO_LONG)
+            elif line.strip():
+                self.lines.put_nowait(line)
 
     async def _serve(self):
         while True:
@@ -687,25 +676,15 @@ class _SerialConsole:
             else:
                 reply = await self.server.handle_line(line, self.session)
             try:
-                await self.loop.run_in_executor(None, self._write, _encode(reply))
+                await self.loop.run_in_executor(None, self.port.write, _encode(reply))
             except Exception as exc:
                 log.error("management console %s: write failed: %s", self.url, exc)
 
-    def _write(self, data):
-        with self._write_lock:
-            self.port.write(data)
-            self.port.flush()
-
     async def stop(self):
-        self._stop.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        await self.loop.run_in_executor(None, self._thread.join, 2.0)
-        try:
-            self.port.close()
-        except Exception:
-            pass
+        await self.loop.run_in_executor(None, self.port.close)
 
 
 _TOO_LONG = object()

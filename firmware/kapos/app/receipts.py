@@ -11,6 +11,8 @@ from kapos.app.money import format_amount
 from kapos.core import txn_types as T
 
 PAPER_CHARS = 32  # 58 mm paper, font A
+MERCHANT = "merchant"
+CUSTOMER = "customer"
 
 
 class Line:
@@ -64,7 +66,8 @@ def build_receipt(record, settings, copy="customer"):
         Line("Terminal %s" % record["terminal_id"], "center"),
         Line(_pair(_when(record["time"]), "Ref %06d" % record["ref"])),
         rule,
-        Line(T.label(record["type"]).upper(), bold=True, double=True),
+        Line(T.row(record["type"]).get("receipt") or T.label(record["type"]).upper(),
+             bold=True, double=True),
     ]
     if record.get("card"):
         brand = (record.get("brand") or "").upper()
@@ -99,12 +102,22 @@ def build_receipt(record, settings, copy="customer"):
         lines.append(Line(_pair("Balance", money(record["balance"])), bold=True))
     if record.get("pin_verified"):
         lines.append(Line("PIN VERIFIED", "center"))
-    if record.get("signature"):
+    if record.get("signature") and copy == MERCHANT:  # the merchant keeps the signed copy
         lines += [Line(""), Line(""), Line("X" + "_" * (PAPER_CHARS - 1)), Line("Cardholder signature", "center")]
-    limits = []
-    if settings.daily and T.row(record["type"])["daily"] > 0:
-        limits.append(Line(_pair("Daily limit", format_amount(settings.daily, exp)), align="left"))
-    lines += limits
+    if record.get("daily_left") is not None:  # what the card may still spend today
+        lines.append(Line(_pair("Daily left", format_amount(record["daily_left"], exp))))
     lines += [Line(""), Line("%s copy" % copy.capitalize(), "center"),
               Line("Test terminal - not a bank", "center")]
     return Receipt(lines, copy=copy)
+
+
+def build_receipts(record, settings):
+    """The copies a finished transaction prints, in order: the customer's, then the
+    merchant's (last, so it is the one at hand to be signed and kept)."""
+    return [build_receipt(record, settings, CUSTOMER), build_receipt(record, settings, MERCHANT)]
+
+
+def duplicate(receipt):
+    """A reprint: the same receipt marked DUPLICATE at the top and the bottom."""
+    mark = Line("*** DUPLICATE ***", "center", bold=True)
+    return Receipt([mark] + list(receipt.lines) + [mark], copy=receipt.copy)

@@ -12,8 +12,8 @@ import contextlib
 import logging
 import time
 
-from kapos.app.authorizer import HostUnavailable
-from kapos.app.receipts import build_receipt
+from kapos.errors import HostUnavailable
+from kapos.app.receipts import build_receipts, duplicate
 from kapos.app.screens import ScreenRenderer, wrap
 from kapos.compat import wipe
 from kapos.core import commands as C
@@ -297,20 +297,22 @@ class Terminal:
         self.post(E.HOST_REPLY, ref=ref, reply=reply)
 
     async def _print(self, record):
-        receipt = build_receipt(record, self.settings)
-        self.receipts.append((record, receipt))
+        copies = build_receipts(record, self.settings)  # customer copy, then merchant copy
+        for receipt in copies:
+            self.receipts.append((record, receipt))
         del self.receipts[:-20]
         printer = self.platform.get("printer")
         if printer is None:
             self.post(E.PRINT_FAILED, reason="no printer")
             return
-        try:
-            await printer.print_receipt(receipt)
-        except Exception as exc:
-            log.error("printer failed: %s", _describe(exc))
-            self.post(E.PRINT_FAILED, reason=_describe(exc))
-            return
-        self._notify("receipt", receipt)
+        for receipt in copies:
+            try:
+                await printer.print_receipt(receipt)
+            except Exception as exc:
+                log.error("printer failed: %s", _describe(exc))
+                self.post(E.PRINT_FAILED, reason=_describe(exc))
+                return
+            self._notify("receipt", receipt)
         self.post(E.PRINTED)
 
     async def _start_authorizer(self):
@@ -356,7 +358,7 @@ class Terminal:
 
     async def reprint_last(self):
         """Print the newest receipt again (after paper-out, or on request)."""
-        await self.print_now(self.receipts[-1][1])
+        await self.print_now(duplicate(self.receipts[-1][1]))
 
     # ------------------------------------------------------------ software updates (kapos.update)
 

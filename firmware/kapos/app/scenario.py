@@ -26,7 +26,7 @@ import asyncio
 import shlex
 
 from kapos.core import keys
-from kapos.errors import ScenarioError
+from kapos.errors import KaposError, ScenarioError
 
 ACTIONS = ("key", "keys", "swipe", "tap", "wait", "tamper")
 EXPECTS = ("screen", "no", "state", "result", "receipt", "receipts", "beep")
@@ -45,11 +45,37 @@ class Step:
 
 
 class Scenario:
-    def __init__(self, name, steps, config, clock=None):
+    def __init__(self, name, steps, config, clock=None, config_lines=None, clock_line=None):
         self.name = name
         self.steps = steps
         self.config = config  # [(dotted key, value text)]
         self.clock = clock  # ISO time text or None
+        self.config_lines = config_lines or [0] * len(config)  # line of each config entry
+        self.clock_line = clock_line
+
+    def check(self, card_ids, states, check_config=None, check_clock=None):
+        """Refuse what parse() cannot know by itself, naming the line: an unknown test
+        card or state, a config key or value the terminal's config refuses, a bad clock.
+        `check_config(key, value)` / `check_clock(text)` raise KaposError when wrong."""
+        for (key, value), line_no in zip(self.config, self.config_lines):
+            if check_config is not None:
+                try:
+                    check_config(key, value)
+                except KaposError as exc:
+                    _fail(line_no, str(exc))
+        if self.clock is not None and check_clock is not None:
+            try:
+                check_clock(self.clock)
+            except KaposError as exc:
+                _fail(self.clock_line or 0, str(exc))
+        for step in self.steps:
+            if step.verb in ("swipe", "tap") and step.args[0] not in ("raw", "uid") \
+                    and step.args[0] not in card_ids:
+                _fail(step.line_no, "unknown test card %r (known: %s)"
+                      % (step.args[0], ", ".join(sorted(card_ids))))
+            if step.verb == "expect" and step.args[0] == "state" and step.args[1] not in states:
+                _fail(step.line_no, "unknown state %r (known: %s)"
+                      % (step.args[1], ", ".join(sorted(states))))
 
 
 def _fail(line_no, message):
@@ -58,6 +84,7 @@ def _fail(line_no, message):
 
 def parse(text, name="scenario"):
     steps, config, clock = [], [], None
+    config_lines, clock_line = [], None
     for line_no, raw in enumerate(text.splitlines(), 1):
         try:
             words = shlex.split(raw, comments=True)
@@ -74,11 +101,12 @@ def parse(text, name="scenario"):
                 _fail(line_no, "config needs KEY = VALUE")
             key, value = joined.split("=", 1)
             config.append((key.strip(), value.strip()))
+            config_lines.append(line_no)
             continue
         if verb == "clock":
             if len(args) != 1:
                 _fail(line_no, "clock needs one ISO time, e.g. 2026-11-25T10:00:00")
-            clock = args[0]
+            clock, clock_line = args[0], line_no
             continue
         if verb == "key":
             if len(args) != 1 or not keys.is_key(args[0].upper() if len(args[0]) > 1 else args[0]):
@@ -101,6 +129,10 @@ def parse(text, name="scenario"):
                 _fail(line_no, "%s needs a test card id" % verb)
             if args[0] == "raw" and len(args) != 2 or args[0] == "uid" and len(args) != 2:
                 _fail(line_no, "%s %s needs one value" % (verb, args[0]))
+            if args[0] not in ("raw", "uid") and len(args) != 1:
+                _fail(line_no, "%s needs one test card id" % verb)
+            if verb == "tap" and args[0] == "uid" and not _is_uid(args[1]):
+                _fail(line_no, "tap uid needs 4, 7 or 10 bytes in hex, e.g. 04A1B2C3")
         elif verb == "wait":
             args = [_number(line_no, args, "wait")]
         elif verb == "tamper":
@@ -112,7 +144,12 @@ def parse(text, name="scenario"):
         else:
             _fail(line_no, "unknown step %r" % verb)
         steps.append(Step(line_no, verb, args, raw.strip()))
-    return Scenario(name, steps, config, clock)
+    return Scenario(name, steps, config, clock, config_lines, clock_line)
+
+
+def _is_uid(text):
+    """ISO 14443-3 UIDs are 4, 7 or 10 bytes."""
+    return len(text) in (8, 14, 20) and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _number(line_no, args, verb):

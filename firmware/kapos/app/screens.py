@@ -113,7 +113,8 @@ class ScreenRenderer:
 
     def screen_void_confirm(self, data):
         record = data["record"]
-        return Screen("VOID LAST SALE", [self.money(record["amount"]), record.get("card") or "",
+        return Screen("VOID LAST SALE", [self.money(record.get("total") or record["amount"]),
+                                         record.get("card") or "",
                                          "Auth %s" % (record.get("auth_code") or "-")],
                       "ENTER=void CANCEL=no")
 
@@ -168,8 +169,13 @@ class ScreenRenderer:
                 lines.append("Balance %s" % format_amount(record["balance"], self.settings.exponent))
         else:
             lines += wrap(record.get("text") or "")[:2]
-        footer = data.get("warning") or ("Sign the receipt" if record.get("signature") else "Press a key")
-        return Screen(title, lines, footer[:WIDTH_CHARS], kind=outcome if outcome != "cancelled" else "info")
+        warning = data.get("warning")
+        if warning:  # wrapped under the result, never cut: the reason is what helps
+            lines = lines[:1] + wrap(warning)
+            footer = "Press a key"
+        else:
+            footer = "Sign the receipt" if record.get("signature") else "Press a key"
+        return Screen(title, lines, footer, kind=outcome if outcome != "cancelled" else "info")
 
     # ------------------------------------------------------------ technician
 

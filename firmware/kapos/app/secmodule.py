@@ -4,7 +4,6 @@
     block, ksn = sm.seal(pin, n, card, ref)  # ISO 9564 format 4 under the PIN key
     mac = sm.mac_request(ref, message)       # AES-CMAC, request MAC key
     ok = sm.verify_response(ref, reply, mac) # response MAC key
-    ct = sm.encrypt_data(ref, track2)        # AES-CBC, data key
     sm.end(ref)                              # keys wiped
 
 Keys never leave this object; PIN digits are copied only into the PIN field, which the
@@ -17,6 +16,7 @@ import os
 from kapos.app.pinseal import PinSealer, pan_for_pin_block
 from kapos.compat import wipe
 from kapos.errors import SecurityError
+from kapos.host import private48
 from kapos.host.messages import pack_private, unpack_private
 from kapos.security import cbc, pinblock
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
@@ -82,9 +82,6 @@ class SecurityModule(PinSealer):
             return False
         return aes_cmac_verify(self._open[ref][1].mac_response_key(), data, mac, tag_len=MAC_LEN)
 
-    def encrypt_data(self, ref, plaintext):
-        return cbc.encrypt(self._keys(ref).data_request_key(), plaintext)
-
     def ksn(self, ref):
         entry = self._open.get(ref)
         return entry[0] if entry else None
@@ -115,12 +112,7 @@ class SecurityModule(PinSealer):
         return True, "DUKPT loaded, KSN %s" % s["ksn"]
 
 
-def require_keys(sm):
-    if not sm.keystore.loaded:
-        raise SecurityError("no keys loaded")
-
-
-ENCRYPTED_CARD_TAG = "EC"  # field 48: enciphered card data (docs/protocol.md)
+ENCRYPTED_CARD_TAG = private48.ENCIPHERED_CARD  # field 48 EC (docs/protocol.md)
 
 
 def card_data_plaintext(message):

@@ -8,7 +8,7 @@ reference host (kapos host) is used instead.
 
 import asyncio
 
-from kapos.app.authorizer import Authorizer, HostUnavailable
+from kapos.host.authorizer import Authorizer, HostUnavailable
 from kapos.app.testkeys import TEST_TOKEN_KEY
 from kapos.errors import SecurityError
 from kapos.security.token import verify_token_block
@@ -80,13 +80,15 @@ class TestBank(Authorizer):
             return self._reply("63", request)
         if test_card.decline:
             return self._reply(test_card.decline, request)
+        pin_verified = False
         if request.get("pin_block") is not None and self.pin_checker is not None:
             if not self.pin_checker(request, test_card.pin):
                 return self._reply("55", request)
+            pin_verified = True
         total = request["amount"] + request.get("fee", 0)
         balance = self.accounts[key]
         if kind == "balance":
-            return self._reply("00", request, balance=balance)
+            return dict(self._reply("00", request, balance=balance), pin_verified=pin_verified)
         if kind == "refund":
             delta = request["amount"]
         elif kind in ("sale", "cash", "transfer"):
@@ -100,7 +102,9 @@ class TestBank(Authorizer):
             target = request.get("target")
             self.accounts[target] = self.accounts.get(target, 0) + request["amount"]
         self.approved[request["ref"]] = (key, delta)
-        return self._reply("00", request, balance=self.accounts[key] if kind == "cash" else None)
+        reply = self._reply("00", request, balance=self.accounts[key] if kind == "cash" else None)
+        reply["pin_verified"] = pin_verified
+        return reply
 
     async def alert(self, data):
         """The terminal's anomaly alerts, kept as the host would log them."""

@@ -13,7 +13,7 @@ from kapos.card.pan import (
     bin_of,
 )
 from kapos.card.brands import brand_of, pan_length_ok, CLOSED_LOOP, UNKNOWN
-from kapos.card.service_code import ServiceCode, TXN_TYPES
+from kapos.card.service_code import ServiceCode
 from kapos.card.model import Card, card_from_track2, token_card, check_expiry
 from kapos.card.tracks import (
     parse_swipe,

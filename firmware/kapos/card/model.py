@@ -10,7 +10,7 @@ import binascii
 from kapos.errors import CardReadError, CardRejected
 from kapos.card.pan import is_digits, check_pan, mask_pan, short_mask
 from kapos.card.brands import brand_of, pan_length_ok, CLOSED_LOOP
-from kapos.card.service_code import ServiceCode, check_txn_type
+from kapos.card.service_code import ServiceCode, category_of
 
 SOURCES = ("swipe", "tap", "token")
 TOKEN_UID_LENGTHS = (4, 7, 10)  # ISO/IEC 14443-3 single, double, triple size UIDs
@@ -135,7 +135,7 @@ class Card:
         return self.service_code.pin_required(has_pin_pad)
 
     def allows(self, txn_type):
-        check_txn_type(txn_type)
+        category_of(txn_type)  # an unregistered type is refused, never allowed by default
         if self.service_code is None:
             return True
         return self.service_code.allows(txn_type)

@@ -4,11 +4,14 @@ Reserved digit values are refused (CardRejected): an unknown restriction must no
 be read as "no restriction".
 """
 
+from kapos import txn_types
 from kapos.errors import CardReadError, CardRejected
 from kapos.card.pan import is_digits
 
-TXN_TYPES = ("sale", "refund", "void", "balance", "cash", "transfer")
-_NO_CASH = ("sale", "refund", "void", "balance", "transfer")
+# Restriction categories of the transaction types (each type's row in kapos.txn_types
+# names its category: goods and services, cash, inquiry).
+ALL = ("goods", "cash", "inquiry")
+_NO_CASH = ("goods", "inquiry")
 
 # digit 1 -> (interchange, chip present)
 _DIGIT1 = {
@@ -21,22 +24,25 @@ _DIGIT1 = {
 }
 # digit 2 -> online authorization required (2: by issuer, 4: by issuer unless bilateral)
 _DIGIT2 = {"0": False, "2": True, "4": True}
-# digit 3 -> (allowed transaction types, PIN rule: 'always' | 'never' | 'pad')
+# digit 3 -> (allowed categories, PIN rule: 'always' | 'never' | 'pad')
 _DIGIT3 = {
-    "0": (TXN_TYPES, "always"),
-    "1": (TXN_TYPES, "never"),
+    "0": (ALL, "always"),
+    "1": (ALL, "never"),
     "2": (_NO_CASH, "never"),  # goods and services only (no cash)
-    "3": (("cash", "balance"), "always"),  # ATM only
+    "3": (("cash", "inquiry"), "always"),  # ATM only
     "4": (("cash",), "never"),  # cash only
     "5": (_NO_CASH, "always"),
-    "6": (TXN_TYPES, "pad"),  # PIN where a PIN pad exists
+    "6": (ALL, "pad"),  # PIN where a PIN pad exists
     "7": (_NO_CASH, "pad"),
 }
 
 
-def check_txn_type(txn_type):
-    if txn_type not in TXN_TYPES:
-        raise ValueError("unknown transaction type")
+def category_of(txn_type):
+    """The restriction category of a registered transaction type (CardRejected if none)."""
+    row = txn_types.get(txn_type)
+    if row is None:
+        raise CardRejected("unknown transaction type")
+    return row["category"]
 
 
 class ServiceCode:
@@ -56,16 +62,21 @@ class ServiceCode:
         self.private = self.interchange == "private"
         self.test = self.interchange == "test"
         self.online_only = _DIGIT2[code[1]]
-        self.allowed_types, self._pin = _DIGIT3[code[2]]
+        self.allowed_categories, self._pin = _DIGIT3[code[2]]
 
     def pin_required(self, has_pin_pad=True):
         if self._pin == "pad":
             return bool(has_pin_pad)
         return self._pin == "always"
 
+    @property
+    def allowed_types(self):
+        """The registered transaction types this card may be used for."""
+        return tuple(name for name in txn_types.names()
+                     if txn_types.row(name)["category"] in self.allowed_categories)
+
     def allows(self, txn_type):
-        check_txn_type(txn_type)
-        return txn_type in self.allowed_types
+        return category_of(txn_type) in self.allowed_categories
 
     def __eq__(self, other):
         return isinstance(other, ServiceCode) and other.code == self.code

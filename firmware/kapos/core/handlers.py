@@ -29,7 +29,7 @@ def _wipe_pin(txn):
 
 
 def idle_screen(ctx):
-    menu = [(key, T.label(t)) for key, t in T.MENU]
+    menu = [(key, T.label(t)) for key, t in T.menu()]
     return C.show("idle", menu=menu, notice=ctx.notice)
 
 
@@ -96,6 +96,7 @@ def _start_flow(ctx, cmds):
     if txn_type == T.VOID:
         ctx.txn.original = ctx.last_sale
         ctx.txn.amount = ctx.last_sale["amount"]
+        ctx.txn.fee = ctx.last_sale.get("fee") or 0  # shown: a void gives back the fee too
         cmds += [C.show("void_confirm", record=ctx.last_sale), _timer(ctx, "input")]
         return S.VOID_CONFIRM, cmds
     if row["amount"]:
@@ -483,7 +484,8 @@ def _record(ctx, event, outcome, reply):
         "code": reply.get("code"), "text": reply.get("text", ""),
         "auth_code": reply.get("auth_code"), "rrn": reply.get("rrn"), "stan": reply.get("stan"),
         "balance": reply.get("balance"),
-        "pin_verified": txn.pin_block is not None,
+        # only when the host says it checked the PIN: a 55 decline had a PIN block too
+        "pin_verified": txn.pin_block is not None and bool(reply.get("pin_verified")),
         "signature": outcome == "approved" and txn.account == "credit" and txn.pin_block is None,
         "original_ref": original["ref"] if original else None,
         "time": event.time, "date": event.date,
@@ -505,6 +507,8 @@ def _finish(ctx, event, outcome, reply, extra=None):
             ctx.last_sale = record
         elif txn.type == T.VOID:
             ctx.last_sale = None
+    if ctx.settings.daily and T.row(txn.type)["daily"] > 0:
+        record["daily_left"] = max(0, ctx.settings.daily - ctx.spent_today(event.date))
     if txn.card is not None:
         txn.card.wipe()
         txn.card = None

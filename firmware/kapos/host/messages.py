@@ -28,6 +28,8 @@ A reversal or advice never carries track 2 (35), the PIN block (52) or the KSN (
 """
 
 from kapos.errors import DecodeError, LocalProtocolError
+from kapos import txn_types
+from kapos.host import private48
 from kapos.host.codec import MTI
 
 # ---- message type identifiers (ISO 8583:1987, version 0) ----
@@ -49,19 +51,12 @@ MTI_NETWORK_RESPONSE = "0810"
 REQUEST_MTIS = ("0100", "0200", "0220", "0400", "0420", "0500", "0620", "0800")
 RESPONSE_MTIS = ("0110", "0210", "0230", "0410", "0430", "0510", "0630", "0810")
 MTI_ALERT = "0620"  # administrative advice: a terminal's anomaly alert (48 AR rule, AD detail)
-PRIVATE_ALERT_RULE = "AR"
-PRIVATE_ALERT_DETAIL = "AD"
+PRIVATE_ALERT_RULE = private48.ALERT_RULE
+PRIVATE_ALERT_DETAIL = private48.ALERT_DETAIL
 
 # ---- field 3, processing code: transaction type (2) + from account (2) + to account (2) ----
-PROCESSING_CODES = {
-    "sale": "000000",  # 00 goods and services
-    "cash": "010000",  # 01 cash (withdrawal / cash advance)
-    "void": "020000",  # 02 debit adjustment: void of a purchase
-    "refund": "200000",  # 20 returns
-    "void_refund": "220000",  # 22 credit adjustment: void of a refund
-    "balance": "310000",  # 31 balance inquiry
-    "transfer": "400000",  # 40 cardholder accounts transfer
-}
+# The type's two digits come from its row in kapos.txn_types (00 sale, 01 cash, 02 void,
+# 20 refund, 22 void of a refund, 31 balance, 40 transfer, ...).
 ACCOUNT_DEFAULT = "00"
 ACCOUNT_SAVINGS = "10"
 ACCOUNT_CHECKING = "20"
@@ -189,9 +184,10 @@ AMOUNT_AVAILABLE_BALANCE = "02"
 AMOUNT_FEE = "42"
 
 # ---- field 48, kapos private data: TAG (2 chars A-Z0-9) LLL (3 digits) VALUE ----
-PRIVATE_TRANSFER_TARGET = "TA"  # account (closed-loop id or PAN) a transfer credits
-PRIVATE_FEE = "FE"  # fee in minor units, n12
-PRIVATE_TOKEN = "TK"  # closed-loop token / card id
+# ---- field 48, kapos private data: tags, codec and checks in kapos.host.private48 ----
+PRIVATE_TRANSFER_TARGET = private48.TRANSFER_TARGET
+PRIVATE_FEE = private48.FEE
+PRIVATE_TOKEN = private48.TOKEN
 
 
 # ---------------------------------------------------------------- small helpers
@@ -286,10 +282,10 @@ class Stan:
 
 def processing_code(txn_type, from_account=ACCOUNT_DEFAULT, to_account=ACCOUNT_DEFAULT):
     """Field 3 for a transaction type ('sale', 'cash', 'refund', ...) and account types."""
-    try:
-        code = PROCESSING_CODES[txn_type]
-    except (KeyError, TypeError):
+    row = txn_types.get(txn_type) if type(txn_type) is str else None
+    if row is None:
         raise LocalProtocolError("unknown transaction type %s" % txn_type)
+    code = row["code"] + "0000"
     for account in (from_account, to_account):
         if type(account) is not str or len(account) != 2 or not _is_digits(account):
             raise LocalProtocolError("an account type is 2 digits")
@@ -357,58 +353,8 @@ def parse_original_data(text):
     return text[:4], text[4:10], text[10:20], text[20:31], text[31:42]
 
 
-def pack_private(items):
-    """Field 48 from {tag: value} or [(tag, value)]: TAG(2) LLL(3 digits) VALUE, in order."""
-    if isinstance(items, dict):
-        items = sorted(items.items())
-    out = []
-    seen = []
-    for tag, value in items:
-        if type(tag) is not str or len(tag) != 2 or not _alnum_upper(tag):
-            raise LocalProtocolError("field 48: a tag is 2 characters A-Z 0-9")
-        if tag in seen:
-            raise LocalProtocolError("field 48: tag %s twice" % tag)
-        seen.append(tag)
-        if type(value) is not str or len(value) > 999:
-            raise LocalProtocolError("field 48: tag %s value must be a str up to 999" % tag)
-        out.append("%s%03d%s" % (tag, len(value), value))
-    text = "".join(out)
-    if len(text) > 999:
-        raise LocalProtocolError("field 48: %d characters over the maximum 999" % len(text))
-    return text
-
-
-def unpack_private(text):
-    """Field 48 -> {tag: value}. DecodeError offsets are within the field's value."""
-    if type(text) is not str:
-        raise DecodeError("private data is text", 48, 0)
-    items = {}
-    pos = 0
-    end = len(text)
-    while pos < end:
-        if pos + 5 > end:
-            raise DecodeError("truncated private data tag", 48, pos)
-        tag = text[pos:pos + 2]
-        size = text[pos + 2:pos + 5]
-        if not _alnum_upper(tag):
-            raise DecodeError("bad private data tag", 48, pos)
-        if not _is_digits(size):
-            raise DecodeError("bad private data length", 48, pos + 2)
-        stop = pos + 5 + int(size)
-        if stop > end:
-            raise DecodeError("private data value runs past the field", 48, pos)
-        if tag in items:
-            raise DecodeError("private data tag %s twice" % tag, 48, pos)
-        items[tag] = text[pos + 5:stop]
-        pos = stop
-    return items
-
-
-def _alnum_upper(text):
-    for c in text:
-        if c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789":
-            return False
-    return True
+pack_private = private48.pack  # field 48 codec and tags: kapos.host.private48
+unpack_private = private48.unpack
 
 
 def format_additional_amounts(amounts):

@@ -1,18 +1,31 @@
-"""Field 48 (kapos private data) as the reference host accepts it: every item length-
-and type-checked before any rule reads it (docs/protocol.md section 3).
+"""Field 48, kapos private data: the one home of its tags, its codec and its checks.
 
+Every item is TAG (2 characters A-Z 0-9) LLL (3 digits) VALUE (docs/protocol.md
+section 3). The terminal packs with `pack`, the reference host reads with `parse`, which
+length- and type-checks every item before any rule reads it:
+
+    text = pack([(BATCH, "000001"), (FEE, "%012d" % 80)])
     items = parse(message)          # {tag: value}, or raises BadPrivateData
     check_required(items, "0200")   # BN is mandatory in every 0200
 
-Bad input is a BadPrivateData (the ledger answers 30); nothing here raises anything else.
-The error names the tag and what is wrong, never the value.
+Errors name the tag and what is wrong, never the value.
 """
 
-from kapos.errors import DecodeError, KaposError
-from kapos.host import messages as m
+from kapos.errors import DecodeError, LocalProtocolError, RemoteProtocolError
+
+BATCH = "BN"  # the terminal's batch number, n6 (0100, 0200 and 0500)
+FEE = "FE"  # fee in minor units, n12
+TOKEN = "TK"  # closed-loop token / card id (its UID), upper-case hex
+TRANSFER_TARGET = "TA"  # account (closed-loop id or PAN) a transfer or a deposit credits
+TOKEN_DATA = "TD"  # a token's anti-clone block (security/token.py), hex
+ENCIPHERED_CARD = "EC"  # track 2 / PAN enciphered under the DUKPT data key, hex
+ALERT_RULE = "AR"  # 0620: the anomaly rule that fired
+ALERT_DETAIL = "AD"  # 0620: its detail text
+PIN_VERIFIED = "PV"  # reply: "1" when the host verified the PIN of this request
 
 _DIGITS = "0123456789"
 _HEX_UPPER = "0123456789ABCDEF"
+_TAG_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _ALNUM = _DIGITS + "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -30,22 +43,74 @@ def _hex_bytes(value):
 
 # tag -> (minimum length, maximum length, character check, what it is)
 TAGS = {
-    "BN": (6, 6, _only(_DIGITS), "batch number, n6"),
-    m.PRIVATE_FEE: (12, 12, _only(_DIGITS), "fee, n12"),
-    m.PRIVATE_TOKEN: (8, 20, _only(_HEX_UPPER), "token UID, 4-10 bytes upper-case hex"),
-    m.PRIVATE_TRANSFER_TARGET: (1, 28, _only(_ALNUM), "transfer target, an..28"),
-    "TD": (32, 32, _only(_HEX_UPPER), "token block, 16 bytes upper-case hex"),
-    "EC": (32, 992, _hex_bytes, "enciphered card data, hex"),
-    m.PRIVATE_ALERT_RULE: (1, 40, _printable, "alert rule, ans..40"),
-    m.PRIVATE_ALERT_DETAIL: (0, 200, _printable, "alert detail, ans..200"),
+    BATCH: (6, 6, _only(_DIGITS), "batch number, n6"),
+    FEE: (12, 12, _only(_DIGITS), "fee, n12"),
+    TOKEN: (8, 20, _only(_HEX_UPPER), "token UID, 4-10 bytes upper-case hex"),
+    TRANSFER_TARGET: (1, 28, _only(_ALNUM), "transfer target, an..28"),
+    TOKEN_DATA: (32, 32, _only(_HEX_UPPER), "token block, 16 bytes upper-case hex"),
+    ENCIPHERED_CARD: (32, 992, _hex_bytes, "enciphered card data, hex"),
+    ALERT_RULE: (1, 40, _printable, "alert rule, ans..40"),
+    ALERT_DETAIL: (0, 200, _printable, "alert detail, ans..200"),
+    PIN_VERIFIED: (1, 1, _only("01"), "PIN verified flag, 0 or 1"),
 }
 
 # tags a message type must carry
-REQUIRED = {"0200": ("BN",), "0100": ("BN",), "0500": ("BN",), "0620": (m.PRIVATE_ALERT_RULE,)}
+REQUIRED = {"0200": (BATCH,), "0100": (BATCH,), "0500": (BATCH,), "0620": (ALERT_RULE,)}
 
 
-class BadPrivateData(KaposError):
+class BadPrivateData(RemoteProtocolError):
     """Field 48 does not parse, or one of its items has the wrong length or characters."""
+
+
+def _tag_ok(tag):
+    return all(c in _TAG_CHARS for c in tag)
+
+
+def pack(items):
+    """Field 48 from {tag: value} or [(tag, value)]: TAG(2) LLL(3 digits) VALUE, in order."""
+    if isinstance(items, dict):
+        items = sorted(items.items())
+    out = []
+    seen = []
+    for tag, value in items:
+        if type(tag) is not str or len(tag) != 2 or not _tag_ok(tag):
+            raise LocalProtocolError("field 48: a tag is 2 characters A-Z 0-9")
+        if tag in seen:
+            raise LocalProtocolError("field 48: tag %s twice" % tag)
+        seen.append(tag)
+        if type(value) is not str or len(value) > 999:
+            raise LocalProtocolError("field 48: tag %s value must be a str up to 999" % tag)
+        out.append("%s%03d%s" % (tag, len(value), value))
+    text = "".join(out)
+    if len(text) > 999:
+        raise LocalProtocolError("field 48: %d characters over the maximum 999" % len(text))
+    return text
+
+
+def unpack(text):
+    """Field 48 -> {tag: value}. DecodeError offsets are within the field's value."""
+    if type(text) is not str:
+        raise DecodeError("private data is text", 48, 0)
+    items = {}
+    pos = 0
+    end = len(text)
+    while pos < end:
+        if pos + 5 > end:
+            raise DecodeError("truncated private data tag", 48, pos)
+        tag = text[pos:pos + 2]
+        size = text[pos + 2:pos + 5]
+        if not _tag_ok(tag):
+            raise DecodeError("bad private data tag", 48, pos)
+        if not all(c in _DIGITS for c in size):
+            raise DecodeError("bad private data length", 48, pos + 2)
+        stop = pos + 5 + int(size)
+        if stop > end:
+            raise DecodeError("private data value runs past the field", 48, pos)
+        if tag in items:
+            raise DecodeError("private data tag %s twice" % tag, 48, pos)
+        items[tag] = text[pos + 5:stop]
+        pos = stop
+    return items
 
 
 def parse(message):
@@ -54,7 +119,7 @@ def parse(message):
     if text is None:
         return {}
     try:
-        items = m.unpack_private(text)
+        items = unpack(text)
     except DecodeError as exc:
         raise BadPrivateData("field 48: %s" % exc)
     for tag, value in items.items():

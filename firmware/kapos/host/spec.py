@@ -43,7 +43,7 @@ Fields
 ------
     no   name                                  format       notes
     2    Primary account number (PAN)          n..19 LLVAR  sensitive
-    3    Processing code                       n6           see messages.PROCESSING_CODES
+    3    Processing code                       n6           type code from kapos.txn_types
     4    Amount, transaction                   n12          minor units
     7    Transmission date and time            n10          MMDDhhmmss, UTC
     11   Systems trace audit number (STAN)     n6           000001-999999

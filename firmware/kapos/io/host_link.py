@@ -1,4 +1,7 @@
-"""HostAuthorizer: the terminal's ISO 8583 client behind the Authorizer interface.
+"""HostAuthorizer: the I/O shell of the terminal's ISO 8583 client (asyncio + journal).
+
+What to send and which reply to trust is `kapos.host.client` (portable, sans-I/O); this
+module adds the transport, the SQLite journal, the clock and store and forward.
 
     journal = Journal("/var/lib/kapos")
     auth = HostAuthorizer(TcpTransport("127.0.0.1", 8583), journal, terminal_id="KAPOS001",
@@ -31,9 +34,8 @@ reversal stands. `cancel(ref)` reverses an approved transaction, or one still in
 once its outcome is known. `start()` turns every transaction left `pending` by a crash
 or power cut into a due reversal before anything else is sent.
 
-MAC (fields 64/128): issue 4. The hook is `mac`: an object with `sign(data) -> 8 bytes`
-and `verify(data, mac) -> bool`, `data` being `codec.mac_input()` of the message. With
-no mac (the default) no MAC is sent and none is checked.
+MAC (fields 64/128): the `mac` hook of kapos.host.client (DUKPT: app.secmodule.DukptMac).
+With no mac (the default) no MAC is sent and none is checked.
 """
 
 import asyncio
@@ -41,132 +43,24 @@ import logging
 import os
 import time
 
-from kapos.app.authorizer import Authorizer, HostUnavailable
-from kapos.errors import DecodeError, KaposError, LocalProtocolError
+from kapos import txn_types
+from kapos.errors import ConfigError, DecodeError, HostUnavailable, KaposError, LocalProtocolError
+from kapos.host import client
 from kapos.host import codec
 from kapos.host import messages as m
+from kapos.host import private48 as P
+from kapos.host.authorizer import Authorizer
+from kapos.host.client import BadReply as BadReplyData
 from kapos.host.codec import MTI
-from kapos.services import journal as J
-from kapos.services.transport import (NoReply, NotDelivered, LinkError, SerialTransport,
-                                      TcpTransport, parse_address, tls_client_context)
+from kapos.io import journal as J
+from kapos.io.transport import (NoReply, NotDelivered, LinkError, SerialTransport,
+                                TcpTransport, parse_address, tls_client_context)
 
-log = logging.getLogger("kapos.services.host")
-
-# field 22 PAN entry mode by card source. The terminal has no contact chip reader: a
-TOKEN_DATA_TAG = "TD"  # field 48: a token's anti-clone block (security/token.py), hex
-
-# swipe is a swipe (never "fallback"); a closed-loop token is read by its UID and has no
-# PAN at all ("00", the token id travels in field 48 TK).
-ENTRY_BY_SOURCE = {"swipe": m.ENTRY_MAGSTRIPE, "tap": m.ENTRY_CONTACTLESS_CHIP,
-                   "token": m.ENTRY_UNKNOWN}
-# field 3 "from" account type by the account the cardholder chose
-ACCOUNT_TYPES = {"debit": m.ACCOUNT_CHECKING, "credit": m.ACCOUNT_CREDIT,
-                 "prepaid": m.ACCOUNT_DEFAULT}
-# cancel() reasons (core: "timeout", "hardware error") -> messages.REVERSAL_REASONS
-CANCEL_REASONS = {"timeout": "timeout", "hardware error": "error", "error": "error",
-                  "cancelled": "cancelled", "customer": "cancelled"}
-
-PRIVATE_BATCH = "BN"  # field 48 tag: the terminal's batch number, n6 (0200 and 0500)
-RECONCILED = "00"
-NOT_RECONCILED = "95"  # ISO 8583:1987 "reconcile error"
+log = logging.getLogger("kapos.io.host_link")
 
 
 class BadReply(NoReply):
     """A reply came but cannot be trusted: garbled, mismatched, bad MAC."""
-
-
-# ---------------------------------------------------------------- MAC hook
-
-class Mac:
-    """The MAC hook (issue 4 supplies real key management)."""
-
-    def sign(self, data):
-        """8-byte MAC of `data` (codec.mac_input of the message)."""
-        raise NotImplementedError
-
-    def verify(self, data, mac):
-        """True when `mac` is the MAC of `data`."""
-        raise NotImplementedError
-
-
-class CmacMac(Mac):
-    """AES-CMAC truncated to 8 bytes under one static key (tests and the reference host
-    only: no key management, no DUKPT MAC key derivation)."""
-
-    def __init__(self, key):
-        from kapos.security import cmac
-
-        self._cmac = cmac
-        self._key = bytes(key)
-
-    def sign(self, data):
-        return self._cmac.aes_cmac(self._key, data)[:8]
-
-    def verify(self, data, mac):
-        return self._cmac.aes_cmac_verify(self._key, data, mac, 8)
-
-
-def bound_mac(mac, message):
-    """A per-message MAC (DUKPT: keys by the message's KSN) or the static one itself.
-    Binding may add the KSN (field 53) to `message`."""
-    bind = getattr(mac, "bind", None)
-    return bind(message) if bind is not None else mac
-
-
-def encode_message(message, mac=None):
-    """Encode `message`; with a mac, add field 64/128 (any value present is replaced)."""
-    if mac is None:
-        return codec.encode(message)
-    mac = bound_mac(mac, message)
-    unsigned = dict(message)
-    unsigned.pop(64, None)
-    unsigned.pop(128, None)
-    unsigned[codec.mac_field(unsigned)] = bytes(8)
-    data = codec.encode(unsigned)
-    return codec.with_mac(data, mac.sign(codec.mac_input(data)))
-
-
-def mac_ok(data, message, mac, request=None):
-    """True when no mac is configured, or `message` (decoded from `data`) carries a
-    valid MAC in its MAC field. A reply is checked with the keys of its `request`."""
-    if mac is None:
-        return True
-    field = codec.mac_field(message)
-    if field not in message:
-        return False
-    try:
-        mac = bound_mac(mac, request if request is not None else message)
-        return bool(mac.verify(codec.mac_input(data), message[field]))
-    except Exception:
-        return False
-
-
-def strip_for_storage(message):
-    """A copy of a message fit for the journal queue: no card data, PIN, KSN, MAC."""
-    out = dict(message)
-    for number in J.SENSITIVE_QUEUE_FIELDS + (64, 128):
-        out.pop(number, None)
-    return out
-
-
-def _reversal_mti(kind, attempts):
-    if kind == J.ADVICE:
-        return m.MTI_ADVICE if attempts == 0 else m.repeat_mti(m.MTI_ADVICE)
-    if attempts == 0:
-        return m.MTI_REVERSAL_REQUEST
-    if attempts == 1:
-        return m.MTI_REVERSAL_ADVICE
-    return m.repeat_mti(m.MTI_REVERSAL_ADVICE)
-
-
-def parse_host_totals(reply):
-    """Reconciliation totals the host put in a 0510 (fields 74-89), or None."""
-    found = {}
-    for key, (number, size) in m.TOTALS_FIELDS.items():
-        value = reply.get(number)
-        if value is not None and value.isdigit():
-            found[key] = int(value)
-    return found or None
 
 
 # ---------------------------------------------------------------- the authorizer
@@ -174,7 +68,7 @@ def parse_host_totals(reply):
 class HostAuthorizer(Authorizer):
     def __init__(self, transport, journal, terminal_id, merchant_id, currency_code="978",
                  timeout=10.0, retry_base=2.0, retry_max=60.0, mac=None, clock=time.time,
-                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0, exponent=2,
+                 pin_capable=True, nii=None, sign_on=True, sign_on_timeout=5.0,
                  keep_batches=30):
         self.transport = transport
         self.journal = journal
@@ -190,7 +84,6 @@ class HostAuthorizer(Authorizer):
         self.nii = nii
         self.sign_on_at_start = sign_on
         self.sign_on_timeout = sign_on_timeout
-        self.exponent = exponent
         self.keep_batches = keep_batches
         self.online = True  # False: behave as if the link were down (management test fault)
         self.signed_on = False
@@ -256,13 +149,13 @@ class HostAuthorizer(Authorizer):
         now = self.clock()
         kind = request["type"]
         batch = self.journal.current_batch()
-        original_row = self._original_row(request) if kind == "void" else None
+        original_row = self._original_row(request) if txn_types.row(kind)["original"] else None
         stan = self.journal.next_stan()
         self._remember(stan)
         message = self.build_request(request, stan, time.gmtime(now), batch, original_row)
-        payload = encode_message(message, self.mac)
-        reversal = strip_for_storage(m.build_reversal(message, "timeout"))
-        amount, fee, total = self._amounts(request, original_row)
+        payload = client.encode_message(message, self.mac)
+        reversal = client.strip_for_storage(m.build_reversal(message, "timeout"))
+        amount, fee, total = client.amounts(request, original_row)
         card = request.get("card")
         masked = card.masked() if card is not None else (request.get("original") or {}).get("card")
         txn_id = self.journal.begin(
@@ -292,15 +185,11 @@ class HostAuthorizer(Authorizer):
                 pass
             raise
         reply = codec.decode(data)
-        code = reply[39]
-        approved = m.is_approved(code)
-        try:
-            balance = m.balance_from(reply)
-        except DecodeError:
-            balance = None
+        result = client.reply_result(reply, stan)
+        approved, code, balance = result["approved"], result["code"], result["balance"]
         new_reversal = None
         if approved:
-            new_reversal = codec.encode(strip_for_storage(
+            new_reversal = codec.encode(client.strip_for_storage(
                 m.build_reversal(message, "timeout", response=reply)))
         try:
             self.journal.record_result(txn_id, approved, code, reply.get(38), reply.get(37),
@@ -317,9 +206,7 @@ class HostAuthorizer(Authorizer):
             log.warning("ref %s approved after the terminal gave up: reversing",
                         request.get("ref"))
             self._reverse(txn_id, reason, "cancelled while in flight")
-        return {"approved": approved, "code": code, "text": m.response_text(code),
-                "auth_code": reply.get(38) if approved else None, "rrn": reply.get(37),
-                "stan": stan, "balance": balance}
+        return result
 
     def cancel(self, ref, reason):
         # refs are terminal-local and restart with the terminal: only a ref authorized by
@@ -340,7 +227,7 @@ class HostAuthorizer(Authorizer):
 
     def _reverse(self, txn_id, reason, note):
         """Make the reversal of `txn_id` due (with the reason code of `reason`)."""
-        code_key = CANCEL_REASONS.get(reason, "error")
+        code_key = client.CANCEL_REASONS.get(reason, "error")
         code = m.REVERSAL_REASONS[code_key]
         message = None
         for item in self.journal.queue_items(txn_id):
@@ -363,96 +250,23 @@ class HostAuthorizer(Authorizer):
             row = self.journal.find_by_rrn(original["rrn"])
         return row
 
-    @staticmethod
-    def _amounts(request, original_row):
-        kind = request["type"]
-        amount = request.get("amount") or 0
-        fee = request.get("fee") or 0
-        if kind == "balance":
-            return 0, 0, 0
-        if kind == "void":
-            if original_row is not None:
-                return amount, 0, original_row["total"]
-            return amount, 0, amount
-        if kind in J.DEBIT_TYPES:
-            return amount, fee, amount + fee
-        return amount, 0, amount
-
     def build_request(self, request, stan, transmission, batch, original_row=None):
-        """The 0200 for an authorization request dict (see module docstring)."""
-        kind = request["type"]
+        """The 0200 for an authorization request dict (kapos.host.client.build_request),
+        its card data enciphered when the MAC hook can (48 EC, DUKPT data key)."""
         local = time.localtime(request.get("time") or self.clock())
-        terminal_id = request.get("terminal_id") or self.terminal_id
-        merchant_id = request.get("merchant_id") or self.merchant_id
-        currency = request.get("currency_code") or self.currency_code
-        private = [(PRIVATE_BATCH, "%06d" % batch)]
-        if kind == "void":
-            return self._build_void(request, stan, transmission, local, terminal_id,
-                                    merchant_id, currency, private, original_row)
-        card = request["card"]
-        if card is None:
-            raise LocalProtocolError("a %s needs a card" % kind)
-        fee = request.get("fee") or 0
-        if fee and kind in J.DEBIT_TYPES:
-            private.append((m.PRIVATE_FEE, "%012d" % fee))
-        if kind == "transfer":
-            if not request.get("target"):
-                raise LocalProtocolError("a transfer needs a target account")
-            private.append((m.PRIVATE_TRANSFER_TARGET, str(request["target"])))
-        track2 = card.track2_for_host()
-        pan = card.pan_for_host()
-        no_card_number = False
-        if card.source == "token" or (track2 is None and pan is None):
-            if card.token_id() is None:
-                raise LocalProtocolError("the card has no PAN, track or token id")
-            private.append((m.PRIVATE_TOKEN, card.token_id()))
-            if request.get("token_data"):  # the anti-clone block read from the token
-                private.append((TOKEN_DATA_TAG, bytes(request["token_data"]).hex().upper()))
-            pan, track2, no_card_number = "0", None, True
-        pin_block = request.get("pin_block")
-        ksn = request.get("ksn")
-        message = m.build_financial_request(
-            kind, None if kind == "balance" else request["amount"], stan, transmission, local,
-            terminal_id, merchant_id, currency,
-            pan=None if track2 else pan, expiry=None if track2 or no_card_number else card.expiry,
-            track2=track2, pan_entry=ENTRY_BY_SOURCE.get(card.source, m.ENTRY_UNKNOWN),
-            pin_capable=self.pin_capable, pin_block=pin_block if ksn is not None else None,
-            ksn=ksn, private=m.pack_private(private), nii=self.nii,
-            from_account=ACCOUNT_TYPES.get(request.get("account"), m.ACCOUNT_DEFAULT))
-        if no_card_number:
-            del message[2]  # the builder wants a card number; a token has none (48 TK)
-        if pin_block is not None and ksn is None:
-            # static test key, no DUKPT: field 52 without 53 (the host knows the key)
-            message[52] = bytes(pin_block)
+        ids = {"terminal_id": self.terminal_id, "merchant_id": self.merchant_id,
+               "currency_code": self.currency_code, "pin_capable": self.pin_capable,
+               "nii": self.nii}
+        original = request.get("original")
+        if original and original.get("time") and not original.get("transmission"):
+            request = dict(request)
+            request["original"] = dict(original, transmission=m.format_transmission(
+                time.gmtime(original["time"])))
+        message = client.build_request(request, stan, transmission, local, batch, ids,
+                                       original_row)
         encrypt = getattr(self.mac, "encrypt_card_data", None)
         if encrypt is not None:
-            encrypt(message)  # track 2 / PAN leave only enciphered (48 EC, DUKPT data key)
-        return message
-
-    def _build_void(self, request, stan, transmission, local, terminal_id, merchant_id,
-                    currency, private, original_row):
-        original = request.get("original") or {}
-        amount = original.get("amount") or request.get("amount")
-        if original_row is not None and original_row["type"] == "refund":
-            kind = "void_refund"
-        else:
-            kind = "void"
-        message = m.build_financial_request(
-            kind, amount, stan, transmission, local, terminal_id, merchant_id, currency,
-            pan="0", pan_entry=m.ENTRY_UNKNOWN, pin_capable=self.pin_capable,
-            private=m.pack_private(private), nii=self.nii)
-        del message[2]  # a void identifies the original (37, 90), not the card
-        rrn = original.get("rrn") or (original_row or {}).get("rrn")
-        if rrn:
-            message[37] = rrn
-        if original_row is not None:
-            message[90] = m.original_data(original_row["mti"], original_row["stan"],
-                                          original_row["transmission"])
-        elif original.get("stan") and original.get("time"):
-            message[90] = m.original_data(m.MTI_FINANCIAL_REQUEST, original["stan"],
-                                          m.format_transmission(time.gmtime(original["time"])))
-        if 37 not in message and 90 not in message:
-            raise LocalProtocolError("a void needs the original's RRN or STAN")
+            encrypt(message)
         return message
 
     # ------------------------------------------------------------ replies
@@ -475,16 +289,12 @@ class HostAuthorizer(Authorizer):
 
         def accept(data):
             try:
-                reply = codec.decode(data)
-            except DecodeError as exc:
-                raise BadReply("garbled reply: %s" % exc)
-            if m.response_matches(request, reply):
-                if not mac_ok(data, reply, self.mac, request):
-                    raise BadReply("reply with a bad MAC")
-                missing = m.missing_fields(reply)
-                if missing:
-                    raise BadReply("reply lacks field(s) %s" % ", ".join(map(str, missing)))
+                reply = client.check_reply(request, data, self.mac)
+            except BadReplyData as exc:
+                raise BadReply(str(exc))
+            if reply is not None:
                 return True
+            reply = codec.decode(data)
             if self._is_stale(reply, request):
                 return False
             raise BadReply("mismatched reply (MTI %s, STAN %s)" % (reply.get(MTI),
@@ -515,7 +325,7 @@ class HostAuthorizer(Authorizer):
         self._setup()
         if not self.online:
             raise NotDelivered("host link switched off (test fault)")
-        data = await self.transport.request(encode_message(message, self.mac),
+        data = await self.transport.request(client.encode_message(message, self.mac),
                                             timeout or self.timeout,
                                             accept=self._acceptor(message))
         return codec.decode(data)
@@ -566,47 +376,20 @@ class HostAuthorizer(Authorizer):
         self._remember(stan)
         message = m.build_reconciliation(totals, stan, time.gmtime(self.clock()),
                                          self.terminal_id, self.merchant_id, self.currency_code)
-        message[48] = m.pack_private([(PRIVATE_BATCH, "%06d" % number)])
+        message[48] = P.pack([(P.BATCH, "%06d" % number)])
         try:
             reply = await self._exchange(message)
         except LinkError as exc:
             raise HostUnavailable("settlement of batch %d not answered: %s" % (number, exc))
         code = reply[39]
-        agreed = code == RECONCILED
-        host_totals = parse_host_totals(reply)
+        agreed = code == client.RECONCILED
+        host_totals = client.parse_host_totals(reply)
         self.journal.finish_batch(number, code, agreed, totals, host_totals)
         self.journal.prune(self.keep_batches)
         text = "Totals agreed" if agreed else (
-            "Totals not agreed" if code == NOT_RECONCILED else m.response_text(code))
+            "Totals not agreed" if code == client.NOT_RECONCILED else m.response_text(code))
         return {"agreed": agreed, "code": code, "text": text, "batch": number,
-                "totals": totals, "host_totals": host_totals,
-                "lines": self._settlement_lines(number, totals, host_totals, text)}
-
-    def _money(self, minor):
-        if not self.exponent:
-            return "%d" % minor
-        sign = "-" if minor < 0 else ""
-        minor = abs(minor)
-        unit = 10 ** self.exponent
-        return "%s%d.%0*d" % (sign, minor // unit, self.exponent, minor % unit)
-
-    def _settlement_lines(self, number, totals, host_totals, text):
-        """Short lines (21 columns) for the terminal's screen."""
-        lines = ["Batch %06d" % number, text]
-        rows = (("Sales", "debits"), ("Voids", "debits_reversal"), ("Refunds", "credits"))
-        for label, key in rows:
-            lines.append("%-7s%3d%11s" % (label, totals[key + "_count"],
-                                          self._money(totals[key + "_amount"])))
-        net = (totals["debits_amount"] - totals["debits_reversal_amount"]) \
-            - (totals["credits_amount"] - totals["credits_reversal_amount"])
-        lines.append("%-10s%11s" % ("Net", self._money(net)))
-        if host_totals and host_totals != {k: totals.get(k) for k in host_totals}:
-            host_net = (host_totals.get("debits_amount", 0)
-                        - host_totals.get("debits_reversal_amount", 0)) \
-                - (host_totals.get("credits_amount", 0)
-                   - host_totals.get("credits_reversal_amount", 0))
-            lines.append("%-10s%11s" % ("Host net", self._money(host_net)))
-        return lines
+                "totals": totals, "host_totals": host_totals}
 
     # ------------------------------------------------------------ status
 
@@ -646,7 +429,6 @@ class HostAuthorizer(Authorizer):
         if self._wake is not None:
             self._wake.set()
 
-    @property
     def pending(self):
         """Reversals / advices waiting to be delivered."""
         return self.journal.pending_count()
@@ -701,7 +483,8 @@ class HostAuthorizer(Authorizer):
     async def _send_item(self, item):
         """One attempt at a queued message. True when the host answered it."""
         message = codec.decode(item["message"])
-        message[MTI] = _reversal_mti(item["kind"], item["attempts"])
+        message[MTI] = client.reversal_mti(item["kind"], item["attempts"],
+                                           advice=item["kind"] == J.ADVICE)
         if item["kind"] == J.REVERSAL:  # an advice keeps its field 7: the host's key
             message[7] = m.format_transmission(time.gmtime(self.clock()))
         try:
@@ -744,18 +527,15 @@ def from_config(config, mac=None, clock=None):
         tls = None
         if h.get("tls"):
             if not h.get("tls_ca"):
-                from kapos.errors import ConfigError
                 raise ConfigError("host.tls needs host.tls_ca (the pinned CA certificate)")
             tls = tls_client_context(os.path.expanduser(h["tls_ca"]))
         transport = TcpTransport(host, port, tls=tls, server_hostname=h.get("tls_hostname") or None,
                                  connect_timeout=h.get("connect_timeout", 3.0))
     elif transport_kind == "serial":
         if not h.get("serial_url"):
-            from kapos.errors import ConfigError
             raise ConfigError("host.transport = 'serial' needs host.serial_url")
         transport = SerialTransport(url=h["serial_url"], baudrate=h.get("serial_baud", 115200))
     else:
-        from kapos.errors import ConfigError
         raise ConfigError("host.transport %r is unknown (known: tcp, serial)" % transport_kind)
     directory = h.get("journal_dir") or os.path.join(
         config.get("storage", {}).get("data_dir", "var"), "journal")
@@ -764,4 +544,4 @@ def from_config(config, mac=None, clock=None):
                           merchant_id=t["merchant_id"], currency_code=t["currency_code"],
                           timeout=h.get("timeout", 10.0), retry_base=h.get("retry_base", 2.0),
                           retry_max=h.get("retry_max", 60.0), mac=mac, clock=clock,
-                          exponent=t.get("exponent", 2))
+                          )

@@ -40,7 +40,7 @@ import os
 import sqlite3
 import time
 
-from kapos.host import codec
+from kapos.host import client, codec
 from kapos.host.messages import TOTALS_FIELDS, next_stan
 
 SCHEMA_VERSION = 1
@@ -62,11 +62,8 @@ DONE = "done"
 REVERSAL = "reversal"
 ADVICE = "advice"
 
-# Fields a stored (queued) message may never carry.
-SENSITIVE_QUEUE_FIELDS = (2, 14, 35, 45, 48, 52, 53, 55)
-
-DEBIT_TYPES = ("sale", "cash", "transfer")
-CREDIT_TYPES = ("refund",)
+# Fields a stored (queued) message may never carry (kapos.host.client).
+SENSITIVE_QUEUE_FIELDS = client.SENSITIVE_QUEUE_FIELDS
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -201,24 +198,6 @@ class Journal:
             txn_id = cur.lastrowid
             if reversal is not None:
                 self._enqueue(txn_id, REVERSAL, ARMED, reversal[0], reversal[1], now)
-        return txn_id
-
-    def begin_advice(self, ref, stan, txn_type, amount, fee, total, transmission, batch,
-                     message, masked_pan=None, currency=None, local_date=None,
-                     response_code="00", auth_code=None):
-        """Journal a transaction decided without the host, with its advice (0220) due."""
-        now = self.clock()
-        with self._tx():
-            cur = self.db.execute(
-                "INSERT INTO txns (ref, stan, mti, type, amount, fee, total, currency, "
-                "masked_pan, transmission, local_date, batch, status, response_code, "
-                "auth_code, created, updated) VALUES (?, ?, '0220', ?, ?, ?, ?, ?, ?, ?, ?, "
-                "?, ?, ?, ?, ?, ?)",
-                (ref, stan, txn_type, amount or 0, fee or 0, total or 0, currency, masked_pan,
-                 transmission, local_date, batch, ADVICE_PENDING, response_code, auth_code,
-                 now, now))
-            txn_id = cur.lastrowid
-            self._enqueue(txn_id, ADVICE, DUE, stan, message, now)
         return txn_id
 
     def _enqueue(self, txn_id, kind, state, stan, message, now):
@@ -402,7 +381,7 @@ class Journal:
         """Reconciliation totals (messages.TOTALS_FIELDS keys) of one batch.
 
         Counted: transactions the terminal holds as approved (reversed ones are left out
-        on both sides). Debits: sale, cash, transfer (amount + fee). Credits: refund.
+        on both sides). Each type counts by its row's totals class (kapos.txn_types).
         A void counts as a reversal of what it voids, for the voided total. Balance
         inquiries count in `inquiries_count`, transfers also in `transfer_count`."""
         totals = dict.fromkeys(TOTALS_FIELDS, 0)
@@ -411,7 +390,7 @@ class Journal:
             "FROM txns t LEFT JOIN txns o ON o.id = t.original_id "
             "WHERE t.batch = ? AND t.status = ?", (batch, APPROVED))
         for row in rows:
-            add_to_totals(totals, row["type"], row["total"], row["original_type"],
+            client.add_to_totals(totals, row["type"], row["total"], row["original_type"],
                           row["original_total"])
         return totals
 
@@ -462,28 +441,6 @@ class Journal:
                 self.db.execute("DELETE FROM queue WHERE txn_id = ?", (txn_id,))
                 self.db.execute("DELETE FROM txns WHERE id = ?", (txn_id,))
         return len(ids)
-
-
-def add_to_totals(totals, txn_type, total, original_type=None, original_total=None):
-    """Add one approved transaction to reconciliation `totals` (shared with the host)."""
-    if txn_type in DEBIT_TYPES:
-        totals["debits_count"] += 1
-        totals["debits_amount"] += total
-        if txn_type == "transfer":
-            totals["transfer_count"] += 1
-    elif txn_type in CREDIT_TYPES:
-        totals["credits_count"] += 1
-        totals["credits_amount"] += total
-    elif txn_type in ("void", "void_refund"):
-        amount = original_total if original_total is not None else total
-        if original_type in CREDIT_TYPES or txn_type == "void_refund":
-            totals["credits_reversal_count"] += 1
-            totals["credits_reversal_amount"] += amount
-        else:
-            totals["debits_reversal_count"] += 1
-            totals["debits_reversal_amount"] += amount
-    elif txn_type == "balance":
-        totals["inquiries_count"] += 1
 
 
 class _Transaction:

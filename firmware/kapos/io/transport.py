@@ -12,7 +12,7 @@ duplicate or late reply to an earlier request - and goes to `transport.on_unsoli
 the reply is garbled or mismatched). One request is outstanding at a time (requests
 queue on a lock): ISO 8583 matching is by STAN, but a terminal never needs two in flight.
 
-Errors (all are `kapos.app.authorizer.HostUnavailable`):
+Errors (all are `kapos.errors.HostUnavailable`):
     NotDelivered   the payload certainly never left (no connection, port will not open)
     NoReply        it may have been delivered: no reply in time, connection reset or
                    closed, garbled framing, serial send failed after retries.
@@ -40,13 +40,13 @@ import os
 import ssl
 import threading
 
-from kapos.app.authorizer import HostUnavailable
+from kapos.errors import HostUnavailable
 from kapos.errors import RemoteProtocolError
 from kapos.host.framing import (DEFAULT_MAX_PAYLOAD, DEFAULT_RETRIES, Acked, FrameError,
                                 MessageReceived, Retransmit, SendFailed, SerialLink,
                                 TcpFramer)
 
-log = logging.getLogger("kapos.services.transport")
+log = logging.getLogger("kapos.io.transport")
 
 
 class LinkError(HostUnavailable):

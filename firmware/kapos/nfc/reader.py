@@ -40,11 +40,3 @@ def read_target(fe, target, key=TRANSPORT_KEY, key_type=KEY_A, token_block=TOKEN
         iso14443a.halt(fe)
     return track2, token
 
-
-def read_card(fe, **options):
-    """activate() + read_target(): None when no card, else (target, track2, token)."""
-    target = iso14443a.activate(fe)
-    if target is None:
-        return None
-    track2, token = read_target(fe, target, **options)
-    return target, track2, token

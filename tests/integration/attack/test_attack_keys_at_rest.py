@@ -22,7 +22,7 @@ from kapos.app.scenario import Player, parse
 from kapos.errors import KeyStoreError, SecurityError
 from kapos.local_target import LocalTarget
 from kapos.security import dukpt
-from kapos.services import keystore as ks
+from kapos.io import keystore as ks
 from kapos.wiring import Assembly
 
 SALE = ("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"

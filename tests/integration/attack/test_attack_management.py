@@ -16,7 +16,7 @@ import pytest
 
 from kapos.app.testkeys import TEST_BDK_ID
 from kapos.security import dukpt
-from kapos.services.keystore import KeyStore
+from kapos.io.keystore import KeyStore
 
 from hostwire import ROOT, HostProcess
 

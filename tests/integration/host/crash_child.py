@@ -15,10 +15,10 @@ import time
 
 from kapos import card as cards
 from kapos.app import testcards
-from kapos.app.authorizer import HostUnavailable
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import TcpTransport
+from kapos.errors import HostUnavailable
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import TcpTransport
 
 TC = testcards.load()
 

@@ -13,10 +13,10 @@ from kapos.app import testcards
 from kapos.app.pinseal import TestKeyPinSealer
 from kapos.host import codec
 from kapos.host.framing import TcpFramer
-from kapos.services import journal as J
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import TcpTransport
+from kapos.io import journal as J
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import TcpTransport
 from kapos_tools.host import HostServer, Ledger
 
 TERMINAL = "KAPOS001"

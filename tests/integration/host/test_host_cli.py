@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 from hostkit import MERCHANT, TERMINAL, request, run, swipe
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import TcpTransport
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import TcpTransport
 from kapos_tools.host import register
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))

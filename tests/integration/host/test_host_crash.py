@@ -17,8 +17,8 @@ import time
 import pytest
 
 from hostkit import HostThread, agree
-from kapos.services import journal as J
-from kapos.services.journal import Journal
+from kapos.io import journal as J
+from kapos.io.journal import Journal
 from kapos_tools.host import Ledger
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from hostkit import (TESTCARDS, Rig, record_of, request, run, swipe, tap, token)
-from kapos.app.authorizer import HostUnavailable
-from kapos.services import journal as J
+from kapos.errors import HostUnavailable
+from kapos.io import journal as J
 
 
 def test_sale_refund_void_balance_transfer_cash_and_settlement(tmp_path):

@@ -9,8 +9,8 @@ STAN"); the terminal reverses (0400, then 0420/0421 repeats) until the host answ
 import pytest
 
 from hostkit import Rig, request, run, swipe
-from kapos.app.authorizer import HostUnavailable
-from kapos.services import journal as J
+from kapos.errors import HostUnavailable
+from kapos.io import journal as J
 
 REPLY_LOST = ["drop", "delay", "truncate", "wrong_stan", "garble", "reset"]
 
@@ -151,8 +151,8 @@ def _enrolled_mac_rig(tmp_path, **kw):
 
     from kapos.app.testkeys import TEST_BDK, ik_id_for
     from kapos.security import dukpt
-    from kapos.services.keystore import KeyStore
-    from kapos.services.secmodule import DukptMac, SecurityModule
+    from kapos.io.keystore import KeyStore
+    from kapos.app.secmodule import DukptMac, SecurityModule
     from kapos_tools.host.mac import HostDukptMac
     from kapos_tools.host.registry import TerminalRegistry
 

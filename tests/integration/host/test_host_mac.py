@@ -9,14 +9,14 @@ import time
 import pytest
 
 from hostkit import Rig, request, run, swipe
-from kapos.app.authorizer import HostUnavailable
+from kapos.errors import HostUnavailable
 from kapos.app.testkeys import TEST_BDK, ik_id_for
 from kapos.host import codec
 from kapos.security import dukpt
-from kapos.services import journal as J
-from kapos.services.host_client import encode_message
-from kapos.services.keystore import KeyStore
-from kapos.services.secmodule import DukptMac, SecurityModule
+from kapos.io import journal as J
+from kapos.host.client import encode_message
+from kapos.io.keystore import KeyStore
+from kapos.app.secmodule import DukptMac, SecurityModule
 from kapos_tools.host.mac import HostDukptMac
 
 

@@ -9,11 +9,11 @@ import tty
 import pytest
 
 from hostkit import MERCHANT, TERMINAL, TESTCARDS, agree, new_ledger, record_of, request, run, swipe
-from kapos.app.authorizer import HostUnavailable
-from kapos.services import journal as J
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import FdPort, SerialTransport
+from kapos.errors import HostUnavailable
+from kapos.io import journal as J
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import FdPort, SerialTransport
 from kapos_tools.host import HostServer
 
 

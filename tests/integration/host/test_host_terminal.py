@@ -7,10 +7,10 @@ import os
 from hostkit import MERCHANT, TESTCARDS, agree, new_ledger, run
 from kapos.app.scenario import Player, parse
 from kapos.local_target import LocalTarget
-from kapos.services import journal as J
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import TcpTransport
+from kapos.io import journal as J
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import TcpTransport
 from kapos.wiring import Assembly
 from kapos_tools.host import HostServer
 

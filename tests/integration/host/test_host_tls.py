@@ -4,11 +4,11 @@ only its CA file and checks the host name."""
 import pytest
 
 from hostkit import MERCHANT, TERMINAL, make_tls_material, new_ledger, request, run, swipe
-from kapos.app.authorizer import HostUnavailable
-from kapos.services import journal as J
-from kapos.services.host_client import HostAuthorizer
-from kapos.services.journal import Journal
-from kapos.services.transport import TcpTransport, tls_client_context
+from kapos.errors import HostUnavailable
+from kapos.io import journal as J
+from kapos.io.host_link import HostAuthorizer
+from kapos.io.journal import Journal
+from kapos.io.transport import TcpTransport, tls_client_context
 from kapos_tools.host import HostServer, tls_server_context
 
 

@@ -3,7 +3,7 @@
 from escpos.printer import Dummy
 
 from kapos.app.money import format_amount
-from kapos.app.receipts import build_receipt
+from kapos.app.receipts import build_receipt, build_receipts, duplicate
 from kapos.app.screens import WIDTH_CHARS, ScreenRenderer, wrap
 from kapos.core.settings import Settings
 from kapos.ports.shared import escpos_receipt, receipt_png
@@ -61,11 +61,32 @@ def test_pin_screen_shows_only_stars():
 
 
 def test_receipt_text_has_what_a_cardholder_expects():
-    text = build_receipt(RECORD, Settings()).text()
-    for expected in ("Kapos test shop", "Terminal KAPOS001", "Ref 000007", "SALE", "************4444",
-                     "EUR 12.35", "Fee", "EUR 0.25", "EUR 12.60", "APPROVED", "654321", "Cardholder signature"):
-        assert expected in text, expected
-    assert all(len(line) <= 32 for line in text.splitlines())
+    customer, merchant = [r.text() for r in build_receipts(RECORD, Settings())]
+    for text in (merchant, customer):
+        for expected in ("Kapos test shop", "Terminal KAPOS001", "Ref 000007", "SALE", "************4444",
+                         "EUR 12.35", "Fee", "EUR 0.25", "EUR 12.60", "APPROVED", "654321"):
+            assert expected in text, expected
+        assert all(len(line) <= 32 for line in text.splitlines())
+    # the signature line only on the copy the merchant keeps
+    assert "Cardholder signature" in merchant and "Merchant copy" in merchant
+    assert "Cardholder signature" not in customer and "Customer copy" in customer
+
+
+def test_pin_verified_only_when_the_host_said_so():
+    assert "PIN VERIFIED" in build_receipt(dict(RECORD, pin_verified=True), Settings()).text()
+    assert "PIN VERIFIED" not in build_receipt(dict(RECORD, pin_verified=False), Settings()).text()
+
+
+def test_daily_amount_left_not_the_configured_limit():
+    text = build_receipt(dict(RECORD, daily_left=187640), Settings(daily=200000)).text()
+    assert "Daily left" in text and "1876.40" in text and "2000.00" not in text
+
+
+def test_a_reprint_is_marked_duplicate():
+    receipt = build_receipt(RECORD, Settings())
+    again = duplicate(receipt).text()
+    assert "DUPLICATE" not in receipt.text()
+    assert again.startswith("*** DUPLICATE ***".center(32).rstrip()) and again.count("DUPLICATE") == 2
 
 
 def test_declined_receipt_shows_response():
@@ -75,7 +96,7 @@ def test_declined_receipt_shows_response():
 
 
 def test_receipt_renders_to_escpos_and_png():
-    receipt = build_receipt(RECORD, Settings())
+    receipt = build_receipt(RECORD, Settings(), "merchant")
     printer = Dummy(profile="POS-5890")
     escpos_receipt.print_receipt(printer, receipt)
     data = printer.output

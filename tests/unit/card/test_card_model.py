@@ -100,7 +100,7 @@ def test_rules_delegate_to_service_code():
     assert make(service_code="101").allows("cash")
     assert not make(service_code="102").allows("cash")
     assert make(service_code=None).pin_required() is False
-    with pytest.raises(ValueError):
+    with pytest.raises(CardRejected, match="unknown transaction type"):
         make().allows("purchase")
 
 

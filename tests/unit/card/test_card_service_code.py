@@ -2,8 +2,11 @@
 
 import pytest
 
-from kapos.card import ServiceCode, TXN_TYPES
+from kapos import txn_types
+from kapos.card import ServiceCode
 from kapos.errors import CardReadError, CardRejected
+
+TXN_TYPES = tuple(txn_types.names())
 
 ALL = set(TXN_TYPES)
 NO_CASH = ALL - {"cash"}
@@ -70,7 +73,7 @@ def test_reserved_values_refused(code, pos):
 
 
 def test_unknown_txn_type():
-    with pytest.raises(ValueError):
+    with pytest.raises(CardRejected):
         ServiceCode("101").allows("purchase")
 
 
@@ -78,3 +81,16 @@ def test_equality_and_repr():
     assert ServiceCode("201") == ServiceCode("201")
     assert ServiceCode("201") != ServiceCode("101")
     assert repr(ServiceCode("201")) == "ServiceCode('201')"
+
+
+def test_a_new_type_is_ruled_by_its_rows_category(monkeypatch):
+    """A type added as a row (no list here to edit) follows its category."""
+    monkeypatch.setitem(txn_types.TYPES, "cashback", dict(txn_types.row("cash"), name="cashback", code="09"))
+    assert ServiceCode("103").allows("cashback")  # ATM only: cash yes
+    assert not ServiceCode("102").allows("cashback")  # goods and services only: no cash
+    assert "cashback" in ServiceCode("101").allowed_types
+
+
+def test_an_unregistered_type_is_a_clear_refusal_not_a_crash():
+    with pytest.raises(CardRejected, match="unknown transaction type"):
+        ServiceCode("101").allows("no-such-type")

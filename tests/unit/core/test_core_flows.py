@@ -297,12 +297,12 @@ def test_no_pin_digit_leaves_the_pin_buffer():
     """Nothing the core emits (screens, records, requests) carries PIN digits or the PAN,
     except the SEAL_PIN buffer and the Card object inside the request."""
     d = Driver()
-    sale_to_pin(d).keys("9876", "ENTER").sealed(block=b"\xaa" * 16).reply(True)
+    sale_to_pin(d).keys("9087", "ENTER").sealed(block=b"\xaa" * 16).reply(True)
     for command in d.all_commands:
         if command.kind in (C.SEAL_PIN, C.AUTHORIZE):
             continue
         text = repr(command.data)
-        assert "9876" not in text
+        assert "9087" not in text
         assert "4111111111111111" not in text
     assert "4111111111111111" not in repr(d.find(C.RECORD)[0].data)
 
@@ -332,3 +332,32 @@ def test_date_is_used_for_expiry():
     d.send(E.Event(E.SWIPE, time=0.0, date="20310101", raw=raw))
     assert d.ctx.notice == ("declined", "Card expired"), "3012 expiry is past in Jan 2031"
     assert DATE.startswith("2026")
+
+
+def test_void_shows_and_records_the_total_with_the_fee():
+    """A void gives back amount and fee: screen and receipt show what the ledger voids."""
+    settings = Settings(fees={"debit": {"fixed": 0, "rate_bp": 200}, "credit": {"fixed": 0, "rate_bp": 0}})
+    d = approved_sale(Driver(settings), "4000").keys("ENTER")
+    sale = last_record(d)
+    assert sale["fee"] > 0 and sale["total"] == 4000 + sale["fee"]
+    d.keys("3")
+    merchant(d)
+    assert d.shown()["data"]["record"]["total"] == sale["total"]
+    d.keys("ENTER").reply(True)
+    voided = last_record(d)
+    assert voided["type"] == "void" and voided["total"] == sale["total"]
+    assert voided["fee"] == sale["fee"]
+
+
+def test_pin_verified_only_when_the_host_verified_it():
+    d = Driver()
+    sale_to_pin(d).keys("1234", "ENTER").sealed().reply(False, code="55")
+    assert last_record(d)["pin_verified"] is False  # a wrong PIN is not a verified one
+    d = Driver()
+    sale_to_pin(d).keys("1234", "ENTER").sealed().reply(True, pin_verified=True)
+    assert last_record(d)["pin_verified"] is True
+
+
+def test_receipt_record_carries_the_daily_amount_left():
+    d = approved_sale(Driver(), "1500")
+    assert last_record(d)["daily_left"] == d.ctx.settings.daily - 1500

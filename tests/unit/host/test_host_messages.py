@@ -17,9 +17,10 @@ from kapos.host.codec import decode, encode
 # ---------------------------------------------------------------- codes
 
 def test_processing_codes():
-    assert m.PROCESSING_CODES == {
-        "sale": "000000", "cash": "010000", "void": "020000", "refund": "200000",
-        "void_refund": "220000", "balance": "310000", "transfer": "400000"}
+    expected = {"sale": "000000", "cash": "010000", "void": "020000", "refund": "200000",
+                "void_refund": "220000", "balance": "310000", "transfer": "400000"}
+    for kind, code in expected.items():
+        assert m.processing_code(kind) == code
     assert m.processing_code("transfer", m.ACCOUNT_CHECKING, m.ACCOUNT_SAVINGS) == "402010"
     with pytest.raises(LocalProtocolError):
         m.processing_code("bogus")

@@ -13,7 +13,7 @@ import kapos.host
 
 HOST = pathlib.Path(kapos.host.__file__).parent
 FILES = sorted(HOST.glob("*.py"))
-ALLOWED_IMPORTS = {"kapos.errors", "kapos.compat", "kapos.host", "struct", "binascii",
+ALLOWED_IMPORTS = {"kapos.errors", "kapos.compat", "kapos.txn_types", "kapos", "kapos.host", "struct", "binascii",
                    "micropython"}
 FORBIDDEN_NAMES = {"open", "print", "input", "eval", "exec", "__import__"}
 

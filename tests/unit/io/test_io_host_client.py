@@ -1,4 +1,4 @@
-"""kapos.services.host_client.HostAuthorizer against an in-memory host (no sockets):
+"""kapos.io.host_link.HostAuthorizer against an in-memory host (no sockets):
 message building, journal order, reply validation, the MAC hook, restart recovery,
 composition from the config."""
 
@@ -9,15 +9,29 @@ import pytest
 
 from kapos import card as cards
 from kapos.app import testcards
-from kapos.app.authorizer import HostUnavailable
+from kapos.errors import HostUnavailable
 from kapos.errors import ConfigError, LocalProtocolError
 from kapos.host import codec
 from kapos.host import messages as m
-from kapos.services import journal as J
-from kapos.services.host_client import (CmacMac, HostAuthorizer, encode_message, from_config,
-                                        mac_ok)
-from kapos.services.journal import Journal
-from kapos.services.transport import NoReply, NotDelivered, SerialTransport, TcpTransport, Transport
+from kapos.io import journal as J
+from kapos.host.client import Mac, encode_message, mac_ok
+from kapos.io.host_link import HostAuthorizer, from_config
+from kapos.security import cmac
+
+
+class CmacMac(Mac):
+    """AES-CMAC truncated to 8 bytes under one static key (no DUKPT)."""
+
+    def __init__(self, key):
+        self._key = bytes(key)
+
+    def sign(self, data):
+        return cmac.aes_cmac(self._key, data)[:8]
+
+    def verify(self, data, mac):
+        return cmac.aes_cmac_verify(self._key, data, mac, 8)
+from kapos.io.journal import Journal
+from kapos.io.transport import NoReply, NotDelivered, SerialTransport, TcpTransport, Transport
 
 TC = testcards.load()
 KEY = bytes(range(16))
@@ -94,7 +108,7 @@ def test_the_request_is_journaled_with_its_reversal_before_it_is_sent(tmp_path):
         reply = await auth.authorize(request(1, card=swipe()))
         assert reply == {"approved": True, "code": "00", "text": "Approved",
                          "auth_code": "654321", "rrn": "000000000042", "stan": "000001",
-                         "balance": None}
+                         "balance": None, "pin_verified": False}
         assert host.journal_seen == [J.PENDING]
         row = journal.find_by_ref(1)
         assert row["status"] == J.APPROVED and row["auth_code"] == "654321"
@@ -224,7 +238,7 @@ def test_start_reverses_what_a_crash_left_in_flight_before_new_work(tmp_path):
         await auth.start()
         stan = journal.next_stan()
         message = auth.build_request(request(1, card=swipe()), stan, time.gmtime(), 1)
-        from kapos.services.host_client import strip_for_storage
+        from kapos.host.client import strip_for_storage
         reversal = codec.encode(strip_for_storage(m.build_reversal(message, "timeout")))
         journal.begin(1, stan, "0200", "sale", 1000, 0, 1000, message[7], 1,
                       reversal=(stan, reversal))

@@ -1,4 +1,4 @@
-"""kapos.services.journal: STAN counter, transaction states, store-and-forward queue,
+"""kapos.io.journal: STAN counter, transaction states, store-and-forward queue,
 batch totals. Durability settings per references.md ("SQLite: WAL with synchronous=FULL
 is durable per commit")."""
 
@@ -6,8 +6,8 @@ import pytest
 
 from kapos.host import codec
 from kapos.host import messages as m
-from kapos.services import journal as J
-from kapos.services.journal import Journal, JournalError
+from kapos.io import journal as J
+from kapos.io.journal import Journal, JournalError
 
 UTC = (2026, 11, 25, 10, 0, 0)
 

@@ -1,4 +1,4 @@
-"""kapos.services.transport: TCP with the 2-byte length framing, serial with STX LEN ..
+"""kapos.io.transport: TCP with the 2-byte length framing, serial with STX LEN ..
 ETX LRC + ACK/NAK (kapos.host.framing), the NotDelivered / NoReply distinction."""
 
 import asyncio
@@ -9,7 +9,7 @@ import tty
 import pytest
 
 from kapos.host.framing import TcpFramer
-from kapos.services.transport import (FdPort, NoReply, NotDelivered, SendError, SerialEndpoint,
+from kapos.io.transport import (FdPort, NoReply, NotDelivered, SendError, SerialEndpoint,
                                       SerialTransport, TcpTransport, parse_address)
 
 

@@ -10,8 +10,8 @@ import pytest
 
 from kapos.errors import KaposError, KeyStoreError
 from kapos.security import dukpt
-from kapos.services import keystore as ks
-from kapos.services.keystore import KeyStore
+from kapos.io import keystore as ks
+from kapos.io.keystore import KeyStore
 
 BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 IK_ID = bytes.fromhex("1234567890123456")

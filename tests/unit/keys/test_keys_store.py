@@ -13,8 +13,8 @@ import pytest
 
 from kapos.errors import SecurityError
 from kapos.security import dukpt
-from kapos.services.keystore import KeyStore
-from kapos.services.secmodule import SecurityModule
+from kapos.io.keystore import KeyStore
+from kapos.app.secmodule import SecurityModule
 
 # X9.24-3-2017 sample BDK and Initial Key ID (the published test vectors' inputs).
 BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
@@ -83,7 +83,7 @@ def test_damaged_key_file_is_a_clear_error(tmp_path):
 
 CHILD = r"""
 import sys
-from kapos.services.keystore import KeyStore
+from kapos.io.keystore import KeyStore
 store = KeyStore(sys.argv[1])
 while True:
     ksn, keys = store.next_transaction()

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from kapos.services.management import ManagementServer
+from kapos.app.management import ManagementServer
 from kapos.wiring import Assembly
 
 HARNESS_TOKEN = "harness-t0ken"

@@ -1,11 +1,11 @@
-"""The management token file and the wrong-token back-off (kapos.services.mgmt_auth)."""
+"""The management token file and the wrong-token back-off (kapos.app.mgmt_auth)."""
 
 import os
 import stat
 
 import pytest
 
-from kapos.services.mgmt_auth import (AuthThrottle, ManageTokenError, load_or_create_token, read_token_file,
+from kapos.app.mgmt_auth import (AuthThrottle, ManageTokenError, load_or_create_token, read_token_file,
                                       terminal_token, token_path)
 from kapos.errors import KaposError
 

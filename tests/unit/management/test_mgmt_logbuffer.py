@@ -4,8 +4,8 @@ import logging
 
 import pytest
 
-from kapos.services import logbuffer
-from kapos.services.logbuffer import LogBuffer, mask_pans, mask_value
+from kapos.io import logbuffer
+from kapos.io.logbuffer import LogBuffer, mask_pans, mask_value
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -11,8 +11,8 @@ import tty
 import pytest
 
 from kapos.app.scenario import Player, parse
-from kapos.services.management import MAX_CLIENTS, MAX_LINE, MAX_PENDING
-from kapos.services.mgmt_auth import AuthThrottle
+from kapos.app.management import MAX_CLIENTS, MAX_LINE, MAX_PENDING
+from kapos.app.mgmt_auth import AuthThrottle
 from kapos_tools.diag.client import ManagementClient, ManagementError, parse_address
 from kapos_tools.hil.remote import RemoteTarget
 

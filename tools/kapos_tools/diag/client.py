@@ -1,4 +1,4 @@
-"""A client of the terminal's management channel (kapos.services.management).
+"""A client of the terminal's management channel (kapos.app.management).
 
     client = await ManagementClient.open("127.0.0.1:7700", token="s3cret")
     status = await client.call("status")          # the reply dict; ManagementError if ok is false
@@ -22,7 +22,7 @@ import os
 import threading
 
 from kapos.errors import KaposError
-from kapos.services.mgmt_auth import TOKEN_ENV, TOKEN_FILE_ENV, check_token, read_token_file, token_path
+from kapos.app.mgmt_auth import TOKEN_ENV, TOKEN_FILE_ENV, check_token, read_token_file, token_path
 
 log = logging.getLogger("kapos_tools.diag")
 

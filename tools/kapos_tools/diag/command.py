@@ -17,7 +17,7 @@ import os
 import sys
 import time
 
-from kapos.services.management import DEFAULT_PORT, FAULTS
+from kapos.app.management import DEFAULT_PORT, FAULTS
 
 from .client import ManagementClient, ManagementError, find_token
 from .simrun import InProcessTerminal

@@ -11,7 +11,7 @@ The terminal runs in the current event loop; clients reach it only through TCP.
 import asyncio
 import secrets
 
-from kapos.services.management import ManagementServer
+from kapos.app.management import ManagementServer
 from kapos.wiring import Assembly
 
 

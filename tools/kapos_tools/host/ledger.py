@@ -54,20 +54,18 @@ from kapos.host import messages as m
 from kapos.host.codec import MTI
 from kapos.security import pinblock, pinverify
 from kapos.security.token import verify_token_block
-from kapos.services.host_client import TOKEN_DATA_TAG
-from kapos.services.journal import add_to_totals
-from kapos_tools.host import book, private48, schema
+from kapos import txn_types
+from kapos.host import private48
+from kapos.host.client import add_to_totals
+from kapos_tools.host import book, schema
 from kapos_tools.host import lifecycle as L
 
 log = logging.getLogger("kapos_tools.host")
 
 DEFAULT_DAILY_LIMIT = 200000
 MAX_PIN_TRIES = 3  # wrong PINs in a row before a card is locked (75)
-PRIVATE_BATCH = "BN"
-
-TYPES_BY_CODE = {"00": "sale", "01": "cash", "02": "void", "20": "refund",
-                 "22": "void_refund", "31": "balance", "40": "transfer"}
-DEBIT_TYPES = ("sale", "cash", "transfer")
+# a void of a debit type undoes a sale, cash or transfer (rows with totals class 'debit')
+_DEBIT_TYPES = ("sale", "cash", "transfer")
 ACCOUNT_FLOOR = 0  # no message may take a card account below this
 # unlinked refunds (no original named) per merchant and host-local day, minor units; 0: none
 DEFAULT_UNLINKED_REFUND_LIMIT = 100000
@@ -322,7 +320,7 @@ class Ledger:
                 if row["fingerprint"] == fingerprint and row["response"]:
                     return codec.decode(row["response"])  # the same reply again
                 return m.build_response(message, "94")
-            kind = TYPES_BY_CODE.get(message[3][:2])
+            kind = txn_types.by_code(message[3][:2])
             context = {"tid": tid, "stan": stan, "transmission": transmission,
                        "mti": message[MTI], "type": kind, "fingerprint": fingerprint,
                        "batch": None, "merchant": _merchant_of(message)}
@@ -340,7 +338,7 @@ class Ledger:
                 return self._store(context, message, "12", lifecycle=L.REVERSED)
             if kind is None:
                 return self._store(context, message, "12")
-            if kind in ("void", "void_refund"):
+            if txn_types.row(kind)["posting"] == "void":
                 return self._void(context, message)
             return self._authorize(context, message, private)
 
@@ -371,13 +369,14 @@ class Ledger:
                 return self._store(ctx, message, "75" if failures + 1 >= MAX_PIN_TRIES else "55")
             if failures:
                 self._set_pin_failures(card, 0)
+            ctx["pin_verified"] = True
         amount = 0
         if kind != "balance":
             amount = _amount(message)
             if amount is None or amount <= 0:
                 return self._store(ctx, message, "13")
         fee = 0
-        if kind in DEBIT_TYPES and m.PRIVATE_FEE in private:
+        if txn_types.row(kind)["fee"] and m.PRIVATE_FEE in private:
             fee = int(private[m.PRIVATE_FEE])  # n12, checked by private48
         total = amount + fee
         ctx.update(amount=amount, fee=fee, total=total)
@@ -523,7 +522,7 @@ class Ledger:
             return True
         uid_hex = card["key"][3:]
         try:
-            block = bytes.fromhex(private.get(TOKEN_DATA_TAG, ""))
+            block = bytes.fromhex(private.get(private48.TOKEN_DATA, ""))
             counter = verify_token_block(self.token_key, bytes.fromhex(uid_hex), block)
         except (ValueError, SecurityError) as exc:
             log.warning("token %s refused: %s", uid_hex[-6:], exc)
@@ -609,7 +608,7 @@ class Ledger:
         ctx["original_id"] = original["id"]
         ctx["card_key"] = original["card_key"]
         ctx["account"] = original["account"]
-        wanted = ("refund",) if kind == "void_refund" else DEBIT_TYPES
+        wanted = ("refund",) if kind == "void_refund" else _DEBIT_TYPES
         if original["type"] not in wanted or not L.allowed(original["lifecycle"], L.VOID):
             return self._store(ctx, message, "12")
         amount = _amount(message)
@@ -659,6 +658,8 @@ class Ledger:
             extra[38] = auth_code
         if fields:
             extra.update(fields)
+        if ctx.get("pin_verified"):  # the terminal prints PIN VERIFIED only on this
+            extra[48] = private48.pack([(private48.PIN_VERIFIED, "1")])
         response = m.build_response(message, code, extra)
         state = lifecycle or (L.APPROVED if approved else L.DECLINED)
         effects = {"daily": daily or []} if approved else None
@@ -701,7 +702,7 @@ class Ledger:
                     stored = codec.decode(row["response"])
                     return m.build_response(message, stored[39], {37: stored[37]})
                 return m.build_response(message, "94")
-            kind = TYPES_BY_CODE.get(message[3][:2])
+            kind = txn_types.by_code(message[3][:2])
             ctx = {"tid": tid, "stan": stan, "transmission": transmission, "mti": "0220",
                    "type": kind, "fingerprint": fingerprint, "batch": None,
                    "merchant": _merchant_of(message)}
@@ -711,7 +712,7 @@ class Ledger:
                 log.warning("0220 from %s stan %s: %s", tid, stan, exc)
                 return self._store(ctx, message, "30")
             ctx["batch"] = _batch_of(private)
-            if kind not in DEBIT_TYPES + ("refund",) or not m.is_approved(message[39]):
+            if kind not in _DEBIT_TYPES + ("refund",) or not m.is_approved(message[39]):
                 return self._store(ctx, message, "12")  # nothing to apply
             return self._authorize(ctx, message, private, advice=True)
 
@@ -974,7 +975,7 @@ def _base_mti(mti):
 
 
 def _batch_of(private):
-    value = private.get(PRIVATE_BATCH)
+    value = private.get(private48.BATCH)
     return int(value) if value and value.isdigit() else None
 
 

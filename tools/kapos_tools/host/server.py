@@ -37,8 +37,8 @@ from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
 from kapos.host.framing import TcpFramer
-from kapos.services.host_client import bound_mac, encode_message, mac_ok
-from kapos.services.transport import SendError, SerialEndpoint
+from kapos.host.client import bound_mac, encode_message, mac_ok
+from kapos.io.transport import SendError, SerialEndpoint
 from kapos_tools.host.limits import ConnectionTable, Limits, RateLimitedLog, fd_headroom
 
 log = logging.getLogger("kapos_tools.host")

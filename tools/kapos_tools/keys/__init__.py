@@ -21,7 +21,7 @@ import sys
 from kapos.app.testkeys import TEST_BDK, TEST_BDK_ID, ik_id_for
 from kapos.errors import KaposError
 from kapos.security import dukpt
-from kapos.services.keystore import KeyStore, atomic_write
+from kapos.io.keystore import KeyStore, atomic_write
 
 
 def read_bdk(path):
@@ -90,7 +90,7 @@ def cmd_status(args):
         if args.connect:
             raise KaposError("--show-token reads the terminal's data directory (--data-dir): "
                              "the token never crosses the management channel")
-        from kapos.services.mgmt_auth import load_or_create_token, token_path
+        from kapos.app.mgmt_auth import load_or_create_token, token_path
 
         token = load_or_create_token(args.data_dir)
         print("management token (in %s, mode 0600): %s" % (token_path(args.data_dir), token))

@@ -3,4 +3,4 @@
 try:
     from kapos.app.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
 except ImportError:  # kapos before the services/ -> app/, io/ move
-    from kapos.services.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
+    from kapos.app.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
