@@ -1,6 +1,3 @@
-"""The terminal's management token, wherever this version of kapos keeps its module."""
+"""The terminal's management token: the simulator page asks for the same secret as the channel."""
 
-try:
-    from kapos.app.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
-except ImportError:  # kapos before the services/ -> app/, io/ move
-    from kapos.app.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
+from kapos.app.mgmt_auth import load_or_create_token, terminal_token  # noqa: F401
