@@ -75,7 +75,12 @@ SSHD_STAMP := $(VENV)/.sshd-installed
 $(SSHD_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@PATH="$$PATH:/usr/sbin" sh tools/ensure_debs.sh $@ openssh-server:sshd openssh-client:ssh
 
-test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP)
+# rsync for `kapos flash` end to end against that sshd (tests/integration/test_flash_sshd.py).
+RSYNC_STAMP := $(VENV)/.rsync-installed
+$(RSYNC_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ rsync:rsync
+
+test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP) $(RSYNC_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md

@@ -51,7 +51,8 @@ def test_rpi4_dry_run_lists_the_install(monkeypatch):
     assert rsync[0].endswith(" pi@kapos.local:/opt/kapos/")
     assert "'sudo -n python3 -m venv --system-site-packages /opt/kapos/.venv'" in text
     assert "/opt/kapos/.venv/bin/pip install --quiet --upgrade" in text and "/opt/kapos[pi]" in text
-    assert "useradd --system" in text and "'sudo -n usermod -a -G gpio,spi,i2c,dialout,input kapos'" in text
+    assert "useradd --system" in text and "usermod -a -G gpio,spi,i2c,dialout,input kapos" in text
+    assert "groupadd --system" in text  # groups Debian/Ubuntu lack are created, with a warning
     assert lines[-2:] == ["ssh -o BatchMode=yes -o ConnectTimeout=10 pi@kapos.local 'sudo -n systemctl enable kapos'",
                           "ssh -o BatchMode=yes -o ConnectTimeout=10 pi@kapos.local 'sudo -n systemctl restart kapos'"]
 
@@ -81,7 +82,7 @@ def test_a_board_file_of_ones_own_is_copied_too(tmp_path):
 
 
 @pytest.mark.parametrize("target", ["pi", "pi@", "@host", "-oProxyCommand=sh@host", "pi@host;reboot",
-                                    "pi@ho st", "pi@host:22", ""])
+                                    "pi@ho st", "pi@host:", "pi@host:99999", "pi@host:22x", ""])
 def test_bad_targets_are_refused(target):
     with pytest.raises(ConfigError, match="user@host"):
         build_plan("rpi4", target, REPO)
@@ -90,6 +91,26 @@ def test_bad_targets_are_refused(target):
 @pytest.mark.parametrize("target", ["pi@kapos.local", "admin@192.168.1.20", "pi@[fe80::1]", "kapos_op@pos-1"])
 def test_good_targets(target):
     assert parse_target(target) == target
+
+
+def test_ssh_port_from_the_target_or_the_option_reaches_every_ssh_and_rsync():
+    for plan in (build_plan("rpi4", "pi@kapos.local:2222", REPO), build_plan("rpi4", TARGET, REPO, port=2222)):
+        assert plan.target == TARGET and plan.port == 2222
+        for command in plan.commands():
+            if command.argv[0] == "ssh":
+                assert command.argv[1:1 + len(plan.ssh_options)] == plan.ssh_options and "2222" in plan.ssh_options
+            else:
+                assert command.argv[0] == "rsync" and "-p 2222" in command.argv[command.argv.index("-e") + 1]
+    with pytest.raises(ConfigError, match="port 2222 but --ssh-port says 22"):
+        build_plan("rpi4", "pi@kapos.local:2222", REPO, port=22)
+
+
+def test_runner_gives_the_host_key_hint_not_ssh_copy_id():
+    code, fake, out, _ = run_plan(failures={0: (255, "Host key verification failed.")})
+    assert code == 1 and "log in once with ssh pi@kapos.local" in out and "ssh-copy-id" not in out
+    changed = "@@@ WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED! @@@\nHost key verification failed."
+    code, fake, out, _ = run_plan(failures={0: (255, changed)})
+    assert "ssh-keygen -R kapos.local" in out
 
 
 def test_simulated_board_and_missing_repo_are_refused(tmp_path):

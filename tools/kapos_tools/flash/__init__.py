@@ -1,6 +1,6 @@
 """`kapos flash`: install kapos on a Raspberry Pi over SSH and run it as a systemd service.
 
-    kapos flash --board rpi4 --target pi@kapos.local[:PORT] [--port PORT] [--dry-run] [--repo PATH]
+    kapos flash --board rpi4 --target pi@kapos.local[:PORT] [--ssh-port PORT] [--dry-run] [--repo PATH]
 
 The plan (plan.py) is a list of steps of ssh / rsync commands built by pure functions;
 the runner (runner.py) executes them and stops at the first failure. See docs/deploy.md.
@@ -29,7 +29,8 @@ def register(subparsers):
     p.add_argument("--board", required=True, help="board name in boards/ (rpi4, rpi5, rpi-zero2w) or a board file")
     p.add_argument("--target", default=None, metavar="USER@HOST[:PORT]",
                    help="SSH login on the Pi, e.g. pi@kapos.local or pi@kapos.local:2222")
-    p.add_argument("--port", type=int, default=None, help="SSH port on the Pi (default 22)")
+    # (--port is the Pico's serial port: pico_cli)
+    p.add_argument("--ssh-port", type=int, default=None, metavar="PORT", help="SSH port on the Pi (default 22)")
     p.add_argument("--dry-run", action="store_true", help="print every command, one per line, and run nothing")
     p.add_argument("--repo", default=None, metavar="PATH", help="kapos checkout to copy (default: this one)")
     from kapos_tools.flash import pico_cli
@@ -49,7 +50,7 @@ def cmd_flash(args):
         from kapos.errors import ConfigError
 
         raise ConfigError("--target USER@HOST is required for a Raspberry Pi board")
-    plan = build_plan(args.board, args.target, repo, port=getattr(args, "port", None))  # ConfigError: usage error
+    plan = build_plan(args.board, args.target, repo, port=args.ssh_port)  # ConfigError: usage error
     if args.dry_run:
         runner.dry_run(plan, sys.stdout)
         return EXIT_OK

@@ -21,7 +21,15 @@ BASE_PACKAGES = ["rsync", "python3-venv", "python3-spidev", "python3-evdev", "py
 GPIO_PACKAGES = {"RPi.GPIO": ["python3-rpi.gpio"], "rpi-lgpio": ["python3-lgpio", "python3-rpi-lgpio"]}
 
 _TARGET = re.compile(r"^(?P<user>[a-z_][a-z0-9_.-]{0,31})@(?P<host>[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?"
-                     r"|\[[0-9A-Fa-f:.]+\])$")
+                     r"|\[[0-9A-Fa-f:.]+\])(:(?P<port>[0-9]{1,5}))?$")
+# Debian/Ubuntu on a Pi may lack the Raspberry Pi OS device groups: created when missing
+GROUPS_SCRIPT = """for g in %s; do
+  if ! getent group "$g" >/dev/null; then
+    groupadd --system "$g" && echo "warning: group $g did not exist: created (its devices may need a udev rule)" >&2
+  fi
+done
+usermod -a -G %s %s
+"""
 
 
 class Command:
@@ -63,25 +71,44 @@ class Plan:
 
 
 def parse_target(text):
-    """user@host (host: a name, an IPv4 address or [IPv6]); anything else is a ConfigError."""
-    match = _TARGET.match(text or "")
-    if not match:
-        raise ConfigError("--target must look like user@host (e.g. pi@kapos.local), got %r" % (text,))
+    """user@host (host: a name, an IPv4 address or [IPv6]), optionally :port; anything
+    else is a ConfigError. Returns the text."""
+    split_target(text)
     return text
 
 
-def ssh(target, argv):
+def split_target(text, port=None):
+    """(user@host, port or None) from user@host[:port] and an optional --port."""
+    match = _TARGET.match(text or "")
+    if not match:
+        raise ConfigError("--target must look like user@host or user@host:port (e.g. pi@kapos.local), got %r"
+                          % (text,))
+    given = match.group("port")
+    login = text[:match.start("port") - 1] if given else text
+    if given and port is not None and int(given) != int(port):
+        raise ConfigError("--target says port %s but --ssh-port says %s" % (given, port))
+    port = int(given) if given else port
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ConfigError("the SSH port in user@host:port or --ssh-port must be 1-65535, got %r" % (port,))
+    return login, (int(port) if port is not None else None)
+
+
+def ssh_options(port=None):
+    return SSH_OPTIONS + (["-p", str(port)] if port and port != 22 else [])
+
+
+def ssh(target, argv, options=SSH_OPTIONS):
     """Run argv on the target; ssh hands one string to the remote shell, so quote it here."""
-    return Command(["ssh"] + SSH_OPTIONS + [target, shlex.join(argv)])
+    return Command(["ssh"] + options + [target, shlex.join(argv)])
 
 
-def sudo(target, *argv):
-    return ssh(target, ["sudo", "-n"] + list(argv))
+def sudo(target, *argv, options=SSH_OPTIONS):
+    return ssh(target, ["sudo", "-n"] + list(argv), options=options)
 
 
-def sudo_script(target, script, probe=False):
+def sudo_script(target, script, probe=False, options=SSH_OPTIONS):
     """A root shell script fed on stdin: no second level of quoting."""
-    return Command(["ssh"] + SSH_OPTIONS + [target, "sudo -n sh -s"], stdin=script, probe=probe)
+    return Command(["ssh"] + options + [target, "sudo -n sh -s"], stdin=script, probe=probe)
 
 
 def resolve_board(board, repo):
@@ -141,8 +168,8 @@ grep -qE 'console=(serial0|ttyAMA0|ttyS0)' "$cmdline" 2>/dev/null && echo serial
 """
 
 
-def probe_command(target):
-    return sudo_script(target, PROBE_SCRIPT, probe=True)
+def probe_command(target, options=SSH_OPTIONS):
+    return sudo_script(target, PROBE_SCRIPT, probe=True, options=options)
 
 
 def parse_probe(text):
@@ -192,9 +219,11 @@ def advice(problems, config_path="/boot/firmware/config.txt"):
     return "\n".join(lines)
 
 
-def build_plan(board_arg, target, repo):
-    """The Plan for flashing `board_arg` (a name in repo/boards or a board file) onto `target`."""
-    target = parse_target(target)
+def build_plan(board_arg, target, repo, port=None):
+    """The Plan for flashing `board_arg` (a name in repo/boards or a board file) onto
+    `target` (user@host[:port]; or `port`)."""
+    target, port = split_target(target, port)
+    opts = ssh_options(port)
     repo = os.path.abspath(repo)
     if not os.path.isfile(os.path.join(repo, "pyproject.toml")):
         raise ConfigError("%s is not a kapos checkout (no pyproject.toml): pass --repo PATH" % repo)
@@ -204,39 +233,44 @@ def build_plan(board_arg, target, repo):
     sources = [os.path.join(repo, item) for item in SYNCED]
     # files end up owned by root (rsync runs under sudo there), readable by the service user
     rsync = ["rsync", "-rlt", "--chmod=D755,F644", "--rsync-path", "sudo -n rsync",
-             "-e", shlex.join(["ssh"] + SSH_OPTIONS)]
+             "-e", shlex.join(["ssh"] + opts)]
     copy = [Command(rsync + ["--delete", "--exclude", "__pycache__", "--exclude", "*.egg-info"]
                     + sources + ["%s:%s/" % (target, INSTALL_DIR)])]
     if os.path.abspath(path) != os.path.join(repo, "boards", name + ".toml"):  # a board file of your own
         copy.append(Command(rsync + [path, "%s:%s/boards/%s.toml" % (target, INSTALL_DIR, name)]))
     default_config = INSTALL_DIR + "/firmware/kapos/data/default-config.toml"
-    return Plan(name, board, target, [
-        Step("Check SSH to %s" % target, [ssh(target, ["true"])]),
-        Step("Check SPI / I2C / UART on the Pi", [probe_command(target)]),
+    plan = Plan(name, board, target, [
+        Step("Check SSH to %s" % target, [ssh(target, ["true"], options=opts)]),
+        Step("Check SPI / I2C / UART on the Pi", [probe_command(target, opts)]),
         Step("Install system packages", [
-            sudo(target, "apt-get", "update", "-q"),
-            sudo(target, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *packages),
+            sudo(target, "apt-get", "update", "-q", options=opts),
+            sudo(target, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", "-q", *packages,
+                 options=opts),
         ]),
-        Step("Copy kapos to %s" % INSTALL_DIR, [sudo(target, "mkdir", "-p", INSTALL_DIR)] + copy),
+        Step("Copy kapos to %s" % INSTALL_DIR, [sudo(target, "mkdir", "-p", INSTALL_DIR, options=opts)] + copy),
         Step("Create the Python environment", [
-            sudo(target, "python3", "-m", "venv", "--system-site-packages", venv),
-            sudo(target, venv + "/bin/pip", "install", "--quiet", "--upgrade", INSTALL_DIR + "[pi]"),
+            sudo(target, "python3", "-m", "venv", "--system-site-packages", venv, options=opts),
+            sudo(target, venv + "/bin/pip", "install", "--quiet", "--upgrade", INSTALL_DIR + "[pi]", options=opts),
         ]),
         Step("Create the %s user" % SERVICE_USER, [
             sudo_script(target, "id -u %s >/dev/null 2>&1 || useradd --system --no-create-home "
-                                "--shell /usr/sbin/nologin %s\n" % (SERVICE_USER, SERVICE_USER)),
-            sudo(target, "usermod", "-a", "-G", ",".join(GROUPS), SERVICE_USER),
+                                "--shell /usr/sbin/nologin %s\n" % (SERVICE_USER, SERVICE_USER), options=opts),
+            sudo_script(target, GROUPS_SCRIPT % (" ".join(GROUPS), ",".join(GROUPS), SERVICE_USER), options=opts),
         ]),
         Step("Install the kapos service", [
-            sudo(target, "install", "-d", "-m", "0755", os.path.dirname(CONFIG_PATH)),
+            sudo(target, "install", "-d", "-m", "0755", os.path.dirname(CONFIG_PATH), options=opts),
             # an existing config is the operator's: never overwritten
-            sudo_script(target, "test -e %s || cp %s %s\n" % (CONFIG_PATH, default_config, CONFIG_PATH)),
-            Command(["ssh"] + SSH_OPTIONS + [target, "sudo -n tee %s >/dev/null" % UNIT_PATH], stdin=render_unit(name)),
-            sudo(target, "systemctl", "daemon-reload"),
+            sudo_script(target, "test -e %s || cp %s %s\n" % (CONFIG_PATH, default_config, CONFIG_PATH),
+                        options=opts),
+            Command(["ssh"] + opts + [target, "sudo -n tee %s >/dev/null" % UNIT_PATH], stdin=render_unit(name)),
+            sudo(target, "systemctl", "daemon-reload", options=opts),
         ]),
         Step("Start kapos", [
-            sudo(target, "systemctl", "enable", "kapos"),
+            sudo(target, "systemctl", "enable", "kapos", options=opts),
             # restart, not just start: a re-flash must run the new code
-            sudo(target, "systemctl", "restart", "kapos"),
+            sudo(target, "systemctl", "restart", "kapos", options=opts),
         ]),
     ])
+    plan.port = port
+    plan.ssh_options = opts
+    return plan

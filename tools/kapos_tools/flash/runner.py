@@ -21,13 +21,32 @@ def dry_run(plan, out):
                           "SPI / I2C / UART is not enabled)\n")
 
 
-def _explain(step, command, result, target):
+def _host_of(target, plan):
+    host = target.split("@", 1)[1]
+    port = getattr(plan, "port", None)
+    return "'[%s]:%d'" % (host.strip("[]"), port) if port and port != 22 else host
+
+
+def _explain(step, command, result, plan):
     """Lines saying which command failed, its output's tail and the likely fix."""
+    target = plan.target
     output = (result.stderr or result.stdout or "").strip().splitlines()
     lines = ["Failed: %s (exit %d)" % (step.title, result.returncode), "  " + command.shell().splitlines()[0]]
     lines += ["    " + line for line in output[-TAIL:]]
-    if result.returncode == 255 and command.argv[0] == "ssh":
-        lines.append("ssh could not log in: check the address, and that key login works (ssh-copy-id %s)" % target)
+    err = result.stderr or ""
+    if result.returncode == 255 and command.argv[0] in ("ssh", "rsync") and "Host key verification failed" in err:
+        port = " -p %d" % plan.port if getattr(plan, "port", None) else ""
+        if "REMOTE HOST IDENTIFICATION HAS CHANGED" in err:
+            lines.append("the Pi's host key changed (a re-imaged SD card?): if that is expected, remove the old "
+                         "key with ssh-keygen -R %s, then log in once with ssh%s %s to check and accept the new one"
+                         % (_host_of(target, plan), port, target))
+        else:
+            lines.append("this computer does not know the Pi's host key yet: log in once with ssh%s %s, "
+                         "check the fingerprint and accept it, then run kapos flash again" % (port, target))
+    elif result.returncode == 255 and command.argv[0] == "ssh":
+        port = " -p %d" % plan.port if getattr(plan, "port", None) else ""
+        lines.append("ssh could not log in: check the address%s, and that key login works (ssh-copy-id%s %s)"
+                     % (" and port" if port else "", port, target))
     elif "a password is required" in (result.stderr or ""):
         lines.append("sudo asked for a password: the login user needs passwordless sudo on the Pi")
     return lines
@@ -55,7 +74,7 @@ def run(plan, console=None, run_process=subprocess.run):
                     return 1
                 if result.returncode != 0:
                     progress.stop()
-                    say("\n".join(_explain(step, command, result, plan.target)), "red")
+                    say("\n".join(_explain(step, command, result, plan)), "red")
                     return 1
                 if command.probe:
                     answers = parse_probe(result.stdout)
@@ -66,5 +85,6 @@ def run(plan, console=None, run_process=subprocess.run):
                         return 1
                 progress.advance(task)
         progress.update(task, description="done")
-    say("kapos is installed and running. Logs: ssh %s journalctl -u kapos -f" % plan.target, "green")
+    port = " -p %d" % plan.port if getattr(plan, "port", None) else ""
+    say("kapos is installed and running. Logs: ssh%s %s journalctl -u kapos -f" % (port, plan.target), "green")
     return 0
