@@ -10,7 +10,7 @@ import importlib
 import os
 import tomllib
 
-from kapos.errors import ConfigError
+from kapos.errors import ConfigError, HardwareError
 from kapos.hal import Platform
 
 PERIPHERALS = ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock", "tamper")
@@ -177,6 +177,7 @@ def build_platform(board, extra=None):
     (e.g. an output directory for the simulator's frames)."""
     extra = extra or {}
     devices = {}
+    missing = []  # (section, HardwareError): every absent device is named at once
     try:
         for name in PERIPHERALS:
             section = board.get(name)
@@ -185,7 +186,15 @@ def build_platform(board, extra=None):
             options = {k: v for k, v in section.items() if k != "driver"}
             options["driver_name"] = section["driver"]
             options.update(extra.get(name, {}))
-            devices[name] = _factory(name, section["driver"])(**options)
+            try:
+                devices[name] = _factory(name, section["driver"])(**options)
+            except HardwareError as exc:
+                missing.append((name, exc))
+        if len(missing) == 1:
+            raise missing[0][1]
+        if missing:
+            raise HardwareError("%d devices cannot start: %s" % (
+                len(missing), "; ".join("[%s] %s" % (name, exc) for name, exc in missing)))
     except Exception:
         Platform(board, devices).close()
         raise

@@ -67,3 +67,25 @@ def test_linux_modules_import_without_pi_libraries():
             "import kapos.ports.linux.clock\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+def test_every_missing_device_is_named_at_once():
+    import os
+
+    from kapos.boards import build_platform, load_board
+    from kapos.errors import HardwareError
+
+    if os.path.exists("/dev/i2c-1") or os.path.exists("/dev/spidev0.0"):
+        pytest.skip("this machine has the Pi's buses")
+    with pytest.raises(HardwareError) as exc:
+        build_platform(load_board("rpi4"))
+    text = str(exc.value)
+    for section in ("[display]", "[nfc]", "[printer]"):
+        assert section in text  # not just the first one: one start shows every fix to make
+    assert "devices cannot start" in text and "/dev/i2c-1 is missing" in text
+
+
+def test_pi5_printer_is_on_the_gpio_uart_not_the_debug_header():
+    from kapos.boards import load_board
+
+    assert load_board("rpi5")["printer"]["port"] == "/dev/ttyAMA0"
