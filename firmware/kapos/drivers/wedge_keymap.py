@@ -33,16 +33,28 @@ KEY_UP, KEY_DOWN, KEY_HOLD = 0, 1, 2
 
 
 class WedgeDecoder:
-    """feed(code, value) for each EV_KEY event (value 1 down, 0 up, 2 auto-repeat);
-    returns the swipe text when ENTER goes down, else None. Unknown keys are skipped."""
+    """feed(code, value, now_ms) for each EV_KEY event (value 1 down, 0 up, 2 auto-repeat);
+    returns the swipe text when ENTER goes down, else None. Unknown keys are skipped.
+    A reader types a swipe in a burst (a few ms a character): characters left over after
+    `char_timeout_ms` of silence (a swipe cut short, a stray key) are dropped, so they are
+    never glued to the front of the next swipe."""
 
-    def __init__(self, keymap=None):
+    def __init__(self, keymap=None, char_timeout_ms=500):
         self.keymap = keymap or US
+        self.char_timeout_ms = char_timeout_ms
         self.shift = 0  # bit 0: left shift down, bit 1: right shift down
         self.chars = []
         self.dropped = 0  # characters skipped (unknown codes, overflow)
+        self.partials_dropped = 0  # unfinished swipes thrown away after a silence
+        self._last_ms = None
 
-    def feed(self, code, value):
+    def feed(self, code, value, now_ms=None):
+        if now_ms is not None:
+            if self.chars and self._last_ms is not None and now_ms - self._last_ms > self.char_timeout_ms:
+                self.partials_dropped += 1
+                self.chars = []
+                self.shift = 0
+            self._last_ms = now_ms
         if code == KEY_LEFTSHIFT or code == KEY_RIGHTSHIFT:
             bit = 1 if code == KEY_LEFTSHIFT else 2
             self.shift = (self.shift | bit) if value else (self.shift & ~bit)

@@ -194,3 +194,62 @@ def test_serial_swipe_without_line_end_ends_after_silence():
 def test_serial_reader_needs_a_port():
     with pytest.raises(ConfigError, match="needs port"):
         SerialMagstripe()
+
+
+# ---- a stray partial swipe, readers found by USB id ----
+
+def test_a_partial_swipe_followed_by_silence_is_not_glued_to_the_next():
+    decoder = WedgeDecoder(char_timeout_ms=500)
+    t = 0
+    for code, value in keystrokes("%B4111", enter=False):  # a swipe cut short: no ENTER
+        assert decoder.feed(code, value, t) is None
+        t += 2
+    t += 3000  # silence, then a good swipe
+    text = None
+    for code, value in keystrokes(TRACK2):
+        text = decoder.feed(code, value, t) or text
+        t += 2
+    assert text == TRACK2 and decoder.partials_dropped == 1
+
+
+class TimedEvents(FakeDevice):
+    """Events stamped like evdev's (timestamp() in s): a partial, a long silence, a swipe."""
+
+    def __init__(self, parts, **kw):
+        FakeDevice.__init__(self, **kw)
+        self.parts = parts  # [(start_s, [(code, value)])]
+
+    async def async_read_loop(self):
+        for start, events in self.parts:
+            for i, (code, value) in enumerate(events):
+                stamp = start + i * 0.002
+                yield types.SimpleNamespace(type=1, code=code, value=value, timestamp=lambda s=stamp: s)
+        await asyncio.sleep(3600)
+
+
+def test_wedge_reader_drops_a_stray_partial_by_the_kernel_timestamps():
+    dev = TimedEvents([(100.0, keystrokes("%B41", enter=False)), (105.0, keystrokes(TRACK1 + TRACK2))])
+    assert swipe(HidWedgeReader(input_device=dev)) == TRACK1 + TRACK2
+
+
+def with_usb_id(dev, vendor, product):
+    dev.info = types.SimpleNamespace(bustype=3, vendor=vendor, product=product, version=1)
+    return dev
+
+
+def test_auto_finds_a_reader_by_its_usb_vendor_when_its_name_says_nothing():
+    keyboard = with_usb_id(FakeDevice("USB Keyboard", "/dev/input/event0"), 0x046D, 0xC31C)
+    anonymous = with_usb_id(FakeDevice("HID 0801:0001", "/dev/input/event4"), 0x0801, 0x0001)  # MagTek
+    reader = HidWedgeReader(device="auto", evdev_module=fake_evdev([keyboard, anonymous]))
+    assert anonymous.grabbed and keyboard.closed
+    reader.close()
+
+
+def test_usb_ids_pick_one_reader_over_a_name_match():
+    named = with_usb_id(FakeDevice("Generic Swipe Reader", "/dev/input/event3"), 0xFFFF, 0x0035)
+    mine = with_usb_id(FakeDevice("HID Keyboard Device", "/dev/input/event6"), 0x1234, 0x5678)
+    reader = HidWedgeReader(device="auto", usb_ids=["1234:5678"], evdev_module=fake_evdev([named, mine]))
+    assert mine.grabbed and named.closed and not named.grabbed
+    reader.close()
+    with pytest.raises(ConfigError, match="usb_ids"):
+        HidWedgeReader(device="auto", usb_ids=["magtek"], evdev_module=fake_evdev([mine]))

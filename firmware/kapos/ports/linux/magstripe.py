@@ -18,6 +18,33 @@ from kapos.errors import ConfigError, HardwareError
 EV_KEY = 1
 # Input device names that look like a card reader (MSR90, "Magtek USB Swipe Reader", ...).
 READER_NAME = re.compile(r"card|magnetic|magstripe|msr|swipe|mag ?tek|idtech|reader", re.I)
+# USB vendors whose keyboard devices are card readers, for readers that call themselves
+# "HID Keyboard" or nothing at all: MagTek, ID TECH.
+READER_VENDORS = (0x0801, 0x0ACD)
+
+
+def _parse_usb_ids(values):
+    """["0801:0001", "0acd"] -> [(vendor, product or None)]"""
+    out = []
+    for value in values or ():
+        vendor, _, product = str(value).partition(":")
+        try:
+            out.append((int(vendor, 16), int(product, 16) if product else None))
+        except ValueError:
+            raise ConfigError("[magstripe] usb_ids entries look like \"0801:0001\" (hex vendor:product), got %r"
+                              % (value,))
+    return out
+
+
+def _usb_id(dev):
+    info = getattr(dev, "info", None)
+    return (getattr(info, "vendor", None), getattr(info, "product", None))
+
+
+def _event_ms(event):
+    """The kernel's timestamp of an input event in ms (evdev), else now."""
+    stamp = getattr(event, "timestamp", None)
+    return stamp() * 1000.0 if callable(stamp) else time.monotonic() * 1000.0
 
 
 async def _join_tracks(first, next_text, gap):
@@ -42,18 +69,22 @@ def _load_evdev(module):
 
 
 class HidWedgeReader(hal.MagstripeReader):
-    """Board keys: device ('auto': the first input device whose name looks like a card
-    reader; or a path such as /dev/input/by-id/usb-...-event-kbd), grab (exclusive
-    access, so swipes never reach a console login), track_gap (s).
+    """Board keys: device ('auto': the first input device that is a card reader by its USB
+    vendor/product id (usb_ids, else the known reader vendors) or by its name; or a path
+    such as /dev/input/by-id/usb-...-event-kbd), usb_ids (["0801:0001", ...]), grab
+    (exclusive access, so swipes never reach a console login), track_gap (s),
+    char_timeout (s of silence after which an unfinished swipe is dropped).
     Test hooks: evdev_module, input_device (an open evdev.InputDevice stand-in)."""
 
-    def __init__(self, device="auto", grab=True, track_gap=0.15, bus=None, driver_name="hid-wedge",
-                 evdev_module=None, input_device=None, **unknown):
+    def __init__(self, device="auto", grab=True, track_gap=0.15, usb_ids=None, char_timeout=0.5, bus=None,
+                 driver_name="hid-wedge", evdev_module=None, input_device=None, **unknown):
         if unknown:
             raise ConfigError("[magstripe] unknown key %r for driver %r" % (sorted(unknown)[0], driver_name))
         self.device_setting = device
         self.grab = grab
         self.track_gap = track_gap
+        self.usb_ids = _parse_usb_ids(usb_ids)
+        self.char_timeout = char_timeout
         self._evdev = None if input_device is not None else _load_evdev(evdev_module)
         self._dev = input_device if input_device is not None else self._open()
         try:
@@ -61,7 +92,7 @@ class HidWedgeReader(hal.MagstripeReader):
         except HardwareError:
             self._dev.close()
             raise
-        self._decoder = WedgeDecoder()
+        self._decoder = WedgeDecoder(char_timeout_ms=char_timeout * 1000)
         self._queue = None
         self._pump = None
 
@@ -76,21 +107,38 @@ class HidWedgeReader(hal.MagstripeReader):
                 raise HardwareError("no permission to read %s: add the user to the 'input' group"
                                     % self.device_setting)
         seen = []
+        by_name = None
         for path in evdev.list_devices():
             try:
                 dev = evdev.InputDevice(path)
             except OSError:
                 continue
-            if READER_NAME.search(dev.name or "") and EV_KEY in dev.capabilities():
-                for other in seen:
-                    other.close()
-                return dev
+            if EV_KEY in dev.capabilities():
+                if self._is_reader_by_id(dev):  # an id match beats a name match
+                    for other in seen + ([by_name] if by_name is not None else []):
+                        other.close()
+                    return dev
+                if by_name is None and READER_NAME.search(dev.name or ""):
+                    by_name = dev
+                    continue
             seen.append(dev)
+        if by_name is not None:
+            for other in seen:
+                other.close()
+            return by_name
         names = ", ".join("%r" % d.name for d in seen) or "none readable (is the user in the 'input' group?)"
         for other in seen:
             other.close()
         raise HardwareError("no card reader among the input devices (%s): plug it in, or set [magstripe] "
                             "device to its /dev/input/by-id/... path" % names)
+
+    def _is_reader_by_id(self, dev):
+        vendor, product = _usb_id(dev)
+        if vendor is None:
+            return False
+        if self.usb_ids:
+            return any(v == vendor and p in (None, product) for v, p in self.usb_ids)
+        return vendor in READER_VENDORS
 
     def _grab(self):
         if not self.grab:
@@ -104,7 +152,7 @@ class HidWedgeReader(hal.MagstripeReader):
         try:
             async for event in self._dev.async_read_loop():
                 if event.type == EV_KEY:
-                    text = self._decoder.feed(event.code, event.value)
+                    text = self._decoder.feed(event.code, event.value, _event_ms(event))
                     if text:
                         self._queue.put_nowait(text)
         except OSError as exc:  # unplugged (ENODEV)
