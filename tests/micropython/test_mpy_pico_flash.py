@@ -120,3 +120,24 @@ def test_flash_through_mpremote_into_micropython_keeps_the_key_counter_and_runs_
     assert "MAIN from kapos.ports.micropython import app;app.main()" in check.stdout
     assert os.stat(plan.files.keys).st_mode & 0o077 == 0 and os.stat(plan.files.config).st_mode & 0o077 == 0
     shutil.rmtree(plan.files.build_dir)
+
+
+def test_frozen_firmware_manifest_freezes_exactly_what_kapos_flash_copies(tmp_path):
+    """Executed the way MicroPython's manifestfile.py does (from its own directory, with
+    include/require/module as functions); not built against the rp2 port here."""
+    path = os.path.join(ROOT, "tools", "mpy", "pico_w_manifest.py")
+    calls = []
+    scope = {"include": lambda p: calls.append(("include", p)),
+             "require": lambda name: calls.append(("require", name)),
+             "module": lambda p, base_path=".": calls.append(("module", p, base_path))}
+    cwd = os.getcwd()
+    os.chdir(os.path.dirname(path))
+    try:
+        with open(path) as f:
+            exec(compile(f.read(), path, "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    frozen = sorted(c[1][len("kapos/"):] for c in calls if c[0] == "module")
+    assert frozen == pico_build.source_files(ROOT)
+    assert all(os.path.isfile(os.path.join(c[2], c[1])) for c in calls if c[0] == "module")
+    assert ("require", "ssd1306") in calls and ("include", "$(BOARD_DIR)/manifest.py") in calls
