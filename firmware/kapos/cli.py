@@ -7,7 +7,6 @@ import asyncio
 import logging
 import os
 import sys
-from importlib import metadata
 
 from kapos import __version__
 from kapos.errors import KaposError, ScenarioError
@@ -224,25 +223,41 @@ def cmd_run(args):
 
 
 def _plugins():
+    from importlib import metadata  # only when a plugin command is asked for: start-up time
+
     try:
         return metadata.entry_points(group="kapos.commands")
     except TypeError:  # Python < 3.10 API
         return metadata.entry_points().get("kapos.commands", [])
 
 
-def build_parser():
+def _command_of(argv):
+    """The subcommand named on the command line (the first word that is not an option)."""
+    for word in argv or ():
+        if not word.startswith("-"):
+            return word
+    return None
+
+
+def build_parser(argv=None):
+    """The parser; with `argv`, only the plugin its command needs is imported (`kapos run`
+    imports none: the host, diag and release tools cost start-up time)."""
     parser = argparse.ArgumentParser(prog="kapos", description="DIY card terminal firmware and tools")
     parser.add_argument("--version", action="version", version="kapos " + __version__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more (and print scenario steps)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     add_run_parser(sub)
-    for entry in _plugins():
+    command = _command_of(argv)
+    entries = [] if command == "run" else list(_plugins())
+    if command in [entry.name for entry in entries]:
+        entries = [entry for entry in entries if entry.name == command]
+    for entry in entries:
         entry.load()(sub)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
+    parser = build_parser(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -6,7 +6,11 @@ import os
 import tempfile
 import time
 
-from kapos import boards
+from kapos.ports.shared import crypto_backend, escpos_cache
+
+crypto_backend.prefer_ctypes()  # before kapos.app.pinseal imports Crypto: start-up time
+
+from kapos import boards  # noqa: E402
 from kapos.app import config as config_mod
 from kapos.app import testcards as testcards_mod
 from kapos.app.diagnostics import Diagnostics
@@ -88,6 +92,8 @@ class Assembly:
         if config_mod.card_data_in_clear(self.config, self.board, boards.DRIVERS):
             log.warning("host.mac = false: card data crosses the host link IN CLEAR and unMACed "
                         "(simulated card readers only)")
+        # python-escpos' parsed printer database, kept across starts
+        escpos_cache.use_cache_dir(os.path.join(self.config["storage"]["data_dir"], "cache", "escpos"))
         self.platform = boards.build_platform(self.board)
         for device in self.platform.devices.values():
             if out_dir is not None and hasattr(device, "out_dir"):

@@ -5,10 +5,16 @@ OLED frames at 100 kHz I2C, ~95 ms each; MFRC522 at 1 MHz SPI; printer at 9600 b
 - loop lateness during a sale with an EMV tap [target p99 < 5 ms, max < 20 ms]
 - keypad: 50 ms presses every 120 ms on the real MatrixKeypad driver over a stand-in
   GPIO matrix, frames being written meanwhile [target 0 lost, press-to-handled < 50 ms]
+- cold start of `kapos run --headless` to the idle screen on this PC [target < 0.2 s], the
+  imports that take the time, and the resident memory of the terminal with a Pi board's
+  driver modules loaded (no pygame)
 """
 
 import asyncio
 import os
+import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -190,6 +196,81 @@ def keypad_presses():
           % (lost, _mark(lost, 0), delays[len(delays) // 2] * 1e3 if delays else 0, worst * 1e3, _mark(worst, 0.050)))
 
 
+# ---------------------------------------------------------------- start-up and footprint
+
+def _start(board, data, launcher=("-m", "kapos.cli")):
+    cmd = [sys.executable] + list(launcher) + ["run", "--headless", "--board", board,
+                                               "--manage", "127.0.0.1:0", "--set", "storage.data_dir=%s" % data]
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=data)
+    line = proc.stdout.readline().decode()  # printed once the idle screen is up
+    elapsed = time.perf_counter() - started
+    if not line.startswith("kapos: management channel on"):
+        proc.kill()
+        raise RuntimeError("the terminal did not start: %s" % proc.communicate()[1].decode()[-300:])
+    return proc, elapsed
+
+
+def _stop(proc):
+    proc.terminate()
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.communicate()
+
+
+def _rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return None
+
+
+PI_MODULES = ("kapos.ports.linux.display", "kapos.ports.linux.keypad", "kapos.ports.linux.nfc",
+              "kapos.ports.linux.printer", "kapos.ports.linux.magstripe", "kapos.ports.linux.buzzer",
+              "kapos.ports.linux.tamper", "kapos.ports.shared.escpos_cache")
+
+
+def cold_start(runs=7):
+    times = []
+    with tempfile.TemporaryDirectory(prefix="kapos-bench-start-") as data:
+        _stop(_start("sim", data)[0])  # first start: python-escpos' cache, keys, .pyc files
+        for _ in range(runs):
+            proc, elapsed = _start("sim", data)
+            _stop(proc)
+            times.append(elapsed)
+        proc, _ = _start("sim", data, ["-X", "importtime", "-m", "kapos.cli"])
+        err = _stop(proc)[1].decode()
+    median = statistics.median(times)
+    print("cold start, exec -> idle screen (`kapos run --headless --board sim`, warm disk cache):")
+    print("  median %.3f s, best %.3f s of %d [target < 0.2 s]%s" % (median, min(times), runs, _mark(median, 0.2)))
+    top = []  # (cumulative us, module) of the modules imported at the top level
+    for line in err.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit():
+            name = parts[2]
+            if len(name) - len(name.lstrip()) == 1:  # nested imports are indented further
+                top.append((int(parts[1]), name.strip()))
+    top.sort(reverse=True)
+    print("  import breakdown (-X importtime, inflated by the tracing; top-level imports):")
+    for us, name in top[:12]:
+        print("    %7.1f ms  %s" % (us / 1000, name))
+    with tempfile.TemporaryDirectory(prefix="kapos-bench-rss-") as data:
+        preload = "import %s; import runpy, sys; sys.argv[0] = 'kapos'; runpy.run_module('kapos.cli', " \
+                  "run_name='__main__')" % ", ".join(PI_MODULES)
+        proc, _ = _start("sim", data, ["-c", preload])
+        time.sleep(1.0)  # the start-up self-test and first frames
+        rss = _rss_kb(proc.pid)
+        probe = subprocess.run([sys.executable, "-c", "import sys; import %s; import kapos.wiring, "
+                                "kapos.ports.sim.outputs; print('pygame' in sys.modules)" % ", ".join(PI_MODULES)],
+                               capture_output=True, text=True)
+        _stop(proc)
+    print("  resident memory, idle, with a Pi board's driver modules (luma.oled, python-escpos, ...) loaded: "
+          "%.1f MB; pygame imported: %s" % ((rss or 0) / 1024, probe.stdout.strip() or probe.stderr[-200:]))
+
+
 def _mark(value, limit):
     return "  OK" if value <= limit else "  OVER"
 
@@ -197,6 +278,7 @@ def _mark(value, limit):
 def main():
     sale_lateness()
     keypad_presses()
+    cold_start()
 
 
 if __name__ == "__main__":

@@ -190,8 +190,10 @@ class SerialEscposPrinter(_EscposPrinter):
 
     @staticmethod
     def _open(port, baudrate, timeout, profile):
+        from kapos.ports.shared import escpos_cache
+
+        Serial = escpos_cache.load().Serial
         from escpos.exceptions import DeviceNotFoundError
-        from escpos.printer import Serial
 
         # TTL printers wire TX/RX/GND only: no DSR/DTR flow control
         printer = Serial(devfile=port, baudrate=baudrate, timeout=timeout, dsrdtr=False, profile=profile)
@@ -221,8 +223,10 @@ class UsbEscposPrinter(_EscposPrinter):
         self._setup(printer, profile, codepage, logo, status_query, byte_rate)
 
     def _open(self, vendor_id, product_id, in_ep, out_ep, timeout, profile):
+        from kapos.ports.shared import escpos_cache
+
+        Usb = escpos_cache.load().Usb
         from escpos.exceptions import DeviceNotFoundError
-        from escpos.printer import Usb
 
         try:
             printer = Usb(vendor_id, product_id, timeout=timeout, in_ep=in_ep, out_ep=out_ep, profile=profile)

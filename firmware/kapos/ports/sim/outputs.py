@@ -1,38 +1,31 @@
 """Simulated output devices: OLED display, thermal printer, buzzer, clock."""
 import asyncio
 import os
-
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")  # luma.emulator imports pygame
 import time
 
-from escpos.printer import Dummy
-from luma.emulator.device import emulator
+from luma.core.device import dummy
 
 from kapos import hal
 from kapos.errors import HardwareError
-from kapos.ports.shared import escpos_receipt, oled_frames, receipt_png
+from kapos.ports.shared import escpos_cache, escpos_receipt, oled_frames, receipt_png
 from kapos.ports.sim.wire import Wire
 
 
-class RecordingOled(emulator):
-    """A luma.emulator device that keeps its frames in memory (and as PNGs on request)
-    instead of opening a window: what the simulated board's OLED shows."""
+class RecordingOled(dummy):
+    """luma.core's in-memory device, keeping its frames (and PNGs on request): what the
+    simulated board's OLED shows. (luma.emulator is not needed: it would pull pygame in.)"""
 
     def __init__(self, width=128, height=64, keep=200):
-        emulator.__init__(self, width, height, rotate=0, mode="1", transform="none", scale=1)
         self.frames = []
         self.keep = keep
         self.frame_count = 0
+        dummy.__init__(self, width=width, height=height, rotate=0, mode="1")
 
     def display(self, image):
-        self._last_image = image.copy()
-        self.frames.append(self._last_image)
+        self.image = image.copy()
+        self.frames.append(self.image)
         del self.frames[:-self.keep]
         self.frame_count += 1
-
-    @property
-    def image(self):
-        return self._last_image
 
 
 class SimDisplay(hal.Display):
@@ -117,7 +110,7 @@ class SimPrinter(hal.Printer):
         state = self.status()
         if state != "ok":
             raise HardwareError("printer %s" % state)
-        printer = Dummy(profile=self.profile)
+        printer = escpos_cache.load().Dummy(profile=self.profile)  # python-escpos: at first use
         escpos_receipt.print_receipt(printer, receipt)
         if self.wire is not None:
             await asyncio.to_thread(self.wire.send, len(printer.output))
