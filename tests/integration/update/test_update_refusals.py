@@ -13,21 +13,17 @@ from kapos.update import client as client_mod
 from kapos.update.client import UpdateClient
 from kapos.update.layout import Layout
 from kapos_tools.host.update_repo import RepoHandler
-from updatekit import Site, init_root, kapos, serve
+from updatekit import Site, install_in_process, kapos, serve
 
 
 @pytest.fixture
 def installed(tmp_path):
     """A site with 1.0.0 released and a terminal root running 1.0.0 (confirmed)."""
-    from kapos.update import trial
-
     site = Site(str(tmp_path))
     site.release("1.0.0")
     server = serve(site.dir)
-    root = init_root(str(tmp_path / "root"), server.url, site)
-    assert kapos("update", "apply", "--root", root).returncode == 0
-    layout = Layout(root)
-    trial.confirm(layout, "1.0.0")
+    root = str(tmp_path / "root")
+    layout = install_in_process(root, server.url, site, "1.0.0")
     yield site, server, root, layout
     server.stop()
 

@@ -81,3 +81,22 @@ def tree_digest(path):
             with open(full, "rb") as f:
                 found[os.path.relpath(full, path)] = f.read()
     return found
+
+
+def install_in_process(root, url, site, version):
+    """`kapos update init` and `apply` then a confirmed trial, without child processes."""
+    from kapos.update import trial
+    from kapos.update.client import UpdateClient
+    from kapos.update.layout import Layout
+
+    layout = Layout(root)
+    layout.ensure()
+    shutil.copyfile(os.path.join(site.dir, "metadata", "1.root.json"), os.path.join(layout.metadata, "root.json"))
+    layout.write_config({"url": url, "channel": "stable"})
+    client = UpdateClient(root)
+    offer = client.check(None)
+    assert offer.version == version
+    client.install(offer, client.download(offer))
+    trial.begin(layout, version)
+    trial.confirm(layout, version)
+    return layout
