@@ -100,7 +100,7 @@ def mac_ok(data, message, mac, request=None):
 def amounts(request, original=None):
     """(amount, fee, total) a request moves; `original` is the journal row it names."""
     row = txn_types.row(request["type"])
-    if not row["amount"] and row["original"] is None:
+    if not row["amount"] and row["posting"] != "void":  # an inquiry, a release
         return 0, 0, 0
     amount = request.get("amount") or 0
     fee = (request.get("fee") or 0) if row["fee"] else 0
@@ -176,8 +176,8 @@ def _build_by_original(request, row, stan, transmission, local, terminal_id, mer
             voided = txn_types.get(original_row["type"])
             if voided is not None and voided["totals"] == "credit":
                 kind = txn_types.VOID_REFUND
-    else:
-        amount = request.get("amount")
+    else:  # a completion carries its final amount, a release none
+        amount = request.get("amount") if row["amount"] else None
     message = m.build_financial_request(
         kind, amount, stan, transmission, local, terminal_id, merchant_id, currency,
         pan="0", pan_entry=m.ENTRY_UNKNOWN, pin_capable=ids.get("pin_capable", True),

@@ -430,7 +430,8 @@ def build_financial_request(txn_type, amount, stan, transmission, local, termina
                             from_account=ACCOUNT_DEFAULT, to_account=ACCOUNT_DEFAULT):
     """A 0200 (or 0100 with mti=MTI_AUTH_REQUEST) for one transaction.
 
-    amount: int in minor units (None only for 'balance', which then omits field 4).
+    amount: int in minor units (None only for a type whose row asks for none - a balance,
+    a release - which then omits field 4).
     Card: `track2` (swipe, or contactless track 2 equivalent) or `pan` with `expiry`
     (manual entry); not both. `icc` is field 55 (EMV contactless), `pin_block` field 52
     (needs `ksn`, field 53; `ksn` alone is fine for a MACed message without PIN).
@@ -440,7 +441,8 @@ def build_financial_request(txn_type, amount, stan, transmission, local, termina
         raise LocalProtocolError("a financial request is 0200 or 0100")
     message = {MTI: mti, 3: processing_code(txn_type, from_account, to_account)}
     if amount is None:
-        if txn_type != "balance":
+        row = txn_types.get(txn_type)
+        if row is None or row["amount"] or row["posting"] == "void":
             raise LocalProtocolError("a %s needs an amount" % txn_type)
     else:
         if type(amount) is not int or amount <= 0:

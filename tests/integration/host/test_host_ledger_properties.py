@@ -1,8 +1,10 @@
-"""Random sequences of sales, voids, refunds (linked and not), reversals, repeated
-reversals, advices and settlements from several terminals, through Ledger.handle with
+"""Random sequences of sales, voids, refunds (linked and not), pre-authorizations with
+completions and releases, reversals, repeated reversals, advices and settlements from
+several terminals, through Ledger.handle with
 real encoded messages. After every step: the double-entry book balances (all entries sum
 to zero, every balance is its initial balance plus its entries), no original is undone
-twice or refunded beyond its amount, and each batch's settlement totals agree with the
+twice or refunded beyond its amount, no hold completed beyond its amount, no account's
+available balance (balance less holds in force) below zero, and each batch's settlement totals agree with the
 ledger's postings. `make test` runs a short version; `make soak` a long one."""
 
 import os
@@ -30,6 +32,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.batches = dict.fromkeys(TERMINALS, 1)
         self.sent = []  # (request, reply) of every 0200 / 0220 sent
         self.approved = []  # (request, reply) of approved sales and refunds
+        self.holds = []  # (request, reply) of approved pre-authorizations
 
     # ------------------------------------------------------------ plumbing
 
@@ -99,6 +102,31 @@ class LedgerMachine(RuleBasedStateMachine):
         message[90] = m.original_data(original["mti"], original[11], original[7])
         self._financial(message)
 
+    @rule(tid=st.sampled_from(TERMINALS), card=st.sampled_from(CARDS),
+          amount=st.integers(1, 60000))
+    def preauth(self, tid, card, amount):
+        message = self._request(tid, "preauth", amount, card)
+        reply = self._financial(message)
+        if reply[39] == "00":
+            self.holds.append((message, reply))
+
+    @precondition(lambda self: self.holds)
+    @rule(data=st.data(), part=st.integers(0, 110), release=st.booleans())
+    def close_hold(self, data, part, release):
+        """A completion for part of the hold (over 100: more than it, refused) or a release."""
+        original, reply = data.draw(st.sampled_from(self.holds))
+        tid = original[41].strip()
+        kind = "release" if release else "completion"
+        amount = None if release else max(1, int(original[4]) * part // 100)
+        when = time.gmtime()
+        message = m.build_financial_request(kind, amount, self._stan(tid), when, when, tid, MID,
+                                            "978", pan="0", private="BN%03d%06d" % (6, self.batches[tid]))
+        del message[2]
+        message[37] = reply[37]
+        answer = self._financial(message)
+        if part > 100 and not release:
+            assert answer[39] != "00"
+
     @precondition(lambda self: any(r["mti"] == "0200" for r, _ in self.sent))
     @rule(data=st.data(), repeat=st.booleans())
     def reversal(self, data, repeat):
@@ -155,6 +183,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def balances_never_below_zero(self):
         for a in self.ledger.accounts():
             assert a["balance"] >= 0, a["number"][-4:]
+            assert self.ledger._available(a["number"]) >= 0, a["number"][-4:]
 
     @invariant()
     def settlement_totals_agree_with_the_postings(self):

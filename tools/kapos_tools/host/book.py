@@ -5,6 +5,8 @@ Every money movement is a set of entries that sums to zero, posted in one go:
     sale / cash     card -(amount + fee)   merchant:<id> +amount   fees +fee
     transfer        card -(amount + fee)   target account +amount  fees +fee
     refund          card +amount           merchant:<id> -amount
+    deposit         card +amount           cash:<id> -amount (the cash the merchant took)
+    completion      card -final            merchant:<id> +final  (a hold itself posts nothing)
     void, reversal  the inverse of the original's own entries
 
 Card accounts are rows of `accounts` (balance = initial + their entries); the host's own
@@ -29,6 +31,11 @@ class PostingError(KaposError):
 
 def merchant_account(merchant_id):
     return "merchant:" + ((merchant_id or "").strip() or "?")
+
+
+def cash_account(merchant_id):
+    """The merchant's cash book: deposits paid in at its counter (what it owes the host)."""
+    return "cash:" + ((merchant_id or "").strip() or "?")
 
 
 def is_internal(account):

@@ -64,13 +64,14 @@ log = logging.getLogger("kapos_tools.host")
 
 DEFAULT_DAILY_LIMIT = 200000
 MAX_PIN_TRIES = 3  # wrong PINs in a row before a card is locked (75)
-# a void of a debit type undoes a sale, cash or transfer (rows with totals class 'debit')
-_DEBIT_TYPES = ("sale", "cash", "transfer")
 ACCOUNT_FLOOR = 0  # no message may take a card account below this
 # unlinked refunds (no original named) per merchant and host-local day, minor units; 0: none
 DEFAULT_UNLINKED_REFUND_LIMIT = 100000
-# transaction types that need a PIN on a card with a PIN on file (docs/host.md)
-DEFAULT_PIN_TYPES = ("cash", "balance", "transfer")
+# transaction types that need a PIN on a card with a PIN on file (docs/host.md); None:
+# the rows say (pin 'always'; a token only where the row's token_pin says so)
+DEFAULT_PIN_TYPES = None
+# posting rules an advice (0220, decided offline) may apply
+_ADVICE_POSTINGS = ("debit", "transfer", "credit")
 # service code digit 3 -> PIN rule (ISO/IEC 7813; kapos.card.service_code)
 _SERVICE_PIN = {"0": "always", "3": "always", "5": "always", "6": "pad", "7": "pad"}
 
@@ -93,7 +94,7 @@ class Ledger:
         self.velocity = velocity  # (count, seconds): more approved debits per card -> 65
         self.unlinked_refund_limit = int(unlinked_refund_limit)
         self.refund_limits = dict(refund_limits or {})  # merchant id -> its own limit
-        self.pin_types = tuple(pin_types)
+        self.pin_types = None if pin_types is None else tuple(pin_types)
         with private_umask():
             self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             self.db.row_factory = sqlite3.Row
@@ -244,10 +245,11 @@ class Ledger:
         problems = book.check(self.db)
         for t in self.db.execute(
                 "SELECT t.id, t.stan, t.type, t.lifecycle, t.amount, t.refunded, "
-                "(SELECT COUNT(*) FROM txns v WHERE v.original_id = t.id AND v.type LIKE 'void%' "
+                "(SELECT COUNT(*) FROM txns v WHERE v.original_id = t.id AND v.type IN (%s) "
                 " AND v.status = 'approved') AS voids, "
                 "(SELECT COUNT(*) FROM entries e WHERE e.txn_id = t.id AND e.reversal_id IS NOT NULL) "
-                " AS reversal_entries FROM txns t WHERE t.status != 'declined'"):
+                " AS reversal_entries FROM txns t WHERE t.status != 'declined'"
+                % _sql_names(txn_types.of_posting("void"))):
             undone = t["voids"] + (1 if t["reversal_entries"] else 0)
             if undone > 1:
                 problems.append("txn %d (stan %s %s) undone %d times" % (t["id"], t["stan"], t["type"], undone))
@@ -255,6 +257,15 @@ class Ledger:
                 problems.append("txn %d (stan %s) refunded %d of %d" % (t["id"], t["stan"], t["refunded"], t["amount"]))
             if t["lifecycle"] not in L.STATES:
                 problems.append("txn %d (stan %s): unknown lifecycle %s" % (t["id"], t["stan"], t["lifecycle"]))
+        for h in self.db.execute(
+                "SELECT h.id, h.stan, h.amount, (SELECT COALESCE(SUM(c.amount), 0) FROM txns c "
+                "WHERE c.original_id = h.id AND c.type IN (%s) AND c.lifecycle = 'approved') "
+                "AS taken FROM txns h WHERE h.type IN (%s) AND h.status = 'approved'"
+                % (_sql_names(txn_types.of_posting("complete")),
+                   _sql_names(txn_types.of_posting("hold")))):
+            if h["taken"] > (h["amount"] or 0):
+                problems.append("hold %d (stan %s): completed for %d of %d"
+                                % (h["id"], h["stan"], h["taken"], h["amount"]))
         return problems
 
     # ------------------------------------------------------------ dispatch
@@ -338,13 +349,19 @@ class Ledger:
                 return self._store(context, message, "12", lifecycle=L.REVERSED)
             if kind is None:
                 return self._store(context, message, "12")
-            if txn_types.row(kind)["posting"] == "void":
+            posting = txn_types.row(kind)["posting"]
+            if posting == "void":
                 return self._void(context, message)
+            if posting in ("complete", "release"):
+                return self._close_hold(context, message, posting)
             return self._authorize(context, message, private)
 
     def _authorize(self, ctx, message, private, advice=False):
-        """The rules of a 0200 (and, the same ones, of a 0220 advice)."""
+        """The rules of a 0200 (and, the same ones, of a 0220 advice); what moves is the
+        type row's posting rule (kapos.txn_types)."""
         kind = ctx["type"]
+        row = txn_types.row(kind)
+        posting = row["posting"]
         card, expiry = self._card_of(message, private)
         if card is None:
             return self._store(ctx, message, "14")
@@ -371,25 +388,28 @@ class Ledger:
                 self._set_pin_failures(card, 0)
             ctx["pin_verified"] = True
         amount = 0
-        if kind != "balance":
+        if posting != "inquiry":
             amount = _amount(message)
             if amount is None or amount <= 0:
                 return self._store(ctx, message, "13")
         fee = 0
-        if txn_types.row(kind)["fee"] and m.PRIVATE_FEE in private:
+        if row["fee"] and m.PRIVATE_FEE in private:
             fee = int(private[m.PRIVATE_FEE])  # n12, checked by private48
         total = amount + fee
         ctx.update(amount=amount, fee=fee, total=total)
         balance = self.balance(card["account"])
-        if kind == "balance":
+        available = self._available(card["account"])
+        if posting == "inquiry":
             return self._store(ctx, message, "00", entries=[],
-                               fields={54: self._balance_field(message, balance)})
-        if kind == "refund":
+                               fields={54: self._balance_field(message, card["account"])})
+        if posting == "credit":
             if 37 in message or 90 in message:
                 return self._linked_refund(ctx, message, card)
             return self._unlinked_refund(ctx, message, card)
+        if posting == "deposit":
+            return self._deposit(ctx, message, card)
         target = None
-        if kind == "transfer":
+        if posting == "transfer":
             target = self._target_account(private.get(m.PRIVATE_TRANSFER_TARGET))
             if target is None or target == card["account"]:
                 return self._store(ctx, message, "14")
@@ -402,22 +422,35 @@ class Ledger:
                                (card["key"], day)).fetchone()
         if (used[0] if used else 0) + total > limit:
             return self._store(ctx, message, "61")
-        if balance - total < ACCOUNT_FLOOR:
+        if available - total < ACCOUNT_FLOOR:
             return self._store(ctx, message, "51")
+        if posting == "hold":  # nothing moves: the amount is held while the hold is in force
+            return self._store(ctx, message, "00", entries=[], lifecycle=L.HELD,
+                               daily=[[card["key"], day, total]],
+                               fields={54: self._balance_field(message, card["account"],
+                                                               held=total)})
         credited = target if target is not None else book.merchant_account(ctx["merchant"])
         entries = [[card["account"], -total], [credited, amount]]
         if fee:
             entries.append([book.FEES, fee])
         fields = {}
-        if kind == "cash":
-            fields[54] = self._balance_field(message, balance - total)
+        if row["balance"]:
+            fields[54] = self._balance_field(message, card["account"], moved=-total)
         return self._store(ctx, message, "00", entries=entries,
                            daily=[[card["key"], day, total]], fields=fields)
 
     def _pin_required(self, card, kind, message):
         """PIN policy at the host: the card's service code (track 2) asks for one, or the
-        transaction type does (`pin_types`) and the card has a PIN on file."""
-        if card["pvv"] is not None and kind in self.pin_types:
+        transaction type does (its row, or `pin_types`) and the card has a PIN on file.
+        A type whose row says 'never' (money comes in: refund, deposit) needs none."""
+        row = txn_types.row(kind)
+        if row["pin"] == "never":
+            return False
+        if self.pin_types is not None:
+            wanted = kind in self.pin_types
+        else:
+            wanted = row["pin"] == "always" and (card["kind"] != "token" or row["token_pin"])
+        if card["pvv"] is not None and wanted:
             return True
         code = _service_code(message)
         if code is None:
@@ -459,7 +492,8 @@ class Ledger:
         if original == "bad":
             return self._store(ctx, message, "30")
         ctx["original_id"] = original["id"]
-        if original["type"] != "sale" or not L.allowed(original["lifecycle"], L.REFUND):
+        if original["type"] not in txn_types.row(ctx["type"])["original_types"] \
+                or not L.allowed(original["lifecycle"], L.REFUND):
             return self._store(ctx, message, "12")
         if card["key"] != original["card_key"]:
             log.warning("refund from %s: card differs from the original's", ctx["tid"])
@@ -485,12 +519,64 @@ class Ledger:
                         (state, L.status_of(state), refunded, txn["id"]))
         return state
 
-    def _balance_field(self, message, balance):
+    def _available(self, account):
+        """The balance less the holds in force on the account (pre-authorizations)."""
+        held = self.db.execute("SELECT COALESCE(SUM(total), 0) FROM txns WHERE account = ? "
+                               "AND lifecycle = ?", (account, L.HELD)).fetchone()[0]
+        return self.balance(account) - held
+
+    def _balance_field(self, message, account, moved=0, held=0):
+        """Field 54: the ledger balance and the available balance (less holds) after this
+        message's own posting (`moved`) or hold (`held`)."""
         currency = message.get(49, "000")
-        account = message.get(3, "000000")[2:4]
-        return m.format_additional_amounts([(account, m.AMOUNT_LEDGER_BALANCE, currency, balance),
-                                            (account, m.AMOUNT_AVAILABLE_BALANCE, currency,
-                                             balance)])
+        kind = message.get(3, "000000")[2:4]
+        ledger = self.balance(account) + moved
+        available = self._available(account) + moved - held
+        return m.format_additional_amounts([(kind, m.AMOUNT_LEDGER_BALANCE, currency, ledger),
+                                            (kind, m.AMOUNT_AVAILABLE_BALANCE, currency,
+                                             available)])
+
+    def _deposit(self, ctx, message, card):
+        """Cash paid in at the counter: the card's account (or token) +amount against the
+        merchant's cash book (the cash it took and owes the host)."""
+        amount = ctx["amount"]
+        entries = [[card["account"], amount], [book.cash_account(ctx["merchant"]), -amount]]
+        return self._store(ctx, message, "00", entries=entries,
+                           fields={54: self._balance_field(message, card["account"],
+                                                           moved=amount)})
+
+    def _close_hold(self, ctx, message, posting):
+        """A completion (the final amount, at most the hold, is charged) or a release (the
+        hold ends, nothing moves) of a pre-authorization named by RRN (37) or field 90."""
+        original = self._find_original(ctx, message)
+        if original is None:
+            return self._store(ctx, message, "25")
+        if original == "bad":
+            return self._store(ctx, message, "30")
+        ctx["original_id"] = original["id"]
+        ctx["card_key"] = original["card_key"]
+        ctx["account"] = original["account"]
+        event = L.COMPLETE if posting == "complete" else L.RELEASE
+        if original["type"] not in txn_types.row(ctx["type"])["original_types"] \
+                or not L.allowed(original["lifecycle"], event):
+            return self._store(ctx, message, "12")
+        entries = []
+        if posting == "complete":
+            amount = _amount(message)
+            if amount is None or amount <= 0 or amount > original["total"]:
+                return self._store(ctx, message, "13")
+            # the hold is freed as the completion is posted: only the other holds count
+            if self._available(original["account"]) + original["total"] - amount < ACCOUNT_FLOOR:
+                return self._store(ctx, message, "51")
+            merchant = book.merchant_account(original["merchant"] or ctx["merchant"])
+            entries = [[original["account"], -amount], [merchant, amount]]
+            ctx.update(amount=amount, fee=0, total=amount)
+        else:
+            ctx.update(amount=0, fee=0, total=0)
+        daily = _inverse_daily(original["effects"]) if posting == "release" else []
+        response = self._store(ctx, message, "00", entries=entries, daily=daily)
+        self._move(original, event)
+        return response
 
     def _card_of(self, message, private):
         """(card row, expiry from the message or None) or (None, None)."""
@@ -608,8 +694,9 @@ class Ledger:
         ctx["original_id"] = original["id"]
         ctx["card_key"] = original["card_key"]
         ctx["account"] = original["account"]
-        wanted = ("refund",) if kind == "void_refund" else _DEBIT_TYPES
-        if original["type"] not in wanted or not L.allowed(original["lifecycle"], L.VOID):
+        voided = txn_types.get(original["type"])
+        if voided is None or voided["totals"] != txn_types.row(kind)["undoes"] \
+                or not L.allowed(original["lifecycle"], L.VOID):
             return self._store(ctx, message, "12")
         amount = _amount(message)
         if amount != original["amount"]:
@@ -632,7 +719,13 @@ class Ledger:
 
     def _parent_of(self, txn):
         """The sale a linked refund refunds (None for anything else)."""
-        if txn["type"] != "refund" or txn["original_id"] is None:
+        if txn["original_id"] is None or _posting_of(txn) != "credit":
+            return None
+        return self.db.execute("SELECT * FROM txns WHERE id = ?", (txn["original_id"],)).fetchone()
+
+    def _hold_of(self, txn):
+        """The pre-authorization a completion or release closed (None for anything else)."""
+        if txn["original_id"] is None or _posting_of(txn) not in _HOLD_UNDONE:
             return None
         return self.db.execute("SELECT * FROM txns WHERE id = ?", (txn["original_id"],)).fetchone()
 
@@ -640,7 +733,7 @@ class Ledger:
         for account, amount in entries:
             if amount < 0 and not book.is_internal(account):
                 balance = self.balance(account)
-                if balance is not None and balance + amount < ACCOUNT_FLOOR:
+                if balance is not None and self._available(account) + amount < ACCOUNT_FLOOR:
                     return True
         return False
 
@@ -712,7 +805,8 @@ class Ledger:
                 log.warning("0220 from %s stan %s: %s", tid, stan, exc)
                 return self._store(ctx, message, "30")
             ctx["batch"] = _batch_of(private)
-            if kind not in _DEBIT_TYPES + ("refund",) or not m.is_approved(message[39]):
+            if kind is None or txn_types.row(kind)["posting"] not in _ADVICE_POSTINGS \
+                    or not m.is_approved(message[39]):
                 return self._store(ctx, message, "12")  # nothing to apply
             return self._authorize(ctx, message, private, advice=True)
 
@@ -762,7 +856,10 @@ class Ledger:
         parent = self._parent_of(original)
         if parent is not None and not L.allowed(parent["lifecycle"], L.REFUND_UNDONE):
             return "12", [], False
-        if original["type"] in ("void", "void_refund"):
+        hold = self._hold_of(original)
+        if hold is not None and not L.allowed(hold["lifecycle"], _HOLD_UNDONE[_posting_of(original)]):
+            return "12", [], False
+        if _posting_of(original) == "void":
             voided = self.db.execute("SELECT * FROM txns WHERE id = ?",
                                      (original["original_id"],)).fetchone()
             if voided is None or not L.allowed(voided["lifecycle"], L.VOID_UNDONE):
@@ -790,7 +887,10 @@ class Ledger:
         parent = self._parent_of(original)
         if parent is not None:
             self._move(parent, L.REFUND_UNDONE, refunded=parent["refunded"] - original["amount"])
-        if original["type"] in ("void", "void_refund"):
+        hold = self._hold_of(original)
+        if hold is not None:  # a reversed completion or release: the hold is in force again
+            self._move(hold, _HOLD_UNDONE[_posting_of(original)])
+        if _posting_of(original) == "void":
             voided = self.db.execute("SELECT * FROM txns WHERE id = ?",
                                      (original["original_id"],)).fetchone()
             self._move(voided, L.VOID_UNDONE)
@@ -875,7 +975,8 @@ class Ledger:
         count, seconds = self.velocity
         recent = self.db.execute(
             "SELECT COUNT(*) FROM txns WHERE card_key = ? AND code = '00' AND status = 'approved' "
-            "AND type IN ('sale', 'cash', 'transfer') AND created >= ?",
+            "AND type IN (%s) AND created >= ?"
+            % _sql_names([t for t in txn_types.names() if txn_types.row(t)["daily"] > 0]),
             (card["key"], self.clock() - seconds)).fetchone()[0]
         if recent >= count:
             log.warning("velocity: card %s had %d debits in %d s: declined 65", card["key"][-4:], recent, seconds)
@@ -943,6 +1044,24 @@ class Ledger:
 
 
 # ---------------------------------------------------------------- helpers
+
+# what undoing a completion or release does to its hold
+_HOLD_UNDONE = {"complete": L.COMPLETE_UNDONE, "release": L.RELEASE_UNDONE}
+
+
+def _posting_of(txn):
+    """The posting rule of a stored transaction's type (None: a type no row knows)."""
+    row = txn_types.get(txn["type"]) if txn["type"] else None
+    return row["posting"] if row is not None else None
+
+
+def _sql_names(names):
+    """Type names as an SQL list of literals (they are row names: letters and '_')."""
+    for name in names:
+        if not name.replace("_", "").isalnum():
+            raise ValueError("transaction type name %r" % name)
+    return ", ".join("'%s'" % name for name in names) or "''"
+
 
 def _token_pin_pan(uid_hex):
     """The PAN digits of a token's PIN block (kapos.app.pinseal.pan_for_pin_block)."""

@@ -20,7 +20,14 @@ Events:
     refund_undone  a linked refund of it was reversed or voided: that part is back
     void_undone    its void was reversed: it is in force again
 
-A void or a linked refund is itself an original (approved ...) for its own reversal.
+    complete       a completion of a hold is approved: its own entries move the money
+    release        a release of a hold is approved: nothing moves
+    complete_undone / release_undone   that completion or release was reversed: the
+                   hold is in force again
+
+A pre-authorization starts `held` (nothing posted; its amount is held off the account's
+available balance while it is `held`). A void, a linked refund, a completion or a
+release is itself an original (approved ...) for its own reversal.
 """
 
 from kapos.errors import KaposError
@@ -32,14 +39,23 @@ REVERSED = "reversed"
 PARTIALLY_REFUNDED = "partially_refunded"
 REFUNDED = "refunded"
 VOIDED_REVERSED = "voided_reversed"  # voided, then a reversal came: final
-STATES = (APPROVED, DECLINED, VOIDED, REVERSED, PARTIALLY_REFUNDED, REFUNDED, VOIDED_REVERSED)
+HELD = "held"  # a pre-authorization in force: its amount is held
+COMPLETED = "completed"  # its completion took (up to) the held amount: final
+RELEASED = "released"  # released without a charge
+STATES = (APPROVED, DECLINED, VOIDED, REVERSED, PARTIALLY_REFUNDED, REFUNDED, VOIDED_REVERSED,
+          HELD, COMPLETED, RELEASED)
 
 VOID = "void"
 REVERSE = "reverse"
 REFUND = "refund"
 REFUND_UNDONE = "refund_undone"
 VOID_UNDONE = "void_undone"
-EVENTS = (VOID, REVERSE, REFUND, REFUND_UNDONE, VOID_UNDONE)
+COMPLETE = "complete"
+RELEASE = "release"
+COMPLETE_UNDONE = "complete_undone"
+RELEASE_UNDONE = "release_undone"
+EVENTS = (VOID, REVERSE, REFUND, REFUND_UNDONE, VOID_UNDONE, COMPLETE, RELEASE,
+          COMPLETE_UNDONE, RELEASE_UNDONE)
 
 UNDO = "undo"
 NONE = "none"
@@ -57,6 +73,12 @@ TRANSITIONS = {
     (VOIDED, REVERSE): ((VOIDED_REVERSED,), NONE),
     # a declined original moved nothing: a reversal of it is answered, nothing moves
     (DECLINED, REVERSE): ((DECLINED,), NONE),
+    # holds: the money moves only in the completion's entries
+    (HELD, COMPLETE): ((COMPLETED,), NONE),
+    (HELD, RELEASE): ((RELEASED,), NONE),
+    (HELD, REVERSE): ((REVERSED,), UNDO),  # a hold posted nothing: undoing it frees it
+    (COMPLETED, COMPLETE_UNDONE): ((HELD,), NONE),
+    (RELEASED, RELEASE_UNDONE): ((HELD,), NONE),
 }
 
 # What the `status` column says (in force or not) for each lifecycle state: a voided or
@@ -64,7 +86,8 @@ TRANSITIONS = {
 # counted against it - only a reversal that undid it takes it out.
 STATUS = {APPROVED: "approved", VOIDED: "approved", VOIDED_REVERSED: "approved",
           PARTIALLY_REFUNDED: "approved",
-          REFUNDED: "approved", REVERSED: "reversed", DECLINED: "declined"}
+          REFUNDED: "approved", REVERSED: "reversed", DECLINED: "declined",
+          HELD: "approved", COMPLETED: "approved", RELEASED: "approved"}
 
 
 class IllegalLifecycle(KaposError):
