@@ -153,6 +153,7 @@ class UpdateAgent:
         await self._idle()
         await asyncio.to_thread(trial.begin, self.layout, offer.version)
         await self._idle()  # a sale may have started while the link was switched: let it finish
+        self.terminal.show_update_notice("Software %s: restarting" % offer.version)
         self.terminal.request_restart("update to %s" % offer.version)
 
     async def _parameters(self, client):

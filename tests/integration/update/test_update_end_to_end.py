@@ -141,3 +141,88 @@ def test_diagnostics_show_running_previous_and_last_update(site, tmp_path):
         json.dumps(versions)  # crosses the management channel as JSON
     finally:
         server.stop()
+
+
+def test_the_switch_waits_for_the_end_of_a_transaction_and_progress_shows_on_the_idle_screen(site, tmp_path):
+    """In process: the agent downloads and installs v2 during a sale, but switches and asks
+    for the restart only once the terminal is back on the idle screen."""
+    import asyncio
+
+    from kapos.update.agent import UpdateAgent
+    from kapos.wiring import Assembly
+    from updatekit import install_in_process
+
+    site.release("1.0.0")
+    server = serve(site.dir)
+    try:
+        root = str(tmp_path / "root")
+        layout = install_in_process(root, server.url, site, "1.0.0")
+        site.release("2.0.0")
+        assembly = Assembly("sim", None, [("storage.data_dir", str(tmp_path / "data"))])
+        screens = []
+        assembly.terminal.observers.append(lambda kind, payload: kind == "screen" and screens.append(payload.text()))
+
+        async def go():
+            agent = UpdateAgent(assembly, root)
+            agent.version = "1.0.0"
+            terminal = assembly.terminal
+            async with terminal.running():
+                terminal.press("1")  # a sale begins: AMOUNT
+                while terminal.state == "IDLE":
+                    await asyncio.sleep(0.01)
+                reached = asyncio.Event()
+                wait_idle = agent._idle
+
+                async def idle_reached():
+                    reached.set()
+                    await wait_idle()
+
+                agent._idle = idle_reached
+                check = asyncio.ensure_future(agent.check_once())
+                await asyncio.wait_for(reached.wait(), 30)
+                during = (layout.current(), getattr(terminal, "restart_requested", None), agent.status()["pending"])
+                terminal.press("CANCEL")
+                await asyncio.wait_for(check, 30)
+                return during, getattr(terminal, "restart_requested", None)
+
+        (current, restart, pending), after = asyncio.run(go())
+        assembly.close()
+        assert current == "1.0.0" and restart is None and "2.0.0 installed" in pending
+        assert after == "update to 2.0.0" and layout.current() == "2.0.0"
+        assert layout.state()["trial"]["version"] == "2.0.0"
+        assert "Software 2.0.0: restarting" in " ".join(screens[-1].split())
+        assert not [t for t in screens[:-1] if "Update 2.0.0" in t]  # a sale's screens are left alone
+    finally:
+        server.stop()
+
+
+def test_download_progress_shows_on_the_idle_screen(site, tmp_path):
+    import asyncio
+
+    from kapos.update.agent import UpdateAgent
+    from kapos.wiring import Assembly
+    from updatekit import install_in_process
+
+    site.release("1.0.0")
+    server = serve(site.dir)
+    try:
+        root = str(tmp_path / "root")
+        install_in_process(root, server.url, site, "1.0.0")
+        site.release("2.0.0")
+        assembly = Assembly("sim", None, [("storage.data_dir", str(tmp_path / "data"))])
+        screens = []
+        assembly.terminal.observers.append(lambda kind, payload: kind == "screen" and screens.append(payload.text()))
+
+        async def go():
+            agent = UpdateAgent(assembly, root)
+            agent.version = "1.0.0"
+            async with assembly.terminal.running():
+                await agent.check_once()
+
+        asyncio.run(go())
+        assembly.close()
+        shown = [" ".join(t.split()) for t in screens]
+        shown = [t for t in shown if "Update 2.0.0" in t]
+        assert any("download" in t for t in shown) and any("install 100%" in t for t in shown), shown
+    finally:
+        server.stop()
