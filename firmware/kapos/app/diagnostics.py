@@ -163,8 +163,11 @@ class Diagnostics:
         checks.append(self._clock())
         if self.update_status is not None:  # shown with the self-test in the technician menu
             u = self.update_status()
-            checks.append(Check("software", True, "%s (previous %s), last update %s, pending %s" % (
-                u["running"], u["previous"], u["last_update"], u["pending"])))
+            detail = "%s (previous %s), last update %s, pending %s, parameters %s" % (
+                u["running"], u["previous"], u["last_update"], u["pending"], u["parameters"])
+            if u.get("last_check"):  # a refused release or parameter set, with the reason
+                detail += "; refused: %s" % u["last_check"]
+            checks.append(Check("software", True, detail))
         return checks
 
     async def _host(self):

@@ -226,3 +226,65 @@ def test_download_progress_shows_on_the_idle_screen(site, tmp_path):
         assert any("download" in t for t in shown) and any("install 100%" in t for t in shown), shown
     finally:
         server.stop()
+
+
+def test_no_switch_while_a_reversal_is_pending_and_a_refusal_shows_in_the_self_test(site, tmp_path, monkeypatch):
+    import asyncio
+
+    from kapos.update import agent as agent_mod
+    from kapos.update.agent import UpdateAgent
+    from kapos.wiring import Assembly
+    from updatekit import install_in_process
+
+    monkeypatch.setattr(agent_mod, "IDLE_RECHECK", 0.05)
+    site.release("1.0.0")
+    server = serve(site.dir)
+    try:
+        root = str(tmp_path / "root")
+        layout = install_in_process(root, server.url, site, "1.0.0")
+        site.release("2.0.0")
+        assembly = Assembly("sim", None, [("storage.data_dir", str(tmp_path / "data"))])
+        pending = [1]
+        assembly.terminal.authorizer.pending = lambda: pending[0]  # a reversal not yet sent
+
+        async def go():
+            agent = UpdateAgent(assembly, root)
+            agent.version = "1.0.0"
+            async with assembly.terminal.running() as terminal:
+                reached = asyncio.Event()
+                wait_idle = agent._idle
+
+                async def idle_reached():
+                    reached.set()
+                    await wait_idle()
+
+                agent._idle = idle_reached
+                check = asyncio.ensure_future(agent.check_once())
+                await asyncio.wait_for(reached.wait(), 30)
+                rechecked = asyncio.Event()
+                looks = [0]
+                is_idle = terminal.is_idle
+
+                def counting():  # the agent looks again and again while the reversal waits
+                    looks[0] += 1
+                    if looks[0] >= 3:
+                        rechecked.set()
+                    return is_idle()
+
+                terminal.is_idle = counting
+                await asyncio.wait_for(rechecked.wait(), 30)
+                during = layout.current(), getattr(terminal, "restart_requested", None)
+                pending[0] = 0  # the reversal went out
+                await asyncio.wait_for(check, 30)
+                site.repo.resign_timestamp(expires=-60)  # then the repository is frozen
+                await agent.check_once()
+                return during, getattr(terminal, "restart_requested", None), await assembly.diagnostics.selftest()
+
+        (current, restart), after, checks = asyncio.run(go())
+        assembly.close()
+        assert current == "1.0.0" and restart is None
+        assert after == "update to 2.0.0" and layout.current() == "2.0.0"
+        software = [c for c in checks if c.name == "software"][0]
+        assert "refused: update metadata expired" in software.detail
+    finally:
+        server.stop()
