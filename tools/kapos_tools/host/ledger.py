@@ -633,8 +633,9 @@ class Ledger:
             if self.bdk is None:
                 return False  # a DUKPT PIN block and no BDK: cannot verify
             from kapos.security import dukpt
+            from kapos_tools.host.mac import host_working_key
             try:
-                key = dukpt.host_derive_working_key(self.bdk, message[53], dukpt.PIN_ENCRYPTION)
+                key = host_working_key(self.bdk, message[53], dukpt.PIN_ENCRYPTION)  # once per KSN
             except Exception:
                 return False
         try:

@@ -3,6 +3,7 @@
 the key it MACs its reply with (MAC verification, on the terminal's side)."""
 
 import binascii
+import threading
 
 from kapos.errors import SecurityError
 from kapos.host.messages import pack_private, unpack_private
@@ -10,6 +11,37 @@ from kapos.security import cbc, dukpt
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
 
 MAC_LEN = 8
+
+
+class _TransactionKeyCache:
+    """The transaction key of the message being handled: BDK -> IK -> transaction key is
+    the costly part of DUKPT (up to 21 AES derivations), and one message needs it for
+    the request MAC, the card data, the PIN block and the reply MAC. One entry only:
+    the key of the previous KSN is dropped when the next arrives."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._entry = None  # (bdk, ksn, transaction key)
+        self.derivations = 0
+
+    def working_key(self, bdk, ksn, usage):
+        bdk, ksn = bytes(bdk), bytes(ksn)
+        with self._lock:
+            entry = self._entry
+            if entry is None or entry[0] != bdk or entry[1] != ksn:
+                initial_key = dukpt.derive_initial_key(bdk, dukpt.split_ksn(ksn)[0])
+                entry = self._entry = (bdk, ksn, dukpt.derive_transaction_key(initial_key, ksn))
+                self.derivations += 1
+            transaction_key = entry[2]
+        return dukpt.derive_working_key(transaction_key, ksn, usage)
+
+
+_keys = _TransactionKeyCache()
+
+
+def host_working_key(bdk, ksn, usage):
+    """BDK + a message's KSN -> the working key of `usage` (derived once per KSN)."""
+    return _keys.working_key(bdk, ksn, usage)
 
 
 class HostDukptMac:
@@ -32,7 +64,7 @@ class HostDukptMac:
             return
         if not message.get(53):
             raise SecurityError("enciphered card data without a KSN")
-        key = dukpt.host_derive_working_key(self._bdk, message[53], dukpt.DATA_ENCRYPT)
+        key = host_working_key(self._bdk, message[53], dukpt.DATA_ENCRYPT)
         try:
             text = cbc.decrypt(key, binascii.unhexlify(cipher)).decode("ascii")
         except (ValueError, UnicodeDecodeError):
@@ -54,9 +86,9 @@ class _Bound:
         self._bdk, self._ksn = bdk, bytes(ksn)
 
     def verify(self, data, mac):
-        key = dukpt.host_derive_working_key(self._bdk, self._ksn, dukpt.MAC_GENERATION)
+        key = host_working_key(self._bdk, self._ksn, dukpt.MAC_GENERATION)
         return aes_cmac_verify(key, data, mac, tag_len=MAC_LEN)
 
     def sign(self, data):
-        key = dukpt.host_derive_working_key(self._bdk, self._ksn, dukpt.MAC_VERIFICATION)
+        key = host_working_key(self._bdk, self._ksn, dukpt.MAC_VERIFICATION)
         return aes_cmac(key, data)[:MAC_LEN]

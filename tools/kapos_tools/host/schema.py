@@ -43,6 +43,7 @@ CREATE TABLE IF NOT EXISTS txns (
     UNIQUE (terminal_id, stan, transmission));
 CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
 CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
+CREATE INDEX IF NOT EXISTS txns_card_time ON txns (card_key, created);
 CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
     rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS pin_tries (key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
