@@ -87,6 +87,7 @@ CREATE TABLE IF NOT EXISTS queue (
     created REAL NOT NULL, updated REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS queue_state ON queue (state, next_attempt);
 CREATE INDEX IF NOT EXISTS queue_txn ON queue (txn_id);
+CREATE INDEX IF NOT EXISTS queue_stan ON queue (stan);
 CREATE TABLE IF NOT EXISTS batches (
     number INTEGER PRIMARY KEY, state TEXT NOT NULL, totals TEXT, response_code TEXT,
     host_totals TEXT, opened REAL, closed REAL);
