@@ -23,7 +23,7 @@ about it. Nobody else keeps a list of types. Adding a type is adding a row with
                'deposit' | 'void' | 'hold' | 'complete' | 'release'
     original   the flow names an original transaction ('last': the last approved one of
                `original_types`)
-    receipt    the heading printed on the receipt
+    receipt    the heading printed on the receipt (double width: at most 16 characters)
     signature  a credit account without PIN prints a signature line (False: no money
                leaves the cardholder, e.g. a deposit or an inquiry)
     token_pin  a closed-loop token still needs a PIN when `pin` says 'always' (False:
@@ -59,6 +59,7 @@ POSTINGS = ("debit", "credit", "inquiry", "transfer", "deposit", "void", "hold",
             "release")
 
 TYPES = {}
+RECEIPT_HEADING_MAX = 16  # printed double width on a 32-column roll
 
 
 def register(name, **fields):
@@ -68,6 +69,9 @@ def register(name, **fields):
     row["name"] = name
     row.setdefault("label", name[:1].upper() + name[1:])  # str.title: not in MicroPython
     row.setdefault("receipt", row["label"].upper())
+    if len(row["receipt"]) > RECEIPT_HEADING_MAX:
+        raise ValueError("transaction type %s: receipt heading over %d characters"
+                         % (name, RECEIPT_HEADING_MAX))
     code = row.get("code")
     if type(code) is not str or len(code) != 2 or not all("0" <= c <= "9" for c in code):
         raise ValueError("transaction type %s: code must be 2 digits" % name)
@@ -156,10 +160,10 @@ register(TRANSFER, label="Transfer", menu="6", code="40", pin="always", target=T
 # cash paid in at the counter, credited to the card's account or the token (merchant PIN)
 register(DEPOSIT, label="Deposit", menu="7", code="21", category="cash", merchant=True,
          totals="credit", posting="deposit", signature=False, balance=True,
-         receipt="DEPOSIT - CASH IN")
+         receipt="CASH DEPOSIT")
 # a hold on funds (kapos-87 private codes 90-92: ISO 8583:1987 leaves 90-99 to private use)
 register(PREAUTH, label="Pre-auth", menu="8", code="90", pin="card", totals="none",
-         posting="hold", receipt="PRE-AUTHORIZATION")
+         posting="hold", receipt="PRE-AUTH HOLD")
 register(COMPLETION, label="Completion", menu="9", code="91", card=False, totals="debit",
          posting="complete", original="last", original_types=(PREAUTH,),
          receipt="COMPLETION")

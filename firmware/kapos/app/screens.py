@@ -102,6 +102,7 @@ class ScreenRenderer:
                 "no_amount": "Enter an amount",
                 "over_transaction_limit": "Over limit %s" % format_amount(value, self.settings.exponent),
                 "over_daily_limit": "Daily left %s" % format_amount(value, self.settings.exponent),
+                "over_hold": "Hold is %s" % format_amount(value, self.settings.exponent),
             }.get(reason, reason)
         return Screen(T.label(data["type"]).upper(), ["Amount:", self.money(data["amount"]).rjust(WIDTH_CHARS)],
                       footer, kind="error" if error else "normal")
@@ -117,6 +118,16 @@ class ScreenRenderer:
                                          record.get("card") or "",
                                          "Auth %s" % (record.get("auth_code") or "-")],
                       "ENTER=void CANCEL=no")
+
+    def screen_original_confirm(self, data):
+        """A completion (its final amount) or a release of the last open hold."""
+        record = data["record"]
+        lines = ["Hold %s" % self.money(record.get("total") or record["amount"]),
+                 record.get("card") or "", "Auth %s" % (record.get("auth_code") or "-")]
+        if T.row(data["type"])["amount"]:
+            lines[0:0] = ["Final %s" % self.money(data["amount"])]
+        return Screen(T.label(data["type"]).upper(), lines[:4],
+                      "ENTER=%s CANCEL=no" % T.label(data["type"]).lower())
 
     def screen_card(self, data):
         title = self._title(data["type"], data.get("amount"))

@@ -39,6 +39,7 @@ class Context:
         self.last_result = None  # 'approved' | 'declined' | 'cancelled' | 'error' | None
         self.last_record = None  # masked record of the last finished transaction
         self.last_sale = None  # masked record of the last approved, unvoided sale
+        self.last_open = {}  # type -> record of its last approved one still open (a hold)
         self.daily_date = None
         self.daily_total = 0
         self.counters = {"approved": 0, "declined": 0, "cancelled": 0, "errors": 0,

@@ -71,10 +71,13 @@ def idle_select(ctx, event):
     txn_type = T.from_menu_key(event.get("key"))
     if txn_type is None:
         return refuse(ctx, event)
-    if txn_type == T.VOID and ctx.last_sale is None:
-        ctx.notice = ("info", "Nothing to void")
-        return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
     row = T.row(txn_type)
+    if row["original"] == "last" and _last_original(ctx, txn_type) is None:
+        if txn_type == T.VOID:
+            ctx.notice = ("info", "Nothing to void")
+        else:  # a completion or release: no hold of this terminal is open
+            ctx.notice = ("info", "No open %s" % T.label(row["original_types"][0]).lower())
+        return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
     if row["merchant"] and ctx.settings.merchant_pin_check is None:
         ctx.notice = ("error", "%s needs a merchant PIN: set security.merchant_pin_hash" % T.label(txn_type))
         return S.IDLE, [C.beep("error"), idle_screen(ctx), _timer(ctx, "notice")]
@@ -99,10 +102,33 @@ def _start_flow(ctx, cmds):
         ctx.txn.fee = ctx.last_sale.get("fee") or 0  # shown: a void gives back the fee too
         cmds += [C.show("void_confirm", record=ctx.last_sale), _timer(ctx, "input")]
         return S.VOID_CONFIRM, cmds
+    if row["original"] == "last":  # a completion or release names the last open hold
+        ctx.txn.original = _last_original(ctx, txn_type)
     if row["amount"]:
         cmds += [_amount_screen(ctx), _timer(ctx, "input")]
         return S.AMOUNT, cmds
+    if not row["card"]:
+        return _original_confirm(ctx, cmds)
     return _enter_card(ctx, cmds)
+
+
+def _last_original(ctx, txn_type):
+    """The record a type that names an original acts on: the last approved sale for a
+    void, the last open one of its row's `original_types` (a hold) otherwise."""
+    if txn_type == T.VOID:
+        return ctx.last_sale
+    for kind in T.row(txn_type)["original_types"]:
+        if ctx.last_open.get(kind) is not None:
+            return ctx.last_open[kind]
+    return None
+
+
+def _original_confirm(ctx, cmds):
+    """A completion or release: confirm the original it closes (no card: the host knows it)."""
+    txn = ctx.txn
+    return S.VOID_CONFIRM, cmds + [C.stop_timer("input"),
+                                   C.show("original_confirm", type=txn.type, amount=txn.amount,
+                                          record=txn.original), _timer(ctx, "input")]
 
 
 def idle_dismiss(ctx, event):
@@ -226,6 +252,11 @@ def amount_enter(ctx, event):
         return S.AMOUNT, [C.beep("error"), _amount_screen(ctx, error=problem)]
     if row["target"]:
         return S.TARGET, [C.beep("key"), _target_screen(ctx), _timer(ctx, "input")]
+    if not row["card"]:
+        if txn.original is not None and txn.amount > txn.original["amount"]:
+            return S.AMOUNT, [C.beep("error"),
+                              _amount_screen(ctx, error=("over_hold", txn.original["amount"]))]
+        return _original_confirm(ctx, [C.beep("key")])
     return _enter_card(ctx, [C.beep("key")])
 
 
@@ -357,9 +388,10 @@ def account_digit(ctx, event):
 
 def _needs_pin(ctx):
     txn = ctx.txn
-    policy = T.row(txn.type)["pin"]
-    if policy == "always":
-        return True
+    row = T.row(txn.type)
+    policy = row["pin"]
+    if policy == "always":  # a token's own balance is shown without one (row token_pin)
+        return row["token_pin"] or txn.card.source != "token"
     if policy == "never":
         return False
     return txn.account == "debit" or txn.card.pin_required(ctx.settings.has_pin_pad)
@@ -507,6 +539,12 @@ def _finish(ctx, event, outcome, reply, extra=None):
             ctx.last_sale = record
         elif txn.type == T.VOID:
             ctx.last_sale = None
+        if T.row(txn.type)["posting"] == "hold":
+            ctx.last_open[txn.type] = record
+        elif txn.original is not None and txn.type != T.VOID:  # it closed that hold
+            for kind, open_record in list(ctx.last_open.items()):
+                if open_record is txn.original:
+                    del ctx.last_open[kind]
     if ctx.settings.daily and T.row(txn.type)["daily"] > 0:
         record["daily_left"] = max(0, ctx.settings.daily - ctx.spent_today(event.date))
     if txn.card is not None:

@@ -22,7 +22,7 @@ _TAMPER = (H.tamper, (S.LOCKED,))
 
 TABLE = {
     S.IDLE: {
-        E.DIGIT: (H.idle_select, (S.IDLE, S.MERCHANT_PIN, S.AMOUNT, S.CARD)),
+        E.DIGIT: (H.idle_select, (S.IDLE, S.MERCHANT_PIN, S.AMOUNT, S.CARD, S.VOID_CONFIRM)),
         E.ENTER: IGNORE,
         E.CLEAR: (H.idle_dismiss, (S.IDLE,)),
         E.CANCEL: (H.idle_dismiss, (S.IDLE,)),
@@ -63,7 +63,7 @@ TABLE = {
     },
     S.AMOUNT: {
         E.DIGIT: (H.amount_digit, (S.AMOUNT,)),
-        E.ENTER: (H.amount_enter, (S.AMOUNT, S.TARGET, S.CARD)),
+        E.ENTER: (H.amount_enter, (S.AMOUNT, S.TARGET, S.CARD, S.VOID_CONFIRM)),
         E.CLEAR: (H.amount_clear, (S.AMOUNT,)),
         E.CANCEL: _CANCEL,
         E.MENU: REFUSE,

@@ -146,7 +146,7 @@ def test_a_tokens_balance_needs_no_pin(tmp_path):
 def donation():
     """A type nobody ships: one row, registered here and nowhere else."""
     txn_types.register("donation", label="Donation", menu="0", code="93", totals="debit",
-                       posting="debit", receipt="DONATION - THANK YOU")
+                       posting="debit", receipt="DONATION")
     yield "donation"
     txn_types.unregister("donation")
 

@@ -9,7 +9,9 @@ from kapos.errors import CardReadError, CardRejected
 TXN_TYPES = tuple(txn_types.names())
 
 ALL = set(TXN_TYPES)
-NO_CASH = ALL - {"cash"}
+CASH = {t for t in TXN_TYPES if txn_types.row(t)["category"] == "cash"}  # cash out or in
+INQUIRY = {t for t in TXN_TYPES if txn_types.row(t)["category"] == "inquiry"}
+NO_CASH = ALL - CASH
 
 # digit 1 -> (interchange, chip)
 DIGIT1 = [
@@ -26,8 +28,8 @@ DIGIT3 = [
     ("0", ALL, True, True),
     ("1", ALL, False, False),
     ("2", NO_CASH, False, False),
-    ("3", {"cash", "balance"}, True, True),
-    ("4", {"cash"}, False, False),
+    ("3", CASH | INQUIRY, True, True),
+    ("4", CASH, False, False),
     ("5", NO_CASH, True, True),
     ("6", ALL, True, False),
     ("7", NO_CASH, True, False),

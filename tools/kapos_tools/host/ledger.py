@@ -474,8 +474,9 @@ class Ledger:
         if limit <= 0:
             return self._store(ctx, message, "57")
         used = self.db.execute(
-            "SELECT COALESCE(SUM(amount), 0) FROM txns WHERE type = 'refund' AND original_id IS NULL "
-            "AND lifecycle = 'approved' AND merchant = ? AND created >= ?",
+            "SELECT COALESCE(SUM(amount), 0) FROM txns WHERE type IN (%s) AND original_id IS NULL "
+            "AND lifecycle = 'approved' AND merchant = ? AND created >= ?"
+            % _sql_names(txn_types.of_posting("credit")),
             (ctx["merchant"], self._day_start())).fetchone()[0]
         if used + amount > limit:
             log.warning("refund from %s: over the merchant's unlinked refund limit", ctx["tid"])
