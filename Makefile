@@ -80,7 +80,17 @@ RSYNC_STAMP := $(VENV)/.rsync-installed
 $(RSYNC_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@sh tools/ensure_debs.sh $@ rsync:rsync
 
-test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP) $(RSYNC_STAMP)
+# PC/SC for the chip-insert tests (tests/integration/emv): Debian's pcscd and vsmartcard's
+# virtual reader driver, swig + libpcsclite-dev to build pyscard, then pyscard into .venv.
+PCSC_STAMP := $(VENV)/.pcsc-installed
+$(PCSC_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@PATH="$$PATH:/usr/sbin" sh tools/ensure_debs.sh $(VENV)/.pcsc-debs pcscd:pcscd \
+		vsmartcard-vpcd:vpcd-config swig:swig libpcsclite-dev:pcsc-spy
+	@if $(BIN)/python -c "import smartcard" 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -e '.[pcsc]'; then touch $@; \
+		else echo "pyscard could not be installed: the PC/SC tests are skipped"; fi
+
+test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP) $(RSYNC_STAMP) $(PCSC_STAMP)
 	$(BIN)/python tools/check_layers.py
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md
