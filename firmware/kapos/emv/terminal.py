@@ -27,7 +27,8 @@ DEFAULT_AIDS = (
 
 
 def bcd(number, nbytes):
-    text = "%0*d" % (nbytes * 2, number)
+    text = str(int(number))
+    text = "0" * (nbytes * 2 - len(text)) + text
     if len(text) > nbytes * 2:
         raise ConfigError("value does not fit %d BCD bytes" % nbytes)
     return bytes.fromhex(text)
