@@ -8,7 +8,8 @@ Layers (docs/architecture.md):
   3 drivers                               (L0, L1)
   4 ports.<runtime>                       (L0-L3, ports.shared, its own port only)
   4 io                                    (L0-L3 and itself: asyncio/sqlite/ssl/pyserial shells)
-  5 app                                   (L0-L3 and io; never a port)
+  5 app, simdata                          (L0-L3 and io; never a port; simdata: test cards
+                                          and keys, L0-L1 only, imported by app and above)
   6 cli, boards, wiring, console, local_target, update (anything)
   tools/ kapos_tools                      (anything in kapos; nothing imports it)
 Portable layers (0-3) import only a small stdlib subset; third-party imports live in
@@ -51,7 +52,7 @@ def layer_of(module):
         return (4, parts[2] if len(parts) > 2 else "ports")
     if sub == "io":
         return (4, "io")
-    if sub == "app":
+    if sub in ("app", "simdata"):
         return (5, sub)
     return (6, sub)
 
@@ -95,6 +96,8 @@ def allowed(src, dst):
         if ps == "io" or pd == "io":
             return ld in (0, 1, 2, 3) or (ld == 4 and pd == ps)
         return ld in (0, 1, 2, 3) or (ld == 4 and pd in (ps, "shared"))
+    if ls == 5 and ps == "simdata":
+        return ld in (0, 1) or (ld == 5 and pd == "simdata")
     if ls == 5:
         return ld in (0, 1, 2, 3, 5) or (ld == 4 and pd == "io")
     return True

@@ -11,7 +11,7 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "firmware", "kapos")
-PORTABLE = ("compat.py", "errors.py", "card", "host", "security", "nfc", "hal", "core", "drivers")
+PORTABLE = ("compat.py", "errors.py", "txn_types.py", "card", "host", "security", "nfc", "emv", "hal", "core", "drivers")
 # runs only under MicroPython (the Pico W port): compiled too, tested by tests/micropython
 MICROPYTHON_ONLY = ("ports/micropython",)
 

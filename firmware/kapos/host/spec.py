@@ -51,6 +51,7 @@ Fields
     13   Date, local transaction               n4           MMDD
     14   Date, expiration                      n4           YYMM
     22   POS entry mode                        n3           PAN entry (2) + PIN capability (1)
+    23   Card sequence number                  n3           EMV PAN sequence number (5F34), chip only
     24   Network international identifier      n3
     25   POS condition code                    n2
     35   Track 2 data                          z..37 LLVAR  sensitive
@@ -134,6 +135,7 @@ FIELDS = (
     (13, "Date, local transaction", N, FIXED, 4, ASCII),
     (14, "Date, expiration", N, FIXED, 4, ASCII),
     (22, "POS entry mode", N, FIXED, 3, ASCII),
+    (23, "Card sequence number", N, FIXED, 3, ASCII),
     (24, "Network international identifier", N, FIXED, 3, ASCII),
     (25, "POS condition code", N, FIXED, 2, ASCII),
     (35, "Track 2 data", Z, LLVAR, 37, ASCII),
