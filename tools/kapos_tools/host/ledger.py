@@ -59,6 +59,7 @@ from kapos.host import private48
 from kapos.host.client import add_to_totals
 from kapos_tools.host import book, schema
 from kapos_tools.host import lifecycle as L
+from kapos_tools.host.emv_auth import EmvIssuer
 
 log = logging.getLogger("kapos_tools.host")
 
@@ -117,6 +118,7 @@ class Ledger:
                 if path != ":memory:":
                     self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.seen = {}  # terminal id -> messages handled by this process
+        self.emv = EmvIssuer(self.db)  # ARQC / ATC / ARPC for chip data (field 55)
 
     # ------------------------------------------------------------ plumbing
 
@@ -375,6 +377,14 @@ class Ledger:
             return self._store(ctx, message, "54")
         if card["kind"] == "token" and not self._token_ok(card, private):
             return self._store(ctx, message, "63")
+        if 55 in message and card["kind"] == "pan" and not advice:
+            verdict = self.emv.check(card["key"], (message.get(23) or "000")[-2:], message[55],
+                                     amount=message.get(4), currency=message.get(49))
+            if not verdict.ok:  # a cloned track with made-up chip data, a replay, a forgery
+                log.warning("%s from %s stan %s: chip data refused: %s", message[MTI],
+                            ctx["tid"], ctx["stan"], verdict.reason)
+                return self._store(ctx, message, "05")
+            ctx["emv"] = verdict
         if 52 not in message and self._pin_required(card, kind, message):
             return self._store(ctx, message, "55")
         if 52 in message:
@@ -755,6 +765,9 @@ class Ledger:
             extra.update(fields)
         if ctx.get("pin_verified"):  # the terminal prints PIN VERIFIED only on this
             extra[48] = private48.pack([(private48.PIN_VERIFIED, "1")])
+        icc = self.emv.response_icc(ctx.get("emv"), code)  # the ARPC for the card
+        if icc is not None:
+            extra[55] = icc
         response = m.build_response(message, code, extra)
         state = lifecycle or (L.APPROVED if approved else L.DECLINED)
         effects = {"daily": daily or []} if approved else None
