@@ -371,7 +371,7 @@ class HostAuthorizer(Authorizer):
         self._setup()
         await self.flush()
         number = self.journal.close_batch()
-        totals = self.journal.batch_totals(number)
+        totals = await self.journal.batch_totals_off_loop(number)  # a big batch must not stall the loop
         stan = self.journal.next_stan()
         self._remember(stan)
         message = m.build_reconciliation(totals, stan, time.gmtime(self.clock()),
