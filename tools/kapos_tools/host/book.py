@@ -77,7 +77,8 @@ def check(db):
     for row in db.execute(
             "SELECT e.txn_id, e.reversal_id, SUM(e.amount) AS total, t.terminal_id, t.stan, t.type "
             "FROM entries e LEFT JOIN txns t ON t.id = e.txn_id "
-            "GROUP BY e.txn_id, e.reversal_id HAVING SUM(e.amount) != 0"):
+            "GROUP BY e.txn_id, e.reversal_id, t.terminal_id, t.stan, t.type "
+            "HAVING SUM(e.amount) != 0"):
         if row["reversal_id"] is not None:
             problems.append("reversal %d of txn %s: its entries sum to %d"
                             % (row["reversal_id"], row["txn_id"], row["total"]))

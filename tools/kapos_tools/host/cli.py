@@ -30,8 +30,16 @@ def add_arguments(p):
                    help="also serve a serial line: a device (/dev/ttyUSB0) or a pyserial URL "
                         "(socket://..., rfc2217://...); repeatable")
     p.add_argument("--baud", type=int, default=115200, help="serial baud rate (115200)")
-    p.add_argument("--db", default="kapos-host.db", metavar="FILE",
-                   help="SQLite ledger file (default ./kapos-host.db; ':memory:' for none)")
+    p.add_argument("--db", default=os.environ.get("KAPOS_HOST_DB", "kapos-host.db"),
+                   metavar="FILE_OR_URL",
+                   help="the ledger: an SQLite file (default ./kapos-host.db; ':memory:' for "
+                        "none) or postgresql://user@host/dbname (several host processes may "
+                        "share one; put the password in ~/.pgpass, not here); $KAPOS_HOST_DB")
+    p.add_argument("--group-commit", type=int, default=64, metavar="N",
+                   help="messages per ledger transaction at most (default 64; 1: one commit "
+                        "per message); replies leave only after their commit")
+    p.add_argument("--group-wait", type=float, default=0.0, metavar="MS",
+                   help="wait up to MS milliseconds for more messages before a commit (0)")
     p.add_argument("--cards", metavar="FILE",
                    help="cards and accounts to load (default: kapos' built-in testcards.toml); "
                         "cards already in the ledger keep their balances")
@@ -126,20 +134,18 @@ def register(subparsers):
 
 
 def open_registry_db(path):
-    import sqlite3
-
+    from kapos_tools.host import db as ledger_db
     from kapos_tools.host.keyfile import create_private, private_umask
 
     if path == ":memory:":
         raise KaposError("the registry of an in-memory ledger cannot be changed from outside")
     try:
-        create_private(path)
+        if not ledger_db.is_postgresql_url(path):
+            create_private(path)
         with private_umask():
-            db = sqlite3.connect(path, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
-    except (OSError, sqlite3.Error) as exc:
+            return ledger_db.connect(path)
+    except OSError as exc:
         raise KaposError("cannot open the ledger %s: %s" % (path, exc))
-    return db
 
 
 def _registry(args):
@@ -199,6 +205,9 @@ def load_keys(args):
     bdk = keyfile.secret_option(args, "bdk", "KAPOS_HOST_BDK", "bdk")
     token_key = keyfile.secret_option(args, "token_key", "KAPOS_HOST_TOKEN_KEY", "token_key")
     path = getattr(args, "key_file", None) or keyfile.default_key_file(args.db)
+    if path is None and "://" in args.db:
+        raise keyfile.KeyFileError("a PostgreSQL ledger needs --key-file: the host's keys, the "
+                                   "same file for every host process on that database")
     legacy = None
     if path and not os.path.exists(path):
         legacy, has_pvvs = keyfile.legacy_pvv_key(args.db)
@@ -270,6 +279,7 @@ def cmd_host(args):
 
 async def serve(ledger, args, ready=None):
     from kapos.io.transport import PySerialPort, parse_address
+    from kapos_tools.host.db import redact
     from kapos_tools.host.server import HostServer, tls_server_context
 
     mac = None
@@ -300,7 +310,7 @@ async def serve(ledger, args, ready=None):
                 raise bind_error("host", host, port, exc, "pass --listen %s:PORT (make run HOST_ADDR=%s:PORT)"
                                  % (host, host))
             print("kapos host listening on %s:%d%s (ledger %s)"
-                  % (bound[0], bound[1], " TLS" if tls else "", args.db), flush=True)
+                  % (bound[0], bound[1], " TLS" if tls else "", redact(args.db)), flush=True)
         for url in args.serial:
             await server.start_serial(PySerialPort(url, args.baud), baudrate=args.baud)
             print("kapos host serving serial %s at %d baud" % (url, args.baud), flush=True)

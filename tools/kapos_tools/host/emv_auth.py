@@ -61,8 +61,8 @@ class EmvIssuer:
         self.db = db
         self._atc = {}
         if db is not None:
-            db.execute("CREATE TABLE IF NOT EXISTS emv_atc (card_key TEXT NOT NULL, psn TEXT "
-                       "NOT NULL, atc INTEGER NOT NULL, PRIMARY KEY (card_key, psn))")
+            db.execute(db.ddl("CREATE TABLE IF NOT EXISTS emv_atc (card_key TEXT NOT NULL, psn "
+                              "TEXT NOT NULL, atc INTEGER NOT NULL, PRIMARY KEY (card_key, psn))"))
 
     def _key_for(self, pan):
         best = None
@@ -82,7 +82,8 @@ class EmvIssuer:
         if self.db is None:
             self._atc[(card_key, psn)] = atc
         else:
-            self.db.execute("INSERT OR REPLACE INTO emv_atc VALUES (?, ?, ?)", (card_key, psn, atc))
+            self.db.execute("INSERT INTO emv_atc VALUES (?, ?, ?) ON CONFLICT (card_key, psn) "
+                            "DO UPDATE SET atc = excluded.atc", (card_key, psn, atc))
 
     def check(self, pan, psn, icc, card_key=None, amount=None, currency=None):
         """An EmvVerdict for field 55 `icc` (bytes) of a request for `pan`; `amount`

@@ -76,7 +76,7 @@ class private_umask:
 
 def default_key_file(db_path):
     """`<db>.keys` beside the ledger, or None for an in-memory ledger."""
-    return None if db_path == ":memory:" else db_path + ".keys"
+    return None if db_path == ":memory:" or "://" in db_path else db_path + ".keys"
 
 
 def _hex_key(doc, name, path, lengths):
@@ -231,6 +231,8 @@ def legacy_pvv_key(db_path):
     its key file cannot check a PIN, so the host must not start on a fresh random key."""
     import sqlite3
 
+    if "://" in db_path:  # PostgreSQL: keys always come from --key-file
+        return None, False
     if db_path == ":memory:" or not os.path.exists(db_path) or not os.path.getsize(db_path):
         return None, False
     with private_umask():

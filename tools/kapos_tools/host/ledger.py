@@ -1,6 +1,7 @@
-"""The reference host's ledger and rules: one SQLite file, one transaction per message.
+"""The reference host's ledger and rules: one database (an SQLite file, or PostgreSQL for
+several host processes: db.py), one transaction per message (or per group commit).
 
-    ledger = Ledger("host.db")              # ":memory:" for a throw-away ledger
+    ledger = Ledger("host.db")              # ":memory:"; "postgresql://user@host/db"
     ledger.load_cards("testcards.toml")     # accounts + cards (kapos test cards format)
     response = ledger.handle(message, data) # decoded request dict (+ its raw bytes)
 
@@ -39,7 +40,6 @@ import hashlib
 import json
 import logging
 import os
-import sqlite3
 import time
 import tomllib
 
@@ -58,11 +58,13 @@ from kapos import txn_types
 from kapos.host import private48
 from kapos.host.client import add_to_totals
 from kapos_tools.host import book, schema
+from kapos_tools.host import db as ledger_db
 from kapos_tools.host import lifecycle as L
 from kapos_tools.host.emv_auth import EmvIssuer
 
 log = logging.getLogger("kapos_tools.host")
 
+_ATTEMPTS = 5  # runs of a message refused as a conflict with another host process
 DEFAULT_DAILY_LIMIT = 200000
 MAX_PIN_TRIES = 3  # wrong PINs in a row before a card is locked (75)
 ACCOUNT_FLOOR = 0  # no message may take a card account below this
@@ -84,9 +86,11 @@ class Ledger:
                  daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL", token_key=TEST_TOKEN_KEY,
                  velocity=None, pvv_key=None, unlinked_refund_limit=DEFAULT_UNLINKED_REFUND_LIMIT,
                  refund_limits=None, pin_types=DEFAULT_PIN_TYPES):
-        schema.check_file(path)  # a clear error for a file that is no ledger, not a traceback
-        create_private(path)  # the ledger holds PANs: it and its -wal/-shm are 0600
-        self.path = path
+        postgres = ledger_db.is_postgresql_url(path)
+        if not postgres:
+            schema.check_file(path)  # a clear error for a file that is no ledger, not a traceback
+            create_private(path)  # the ledger holds PANs: it and its -wal/-shm are 0600
+        self.path = ledger_db.redact(path)
         self.clock = clock
         self.pin_key = pin_key
         self.bdk = bdk
@@ -97,25 +101,29 @@ class Ledger:
         self.refund_limits = dict(refund_limits or {})  # merchant id -> its own limit
         self.pin_types = None if pin_types is None else tuple(pin_types)
         with private_umask():
-            self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            self.db.row_factory = sqlite3.Row
-            if path != ":memory:":
-                self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=%s" % synchronous)
-        with self._tx():
-            schema.prepare(self.db, "ledger %s" % path)  # create, or migrate an older one
-            self.db.execute("INSERT OR IGNORE INTO meta VALUES ('rrn', '0')")
-            if pvv_key is None:  # no key file (tests): the PVV key stays in the ledger
-                self.db.execute("INSERT OR IGNORE INTO meta VALUES ('pvv_key', ?)",
-                                (os.urandom(16).hex(),))
+            self.db = ledger_db.connect(path, synchronous)
+        for attempt in range(5):  # two host processes starting together: one creates it
+            try:
+                with self._tx():
+                    schema.prepare(self.db, "ledger %s" % self.path)  # create, or migrate
+                    self.db.execute("INSERT INTO meta VALUES ('rrn', '0') ON CONFLICT DO NOTHING")
+                    self.db.create_counter("rrn", int(self._meta("rrn")))
+                    if pvv_key is None:  # no key file (tests): the PVV key stays in the ledger
+                        self.db.execute("INSERT INTO meta VALUES ('pvv_key', ?) ON CONFLICT DO "
+                                        "NOTHING", (os.urandom(16).hex(),))
+                break
+            except self.db.Error as exc:
+                if not self.db.is_retryable(exc) or attempt == 4:
+                    raise
         if pvv_key is None:
             self._pvv_key = bytes.fromhex(self._meta("pvv_key"))
         else:  # the host's key file holds it (keyfile.py): none may stay in the ledger
             self._pvv_key = bytes(pvv_key)
             if self._meta("pvv_key") is not None:
-                self.db.execute("PRAGMA secure_delete=ON")
+                if not postgres:
+                    self.db.execute("PRAGMA secure_delete=ON")
                 self.db.execute("DELETE FROM meta WHERE key = 'pvv_key'")
-                if path != ":memory:":
+                if path != ":memory:" and not postgres:
                     self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         self.seen = {}  # terminal id -> messages handled by this process
         self.emv = EmvIssuer(self.db)  # ARQC / ATC / ARPC for chip data (field 55)
@@ -123,17 +131,14 @@ class Ledger:
     # ------------------------------------------------------------ plumbing
 
     def _tx(self):
-        return _Tx(self.db)
+        return self.db.transaction()  # nested (a group commit): a savepoint
 
     def _meta(self, key):
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
     def close(self):
-        try:
-            self.db.close()
-        except sqlite3.Error:
-            pass
+        self.db.close()
 
     def _today(self):
         return time.strftime("%Y%m%d", time.localtime(self.clock()))
@@ -163,11 +168,13 @@ class Ledger:
 
     def _put_account(self, number, name, balance, reset):
         if reset:
-            self.db.execute("INSERT OR REPLACE INTO accounts (number, name, balance, initial) "
-                            "VALUES (?, ?, ?, ?)", (number, name, balance, balance))
+            self.db.execute("INSERT INTO accounts (number, name, balance, initial) VALUES "
+                            "(?, ?, ?, ?) ON CONFLICT (number) DO UPDATE SET name = excluded.name, "
+                            "balance = excluded.balance, initial = excluded.initial",
+                            (number, name, balance, balance))
         else:
-            self.db.execute("INSERT OR IGNORE INTO accounts (number, name, balance, initial) "
-                            "VALUES (?, ?, ?, ?)", (number, name, balance, balance))
+            self.db.execute("INSERT INTO accounts (number, name, balance, initial) "
+                            "VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING", (number, name, balance, balance))
 
     def _put_card(self, entry, reset):
         pan = entry.get("pan")
@@ -194,10 +201,13 @@ class Ledger:
         pvv = None
         if entry.get("pin"):
             pvv = pinverify.make_pvv(self._pvv_key, pin_pan, bytearray(entry["pin"].encode()))
-        verb = "INSERT OR REPLACE" if reset else "INSERT OR IGNORE"
+        conflict = (" ON CONFLICT (key) DO UPDATE SET card_id = excluded.card_id, account = "
+                    "excluded.account, kind = excluded.kind, expiry = excluded.expiry, pvv = "
+                    "excluded.pvv, decline = excluded.decline, daily_limit = excluded.daily_limit"
+                    if reset else " ON CONFLICT DO NOTHING")
         self.db.execute(
-            verb + " INTO cards (key, card_id, account, kind, expiry, pvv, decline, "
-            "daily_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO cards (key, card_id, account, kind, expiry, pvv, decline, "
+            "daily_limit) VALUES (?, ?, ?, ?, ?, ?, ?, ?)" + conflict,
             (key, entry.get("id"), account, "token" if token else "pan", entry_expiry(entry, self.clock()),
              pvv, entry.get("decline"), entry.get("daily_limit")))
         return True
@@ -275,18 +285,31 @@ class Ledger:
     def handle(self, message, data=None):
         """The response dict for a decoded request, or None for no response (a message
         that is not a request). Every message is handled in one SQLite transaction; no
-        message makes this raise: a bug rolls its transaction back and is answered 96."""
-        try:
-            return self._handle(message, data)
-        except Exception:
-            if self.db.in_transaction:
-                self.db.execute("ROLLBACK")
-            log.exception("%s from %s stan %s: error while handling it: answered 96",
-                          _safe(message, MTI), _safe(message, 41), _safe(message, 11))
+        message makes this raise: a bug rolls its transaction back and is answered 96.
+
+        Two host processes on one PostgreSQL database: a transaction the server refuses as
+        a conflict (serialization failure; the same message's row inserted by the other
+        process) is run again and then sees the other's result. Inside a group commit the
+        refusal goes up to the server, which runs the whole group again."""
+        for attempt in range(_ATTEMPTS):
             try:
-                return m.build_response(message, "96")
-            except Exception:
-                return None  # not even a response MTI: nothing can answer it
+                return self._handle(message, data)
+            except Exception as exc:
+                if not self.db.is_retryable(exc):
+                    return self._failed(message)
+                if self.db.depth:
+                    raise  # the group's transaction is doomed: the server runs it again
+                if attempt + 1 == _ATTEMPTS:
+                    return self._failed(message)
+
+    def _failed(self, message):
+        """Answer 96 for a message whose handling raised (its transaction rolled back)."""
+        log.exception("%s from %s stan %s: error while handling it: answered 96",
+                      _safe(message, MTI), _safe(message, 41), _safe(message, 11))
+        try:
+            return m.build_response(message, "96")
+        except Exception:
+            return None  # not even a response MTI: nothing can answer it
 
     def _handle(self, message, data):
         if not isinstance(message, dict):
@@ -629,7 +652,8 @@ class Ledger:
             log.warning("token %s refused: counter %d is older than %d", uid_hex[-6:], counter, row["counter"])
             return False
         self.db.execute("INSERT INTO token_counters (key, counter) VALUES (?, ?) ON CONFLICT(key) "
-                        "DO UPDATE SET counter = max(counter, excluded.counter)", (card["key"], counter))
+                        "DO UPDATE SET counter = CASE WHEN excluded.counter > token_counters.counter "
+                        "THEN excluded.counter ELSE token_counters.counter END", (card["key"], counter))
         return True
 
     def _pin_ok(self, card, message):
@@ -753,8 +777,7 @@ class Ledger:
         """Post `entries` and count `daily` (approved only), record the transaction and
         its response."""
         approved = m.is_approved(code)
-        seq = int(self._meta("rrn")) + 1
-        self.db.execute("UPDATE meta SET value = ? WHERE key = 'rrn'", (str(seq),))
+        seq = self.db.next_value("rrn")  # PostgreSQL: a sequence, not a row every message locks
         rrn = "%012d" % seq
         extra = {37: rrn}
         auth_code = None
@@ -771,7 +794,7 @@ class Ledger:
         response = m.build_response(message, code, extra)
         state = lifecycle or (L.APPROVED if approved else L.DECLINED)
         effects = {"daily": daily or []} if approved else None
-        cursor = self.db.execute(
+        txn_id = self.db.insert(
             "INSERT INTO txns (terminal_id, stan, transmission, mti, type, amount, fee, total, "
             "card_key, account, target, code, auth_code, rrn, batch, status, effects, "
             "original_id, response, fingerprint, created, lifecycle, merchant) VALUES (?, ?, ?, ?, "
@@ -783,15 +806,16 @@ class Ledger:
              codec.encode(response), ctx.get("fingerprint"), self.clock(), state,
              ctx.get("merchant")))
         if approved:
-            book.post(self.db, entries or [], txn_id=cursor.lastrowid)
+            book.post(self.db, entries or [], txn_id=txn_id)
             self._count_daily(daily or [])
         return response
 
     def _count_daily(self, daily):
         for card_key, day, delta in daily:
             self.db.execute("INSERT INTO daily (card_key, day, total) VALUES (?, ?, ?) "
-                            "ON CONFLICT (card_key, day) DO UPDATE SET total = "
-                            "max(0, total + excluded.total)", (card_key, day, delta))
+                            "ON CONFLICT (card_key, day) DO UPDATE SET total = CASE WHEN "
+                            "daily.total + excluded.total < 0 THEN 0 ELSE daily.total + "
+                            "excluded.total END", (card_key, day, delta))
 
     # ------------------------------------------------------------ 0220
 
@@ -845,14 +869,14 @@ class Ledger:
             original = self.db.execute("SELECT * FROM txns WHERE terminal_id = ? AND stan = ? "
                                        "AND transmission = ?", (tid, ostan, otrans)).fetchone()
             code, entries, applied = self._reversal_decision(original)
-            cursor = self.db.execute(
+            reversal_id = self.db.insert(
                 "INSERT INTO reversals (terminal_id, orig_mti, orig_stan, orig_transmission, "
                 "mti, stan, reason, code, txn_id, applied, created) VALUES (?, ?, ?, ?, ?, ?, ?, "
                 "?, ?, ?, ?)",
                 (tid, omti, ostan, otrans, message[MTI], message[11], message.get(39), code,
                  original["id"] if original is not None else None, int(applied), self.clock()))
             if applied:
-                book.post(self.db, entries, txn_id=original["id"], reversal_id=cursor.lastrowid)
+                book.post(self.db, entries, txn_id=original["id"], reversal_id=reversal_id)
                 self._count_daily(_inverse_daily(original["effects"]))
             if code == "00":
                 self._after_reversal(original)
@@ -923,7 +947,7 @@ class Ledger:
         rows = self.db.execute(
             "SELECT t.type, t.total, o.type AS original_type, o.total AS original_total "
             "FROM txns t LEFT JOIN txns o ON o.id = t.original_id "
-            "WHERE t.terminal_id = ? AND t.batch IS ? AND t.status = 'approved' "
+            "WHERE t.terminal_id = ? AND t.batch IS NOT DISTINCT FROM ? AND t.status = 'approved' "
             "AND t.mti IN ('0100', '0200', '0220')", (terminal_id, batch))
         for row in rows:
             add_to_totals(totals, row["type"], row["total"], row["original_type"],
@@ -941,7 +965,7 @@ class Ledger:
         batch = _batch_of(private)
         with self._tx():
             row = self.db.execute("SELECT response FROM batches WHERE terminal_id = ? AND "
-                                  "number IS ?", (tid, batch)).fetchone()
+                                  "number IS NOT DISTINCT FROM ?", (tid, batch)).fetchone()
             if row is not None:
                 stored = codec.decode(row[0])
                 stored[11] = message[11]  # the same answer, to this request
@@ -1049,6 +1073,7 @@ class Ledger:
                                                 time.localtime(t["created"])),
                 t["stan"], t["type"], t["total"] if t["total"] is not None else "-", t["code"],
                 t["rrn"], t["status"], _masked_key(t["card_key"])))
+        lines.insert(0, "ledger %s (%s)" % (self.path, self.db.engine))
         lines.append("reversals: %d (%d applied)" % tuple(self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(applied), 0) FROM reversals").fetchone()))
         for b in self.batches():
@@ -1156,21 +1181,3 @@ def _safe(message, field):
     except Exception:
         return "?"
     return value if type(value) is str and len(value) <= 8 else "?"
-
-
-class _Tx:
-    """Nestable BEGIN IMMEDIATE / COMMIT: only the outermost block commits."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        self.outer = not self.db.in_transaction
-        if self.outer:
-            self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind, value, tb):
-        if self.outer:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        return False

@@ -88,7 +88,7 @@ class TerminalRegistry:
         self.window = window
         for statement in _SCHEMA.split(";"):
             if statement.strip():
-                self.db.execute(statement)
+                self.db.execute(self.db.ddl(statement))  # db.py: SQLite or PostgreSQL
 
     # ------------------------------------------------------------ administration
 
@@ -101,21 +101,24 @@ class TerminalRegistry:
         if len(ik_id) != dukpt.IK_ID_LEN:
             raise EnrolmentError("the IK ID must be 8 bytes")
         merchant = merchant_id.strip() if merchant_id is not None else None
-        with _Immediate(self.db):
+        with self.db.transaction():
             row = self._row(terminal_id)
             if row is not None and not replace:
                 raise EnrolmentError("terminal %s is already enrolled (use --replace after "
                                      "re-keying it: that resets its KSN counter)" % terminal_id)
             self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ?", (terminal_id,))
             self.db.execute(
-                "INSERT OR REPLACE INTO terminal_registry (terminal_id, merchant_id, ik_id, "
-                "status, last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?)",
+                "INSERT INTO terminal_registry (terminal_id, merchant_id, ik_id, status, "
+                "last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?) ON CONFLICT "
+                "(terminal_id) DO UPDATE SET merchant_id = excluded.merchant_id, ik_id = "
+                "excluded.ik_id, status = excluded.status, last_counter = 0, enrolled = "
+                "excluded.enrolled, source = excluded.source",
                 (terminal_id, merchant, ik_id.hex().upper(), ACTIVE, self.clock(), source))
 
     def set_status(self, terminal_id, status):
         if status not in (ACTIVE, DISABLED):
             raise EnrolmentError("status must be %s or %s" % (ACTIVE, DISABLED))
-        with _Immediate(self.db):
+        with self.db.transaction():
             changed = self.db.execute("UPDATE terminal_registry SET status = ? WHERE "
                                       "terminal_id = ?", (status, terminal_id)).rowcount
         if not changed:
@@ -152,7 +155,7 @@ class TerminalRegistry:
             return Verdict(terminal_id, refusal=str(exc))
         digest = hashlib.sha256(bytes(data)).hexdigest()
         verdict = Verdict(terminal_id, counter, digest)
-        with _Immediate(self.db):
+        with self.db.transaction():
             row = self._row(terminal_id)
             if row is None:
                 if not self.auto_enroll:
@@ -200,13 +203,13 @@ class TerminalRegistry:
         """Keep the reply of an accepted message for its exact repeats."""
         if verdict.counter is None or verdict.refusal or verdict.reply is not None:
             return
-        with _Immediate(self.db):
+        with self.db.transaction():
             self.db.execute("UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND "
                             "counter = ? AND digest = ?", (reply, verdict.terminal_id,
                                                             verdict.counter, verdict.digest))
 
     def _check_enrolment_only(self, terminal_id, merchant):
-        with _Immediate(self.db):
+        with self.db.transaction():
             row = self._row(terminal_id)
             if row is None and self.auto_enroll:
                 self.db.execute(
@@ -225,21 +228,3 @@ class TerminalRegistry:
             "INSERT INTO terminal_registry (terminal_id, merchant_id, ik_id, status, "
             "last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?)",
             (terminal_id, merchant, ik_id.hex().upper(), ACTIVE, self.clock(), source))
-
-
-class _Immediate:
-    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error) unless already in a transaction."""
-
-    def __init__(self, db):
-        self.db = db
-
-    def __enter__(self):
-        self.outer = not self.db.in_transaction
-        if self.outer:
-            self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, kind, exc, tb):
-        if self.outer:
-            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
-        return False

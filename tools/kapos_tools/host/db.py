@@ -1,0 +1,288 @@
+"""The ledger's storage: one small adapter over SQLite (the embedded default) and
+PostgreSQL (psycopg 3), so the ledger's SQL is written once.
+
+    db = connect("host.db")                          # or ":memory:"
+    db = connect("postgresql://kapos@db1/kapos")     # any libpq URL
+    with db.transaction():                           # nestable: inner blocks are savepoints
+        db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?", (5, "1"))
+        new_id = db.insert("INSERT INTO alerts (...) VALUES (?, ...)", (...))
+
+The SQL the host writes is the common part of both dialects (and of PostgreSQL-
+compatible distributed databases): `?` placeholders (turned into `%s` for psycopg),
+`INSERT ... ON CONFLICT ... DO NOTHING / DO UPDATE`, `IS NOT DISTINCT FROM`, no
+`INSERT OR ...`, no two-argument max(). Rows are read by name or position.
+
+Isolation: SQLite writers are serialized by BEGIN IMMEDIATE. PostgreSQL transactions run
+SERIALIZABLE, so two host processes on one database see the same outcome as one after
+the other; a transaction that would not is refused by the server (a serialization
+failure, or a unique constraint for the same message twice) and `is_retryable(exc)`
+says to run it again from the start: the second run sees the first one's result.
+"""
+
+import re
+import sqlite3
+
+from kapos.errors import KaposError
+
+
+class DatabaseError(KaposError):
+    """The ledger's database cannot be opened or used (the URL, the server, the driver)."""
+
+
+def is_postgresql_url(url):
+    return isinstance(url, str) and url.split(":", 1)[0] in ("postgresql", "postgres")
+
+
+def connect(url, synchronous="FULL"):
+    if is_postgresql_url(url):
+        return PostgresDatabase(url)
+    return SqliteDatabase(url, synchronous)
+
+
+def redact(url):
+    """A URL for logs and messages: never its password."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url) if isinstance(url, str) else url
+
+
+class _Transactions:
+    """Nestable transactions: the outermost is BEGIN / COMMIT, inner ones savepoints (so a
+    message that fails inside a group commit undoes only itself)."""
+
+    depth = 0
+
+    def transaction(self):
+        return _Block(self)
+
+    def _begin_outer(self):
+        raise NotImplementedError
+
+    def _savepoint(self, verb):
+        self.raw_execute("%s SAVEPOINT s%d" % (verb, self.depth))
+
+
+class _Block:
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self):
+        db = self.db
+        if db.depth == 0:
+            db._begin_outer()
+        else:
+            db._savepoint("")
+        db.depth += 1
+        return db
+
+    def __exit__(self, kind, value, tb):
+        db = self.db
+        db.depth -= 1
+        if db.depth == 0:
+            db.raw_execute("COMMIT" if kind is None else "ROLLBACK")
+        elif kind is None:
+            db._savepoint("RELEASE")
+        elif not (db.is_retryable(value) and db.engine == "postgresql"):
+            # a doomed PostgreSQL transaction cannot roll back to a savepoint: the
+            # outermost block rolls it all back and the caller runs it again
+            db._savepoint("ROLLBACK TO")
+        return False
+
+
+class SqliteDatabase(_Transactions):
+    engine = "sqlite"
+
+    def __init__(self, path, synchronous="FULL"):
+        try:
+            self.conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise DatabaseError("cannot open the ledger %s: %s" % (path, exc))
+        self.conn.row_factory = sqlite3.Row
+        self.path = path
+        if path != ":memory:":
+            self.conn.execute("PRAGMA journal_mode=WAL")
+        self.conn.execute("PRAGMA synchronous=%s" % synchronous)
+        self.execute = self.conn.execute  # the hot path: no wrapper at all
+        self.raw_execute = self.conn.execute
+        self.Error = sqlite3.Error
+
+    @property
+    def in_transaction(self):
+        return self.conn.in_transaction
+
+    def _begin_outer(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def _savepoint(self, verb):
+        self.conn.execute("%s SAVEPOINT s%d" % (verb, self.depth) if verb else "SAVEPOINT s%d" % self.depth)
+
+    def insert(self, sql, params=()):
+        return self.conn.execute(sql, params).lastrowid
+
+    def is_retryable(self, exc):
+        return False  # one writer at a time: nothing to run again
+
+    def tables(self):
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+
+    def columns(self, table):
+        return {r[1] for r in self.conn.execute("PRAGMA table_info(%s)" % table)}
+
+    def ddl(self, statement):
+        return statement
+
+    def next_value(self, name):
+        """The next value of a named counter (meta row `name`), inside the transaction."""
+        row = self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ? "
+                                "RETURNING value", (name,)).fetchone()
+        return int(row[0])
+
+    def create_counter(self, name, start):
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                          (name, str(start)))
+
+    def backup(self, target_path):
+        """An online copy (SQLite's backup API) that stays consistent under writes."""
+        target = sqlite3.connect(target_path)
+        try:
+            self.conn.backup(target)
+        finally:
+            target.close()
+
+    def close(self):
+        try:
+            self.conn.close()
+        except sqlite3.Error:
+            pass
+
+    def __getattr__(self, name):  # set_trace_callback and friends (tests, sqlite only)
+        return getattr(self.__dict__["conn"], name)
+
+
+class Row:
+    """A result row read by position, by column name, or as a dict."""
+
+    __slots__ = ("_names", "_values")
+
+    def __init__(self, names, values):
+        self._names, self._values = names, values
+
+    def __getitem__(self, key):
+        if type(key) is str:
+            return self._values[self._names[key]]
+        return self._values[key]
+
+    def keys(self):
+        return list(self._names)
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self):
+        return len(self._values)
+
+    def __repr__(self):
+        return "Row(%r)" % dict(zip(self._names, self._values))
+
+
+def _row_factory(cursor):
+    import decimal
+
+    names = {c.name: i for i, c in enumerate(cursor.description or ())}
+
+    def make(values):
+        # SUM() of BIGINT is NUMERIC: money here is integer minor units
+        values = tuple(int(v) if type(v) is decimal.Decimal else v for v in values)
+        return Row(names, values)
+
+    return make
+
+
+_PLACEHOLDER = re.compile(r"\?")
+_DDL = [(re.compile(p, re.I), r) for p, r in (
+    (r"\bINTEGER PRIMARY KEY AUTOINCREMENT\b", "BIGSERIAL PRIMARY KEY"),
+    (r"\bINTEGER PRIMARY KEY\b", "BIGSERIAL PRIMARY KEY"),
+    (r"\bINTEGER\b", "BIGINT"),
+    (r"\bREAL\b", "DOUBLE PRECISION"),
+    (r"\bBLOB\b", "BYTEA"),
+)]
+
+
+class PostgresDatabase(_Transactions):
+    engine = "postgresql"
+
+    def __init__(self, url):
+        try:
+            import psycopg
+        except ImportError:
+            raise DatabaseError("a postgresql:// ledger needs psycopg: pip install 'kapos[postgresql]'")
+        self._psycopg = psycopg
+        self.path = redact(url)
+        try:
+            self.conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory)
+        except psycopg.Error as exc:
+            raise DatabaseError("cannot connect to the ledger database %s: %s"
+                                % (redact(url), str(exc).strip().splitlines()[0] if str(exc) else exc))
+        self.Error = psycopg.Error
+        self._sql = {}  # the host's statements, translated once
+
+    def _translate(self, sql):
+        out = self._sql.get(sql)
+        if out is None:
+            out = self._sql[sql] = _PLACEHOLDER.sub("%s", sql.replace("%", "%%"))
+        return out
+
+    def execute(self, sql, params=()):
+        return self.conn.execute(self._translate(sql), params, prepare=True)
+
+    def raw_execute(self, sql):
+        return self.conn.execute(sql)
+
+    @property
+    def in_transaction(self):
+        return self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
+
+    def _begin_outer(self):
+        self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+
+    def _savepoint(self, verb):
+        self.conn.execute("%s SAVEPOINT s%d" % (verb, self.depth) if verb else "SAVEPOINT s%d" % self.depth)
+
+    def insert(self, sql, params=()):
+        return self.execute(sql + " RETURNING id", params).fetchone()[0]
+
+    def is_retryable(self, exc):
+        errors = self._psycopg.errors
+        return isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected,
+                                errors.UniqueViolation))
+
+    def tables(self):
+        return {r[0] for r in self.conn.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")}
+
+    def columns(self, table):
+        return {r[0] for r in self.conn.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+            "current_schema() AND table_name = %s", (table,))}
+
+    def ddl(self, statement):
+        for pattern, replacement in _DDL:
+            statement = pattern.sub(replacement, statement)
+        return statement
+
+    def next_value(self, name):
+        """A sequence: no row that every message of every host process would update."""
+        return int(self.conn.execute("SELECT nextval('%s')" % _ident(name)).fetchone()[0])
+
+    def create_counter(self, name, start):
+        self.conn.execute("CREATE SEQUENCE IF NOT EXISTS %s START WITH %d" % (_ident(name), start + 1))
+
+    def close(self):
+        try:
+            self.conn.close()
+        except self._psycopg.Error:
+            pass
+
+
+def _ident(name):
+    if not name.replace("_", "").isalnum():
+        raise ValueError("identifier %r" % name)
+    return name
