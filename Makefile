@@ -80,6 +80,14 @@ RSYNC_STAMP := $(VENV)/.rsync-installed
 $(RSYNC_STAMP): tools/ensure_debs.sh | $(STAMP)
 	@sh tools/ensure_debs.sh $@ rsync:rsync
 
+# PostgreSQL for the host's second ledger engine (tests/integration/host/pg_rig.py runs
+# Debian's initdb/pg_ctl on a loopback port in a temp dir; make bench compares engines)
+PG_STAMP := $(VENV)/.postgresql-installed
+$(PG_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ postgresql:pg_ctlcluster
+test: $(PG_STAMP)
+bench: $(PG_STAMP)
+
 # PC/SC for the chip-insert tests (tests/integration/emv): Debian's pcscd and vsmartcard's
 # virtual reader driver, swig + libpcsclite-dev to build pyscard, then pyscard into .venv.
 PCSC_STAMP := $(VENV)/.pcsc-installed

@@ -68,8 +68,27 @@ def record_of(req, reply):
             "card": card.masked() if card is not None else None}
 
 
+class _Engine:
+    """The ledger engine of the running test (conftest's `engine` fixture): None for
+    SQLite, else a callable giving a fresh PostgreSQL ledger URL."""
+
+    def __init__(self):
+        self.new_url = None
+
+    def set(self, new_url):
+        self.new_url = new_url
+
+
+ENGINE = _Engine()
+
+
+def ledger_url(path):
+    """`path` (an SQLite file) on SQLite; a fresh PostgreSQL ledger on PostgreSQL."""
+    return path if ENGINE.new_url is None else ENGINE.new_url()
+
+
 def new_ledger(path=":memory:", **kw):
-    ledger = Ledger(path, **kw)
+    ledger = Ledger(ledger_url(path), **kw)
     ledger.load_cards()
     return ledger
 

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from hostkit import HostThread, agree
+from hostkit import HostThread, agree, ledger_url
 from kapos.io import journal as J
 from kapos.io.journal import Journal
 from kapos_tools.host import Ledger
@@ -45,7 +45,7 @@ def crash_run(tmp_path, kills, seed=1234):
     rng = random.Random(seed)
     cards_file = tmp_path / "cards.toml"
     cards_file.write_text(CARDS)
-    ledger_path = str(tmp_path / "host.db")
+    ledger_path = ledger_url(str(tmp_path / "host.db"))  # or a PostgreSQL ledger (engine)
     journal_dir = str(tmp_path / "journal")
     host = HostThread(ledger_path, cards=str(cards_file))
     port = host.start()
@@ -91,7 +91,7 @@ def crash_run(tmp_path, kills, seed=1234):
         ledger.close()
 
 
-def test_kill_restart_recover_ledger_agrees(tmp_path):
+def test_kill_restart_recover_ledger_agrees(tmp_path, engine):
     crash_run(tmp_path, kills=10)
 
 

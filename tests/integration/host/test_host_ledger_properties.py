@@ -15,6 +15,9 @@ from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from hostkit import TESTCARDS, new_ledger
+
+# every rule on both ledger engines (conftest.py: SQLite, and a real PostgreSQL server)
+pytestmark = pytest.mark.usefixtures("engine")
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos_tools.host import book
@@ -213,8 +216,8 @@ def _run(examples, steps):
     LedgerMachine.TestCase().runTest()
 
 
-def test_random_message_sequences_keep_the_ledger_invariants():
-    _run(examples=40, steps=50)
+def test_random_message_sequences_keep_the_ledger_invariants(engine):
+    _run(examples=40 if engine == "sqlite" else 12, steps=50)  # PostgreSQL: round trips
 
 
 @pytest.mark.soak

@@ -4,12 +4,17 @@ against malformed input on the wire (logged, connection closed, host carries on)
 import asyncio
 import time
 
+import pytest
+
 from hostkit import TESTCARDS, new_ledger, run
 from kapos.app.testcards import expiry_months_ahead
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.framing import TcpFramer
 from kapos_tools.host import HostServer
+
+# every rule on both ledger engines (conftest.py: SQLite, and a real PostgreSQL server)
+pytestmark = pytest.mark.usefixtures("engine")
 
 UTC = time.gmtime(time.mktime((2026, 11, 25, 10, 0, 0, 0, 0, -1)))
 TID = "KAPOS001"

@@ -55,7 +55,7 @@ def post(db, entries, txn_id=None, reversal_id=None):
             continue
         if is_internal(account):
             db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT (account) "
-                       "DO UPDATE SET balance = balance + excluded.balance", (account, amount))
+                       "DO UPDATE SET balance = books.balance + excluded.balance", (account, amount))
         elif db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
                         (amount, account)).rowcount != 1:
             raise PostingError("a posting names an unknown account")

@@ -121,7 +121,7 @@ def _migrate_from_1(db):
                 db.execute("INSERT INTO entries (txn_id, account, amount) VALUES (?, ?, ?)",
                            (t["id"], MIGRATED_BOOK, -balance))
                 db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT "
-                           "(account) DO UPDATE SET balance = balance + excluded.balance",
+                           "(account) DO UPDATE SET balance = books.balance + excluded.balance",
                            (MIGRATED_BOOK, -balance))
         else:
             lifecycle = "reversed" if t["status"] == "reversed" else "declined"

@@ -13,6 +13,13 @@ connection closed too. The server itself never stops on client input. On a seria
 a bad frame is NAKed by the link layer; a good frame that does not decode is logged
 and dropped.
 
+Group commit: messages that arrive together (on any connection or line) are handled one
+after the other inside one ledger transaction - each in its own savepoint - and their
+replies leave only after that transaction commits; at most `group_commit` messages per
+transaction, waiting at most `group_wait` seconds for more (0: only those already in).
+A transaction the database refuses as a conflict with another host process (PostgreSQL:
+a serialization failure) is run again from the start, its replies discarded.
+
 Per message: the MAC (a bad one is answered 63, unMACed), then the terminal registry
 (registry.py: enrolment, the KSN's device and counter; refused 63, MACed; an exact
 repeat gets its stored reply), then the ledger.
@@ -55,8 +62,14 @@ def tls_server_context(certfile, keyfile):
 
 
 class HostServer:
-    def __init__(self, ledger, mac=None, max_payload=4096, registry=None, limits=None):
+    def __init__(self, ledger, mac=None, max_payload=4096, registry=None, limits=None,
+                 group_commit=64, group_wait=0.0):
         self.ledger = ledger
+        self.group_commit = max(1, int(group_commit))
+        self.group_wait = max(0.0, float(group_wait))
+        self._queue = []  # (payload, connection, future) waiting for the next transaction
+        self._flush_handle = None
+        self.batches = {"transactions": 0, "messages": 0, "retries": 0}
         self.mac = mac
         self.registry = registry  # None: no enrolment or KSN checks (in-process tests)
         self.max_payload = max_payload
@@ -119,6 +132,85 @@ class HostServer:
         if verdict is not None:
             self.registry.answered(verdict, reply)
         return reply
+
+    # ------------------------------------------------------------ group commit
+
+    async def submit(self, data, connection=None):
+        """process(data) inside the next group commit; the reply once it is committed."""
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._queue.append((data, connection, future))
+        if len(self._queue) >= self.group_commit:
+            self._cancel_flush()
+            self._flush_handle = loop.call_soon(self._flush)
+        elif self._flush_handle is None:
+            if self.group_wait:
+                self._flush_handle = loop.call_later(self.group_wait, self._flush)
+            else:  # after the reads already due in this turn of the loop
+                self._flush_handle = loop.call_soon(self._flush)
+        return await future
+
+    def _cancel_flush(self):
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    def _flush(self):
+        self._flush_handle = None
+        batch, self._queue = self._queue[:self.group_commit], self._queue[self.group_commit:]
+        if self._queue:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        batch = [item for item in batch if not item[2].done()]  # its connection went away
+        if not batch:
+            return
+        try:
+            results = self._run_batch(batch)
+        except Exception as exc:  # the commit itself failed (disk, server): nobody is answered
+            log.error("ledger transaction of %d message(s) failed: %s", len(batch), exc)
+            results = [(None, KaposError("the ledger transaction failed: not answered"))] * len(batch)
+        for (_, _, future), (reply, error) in zip(batch, results):
+            if future.done():
+                continue
+            if error is not None:
+                future.set_exception(error)
+            else:
+                future.set_result(reply)
+
+    def _run_batch(self, batch, attempts=5):
+        """[(reply, exception)] of each message, all committed in one transaction."""
+        db = getattr(self.ledger, "db", None)
+        if db is None or not hasattr(db, "transaction"):
+            return [self._one(data, connection) for data, connection, _ in batch]
+        for attempt in range(attempts):
+            results = []
+            try:
+                with db.transaction():
+                    for data, connection, _ in batch:
+                        try:
+                            results.append((self.process(data, connection), None))
+                        except Exception as exc:
+                            if db.is_retryable(exc):
+                                raise
+                            results.append((None, exc))
+                self.batches["transactions"] += 1
+                self.batches["messages"] += len(batch)
+                return results
+            except Exception as exc:
+                if not db.is_retryable(exc):
+                    raise
+                self.batches["retries"] += 1
+                log.info("group commit of %d message(s) conflicted with another host process "
+                         "(%s): running it again", len(batch), type(exc).__name__)
+        if len(batch) > 1:  # conflicts every time: one message per transaction
+            return [r for item in batch for r in self._run_batch([item], attempts)]
+        return [(None, KaposError("the ledger database kept refusing this message as a "
+                                  "conflict: not answered"))]
+
+    def _one(self, data, connection):
+        try:
+            return self.process(data, connection), None
+        except Exception as exc:
+            return None, exc
 
     def _decrypt(self, message):
         """Enciphered card data (48 EC) back into 35 / 2 + 14; False when it fails."""
@@ -282,7 +374,7 @@ class HostServer:
                                           peer, framer.pending)
                     break
                 for payload in framer.receive(chunk):
-                    reply = self.process(payload, entry)
+                    reply = await self.submit(payload, entry)
                     if reply is not None:
                         await self._delay(payload)
                         writer.write(framer.frame(reply))
@@ -322,7 +414,7 @@ class HostServer:
         while True:
             payload = await endpoint.received.get()
             try:
-                reply = self.process(payload)
+                reply = await self.submit(payload)
             except DecodeError as exc:
                 self.stats["errors"] += 1
                 self.warn.error("serial", "serial: undecodable message (%s): dropped", exc)
@@ -345,6 +437,10 @@ class HostServer:
     # ------------------------------------------------------------ shutdown
 
     async def close(self):
+        self._cancel_flush()
+        for _, _, future in self._queue:
+            future.cancel()
+        self._queue = []
         for sock, task in self._servers:
             task.cancel()
         for task in list(self._clients):
