@@ -47,6 +47,7 @@ KAPOS_87 = {
     "13": _ascii(FIXED, 4, "Date, local transaction (n4)"),
     "14": _ascii(FIXED, 4, "Date, expiration (n4)"),
     "22": _ascii(FIXED, 3, "POS entry mode (n3)"),
+    "23": _ascii(FIXED, 3, "Card sequence number (n3)"),
     "24": _ascii(FIXED, 3, "Network international identifier (n3)"),
     "25": _ascii(FIXED, 2, "POS condition code (n2)"),
     "35": _ascii(LLVAR, 37, "Track 2 data (z..37)"),
