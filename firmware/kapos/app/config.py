@@ -111,6 +111,16 @@ def validate(config):
         raise ConfigError("host.mode must be testbank or iso8583")
     if h["transport"] not in ("tcp", "serial"):
         raise ConfigError("host.transport must be tcp or serial")
+    if h.get("secondary_address"):  # a second host process on the same ledger (failover)
+        from kapos.io.transport import parse_address
+
+        try:
+            secondary = parse_address(h["secondary_address"])
+        except Exception:
+            raise ConfigError("host.secondary_address must be host:port")
+        if h["transport"] != "tcp" or secondary == parse_address(h.get("address", "127.0.0.1:8583")):
+            raise ConfigError("host.secondary_address needs host.transport = 'tcp' and an "
+                              "address other than host.address")
     if h["mode"] == "iso8583" and h["timeout"] >= config["timeouts"]["host"]:
         raise ConfigError("host.timeout (%s s) must be below timeouts.host (%s s), so the link gives up first"
                           % (h["timeout"], config["timeouts"]["host"]))

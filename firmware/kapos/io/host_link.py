@@ -395,7 +395,7 @@ class HostAuthorizer(Authorizer):
 
     def describe(self):
         """Lines about the host link (technician 'Network' screen)."""
-        transport = self.transport
+        transport = getattr(self.transport, "current", self.transport)  # failover: the active one
         if isinstance(transport, TcpTransport):
             where = "%s:%d%s" % (transport.host, transport.port, " TLS" if transport.tls else "")
         elif isinstance(transport, SerialTransport):
@@ -510,7 +510,8 @@ class HostAuthorizer(Authorizer):
 def from_config(config, mac=None, clock=None):
     """A HostAuthorizer from the terminal config ([host] and [terminal] sections).
 
-    Keys: host.transport ('tcp' | 'serial'), host.address, host.tls, host.tls_ca,
+    Keys: host.transport ('tcp' | 'serial'), host.address, host.secondary_address (another
+    host process on the same ledger: kapos.io.failover), host.tls, host.tls_ca,
     host.tls_hostname, host.serial_url, host.serial_baud, host.timeout,
     host.connect_timeout, host.retry_base, host.retry_max, and optionally
     host.journal_dir (default: storage.data_dir + "/journal").
@@ -533,6 +534,14 @@ def from_config(config, mac=None, clock=None):
                                  connect_timeout=h.get("connect_timeout", 3.0))
     elif transport_kind == "serial":
         if not h.get("serial_url"):
+        if h.get("secondary_address"):  # another host process on the same ledger
+            from kapos.io.failover import FailoverTransport
+
+            host2, port2 = parse_address(h["secondary_address"])
+            transport = FailoverTransport(transport, TcpTransport(
+                host2, port2, tls=tls, server_hostname=h.get("tls_hostname") or None,
+                connect_timeout=h.get("connect_timeout", 3.0)),
+                failback_after=h.get("failback_after", 60.0))
             raise ConfigError("host.transport = 'serial' needs host.serial_url")
         transport = SerialTransport(url=h["serial_url"], baudrate=h.get("serial_baud", 115200))
     else:

@@ -290,7 +290,9 @@ async def serve(ledger, args, ready=None):
     from kapos_tools.host.registry import TerminalRegistry
 
     registry = TerminalRegistry(ledger.db, auto_enroll=getattr(args, "auto_enroll", False))
-    server = HostServer(ledger, mac=mac, registry=registry, limits=limits_from(args))
+    server = HostServer(ledger, mac=mac, registry=registry, limits=limits_from(args),
+                        group_commit=getattr(args, "group_commit", 64),
+                        group_wait=getattr(args, "group_wait", 0.0) / 1000.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -156,15 +156,29 @@ class Ledger:
             path = DEFAULT_CARDS_FILE
         with open(path, "rb") as f:
             data = tomllib.load(f)
-        loaded = 0
-        with self._tx():
+
+        def load():
+            loaded = 0
             for entry in data.get("account", []):
                 self._put_account(str(entry["number"]), entry.get("name", ""),
                                   int(entry.get("balance", 0)), reset)
             for entry in data.get("card", []):
                 if self._put_card(entry, reset):
                     loaded += 1
-        return loaded
+            return loaded
+
+        return self._retried(load)  # another host process may be serving meanwhile
+
+    def _retried(self, work):
+        """work() in one transaction, run again while another host process's transaction
+        conflicts with it (PostgreSQL; never on SQLite)."""
+        for attempt in range(_ATTEMPTS):
+            try:
+                with self._tx():
+                    return work()
+            except Exception as exc:
+                if not self.db.is_retryable(exc) or self.db.depth or attempt + 1 == _ATTEMPTS:
+                    raise
 
     def _put_account(self, number, name, balance, reset):
         if reset:
