@@ -532,8 +532,6 @@ def from_config(config, mac=None, clock=None):
             tls = tls_client_context(os.path.expanduser(h["tls_ca"]))
         transport = TcpTransport(host, port, tls=tls, server_hostname=h.get("tls_hostname") or None,
                                  connect_timeout=h.get("connect_timeout", 3.0))
-    elif transport_kind == "serial":
-        if not h.get("serial_url"):
         if h.get("secondary_address"):  # another host process on the same ledger
             from kapos.io.failover import FailoverTransport
 
@@ -542,6 +540,8 @@ def from_config(config, mac=None, clock=None):
                 host2, port2, tls=tls, server_hostname=h.get("tls_hostname") or None,
                 connect_timeout=h.get("connect_timeout", 3.0)),
                 failback_after=h.get("failback_after", 60.0))
+    elif transport_kind == "serial":
+        if not h.get("serial_url"):
             raise ConfigError("host.transport = 'serial' needs host.serial_url")
         transport = SerialTransport(url=h["serial_url"], baudrate=h.get("serial_baud", 115200))
     else:
