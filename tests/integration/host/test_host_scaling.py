@@ -31,6 +31,28 @@ def test_the_velocity_rule_reads_an_index_not_the_whole_ledger(tmp_path):
     assert "txns_card_time" in plan and "SCAN txns" not in plan, plan
 
 
+def test_no_statement_of_an_authorization_scans_the_transactions(tmp_path):
+    # the held-amount sum, the velocity rule, the repeat check ...: each reads an index
+    ledger = new_ledger(velocity=(3, 60))
+    statements = []
+
+    async def go():
+        async with mac_rig(tmp_path, ledger=ledger) as rig:
+            ledger.db.set_trace_callback(statements.append)
+            reply = await rig.auth.authorize(request(1, "sale", 100, swipe("visa-debit")))
+            ledger.db.set_trace_callback(None)
+            assert reply["code"] == "00"
+
+    run(go())
+    scans = []
+    for statement in statements:
+        if statement.lstrip().upper().startswith(("SELECT", "UPDATE", "DELETE")) and "txns" in statement:
+            plan = " ".join(str(tuple(row)) for row in ledger.db.execute("EXPLAIN QUERY PLAN " + statement))
+            if "SCAN txns" in plan:
+                scans.append(statement)
+    assert scans == []
+
+
 def test_one_message_derives_its_transaction_key_once(tmp_path, monkeypatch):
     calls = []
     real = dukpt.derive_initial_key

@@ -1,6 +1,6 @@
 """Wire time for the simulated buses: a sim device that is given a Wire really takes the
 time its bytes would take on a Pi (I2C at 100/400 kHz, SPI at the board's clock, a UART
-at its baud rate, an fsync on an SD card), so benchmarks feel what a Pi feels and tests
+at its baud rate), so benchmarks feel what a Pi feels and tests
 can check that the loop is not the one waiting.
 
 Board option (per device section): `wire_time = true`, with the bus speed keys the real
@@ -59,16 +59,3 @@ class Wire:
         if overslept > 0:  # sleep runs long: count it against the next slice
             with self._lock:
                 self._owed_us -= overslept
-
-
-class Fsync:
-    """An SD card's fsync: `delay_ms` per call (typ. 5-30 ms on a Pi's card)."""
-
-    def __init__(self, delay_ms=15.0, sleep=time.sleep):
-        self.delay_ms = delay_ms
-        self._sleep = sleep
-        self.calls = 0
-
-    def __call__(self, fd=None):
-        self.calls += 1
-        self._sleep(self.delay_ms / 1000.0)
