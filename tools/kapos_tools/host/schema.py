@@ -1,7 +1,13 @@
-"""The ledger's SQLite schema, its version, and the migration of older ledgers.
+"""The ledger's schema (SQLite or PostgreSQL, through db.py), its version, and the
+migration of older ledgers.
 
     prepare(db)   creates a new ledger, migrates a version 1 one (kapos hosts before the
                   double-entry book) in place, or raises LedgerSchemaError with what to do
+
+The version is the meta row 'schema'; every migration is a function from one version to
+the next, run inside the transaction that opens the ledger (on PostgreSQL that
+transaction is SERIALIZABLE, so two host processes starting together migrate once).
+The column types are SQLite's; db.py spells them for PostgreSQL (BIGINT, BYTEA, ...).
 
 Version 1 had no `entries` / `books` and no lifecycle columns: its transactions in force
 get entries from the effects they recorded, balanced against a "merchant:migrated" book,
@@ -72,13 +78,13 @@ class LedgerSchemaError(KaposError):
 def prepare(db, where="the ledger"):
     """Create or migrate the schema; call inside one SQL transaction."""
     try:
-        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        tables = db.tables()
         if tables and "meta" not in tables:
-            raise LedgerSchemaError("%s is an SQLite file but not a kapos host ledger" % where)
-        old_txns = "txns" in tables and "lifecycle" not in _columns(db, "txns")
+            raise LedgerSchemaError("%s is not a kapos host ledger (it has other tables)" % where)
+        old_txns = "txns" in tables and "lifecycle" not in db.columns("txns")
         for statement in SCHEMA.split(";"):
             if statement.strip():
-                db.execute(statement)
+                db.execute(db.ddl(statement))
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         version = int(row[0]) if row is not None else (1 if old_txns else VERSION)
         if version > VERSION:
@@ -86,22 +92,19 @@ def prepare(db, where="the ledger"):
                                     "knows %d): use that version, or another --db" % (where, version, VERSION))
         if version == 1:
             _migrate_from_1(db)
-        db.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (str(VERSION),))
-    except sqlite3.DatabaseError as exc:
+        db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET "
+                   "value = excluded.value", (str(VERSION),))
+    except db.Error as exc:
         raise LedgerSchemaError("%s cannot be opened as a kapos host ledger (%s): move it away "
                                 "or use another --db" % (where, exc))
 
 
-def _columns(db, table):
-    return {r[1] for r in db.execute("PRAGMA table_info(%s)" % table)}
-
-
 def _migrate_from_1(db):
-    have = _columns(db, "txns")
+    have = db.columns("txns")
     for name, kind in (("lifecycle", "TEXT"), ("refunded", "INTEGER NOT NULL DEFAULT 0"),
                        ("merchant", "TEXT")):
         if name not in have:
-            db.execute("ALTER TABLE txns ADD COLUMN %s %s" % (name, kind))
+            db.execute(db.ddl("ALTER TABLE txns ADD COLUMN %s %s" % (name, kind)))
     for t in db.execute("SELECT id, status, voided_by, effects FROM txns").fetchall():
         if t["status"] == "approved":
             lifecycle = "voided" if t["voided_by"] is not None else "approved"
@@ -119,7 +122,7 @@ def _migrate_from_1(db):
                 db.execute("INSERT INTO entries (txn_id, account, amount) VALUES (?, ?, ?)",
                            (t["id"], MIGRATED_BOOK, -balance))
                 db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT "
-                           "(account) DO UPDATE SET balance = balance + excluded.balance",
+                           "(account) DO UPDATE SET balance = books.balance + excluded.balance",
                            (MIGRATED_BOOK, -balance))
         else:
             lifecycle = "reversed" if t["status"] == "reversed" else "declined"
@@ -129,7 +132,7 @@ def _migrate_from_1(db):
 def check_file(path):
     """Refuse, with a clear error, a file that SQLite cannot read as a database (before
     the ledger sets WAL mode on it)."""
-    if path == ":memory:":
+    if path == ":memory:" or "://" in path:
         return
     import os
 
