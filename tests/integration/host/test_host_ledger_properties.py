@@ -121,6 +121,8 @@ class LedgerMachine(RuleBasedStateMachine):
         tid = original[41].strip()
         kind = "release" if release else "completion"
         amount = None if release else max(1, int(original[4]) * part // 100)
+        if part > 100 and not release:
+            amount = max(amount, int(original[4]) + 1)  # 101% of 1 rounds down to the hold
         when = time.gmtime()
         message = m.build_financial_request(kind, amount, self._stan(tid), when, when, tid, MID,
                                             "978", pan="0", private="BN%03d%06d" % (6, self.batches[tid]))

@@ -10,7 +10,7 @@ from test_host_mac import mac_rig
 
 from kapos.host import codec
 from kapos.host.client import encode_message
-from kapos.security import dukpt
+from kapos_tools.host.fastkeys import HostKeys
 
 
 def test_the_velocity_rule_reads_an_index_not_the_whole_ledger(tmp_path):
@@ -55,8 +55,8 @@ def test_no_statement_of_an_authorization_scans_the_transactions(tmp_path):
 
 def test_one_message_derives_its_transaction_key_once(tmp_path, monkeypatch):
     calls = []
-    real = dukpt.derive_initial_key
-    monkeypatch.setattr(dukpt, "derive_initial_key", lambda bdk, ik_id: (calls.append(1), real(bdk, ik_id))[1])
+    real = HostKeys.transaction_key  # the host's walk BDK -> IK -> transaction key
+    monkeypatch.setattr(HostKeys, "transaction_key", lambda self, ksn: (calls.append(1), real(self, ksn))[1])
 
     async def go():
         async with mac_rig(tmp_path, sign_on=False) as rig:

@@ -926,6 +926,10 @@ class Ledger:
         entries = book.inverse(book.own_entries(self.db, original["id"]))
         if self._below_floor(entries):
             return "51", [], False
+        if hold is not None and self._available(hold["account"]) + sum(
+                amount for account, amount in entries if account == hold["account"]) \
+                - hold["total"] < ACCOUNT_FLOOR:
+            return "51", [], False  # the hold in force again would take the card below its floor
         return "00", entries, True
 
     def _after_reversal(self, original):

@@ -7,41 +7,30 @@ import threading
 
 from kapos.errors import SecurityError
 from kapos.host.messages import pack_private, unpack_private
-from kapos.security import cbc, dukpt
-from kapos.security.cmac import aes_cmac, aes_cmac_verify
+from kapos.security import dukpt
+from kapos_tools.host.fastkeys import HostKeys, cbc_decrypt, cmac, cmac_verify
 
 MAC_LEN = 8
 
 
-class _TransactionKeyCache:
-    """The transaction key of the message being handled: BDK -> IK -> transaction key is
-    the costly part of DUKPT (up to 21 AES derivations), and one message needs it for
-    the request MAC, the card data, the PIN block and the reply MAC. One entry only:
-    the key of the previous KSN is dropped when the next arrives."""
-
-    def __init__(self):
-        self._lock = threading.Lock()
-        self._entry = None  # (bdk, ksn, transaction key)
-        self.derivations = 0
-
-    def working_key(self, bdk, ksn, usage):
-        bdk, ksn = bytes(bdk), bytes(ksn)
-        with self._lock:
-            entry = self._entry
-            if entry is None or entry[0] != bdk or entry[1] != ksn:
-                initial_key = dukpt.derive_initial_key(bdk, dukpt.split_ksn(ksn)[0])
-                entry = self._entry = (bdk, ksn, dukpt.derive_transaction_key(initial_key, ksn))
-                self.derivations += 1
-            transaction_key = entry[2]
-        return dukpt.derive_working_key(transaction_key, ksn, usage)
+_keys = {}  # BDK -> fastkeys.HostKeys (one per host, in practice)
+_keys_lock = threading.Lock()
 
 
-_keys = _TransactionKeyCache()
+def host_keys(bdk):
+    bdk = bytes(bdk)
+    with _keys_lock:
+        keys = _keys.get(bdk)
+        if keys is None:
+            keys = _keys[bdk] = HostKeys(bdk)
+        return keys
 
 
 def host_working_key(bdk, ksn, usage):
-    """BDK + a message's KSN -> the working key of `usage` (derived once per KSN)."""
-    return _keys.working_key(bdk, ksn, usage)
+    """BDK + a message's KSN -> the working key of `usage`: the transaction key once per
+    KSN (the request MAC, the card data, the PIN block and the reply MAC share it), the
+    walk to it shared with the terminal's previous counter (fastkeys.py)."""
+    return host_keys(bdk).working_key(ksn, usage)
 
 
 class HostDukptMac:
@@ -66,7 +55,7 @@ class HostDukptMac:
             raise SecurityError("enciphered card data without a KSN")
         key = host_working_key(self._bdk, message[53], dukpt.DATA_ENCRYPT)
         try:
-            text = cbc.decrypt(key, binascii.unhexlify(cipher)).decode("ascii")
+            text = cbc_decrypt(key, binascii.unhexlify(cipher)).decode("ascii")
         except (ValueError, UnicodeDecodeError):
             raise SecurityError("enciphered card data does not decipher")
         for part in text.split(";"):
@@ -87,8 +76,8 @@ class _Bound:
 
     def verify(self, data, mac):
         key = host_working_key(self._bdk, self._ksn, dukpt.MAC_GENERATION)
-        return aes_cmac_verify(key, data, mac, tag_len=MAC_LEN)
+        return cmac_verify(key, data, mac, MAC_LEN)
 
     def sign(self, data):
         key = host_working_key(self._bdk, self._ksn, dukpt.MAC_VERIFICATION)
-        return aes_cmac(key, data)[:MAC_LEN]
+        return cmac(key, data)[:MAC_LEN]

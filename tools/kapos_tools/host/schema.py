@@ -82,8 +82,10 @@ def prepare(db, where="the ledger"):
         if tables and "meta" not in tables:
             raise LedgerSchemaError("%s is not a kapos host ledger (it has other tables)" % where)
         old_txns = "txns" in tables and "lifecycle" not in db.columns("txns")
-        for statement in SCHEMA.split(";"):
-            if statement.strip():
+        statements = [s for s in SCHEMA.split(";") if s.strip()]
+        indexes = [s for s in statements if s.strip().upper().startswith("CREATE INDEX")]
+        for statement in statements:
+            if statement not in indexes:
                 db.execute(db.ddl(statement))
         row = db.execute("SELECT value FROM meta WHERE key = 'schema'").fetchone()
         version = int(row[0]) if row is not None else (1 if old_txns else VERSION)
@@ -92,6 +94,8 @@ def prepare(db, where="the ledger"):
                                     "knows %d): use that version, or another --db" % (where, version, VERSION))
         if version == 1:
             _migrate_from_1(db)
+        for statement in indexes:  # after the migrations: an index may name a new column
+            db.execute(db.ddl(statement))
         db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET "
                    "value = excluded.value", (str(VERSION),))
     except db.Error as exc:
