@@ -96,6 +96,8 @@ def test_sim_reader_puts_cards_in_the_field_on_the_worker():
         tap = asyncio.run(main())
     finally:
         reader.close()
-    assert tap.track2 == TRACK2
+    # the emulated EMV card (ports/sim/emv_cards.py) keeps PAN, expiry and service code
+    assert tap.track2.split("=")[0] == TRACK2.split("=")[0]
+    assert tap.track2.split("=")[1][:7] == TRACK2.split("=")[1][:7]
     assert added and threading.main_thread() not in added
     assert reader.emulator.cards == []  # taken away once read
