@@ -75,6 +75,14 @@ class LedgerSchemaError(KaposError):
     """The file is not a kapos host ledger, or one this version cannot use."""
 
 
+def _index_names(db):
+    if getattr(db, "engine", "sqlite") == "postgresql":
+        sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+    else:
+        sql = "SELECT name FROM sqlite_master WHERE type = 'index'"
+    return {row[0] for row in db.execute(sql)}
+
+
 def prepare(db, where="the ledger"):
     """Create or migrate the schema; call inside one SQL transaction."""
     try:
@@ -94,8 +102,12 @@ def prepare(db, where="the ledger"):
                                     "knows %d): use that version, or another --db" % (where, version, VERSION))
         if version == 1:
             _migrate_from_1(db)
+        existing = _index_names(db)
         for statement in indexes:  # after the migrations: an index may name a new column
-            db.execute(db.ddl(statement))
+            # an existing index is left alone: on PostgreSQL even CREATE INDEX IF NOT EXISTS
+            # takes a SHARE lock on the table, which deadlocks with a host writing to it
+            if statement.split()[5] not in existing:
+                db.execute(db.ddl(statement))
         db.execute("INSERT INTO meta VALUES ('schema', ?) ON CONFLICT (key) DO UPDATE SET "
                    "value = excluded.value", (str(VERSION),))
     except db.Error as exc:
