@@ -4,9 +4,27 @@ loop still handles keys and a whole EMV sale; the panel catches up with the newe
 screen once the bus is free."""
 
 import asyncio
+import contextlib
+import tempfile
 import threading
 
-from conftest import Running
+from kapos.app.scenario import Player, parse
+from kapos.local_target import LocalTarget
+from kapos.wiring import Assembly
+
+
+@contextlib.asynccontextmanager
+async def running_sim_pi():
+    """The sim-pi board running in this loop (its own temp data dir, the in-process bank)."""
+    with tempfile.TemporaryDirectory(prefix="kapos-test-") as data:
+        assembly = Assembly("sim-pi", overrides=[("host.reply_delay", "0"), ("storage.data_dir", '"%s"' % data)])
+        try:
+            async with assembly.terminal.running():
+                player = Player(LocalTarget(assembly.terminal, assembly.testcards), default_timeout=3.0)
+                assembly.play = lambda text: player.play(parse(text))
+                yield assembly
+        finally:
+            assembly.close()
 
 
 class HeldWire:
@@ -30,7 +48,7 @@ class HeldWire:
 
 def test_a_sale_runs_while_the_oled_bus_is_held():
     async def go():
-        async with Running(board="sim-pi") as r:
+        async with running_sim_pi() as r:
             display = r.platform.display
             held = HeldWire(display.wire)
             await r.play("key 1\n")
