@@ -67,7 +67,8 @@ STEP_DOCS = [
     ("keys 1235 / keys 12 ENTER", "several keys: digit runs are split, names kept"),
     ('swipe ID / swipe raw "TEXT"',
      "a built-in test card (`firmware/kapos/data/testcards.toml`) or raw reader text"),
-    ("tap ID / tap uid HEX", "a test card over NFC, or a bare UID (a closed-loop token)"),
+    ("tap ID / tap ID PROFILE / tap uid HEX", "a test card over NFC (on sim-nfc as an emulated EMV card of PROFILE: "
+     "visa-qvsdc (default), mchip, blocked-first, two-apps), or a bare UID (a closed-loop token)"),
     ("wait SECONDS", "sleep"),
     ('tamper / tamper "REASON"',
      "trip the enclosure tamper switch (reason default `enclosure opened`): keys erased, terminal locked"),

@@ -48,8 +48,10 @@ class LocalTarget(Target):
         self._device("magstripe").inject(raw)
         await self._settle()
 
-    async def tap(self, card_id=None, uid=None):
-        self._device("nfc").inject(tap_for(self._card(card_id)) if uid is None else Tap(bytes.fromhex(uid)))
+    async def tap(self, card_id=None, uid=None, profile=None):
+        tap = tap_for(self._card(card_id)) if uid is None else Tap(bytes.fromhex(uid))
+        tap.profile = profile  # the sim-nfc board's emulated EMV card (ports/sim/emv_cards.py)
+        self._device("nfc").inject(tap)
         await self._settle()
 
     async def tamper(self, source):

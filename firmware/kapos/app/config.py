@@ -95,6 +95,11 @@ def validate(config):
         raise ConfigError("terminal.card_read_tries must be 1 to 10")
     for key in ("per_transaction", "daily"):
         _non_negative_int(config, "limits", key)
+    for key in ("contactless_limit", "cvm_limit"):
+        _non_negative_int(config, "emv", key)
+    code = config["emv"]["country_code"]
+    if not (isinstance(code, str) and len(code) == 3 and code.isdigit()):
+        raise ConfigError("emv.country_code must be 3 digits (ISO 3166 numeric)")
     for txn_type, value in config["limits"]["per_type"].items():
         if not isinstance(value, int) or value < 0:
             raise ConfigError("config key limits.per_type.%s must be a whole number >= 0" % txn_type)
@@ -181,5 +186,5 @@ def settings_from(config):
         tech_pin=config["technician"]["pin"],
         monitor={rule: dict(values) for rule, values in config["monitor"].items()},
         merchant_pin_check=merchant_pin_check(config),
-        card_read_tries=t["card_read_tries"],
+        card_read_tries=t["card_read_tries"], emv=dict(config["emv"]),
     )

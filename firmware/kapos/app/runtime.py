@@ -13,6 +13,7 @@ import logging
 import time
 
 from kapos.errors import HostUnavailable
+from kapos.app.chip import ChipSession
 from kapos.app.receipts import build_receipts, duplicate
 from kapos.app.screens import ScreenRenderer, wrap
 from kapos.compat import wipe
@@ -52,6 +53,10 @@ class Terminal:
         self._tasks = set()
         self._display_failing = False
         self.events_handled = 0
+        nfc = platform.get("nfc")
+        # the EMV kernel for taps (app/chip.py), when the reader can run it
+        self.chip = ChipSession(lambda: self.settings, clock=self.now) \
+            if nfc is not None and hasattr(nfc, "set_emv_session") else None
 
     # ------------------------------------------------------------ input side
 
@@ -238,6 +243,8 @@ class Terminal:
             raise KaposError("unknown command %s" % kind)
 
     def _show(self, screen_id, data):
+        if self.chip is not None:  # the card screen arms the EMV kernel with this sale
+            self.chip.follow(self.platform.get("nfc"), screen_id, data)
         screen = self.screens.render(screen_id, data)
         self.screen = screen
         display = self.platform.get("display")

@@ -7,6 +7,7 @@ A scenario is a text file, one step per line (full grammar in docs/scenarios.md)
     keys 1235                     # digits (or names separated by spaces)
     swipe visa-debit              # a built-in test card, or: swipe raw "%B...?"
     tap token                     # a test card presented by NFC, or: tap uid 04A1B2C3
+    tap emv-tap blocked-first     # ... as an emulated EMV card of that profile (sim-nfc)
     wait 0.5                      # seconds
     tamper "case opened"          # trip the enclosure tamper switch
     timeout 5                     # how long the following expectations may wait
@@ -129,7 +130,7 @@ def parse(text, name="scenario"):
                 _fail(line_no, "%s needs a test card id" % verb)
             if args[0] == "raw" and len(args) != 2 or args[0] == "uid" and len(args) != 2:
                 _fail(line_no, "%s %s needs one value" % (verb, args[0]))
-            if args[0] not in ("raw", "uid") and len(args) != 1:
+            if args[0] not in ("raw", "uid") and not (len(args) == 1 or verb == "tap" and len(args) == 2):
                 _fail(line_no, "%s needs one test card id" % verb)
             if verb == "tap" and args[0] == "uid" and not _is_uid(args[1]):
                 _fail(line_no, "tap uid needs 4, 7 or 10 bytes in hex, e.g. 04A1B2C3")
@@ -190,7 +191,9 @@ class Target:
     async def swipe(self, card_id=None, raw=None):
         raise NotImplementedError
 
-    async def tap(self, card_id=None, uid=None):
+    async def tap(self, card_id=None, uid=None, profile=None):
+        """`profile`: the emulated EMV personality (ports/sim/emv_cards.py) where the
+        board emulates the card; a real card is what it is."""
         raise NotImplementedError
 
     async def tamper(self, source):
@@ -235,6 +238,8 @@ class Player:
         elif verb == "tap":
             if args[0] == "uid":
                 await self.target.tap(uid=args[1])
+            elif len(args) == 2:
+                await self.target.tap(card_id=args[0], profile=args[1])
             else:
                 await self.target.tap(card_id=args[0])
         elif verb == "wait":

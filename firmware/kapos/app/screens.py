@@ -136,7 +136,9 @@ class ScreenRenderer:
         return Screen(title, ["Swipe or tap card"], "CANCEL to stop")
 
     def screen_account(self, data):
-        return Screen("%s %s" % (str(data.get("brand", "")).upper(), data.get("card", ""))[:WIDTH_CHARS],
+        # a chip card names the application the kernel used (50 / 9F12), else the brand
+        name = data.get("label") or str(data.get("brand", "")).upper()
+        return Screen("%s %s" % (name, data.get("card", ""))[:WIDTH_CHARS],
                       ["1 Debit", "2 Credit"], "Choose account")
 
     def screen_pin(self, data):

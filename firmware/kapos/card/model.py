@@ -58,6 +58,13 @@ class Card:
         self.source = source
         self.uid = uid
         self.name = name or ""
+        # EMV chip data (set_chip): field 55, the PAN sequence number (23), the entry mode
+        # by kernel path, the application label shown, and the CVM the kernel chose
+        self._icc = None
+        self.pan_sequence = None
+        self.chip_entry = None
+        self.app_label = None
+        self.cvm = None
         if source == "token":
             if pan is not None:
                 raise ValueError("a token card has no PAN")
@@ -107,6 +114,18 @@ class Card:
         """
         return self._pan
 
+    def set_chip(self, icc_data, pan_sequence, entry, label, cvm):
+        """What the EMV kernel read (kapos.emv.kernel.Result fields)."""
+        self._icc = bytes(icc_data) if icc_data else None
+        self.pan_sequence = pan_sequence
+        self.chip_entry = entry
+        self.app_label = label or None
+        self.cvm = cvm
+
+    def icc_for_host(self):
+        """Field 55 (the cryptogram and what it signs), ONLY for the host message, or None."""
+        return self._icc
+
     def track2_for_host(self):
         """Clear track 2 (equivalent) data 'PAN=YYMMSSS...', no sentinels/LRC, or None."""
         return self._track2
@@ -116,6 +135,7 @@ class Card:
         releases our references; masked display keeps working."""
         self._pan = None
         self._track2 = None
+        self._icc = None
 
     # -- rules --
     def is_expired(self, yymm_now):

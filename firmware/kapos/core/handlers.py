@@ -314,6 +314,13 @@ def card_from_tap(ctx, event):
     tap = event.get("tap")
     if tap is None:
         raise CardReadError("no card data")
+    if getattr(tap, "error", None) is not None:  # the kernel's CardReadError / CardRejected
+        raise tap.error
+    emv = getattr(tap, "emv", None)
+    if emv is not None:  # the EMV kernel ran: the card carries field 55 for the host
+        card = cards.card_from_track2(emv.track2, "tap", ctx.settings.private_bins)
+        card.set_chip(emv.icc_data, emv.pan_sequence, emv.entry, emv.label, emv.cvm)
+        return card
     if tap.track2:
         return cards.card_from_track2(tap.track2, "tap", ctx.settings.private_bins)
     return cards.token_card(tap.uid)
@@ -369,7 +376,8 @@ def _accept_card(ctx, event, card):
     if card.source == "token":
         txn.account = "prepaid"
         return _after_account(ctx, cmds)
-    cmds += [C.show("account", card=card.short_masked(), brand=card.brand), _timer(ctx, "input")]
+    cmds += [C.show("account", card=card.short_masked(), brand=card.brand, label=card.app_label),
+             _timer(ctx, "input")]
     return S.ACCOUNT, cmds
 
 
@@ -394,6 +402,8 @@ def _needs_pin(ctx):
         return row["token_pin"] or txn.card.source != "token"
     if policy == "never":
         return False
+    if txn.card.cvm == "online_pin":  # the EMV kernel's CVM (above the CVM limit)
+        return True
     return txn.account == "debit" or txn.card.pin_required(ctx.settings.has_pin_pad)
 
 
@@ -512,6 +522,7 @@ def _record(ctx, event, outcome, reply):
         "card": card.masked() if card is not None else (original or {}).get("card"),
         "brand": card.brand if card is not None else (original or {}).get("brand"),
         "entry": card.source if card is not None else None,
+        "application": card.app_label if card is not None else None,
         "target": ("*" * max(0, len(txn.target) - 4) + txn.target[-4:]) if txn.target else None,
         "code": reply.get("code"), "text": reply.get("text", ""),
         "auth_code": reply.get("auth_code"), "rrn": reply.get("rrn"), "stan": reply.get("stan"),

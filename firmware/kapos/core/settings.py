@@ -9,7 +9,8 @@ class Settings:
                  exponent=2, per_transaction=50000, daily=200000, per_type=None,
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
-                 tech_pin="0000", monitor=None, merchant_pin_check=None, card_read_tries=3):
+                 tech_pin="0000", monitor=None, merchant_pin_check=None, card_read_tries=3,
+                 emv=None):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -42,6 +43,9 @@ class Settings:
         self.merchant_pin_check = merchant_pin_check
         # Reads (swipe or tap) a transaction allows before a malformed card ends it.
         self.card_read_tries = card_read_tries
+        # EMV terminal data and limits (minor units): country_code (ISO 3166 numeric),
+        # contactless_limit (above it: insert or swipe), cvm_limit (above it: online PIN)
+        self.emv = dict(emv or {"country_code": "826", "contactless_limit": 5000, "cvm_limit": 5000})
 
     def limit_for(self, txn_type):
         return self.per_type.get(txn_type, self.per_transaction)

@@ -29,12 +29,12 @@ except ImportError:  # older MicroPython
     import uasyncio as asyncio  # type: ignore
 
 from kapos.compat import const, sleep_us as _wall_sleep_us
-from kapos.errors import CardReadError, HardwareError, LocalProtocolError, RemoteProtocolError
+from kapos.errors import CardReadError, CardRejected, HardwareError, LocalProtocolError, RemoteProtocolError
 from kapos.hal import NfcReader, Tap
 from kapos.nfc import crc, iso14443a
 from kapos.nfc.frontend import Frontend
 from kapos.nfc.mifare_classic import KEY_A, TRANSPORT_KEY
-from kapos.nfc.reader import TOKEN_BLOCK, read_target
+from kapos.nfc.reader import TOKEN_BLOCK, read_target, run_emv
 
 # ---- registers (datasheet §9) ----
 COMMAND_REG = const(0x01)
@@ -412,6 +412,7 @@ class Mfrc522NfcReader(NfcReader):
         self.read_emv = read_emv
         self.field_off_between_polls = field_off_between_polls
         self.terminal_data = terminal_data
+        self.emv_session = None  # set_emv_session(): the EMV kernel for ISO-DEP cards
         self._card_present = False
         self.polls = 0
 
@@ -434,9 +435,21 @@ class Mfrc522NfcReader(NfcReader):
             iso14443a.halt(chip)
             return None
         self._card_present = True
+        session = self.emv_session
+        if session is not None and target.iso_dep and self.read_emv:
+            try:
+                result = run_emv(chip, target, session)
+            except (CardReadError, CardRejected) as exc:  # the card's answer: the core says so
+                return Tap(target.uid, error=exc)
+            if result is None:  # ISO-DEP but no payment application: the UID alone
+                return Tap(target.uid)
+            return Tap(target.uid, track2=result.track2, emv=result)
         track2, token = read_target(chip, target, self.key, self.key_type, self.token_block,
                                     self.read_emv, self.terminal_data)
         return Tap(target.uid, track2=track2, token=token)
+
+    def set_emv_session(self, session):
+        self.emv_session = session
 
     def poll_with_field(self, sleep):
         """One blocking poll cycle for a worker thread: field on (`sleep(seconds)` for the

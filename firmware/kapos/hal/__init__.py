@@ -75,10 +75,13 @@ class Tap:
     """What an NFC read produced: a UID and, for an EMV-style card, the track 2
     equivalent data read from it (str of digits and '=') or None."""
 
-    def __init__(self, uid, track2=None, token=None):
+    def __init__(self, uid, track2=None, token=None, emv=None, error=None):
         self.uid = uid  # bytes
         self.track2 = track2
         self.token = token  # bytes read from a closed-loop token's memory, or None
+        self.emv = emv  # kapos.emv.kernel.Result when the EMV kernel ran on the card
+        self.error = error  # CardReadError / CardRejected of the kernel (the card said no)
+        self.profile = None  # sim only: the emulated EMV personality (ports/sim/emv_cards.py)
 
     def __repr__(self):
         return "Tap(uid=%s, track2=%s)" % (self.uid.hex(), "yes" if self.track2 else "no")
@@ -90,6 +93,11 @@ class NfcReader(Device):
     async def read_tap(self):
         """Wait for a card in the field; return a Tap."""
         raise NotImplementedError
+
+    def set_emv_session(self, session):
+        """`session(exchange) -> kernel Result` runs the EMV kernel on the next ISO-DEP
+        card (None: the track 2 equivalent is read as before). Readers without ISO-DEP
+        ignore it."""
 
 
 class Display(Device):

@@ -27,6 +27,9 @@ from kapos.host.codec import MTI
 # PAN at all ("00", the token id travels in field 48 TK).
 ENTRY_BY_SOURCE = {"swipe": m.ENTRY_MAGSTRIPE, "tap": m.ENTRY_CONTACTLESS_CHIP,
                    "token": m.ENTRY_UNKNOWN}
+# field 22 PAN entry mode by the EMV kernel's path (kapos.emv.kernel Result.entry)
+CHIP_ENTRY = {"contactless": m.ENTRY_CONTACTLESS_CHIP, "chip": "05",
+              "contactless_magstripe": m.ENTRY_CONTACTLESS_MAGSTRIPE}
 # field 3 "from" account type by the account the cardholder chose
 ACCOUNT_TYPES = {"debit": m.ACCOUNT_CHECKING, "credit": m.ACCOUNT_CREDIT,
                  "prepaid": m.ACCOUNT_DEFAULT}
@@ -159,6 +162,14 @@ def build_request(request, stan, transmission, local, batch, ids, original=None)
         from_account=ACCOUNT_TYPES.get(request.get("account"), m.ACCOUNT_DEFAULT))
     if no_card_number:
         del message[2]  # the builder wants a card number; a token has none (48 TK)
+    icc = card.icc_for_host() if hasattr(card, "icc_for_host") else None
+    if icc:  # EMV: the cryptogram (55), the PAN sequence number (23), entry by kernel path
+        message[55] = icc
+        if card.pan_sequence and card.pan_sequence.isdigit():  # 5F34 is n2 (BCD)
+            message[23] = "0" + card.pan_sequence
+        entry = CHIP_ENTRY.get(card.chip_entry)
+        if entry is not None:
+            message[22] = m.pos_entry_mode(entry, ids.get("pin_capable", True))
     if pin_block is not None and ksn is None:
         # static test key, no DUKPT: field 52 without 53 (the host knows the key)
         message[52] = bytes(pin_block)

@@ -40,3 +40,14 @@ def read_target(fe, target, key=TRANSPORT_KEY, key_type=KEY_A, token_block=TOKEN
         iso14443a.halt(fe)
     return track2, token
 
+
+
+def run_emv(fe, target, session):
+    """The EMV kernel over an ISO-DEP card: `session(exchange)` -> kernel Result. The
+    card is deselected afterwards, whatever the kernel said."""
+    dep = IsoDep(fe)
+    dep.activate()
+    try:
+        return session(dep.exchange)
+    finally:
+        dep.deselect()

@@ -84,7 +84,8 @@ class RemoteTarget(Target):
         else:
             await self._inject("swipe", swipe=card_id)
 
-    async def tap(self, card_id=None, uid=None):
+    async def tap(self, card_id=None, uid=None, profile=None):
+        # profile: an emulated card's personality; a real terminal's card is what it is
         if uid is not None:
             await self._inject("tap", tap_uid=uid)
         else:

@@ -46,6 +46,9 @@ class Mfrc522Reader(hal.NfcReader):
     async def read_tap(self):
         return await self.worker.read_tap()
 
+    def set_emv_session(self, session):
+        self.worker.set_emv_session(session)
+
     def selftest(self):
         return self.worker.selftest()
 

@@ -42,6 +42,9 @@ class NfcWorker(hal.NfcReader):
                 return tap
             await asyncio.sleep(self.reader.poll_interval)
 
+    def set_emv_session(self, session):
+        self.reader.set_emv_session(session)  # read by the next poll cycle
+
     def selftest(self):
         # never waits long on the loop: a card being read holds the chip
         if not self._lock.acquire(timeout=SELFTEST_WAIT_S):

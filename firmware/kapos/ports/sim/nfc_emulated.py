@@ -2,7 +2,7 @@
 register-level chip emulator (board option `[nfc] driver = "mfrc522-emulated"`).
 
 A tap injected by a scenario or the console puts a virtual card in the emulated field
-(a MIFARE Classic token, or an EMV card carrying the track 2 equivalent); the driver's
+(a MIFARE Classic token, or an EMV card with real keys: ports/sim/emv_cards.py); the driver's
 poller finds it, reads it over emulated SPI, and the card leaves the field once read.
 Polling runs on the same worker thread as on a Pi (ports/shared/nfc_worker.py); cards
 enter and leave the field on that thread, between poll cycles.
@@ -16,7 +16,9 @@ import threading
 from kapos import hal
 from kapos.drivers.mfrc522 import Mfrc522, Mfrc522NfcReader
 from kapos.ports.shared.nfc_worker import NfcWorker
-from kapos.ports.sim.mfrc522_emu import EmvTestCard, MifareClassic1K, Mfrc522Emulator
+from kapos.ports.sim import emv_cards
+from kapos.ports.sim.cards.emv_app import EmvContactlessCard
+from kapos.ports.sim.mfrc522_emu import MifareClassic1K, Mfrc522Emulator
 from kapos.ports.sim.wire import Wire
 
 
@@ -56,8 +58,8 @@ class EmulatedMfrc522Reader(hal.NfcReader):
         """Present a card: `tap` says what the card is (uid, and track 2 for EMV)."""
         if isinstance(tap, Exception):
             raise tap
-        if tap.track2:
-            card = EmvTestCard(tap.uid, track2=tap.track2)
+        if tap.track2:  # a chip card with real keys and an ATC (ports/sim/emv_cards.py)
+            card = EmvContactlessCard(tap.uid, emv_cards.card_for(tap.track2, tap.profile))
         else:  # a closed-loop token: its anti-clone block in block 4, if it has one
             card = MifareClassic1K(tap.uid, blocks={4: tap.token} if tap.token else None)
         with self._pending_lock:
@@ -78,6 +80,9 @@ class EmulatedMfrc522Reader(hal.NfcReader):
 
     async def read_tap(self):
         return await self.worker.read_tap()
+
+    def set_emv_session(self, session):
+        self.worker.set_emv_session(session)
 
     @property
     def spi_bytes(self):
