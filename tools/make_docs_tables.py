@@ -66,7 +66,7 @@ STEP_DOCS = [
     ("key K", "one logical key: `0`-`9`, `ENTER`, `CLEAR`, `CANCEL`, `MENU`"),
     ("keys 1235 / keys 12 ENTER", "several keys: digit runs are split, names kept"),
     ('swipe ID / swipe raw "TEXT"',
-     "a built-in test card (`firmware/kapos/data/testcards.toml`) or raw reader text"),
+     "a built-in test card (`firmware/kapos/simdata/testcards.toml`) or raw reader text"),
     ("tap ID / tap ID PROFILE / tap uid HEX", "a test card over NFC (on sim-nfc as an emulated EMV card of PROFILE: "
      "visa-qvsdc (default), mchip, blocked-first, two-apps), or a bare UID (a closed-loop token)"),
     ("wait SECONDS", "sleep"),

@@ -12,16 +12,15 @@ crypto_backend.prefer_ctypes()  # before kapos.app.pinseal imports Crypto: start
 
 from kapos import boards  # noqa: E402
 from kapos.app import config as config_mod
-from kapos.app import testcards as testcards_mod
+from kapos.simdata import cards as testcards_mod
 from kapos.app.diagnostics import Diagnostics
-from kapos.app.pinseal import TestKeyPinSealer, make_test_pin_checker
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.app.pinseal import TestKeyPinSealer
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.core import events
 from kapos.security import dukpt
 from kapos.io.keystore import KeyStore
 from kapos.app.secmodule import SecurityModule
 from kapos.app.runtime import Terminal
-from kapos.app.testbank import TestBank
 from kapos.errors import ConfigError
 
 log = logging.getLogger("kapos.wiring")
@@ -46,21 +45,50 @@ def check_scenario(scenario, config_path=None, overrides=()):
     scenario.check(testcards_mod.load().keys(), states.ALL, check_config, parse_clock)
 
 
-def make_authorizer(config, cards, security=None, clock=None):
-    mode = config["host"]["mode"]
-    if mode == "testbank":
-        return TestBank(cards, delay=config["host"]["reply_delay"], pin_checker=make_test_pin_checker(TEST_BDK))
-    if mode == "iso8583":
-        from kapos.io.host_link import from_config
-        from kapos.app.secmodule import DukptMac
+HOSTS_GROUP = "kapos.hosts"  # entry points: name -> factory of an in-process host engine
 
-        mac = None
-        if config["host"]["mac"]:
-            if not isinstance(security, SecurityModule):
-                raise ConfigError("host.mac needs keys.mode = \"dukpt\" (or set host.mac = false)")
-            mac = DukptMac(security)
+
+def host_engine_factory(name="reference"):
+    """The factory registered as `name` in the `kapos.hosts` entry-point group (kapos_tools
+    registers the reference host's engine): the firmware never imports tools/."""
+    from importlib import metadata
+
+    try:
+        found = metadata.entry_points(group=HOSTS_GROUP)
+    except TypeError:  # Python < 3.10
+        found = metadata.entry_points().get(HOSTS_GROUP, [])
+    for entry in found:
+        if entry.name == name:
+            return entry.load()
+    raise ConfigError("host.mode = \"reference\" needs the reference host (kapos_tools, "
+                      "installed by `make`); or set host.mode = \"iso8583\"")
+
+
+def make_authorizer(config, cards=None, security=None, clock=None):
+    """The Authorizer of host.mode: the terminal's ISO 8583 client (HostAuthorizer with its
+    journal) over TCP/serial to a host (iso8583), or over a loopback transport to the
+    reference host's engine in this process (reference) - one bank's rules either way."""
+    from kapos.io.host_link import from_config
+    from kapos.app.secmodule import DukptMac
+
+    mode = config["host"]["mode"]
+    if mode not in config_mod.HOST_MODES:
+        raise ConfigError("host.mode %r is unknown (known: %s)" % (mode, ", ".join(config_mod.HOST_MODES)))
+    mac = None
+    if isinstance(security, SecurityModule) and (config["host"]["mac"] or mode == "reference"):
+        mac = DukptMac(security)
+    elif config["host"]["mac"] and mode == "iso8583":
+        raise ConfigError("host.mac needs keys.mode = \"dukpt\" (or set host.mac = false)")
+    if mode == "iso8583":
         return from_config(config, mac=mac, clock=clock)
-    raise ConfigError("host.mode %r is unknown (known: testbank, iso8583)" % mode)
+    from kapos.io.transport import LoopbackTransport
+
+    ledger = os.path.join(config["storage"]["data_dir"], "sim-host.db")
+    engine = host_engine_factory("reference")(ledger, clock=clock, mac=mac is not None)
+    transport = LoopbackTransport(engine, delay=config["host"]["reply_delay"])
+    authorizer = from_config(config, mac=mac, clock=clock, transport=transport)
+    authorizer.engine = engine  # the in-process host (its ledger), for tests and diagnostics
+    return authorizer
 
 
 def make_security(config, settings):

@@ -14,7 +14,7 @@ import pytest
 
 from kapos import boards
 from kapos.app import config as config_mod
-from kapos.app.testkeys import TEST_BDK
+from kapos.simdata.keys import TEST_BDK
 from kapos.errors import ConfigError
 from kapos.host import codec
 from kapos.wiring import Assembly

@@ -8,7 +8,7 @@ import os
 
 from conftest import Running
 from kapos import card as cards
-from kapos.app.testcards import expiry_months_ahead
+from kapos.simdata.cards import expiry_months_ahead
 
 CANARY_PAN = "4000001234567899"  # Luhn-valid, unknown to every bank
 CANARY_PIN = "864297531086"  # 12 digits: cannot appear by chance
@@ -81,7 +81,7 @@ def test_no_canary_in_logs_screens_receipts_records_or_files(tmp_path):
 def test_no_canary_in_the_journal_or_the_host_ledger(tmp_path):
     """The same canaries through the real host link: terminal journal and key files, host
     ledger (SQLite pages, WAL included) and both logs."""
-    from kapos.app.testkeys import TEST_BDK
+    from kapos.simdata.keys import TEST_BDK
     from kapos_tools.host import HostServer, Ledger
     from kapos_tools.host.mac import HostDukptMac
 

@@ -5,7 +5,7 @@ import asyncio
 import json
 
 from conftest import Running
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.security import dukpt
 from kapos.app.management import ManagementServer
 from kapos.wiring import Assembly

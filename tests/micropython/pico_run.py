@@ -11,7 +11,7 @@ import sys
 import time
 
 import mpjs
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.security.dukpt import derive_initial_key
 
 HERE = os.path.dirname(os.path.abspath(__file__))

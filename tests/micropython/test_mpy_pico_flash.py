@@ -12,7 +12,7 @@ import sys
 import pytest
 
 import mpjs
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.errors import ConfigError
 from kapos.security.dukpt import DukptTerminal, derive_initial_key
 

@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.card.model import card_from_track2
 from kapos.errors import RemoteProtocolError
 from kapos.host import codec

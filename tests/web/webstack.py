@@ -12,7 +12,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-from kapos.app.testkeys import TEST_BDK
+from kapos.simdata.keys import TEST_BDK
 
 OPERATOR = ("olga", "operator-test-password")
 VIEWER = ("vera", "viewer-test-password")

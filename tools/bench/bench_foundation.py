@@ -4,7 +4,7 @@
 - CPU per sale on the ISO 8583 path a real terminal takes: swipe, PIN sealed under DUKPT,
   a MACed 0200 over TCP to the reference host (its own process), the 0210, the journal
   (SQLite, synchronous=FULL) and the receipt; the terminal's process and the host's, each;
-  the core alone and the in-process test bank beside it, for comparison only;
+  the core alone and the in-process reference host beside it, for comparison only;
 - idle CPU of `kapos run --headless` as a process, for every board that runs on this machine;
 - cold start as a process: from exec to the terminal taking payments (idle screen drawn).
 
@@ -29,7 +29,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from kapos import card as cards  # noqa: E402
 from kapos.app.scenario import Player, parse  # noqa: E402
-from kapos.app.testcards import expiry_months_ahead  # noqa: E402
+from kapos.simdata.cards import expiry_months_ahead  # noqa: E402
 from kapos.core import events as E  # noqa: E402
 from kapos.core import machine  # noqa: E402
 from kapos.core.settings import Settings  # noqa: E402
@@ -179,7 +179,7 @@ def per_sale(n):
         print("    host process     %6.2f ms CPU per sale (ledger synchronous=FULL)" % (iso["host"] * 1000))
     print("    wall time        %6.1f ms per sale" % (iso["wall"] * 1000))
     bank = asyncio.run(_sales([("host.reply_delay", "0")], n))
-    print("  for comparison, the in-process test bank (no host link, no journal; tests only): %.2f ms CPU per sale"
+    print("  for comparison, the in-process reference host (loopback, no TCP; scripted runs): %.2f ms CPU per sale"
           % (bank["terminal"] * 1000))
     core = bench_core()
     print("  the core alone (%d events): %.3f ms CPU per sale%s"

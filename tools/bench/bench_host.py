@@ -33,8 +33,8 @@ daily_limit = 1000000000000000
 
 def _terminal(index, port, directory, queue, go, window):
     from kapos import card as cards
-    from kapos.app import testcards
-    from kapos.app.testkeys import TEST_BDK, ik_id_for
+    from kapos.simdata import cards as testcards
+    from kapos.simdata.keys import TEST_BDK, ik_id_for
     from kapos.security import dukpt
     from kapos.io.host_link import HostAuthorizer
     from kapos.io.journal import Journal

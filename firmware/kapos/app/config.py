@@ -112,8 +112,8 @@ def validate(config):
         if not isinstance(value, (int, float)) or value <= 0:
             raise ConfigError("config key timeouts.%s must be a positive number" % key)
     h = config["host"]
-    if h["mode"] not in ("testbank", "iso8583"):
-        raise ConfigError("host.mode must be testbank or iso8583")
+    if h["mode"] not in HOST_MODES:
+        raise ConfigError("host.mode must be reference or iso8583")
     if h["transport"] not in ("tcp", "serial"):
         raise ConfigError("host.transport must be tcp or serial")
     if h.get("secondary_address"):  # a second host process on the same ledger (failover)
@@ -150,6 +150,11 @@ def merchant_pin_check(config):
 
 SIMULATED_DRIVERS = "kapos.ports.sim."  # driver classes that read no real card
 CARD_READERS = ("magstripe", "nfc")
+
+
+# reference: the reference host's engine in this process (kapos_tools' `kapos.hosts`
+# entry point) over a loopback transport; iso8583: a host over TCP or serial
+HOST_MODES = ("reference", "iso8583")
 
 
 def card_data_in_clear(config, board, drivers):

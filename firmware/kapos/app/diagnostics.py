@@ -93,7 +93,7 @@ class Diagnostics:
         summary = getattr(self.terminal.authorizer, "journal_summary", None)
         if summary is None:
             c = self.terminal.ctx.counters
-            return "JOURNAL", ["no journal (test bank)", "approved %d" % c["approved"],
+            return "JOURNAL", ["no journal on this link", "approved %d" % c["approved"],
                                "declined %d" % c["declined"]]
         return "JOURNAL", list(summary())
 

@@ -449,7 +449,7 @@ class ManagementServer:
             printer.paper_out = on
         elif name == "host_offline":
             if not hasattr(self.terminal.authorizer, "online"):
-                raise RequestError("this authorizer cannot be taken offline (only the test bank can)")
+                raise RequestError("this authorizer cannot be taken offline")
             self.terminal.authorizer.online = not on
         else:
             nfc = platform.get("nfc")
@@ -481,7 +481,7 @@ class ManagementServer:
 
     def _cards(self):
         if self._testcards is None:
-            from kapos.app import testcards
+            from kapos.simdata import cards as testcards
 
             self._testcards = testcards.load()
         return self._testcards

@@ -10,9 +10,7 @@ import os
 from kapos.compat import wipe
 from kapos.errors import KaposError
 from kapos.security import dukpt, pinblock
-
-# A test key, public on purpose: AES-128 "00 11 22 ... FF". Replace it by loading keys.
-TEST_PIN_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
+from kapos.simdata.keys import TEST_PIN_KEY  # public on purpose; replace it by loading keys
 
 
 def pan_for_pin_block(card):
@@ -52,24 +50,3 @@ class TestKeyPinSealer(PinSealer):
         finally:
             wipe(digits)
         return block, None
-
-
-def make_test_pin_checker(bdk=None, key=TEST_PIN_KEY):
-    """For the test bank: does the format 4 block hold the expected PIN? The block is under
-    the DUKPT PIN key of the request's KSN (derived from `bdk`), or under the fixed test key."""
-
-    def check(request, expected_pin):
-        try:
-            pin_key = key
-            if request.get("ksn") and bdk is not None:
-                pin_key = dukpt.host_derive_working_key(bdk, request["ksn"], dukpt.PIN_ENCRYPTION)
-            digits = pinblock.decipher_iso4(pin_key, request["pin_block"], pan_for_pin_block(request["card"]))
-        except Exception:
-            return False
-        try:
-            return expected_pin is not None and bytes(digits) == expected_pin.encode()
-        finally:
-            wipe(digits)
-
-    check.__test__ = False
-    return check

@@ -507,7 +507,7 @@ class HostAuthorizer(Authorizer):
 
 # ---------------------------------------------------------------- composition
 
-def from_config(config, mac=None, clock=None):
+def from_config(config, mac=None, clock=None, transport=None):
     """A HostAuthorizer from the terminal config ([host] and [terminal] sections).
 
     Keys: host.transport ('tcp' | 'serial'), host.address, host.secondary_address (another
@@ -523,7 +523,9 @@ def from_config(config, mac=None, clock=None):
     h = config["host"]
     t = config["terminal"]
     transport_kind = h.get("transport", "tcp")
-    if transport_kind == "tcp":
+    if transport is not None:  # given: the loopback to an in-process host
+        pass
+    elif transport_kind == "tcp":
         host, port = parse_address(h.get("address", "127.0.0.1:8583"))
         tls = None
         if h.get("tls"):

@@ -129,7 +129,9 @@ class Journal:
             path = ":memory:"
         self.path = path
         self.clock = clock
-        self.db = sqlite3.connect(path, isolation_level=None)
+        # opened where the terminal is composed, used by the loop that runs it (another
+        # thread for the web console's tests): one user at a time, never concurrently
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")

@@ -117,6 +117,52 @@ class Transport:
             log.exception("unsolicited message handler failed")
 
 
+# ---------------------------------------------------------------- in process
+
+class LoopbackTransport(Transport):
+    """A host engine in this process: `engine(payload) -> reply payload or None` (the
+    reference host's `HostServer.process`, loaded by the wiring from a `kapos.hosts`
+    entry point). The same bytes as over TCP, without a socket: scripted runs, the
+    console and the tests authorize through the reference host's rules. `delay`:
+    seconds before each reply arrives - the host has decided by then, as a slow network
+    delivers a request at once and the reply late (the screen shows 'processing')."""
+
+    # only transactions wait for `delay` (sign-on, echo and settlement answer at once)
+    DELAYED_MTIS = (b"0100", b"0200")
+
+    def __init__(self, engine, delay=0.0, name="in-process host"):
+        self.engine = engine
+        self.delay = delay
+        self.name = name
+
+    def __repr__(self):
+        return "LoopbackTransport(%s)" % self.name
+
+    async def connect(self):
+        return None
+
+    async def request(self, payload, timeout, accept=None):
+        try:
+            reply = self.engine(bytes(payload))
+        except Exception as exc:  # the host refused to decode it: as a host that hangs up
+            raise NoReply("the in-process host refused the message: %s" % type(exc).__name__)
+        if self.delay and bytes(payload[:4]) in self.DELAYED_MTIS:
+            await asyncio.sleep(min(self.delay, timeout))
+            if self.delay >= timeout:
+                raise NoReply("no reply within %.1f s" % timeout)
+        if reply is None:
+            raise NoReply("the in-process host did not answer")
+        if accept is not None and not accept(reply):
+            self._unsolicited(reply)
+            raise NoReply("no matching reply from the in-process host")
+        return reply
+
+    def close(self):
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
+
+
 # ---------------------------------------------------------------- TCP
 
 class TcpTransport(Transport):

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.security import dukpt

@@ -15,7 +15,7 @@ import sys
 import pytest
 
 from hostwire import MERCHANT, ROOT, Device, HostProcess
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.host import messages as m
 from kapos.host.codec import MTI
 

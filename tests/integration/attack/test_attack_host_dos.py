@@ -151,7 +151,7 @@ CHILD = r"""
 import asyncio, logging, resource, sys
 logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                     format="%(levelname)s %(name)s: %(message)s")
-from kapos.app.testkeys import TEST_BDK
+from kapos.simdata.keys import TEST_BDK
 from kapos_tools.host import HostServer, Ledger
 from kapos_tools.host.mac import HostDukptMac
 from kapos_tools.host.registry import TerminalRegistry

@@ -12,7 +12,7 @@ import binascii
 import struct
 import time
 
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.host import codec
 from kapos.host.framing import TcpFramer
 from kapos.security import cbc, dukpt

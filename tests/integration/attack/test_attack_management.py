@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from kapos.app.testkeys import TEST_BDK_ID
+from kapos.simdata.keys import TEST_BDK_ID
 from kapos.security import dukpt
 from kapos.io.keystore import KeyStore
 

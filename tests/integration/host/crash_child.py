@@ -14,7 +14,7 @@ import sys
 import time
 
 from kapos import card as cards
-from kapos.app import testcards
+from kapos.simdata import cards as testcards
 from kapos.errors import HostUnavailable
 from kapos.io.host_link import HostAuthorizer
 from kapos.io.journal import Journal

@@ -9,7 +9,7 @@ import threading
 import time
 
 from kapos import card as cards
-from kapos.app import testcards
+from kapos.simdata import cards as testcards
 from kapos.app.pinseal import TestKeyPinSealer
 from kapos.host import codec
 from kapos.host.framing import TcpFramer

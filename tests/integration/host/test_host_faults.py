@@ -149,7 +149,7 @@ def _enrolled_mac_rig(tmp_path, **kw):
     KAPOS001, KSN counters must be fresh), as `kapos host` does."""
     import os
 
-    from kapos.app.testkeys import TEST_BDK, ik_id_for
+    from kapos.simdata.keys import TEST_BDK, ik_id_for
     from kapos.security import dukpt
     from kapos.io.keystore import KeyStore
     from kapos.app.secmodule import DukptMac, SecurityModule

@@ -10,7 +10,7 @@ import pytest
 
 from hostkit import Rig, request, run, swipe
 from kapos.errors import HostUnavailable
-from kapos.app.testkeys import TEST_BDK, ik_id_for
+from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.host import codec
 from kapos.security import dukpt
 from kapos.io import journal as J

@@ -52,7 +52,7 @@ def test_token_without_its_anti_clone_block_is_refused(tmp_path):
 
 
 def test_older_token_counter_is_refused_after_reissue(tmp_path):
-    from kapos.app.testkeys import TEST_TOKEN_KEY
+    from kapos.simdata.keys import TEST_TOKEN_KEY
     from kapos.security.token import make_token_block
 
     uid = bytes.fromhex("04A2B3C4D5E6F7")

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from hostkit import TESTCARDS, new_ledger, run
-from kapos.app.testcards import expiry_months_ahead
+from kapos.simdata.cards import expiry_months_ahead
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.framing import TcpFramer

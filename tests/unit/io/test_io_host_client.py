@@ -8,7 +8,7 @@ import time
 import pytest
 
 from kapos import card as cards
-from kapos.app import testcards
+from kapos.simdata import cards as testcards
 from kapos.errors import HostUnavailable
 from kapos.errors import ConfigError, LocalProtocolError
 from kapos.host import codec

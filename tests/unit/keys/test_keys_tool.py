@@ -5,7 +5,7 @@ import os
 
 from kapos.cli import main
 from kapos.security.token import verify_token_block
-from kapos.app.testkeys import TEST_TOKEN_KEY
+from kapos.simdata.keys import TEST_TOKEN_KEY
 
 
 def test_new_bdk_load_and_status(tmp_path, capsys):

@@ -25,7 +25,7 @@ def test_sim_selftest_passes_and_writes_the_json_report(tmp_path, capsys):
 
 @pytest.mark.parametrize("fault, check, detail", [
     ("printer_paper_out", "printer", "paper-out"),
-    ("host_offline", "host", "host unreachable"),
+    ("host_offline", "host", "host link switched off"),
     ("nfc_absent", "nfc", "NFC chip not found"),
 ])
 def test_sim_selftest_with_a_fault_exits_1_and_names_it(tmp_path, capsys, fault, check, detail):
@@ -52,7 +52,7 @@ def test_kapos_diag_through_the_kapos_command_line(monkeypatch, capsys):
 
     monkeypatch.setattr(cli, "_plugins", lambda: [Entry()])
     assert cli.main(["diag", "--board", "sim", "--fault", "host_offline", "selftest"]) == 1
-    assert "host (echo failed: host unreachable)" in capsys.readouterr().out
+    assert "host (echo failed: host link switched off (test fault))" in capsys.readouterr().out
     assert cli.main(["diag", "--board", "sim", "counters", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["approved"] == 0
 

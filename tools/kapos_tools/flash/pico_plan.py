@@ -154,7 +154,7 @@ selftest.run()
 
 def key_state(bdk_path, terminal_id):
     """A fresh DUKPT state for the terminal (test BDK unless a BDK file is given)."""
-    from kapos.app.testkeys import ik_id_for
+    from kapos.simdata.keys import ik_id_for
     from kapos.security.dukpt import DukptTerminal, derive_initial_key
 
     from kapos_tools.keys import read_bdk

@@ -199,7 +199,7 @@ def cmd_set_status(args):
 
 def load_keys(args):
     """The host's keys: key file (created when missing), options, environment."""
-    from kapos.app.testkeys import TEST_BDK, TEST_TOKEN_KEY
+    from kapos.simdata.keys import TEST_BDK, TEST_TOKEN_KEY
     from kapos_tools.host import keyfile
 
     bdk = keyfile.secret_option(args, "bdk", "KAPOS_HOST_BDK", "bdk")

@@ -43,11 +43,11 @@ import os
 import time
 import tomllib
 
-from kapos.app.pinseal import TEST_PIN_KEY
+from kapos.simdata.keys import TEST_PIN_KEY
 
-from kapos.app.testkeys import TEST_BDK, TEST_TOKEN_KEY
+from kapos.simdata.keys import TEST_BDK, TEST_TOKEN_KEY
 from kapos_tools.host.keyfile import create_private, private_umask
-from kapos.app.testcards import DEFAULT_FILE as DEFAULT_CARDS_FILE, entry_expiry
+from kapos.simdata.cards import DEFAULT_FILE as DEFAULT_CARDS_FILE, entry_expiry
 from kapos.errors import DecodeError, LocalProtocolError, SecurityError
 from kapos.host import codec
 from kapos.host import messages as m

@@ -32,7 +32,7 @@ import hashlib
 import re
 import time
 
-from kapos.app.testkeys import ik_id_for
+from kapos.simdata.keys import ik_id_for
 from kapos.errors import KaposError, SecurityError
 from kapos.security import dukpt
 

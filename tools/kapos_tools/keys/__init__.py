@@ -18,7 +18,7 @@ import json
 import os
 import sys
 
-from kapos.app.testkeys import TEST_BDK, TEST_BDK_ID, ik_id_for
+from kapos.simdata.keys import TEST_BDK, TEST_BDK_ID, ik_id_for
 from kapos.errors import KaposError
 from kapos.security import dukpt
 from kapos.io.keystore import KeyStore, atomic_write
@@ -106,7 +106,7 @@ def cmd_status(args):
 
 def cmd_token_block(args):
     """The anti-clone block to write into a closed-loop token (MIFARE Classic block 4)."""
-    from kapos.app.testkeys import TEST_TOKEN_KEY
+    from kapos.simdata.keys import TEST_TOKEN_KEY
     from kapos.security.token import make_token_block
 
     try:

@@ -1,5 +1,5 @@
-"""The built-in test cards (kapos/data/testcards.toml): what `make run` hot keys and
-scenario `swipe <id>` / `tap <id>` present, and what the test bank knows."""
+"""The built-in test cards (kapos/simdata/testcards.toml): what `make run` hot keys and
+scenario `swipe <id>` / `tap <id>` present, and what the reference host loads by default."""
 
 import os
 import time
@@ -9,7 +9,7 @@ from kapos import card as cards
 from kapos.errors import ConfigError
 from kapos.hal import Tap
 
-DEFAULT_FILE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "testcards.toml")
+DEFAULT_FILE = os.path.join(os.path.dirname(__file__), "testcards.toml")
 
 
 def expiry_months_ahead(months, now=None):
@@ -71,7 +71,7 @@ class TestCard:
 
     def token_block(self, key=None):
         """The anti-clone block this token carries in its memory (issued under the test key)."""
-        from kapos.app.testkeys import TEST_TOKEN_KEY
+        from kapos.simdata.keys import TEST_TOKEN_KEY
         from kapos.security.token import make_token_block
 
         return make_token_block(key or TEST_TOKEN_KEY, self.uid, self.token_counter)

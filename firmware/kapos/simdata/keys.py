@@ -9,6 +9,8 @@ import hashlib
 
 TEST_BDK = bytes.fromhex("FEDCBA9876543210F1F1F1F1F1F1F1F1")
 TEST_BDK_ID = bytes.fromhex("12345678")
+# The static PIN key of keys.mode = "test-key" (no DUKPT): AES-128 "00 11 22 ... FF".
+TEST_PIN_KEY = bytes.fromhex("00112233445566778899AABBCCDDEEFF")
 # The closed-loop tokens' anti-clone key (security/token.py): public, for test tokens only.
 TEST_TOKEN_KEY = bytes.fromhex("6B61706F732D746F6B656E2D74657374")  # "kapos-token-test"
 
