@@ -133,3 +133,21 @@ def test_settlement_from_the_technician_menu_prints_its_result(running):
             await r.play('expect screen "TOTALS AGREED"\n')
 
     run(go())
+
+
+def test_the_simulated_terminal_meets_the_real_bank_three_wrong_pins_lock_the_card(running):
+    """One bank: the in-process host is the reference host's engine, so the PIN-try lock
+    holds on the sim too (the old test double let a script guess PINs for ever)."""
+    async def go():
+        async with running() as r:
+            wrong = ("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 9999\nkey ENTER\n"
+                     "expect result declined\nkey ENTER\nexpect state IDLE\n")
+            for _ in range(3):
+                await r.play(wrong)
+            await r.play("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+                         "expect result declined\n")
+            ledger = r.assembly.authorizer.engine.ledger
+            assert [t["code"] for t in ledger.transactions()] == ["55", "55", "75", "75"]
+            assert ledger.balance("4111111111111111") == 100000
+
+    run(go())
