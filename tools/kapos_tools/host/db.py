@@ -223,6 +223,10 @@ class PostgresDatabase(_Transactions):
                                 % (redact(url), str(exc).strip().splitlines()[0] if str(exc) else exc))
         self.Error = psycopg.Error
         self._sql = {}  # the host's statements, translated once
+        # SERIALIZABLE tracks what each transaction read: a sequential scan of a small
+        # table reads all of it, so every pair of concurrent messages would conflict;
+        # through the indexes only the rows a message looked up count
+        self.conn.execute("SET enable_seqscan = off")
 
     def _translate(self, sql):
         out = self._sql.get(sql)

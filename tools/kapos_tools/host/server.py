@@ -36,8 +36,10 @@ import asyncio
 import errno
 import logging
 import os
+import random
 import socket
 import ssl
+import time
 
 from kapos.errors import DecodeError, KaposError, RemoteProtocolError
 from kapos.host import codec
@@ -176,7 +178,7 @@ class HostServer:
             else:
                 future.set_result(reply)
 
-    def _run_batch(self, batch, attempts=5):
+    def _run_batch(self, batch, attempts=8):
         """[(reply, exception)] of each message, all committed in one transaction."""
         db = getattr(self.ledger, "db", None)
         if db is None or not hasattr(db, "transaction"):
@@ -198,11 +200,17 @@ class HostServer:
             except Exception as exc:
                 if not db.is_retryable(exc):
                     raise
+                last = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
                 self.batches["retries"] += 1
+                # both processes on the same hot rows (a merchant's book): step aside a
+                # little, at random, so the two do not collide again at once (bounded)
+                time.sleep(random.uniform(0, 0.002 * (attempt + 1)))
                 log.info("group commit of %d message(s) conflicted with another host process "
                          "(%s): running it again", len(batch), type(exc).__name__)
         if len(batch) > 1:  # conflicts every time: one message per transaction
             return [r for item in batch for r in self._run_batch([item], attempts)]
+        log.warning("the ledger database refused a message %d times as a conflict (%s): "
+                    "not answered", attempts, last)
         return [(None, KaposError("the ledger database kept refusing this message as a "
                                   "conflict: not answered"))]
 

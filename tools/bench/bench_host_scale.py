@@ -1,0 +1,303 @@
+"""Benchmark: the reference host's throughput and CPU per authorization, side by side:
+SQLite (synchronous=FULL) with one host process, PostgreSQL (fsync on, a durable server
+started here on 127.0.0.1) with one and with two host processes, 1/8/64/256 terminals.
+
+The load generator does not eat the host's CPU: every terminal is a coroutine of ONE
+asyncio process with its own TCP connection, and its 0200s (DUKPT KSN, MAC and
+enciphered card data, as a kapos terminal sends them) are prepared before the window
+opens; during the window it only writes a frame and reads the reply. All terminals sell
+in one shared window; a sale counts if its reply came inside it. Host CPU per
+authorization = the host processes' user+system CPU over the window / sales (the
+PostgreSQL server's own CPU is not in it; it is printed beside).
+
+    .venv/bin/python tools/bench/bench_host_scale.py [--seconds 2] [--terminals 1,8,64,256]
+"""
+
+import argparse
+import asyncio
+import glob
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CARDS = """
+[[card]]
+id = "bench"
+pan = "4111111111111111"
+expires_in_months = 48
+balance = 1000000000000
+daily_limit = 1000000000000000
+"""
+RATE_GUESS = 4000  # sales/s to prepare for
+
+
+def cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def postgres_cpu(data_dir):
+    """CPU of every process of the PostgreSQL server whose data directory is `data_dir`."""
+    total = 0.0
+    for stat in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(stat, "rb") as f:
+                cmd = f.read()
+            pid = int(stat.split("/")[2])
+            if b"postgres" in cmd.split(b"\0")[0] or cmd.startswith(b"postgres:"):
+                total += cpu_seconds(pid)
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class Signer:
+    def __init__(self, key):
+        self.key = key
+
+    def sign(self, data):
+        from kapos_tools.host.fastkeys import cmac
+
+        return cmac(self.key, data)[:8]
+
+
+class PreparedMac:
+    """The terminal's DUKPT MAC hook, keys from the (test) BDK: preparing thousands of
+    messages must not take longer than the window itself."""
+
+    def __init__(self, keys, ksn):
+        self.keys, self.ksn = keys, ksn
+
+    def bind(self, message):
+        from kapos.security import dukpt
+
+        return Signer(self.keys.working_key(message[53], dukpt.MAC_GENERATION))
+
+
+def prepare(tid, count, first_counter):
+    """`count` encoded 0200s of terminal `tid`, KSN counters from `first_counter` up."""
+    from Crypto.Cipher import AES
+
+    from kapos import card as cards
+    from kapos.app.secmodule import ENCRYPTED_CARD_TAG, card_data_plaintext
+    from kapos.host import client
+    from kapos.host.messages import pack_private, unpack_private
+    from kapos.security import cbc, dukpt
+    from kapos.simdata import cards as testcards
+    from kapos.simdata.keys import TEST_BDK, ik_id_for
+    from kapos_tools.host.fastkeys import HostKeys
+
+    keys = HostKeys(TEST_BDK)
+    ik_id = ik_id_for(tid)
+    card = cards.parse_swipe(testcards.load()["visa-debit"].swipe_text())
+    ids = {"terminal_id": tid, "merchant_id": "KAPOS-MERCHANT1", "currency_code": "978",
+           "pin_capable": True, "nii": None}
+    out = []
+    counter = first_counter
+    for n in range(count):
+        while not dukpt.counter_is_valid(counter):
+            counter += 1
+        ksn = dukpt.make_ksn(ik_id, counter)
+        counter += 1
+        now = time.time()
+        request = {"ref": n, "type": "sale", "amount": 100, "fee": 0, "currency_code": "978",
+                   "account": "debit", "card": card, "pin_block": None, "ksn": None,
+                   "target": None, "original": None, "token_data": None, "time": now,
+                   "date": time.strftime("%Y%m%d"), "terminal_id": tid,
+                   "merchant_id": "KAPOS-MERCHANT1"}
+        message = client.build_request(request, "%06d" % (counter % 1000000 or 1), time.gmtime(now),
+                                       time.localtime(now), 1, ids, None)
+        message[53] = ksn
+        text = cbc.pad(card_data_plaintext(message).encode())
+        key = keys.working_key(ksn, dukpt.DATA_ENCRYPT)
+        items = unpack_private(message[48]) if 48 in message else {}
+        items[ENCRYPTED_CARD_TAG] = AES.new(key, AES.MODE_CBC, iv=bytes(16)).encrypt(text).hex().upper()
+        message[48] = pack_private(sorted(items.items()))
+        for field in (35, 2, 14):
+            message.pop(field, None)
+        out.append(bytes(client.encode_message(message, PreparedMac(keys, ksn))))
+    return out, counter
+
+
+class Cluster:
+    """Host processes on one ledger (SQLite file, or one PostgreSQL database)."""
+
+    def __init__(self, directory, engine, hosts):
+        self.directory, self.engine, self.count = directory, engine, hosts
+        self.procs, self.ports, self.pg = [], [], None
+
+    def start(self):
+        cards = os.path.join(self.directory, "cards.toml")
+        with open(cards, "w") as f:
+            f.write(CARDS)
+        if self.engine == "postgresql":
+            sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "host"))
+            from pg_rig import PostgresServer
+
+            self.pg_dir = tempfile.mkdtemp(prefix="kapos-bench-pg-")
+            self.pg = PostgresServer.start(self.pg_dir, durable=True)
+            db = self.pg.new_schema()
+        else:
+            db = os.path.join(self.directory, "host.db")
+        for i in range(self.count):
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "kapos_tools.host", "--listen", "127.0.0.1:0", "--db", db,
+                 "--key-file", os.path.join(self.directory, "host.keys"), "--cards", cards,
+                 "--quiet", "--auto-enroll", "--max-connections", "600", "--max-per-peer", "600"],
+                stdout=subprocess.PIPE, stderr=open(os.environ.get("KAPOS_BENCH_HOST_LOG", os.devnull), "ab"))
+            line = proc.stdout.readline().decode()
+            if not line.startswith("kapos host listening on"):
+                proc.kill()
+                raise SystemExit("the host did not start: %r" % line)
+            self.procs.append(proc)
+            self.ports.append(int(line.split()[4].rsplit(":", 1)[1]))
+
+    def cpu(self):
+        return sum(cpu_seconds(p.pid) for p in self.procs)
+
+    def stop(self):
+        for proc in self.procs:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:  # stuck: the figures are printed already
+                proc.kill()
+                proc.wait(10)
+        if self.pg is not None:
+            self.pg.stop()
+            import shutil
+
+            shutil.rmtree(self.pg_dir, ignore_errors=True)
+
+
+async def run_window(cluster, terminals, seconds, counters):
+    """One shared window of `seconds` with `terminals` terminals: (sales, declined, host
+    CPU s, PostgreSQL CPU s, sorted latencies, any terminal out of prepared messages)."""
+    from kapos.host.framing import TcpFramer
+
+    per_terminal = int(RATE_GUESS * seconds / terminals * 1.3) + 20
+    prepared = []
+    for i in range(terminals):
+        tid = "B%07d" % i
+        messages, counters[tid] = prepare(tid, per_terminal + 1, counters.get(tid, 1))
+        prepared.append(messages)
+    loop = asyncio.get_running_loop()
+    go = asyncio.Event()
+    window = {}
+    ready = []
+    results = []
+
+    async def exchange(reader, writer, framer, payload):
+        writer.write(framer.frame(payload))
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                raise ConnectionError("the host closed the connection")
+            replies = list(framer.receive(data))
+            if replies:
+                return replies[0]
+
+    async def terminal(i, messages):
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", cluster.ports[i % len(cluster.ports)])
+        framer = TcpFramer()
+        await exchange(reader, writer, framer, messages[0])  # enrols it, warms the caches
+        ready.append(i)
+        await go.wait()
+        latencies, declined, ran_out = [], 0, True
+        for payload in messages[1:]:
+            t = loop.time()
+            if t >= window["end"]:
+                ran_out = False
+                break
+            reply = await exchange(reader, writer, framer, payload)
+            done = loop.time()
+            if done > window["end"]:
+                ran_out = False
+                break
+            latencies.append(done - t)
+            if not _approved(reply):
+                declined += 1
+        writer.close()
+        results.append((latencies, declined, ran_out))
+
+    tasks = [asyncio.ensure_future(terminal(i, m)) for i, m in enumerate(prepared)]
+    while len(ready) < terminals:  # every terminal connected and warmed up
+        done = [t for t in tasks if t.done() and t.exception()]
+        if done:
+            raise done[0].exception()
+        await asyncio.sleep(0.01)
+    cpu_before = cluster.cpu()
+    pg_before = postgres_cpu(None) if cluster.pg else 0.0
+    window["end"] = loop.time() + seconds
+    go.set()
+    await asyncio.gather(*tasks)
+    host_cpu = cluster.cpu() - cpu_before
+    pg_cpu = (postgres_cpu(None) - pg_before) if cluster.pg else 0.0
+    latencies = sorted(x for lat, _, _ in results for x in lat)
+    return (len(latencies), sum(d for _, d, _ in results), host_cpu, pg_cpu, latencies,
+            any(r for _, _, r in results))
+
+
+async def _main(args):
+    terminals = [int(x) for x in args.terminals.split(",")]
+    print("bench_host_scale: sales through `kapos host` processes on 127.0.0.1, load from one "
+          "asyncio process (messages prepared ahead), one shared %.1f s window per line, %d CPU(s)"
+          % (args.seconds, os.cpu_count() or 1))
+    print("  %-22s %9s %12s %9s %9s %14s %12s" % ("ledger", "terminals", "auths/s", "p50 ms",
+                                                 "p99 ms", "host CPU/auth", "PG CPU/auth"))
+    for spec in args.engines.split(","):
+        engine, hosts = spec.split(":")
+        with tempfile.TemporaryDirectory(prefix="kapos-bench-") as directory:
+            cluster = Cluster(directory, engine, int(hosts))
+            try:
+                cluster.start()
+            except Exception as exc:
+                print("  %-22s skipped: %s" % (spec, exc))
+                continue
+            try:
+                counters = {}
+                for n in terminals:
+                    try:
+                        count, declined, cpu, pg_cpu, lat, ran_out = await run_window(
+                            cluster, n, args.seconds, counters)
+                    except (OSError, ConnectionError) as exc:
+                        print("  %-22s %9d  FAILED: %s (one card for every terminal: every "
+                              "message conflicts with the other process's)" % (spec, n, exc))
+                        break
+                    if not count:
+                        print("  %-22s %9d  no sale finished in the window" % (spec, n))
+                        continue
+                    print("  %-22s %9d %12.0f %9.2f %9.2f %11.3f ms %9s%s%s" % (
+                        "%s, %s host%s" % (engine, hosts, "s" if hosts != "1" else ""), n,
+                        count / args.seconds, lat[count // 2] * 1000,
+                        lat[min(count - 1, int(count * 0.99))] * 1000, cpu / count * 1000,
+                        "%.3f ms" % (pg_cpu / count * 1000) if cluster.pg else "-",
+                        "  (%d declined)" % declined if declined else "",
+                        "  (ran out of prepared messages)" if ran_out else ""), flush=True)
+            finally:
+                cluster.stop()
+
+
+def _approved(reply):
+    from kapos.host import codec
+
+    return codec.decode(reply).get(39) == "00"
+
+
+def main(argv=()):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--terminals", default="1,8,64,256")
+    parser.add_argument("--engines", default="sqlite:1,postgresql:1,postgresql:2")
+    args = parser.parse_args(list(argv))
+    asyncio.run(_main(args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
