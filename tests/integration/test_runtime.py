@@ -151,3 +151,20 @@ def test_the_simulated_terminal_meets_the_real_bank_three_wrong_pins_lock_the_ca
             assert ledger.balance("4111111111111111") == 100000
 
     run(go())
+
+
+def test_a_tamper_alert_reaches_the_host_although_the_keys_are_erased(running):
+    """The 0620 is built and MACed with the last key before the erase, so the host hears
+    of the opened case (before, the alert found no keys and was never sent)."""
+    async def go():
+        async with running() as r:
+            await r.play('tamper "case opened"\nexpect state LOCKED\n')
+            ledger = r.assembly.authorizer.engine.ledger
+            for _ in range(100):
+                if ledger.alerts():
+                    break
+                await asyncio.sleep(0.02)
+            assert [(a["rule"], a["detail"]) for a in ledger.alerts()] == [("tamper", "case opened")]
+            assert not r.assembly.keystore.loaded
+
+    run(go())

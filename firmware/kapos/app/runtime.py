@@ -229,7 +229,10 @@ class Terminal:
             log.warning("tamper: erasing keys")
             zeroize = getattr(self.pin_sealer, "zeroize", None)
             if zeroize is not None:
-                zeroize()
+                # call_soon runs after the first step of tasks spawned before it, so a
+                # tamper alert has built and MACed its 0620 (no await before that) and
+                # the keys go a loop turn later, before anything else can use them.
+                asyncio.get_running_loop().call_soon(zeroize)
         elif kind == C.DIAG:
             self._spawn(self._diag(command["function"]))
         elif kind == C.RECORD:

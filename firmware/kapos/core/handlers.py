@@ -667,8 +667,10 @@ def tamper(ctx, event):
     ctx.notice = None
     ctx.alarms += 1
     ctx.locked_reason = event.get("source", "tamper")
-    return S.LOCKED, cmds + [C.stop_timer(ALL_TIMERS), C.Command(C.ZEROIZE),
+    # The alert comes first: its 0620 is MACed with the last key before the erase.
+    return S.LOCKED, cmds + [C.stop_timer(ALL_TIMERS),
                              C.Command(C.ALERT, rule="tamper", detail=ctx.locked_reason, time=event.time),
+                             C.Command(C.ZEROIZE),
                              C.beep("alarm"), C.show("locked", reason=ctx.locked_reason)]
 
 

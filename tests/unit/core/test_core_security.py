@@ -17,6 +17,7 @@ def test_tamper_erases_keys_alerts_and_locks_until_rekeyed():
     d.send(ev(E.TAMPER, source="enclosure opened"))
     assert d.state == S.LOCKED
     assert C.ZEROIZE in kinds(d) and C.ALERT in kinds(d)
+    assert kinds(d).index(C.ALERT) < kinds(d).index(C.ZEROIZE), "alert MACed before the erase"
     assert bytes(buffer) == bytes(len(buffer)), "PIN digits wiped"
     for k in ("1", "ENTER", "CANCEL", "MENU"):
         d.keys(k)
