@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from engines import engine  # noqa: F401 (fixtures)
 from hostkit import HostThread, agree, ledger_url
 from kapos.io import journal as J
 from kapos.io.journal import Journal

@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from engines import engine  # noqa: F401 (fixtures)
 from hostkit import TESTCARDS, new_ledger
 
 # every rule on both ledger engines (conftest.py: SQLite, and a real PostgreSQL server)

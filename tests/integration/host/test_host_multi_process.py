@@ -25,6 +25,7 @@ import time
 
 import pytest
 
+from engines import pg_url, postgres_server  # noqa: F401 (fixtures)
 from hostkit import TESTCARDS, agree, request, run, swipe
 from kapos.host import messages as m
 from kapos.io.failover import FailoverTransport

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from engines import engine  # noqa: F401 (fixtures)
 from hostkit import TESTCARDS, new_ledger, run
 from kapos.simdata.cards import expiry_months_ahead
 from kapos.host import codec
