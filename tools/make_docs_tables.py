@@ -126,7 +126,8 @@ def check_names(updates=True):
 
     diagnostics = Diagnostics(_BareTerminal(), data_dir=ROOT)
     if updates:
-        diagnostics.update_status = lambda: {"running": "-", "previous": "-", "last_update": "-", "pending": "-"}
+        diagnostics.update_status = lambda: {"running": "-", "previous": "-", "last_update": "-", "pending": "-",
+                                                    "parameters": "-"}
     return [c.name for c in asyncio.run(diagnostics.selftest())]
 
 

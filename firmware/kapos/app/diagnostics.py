@@ -164,7 +164,8 @@ class Diagnostics:
         if self.update_status is not None:  # shown with the self-test in the technician menu
             u = self.update_status()
             detail = "%s (previous %s), last update %s, pending %s, parameters %s" % (
-                u["running"], u["previous"], u["last_update"], u["pending"], u["parameters"])
+                u.get("running"), u.get("previous"), u.get("last_update"), u.get("pending"),
+                u.get("parameters", "from the config file"))
             if u.get("last_check"):  # a refused release or parameter set, with the reason
                 detail += "; refused: %s" % u["last_check"]
             checks.append(Check("software", True, detail))

@@ -65,7 +65,7 @@ def card_for(track2, profile=None, contact=False):
     pan, _, rest = track2.partition("=")
     if len(rest) < 7:
         raise ConfigError("the track 2 equivalent has no expiry and service code")
-    key = (pan, profile, contact)
+    key = (pan, rest[:7], profile, contact)  # a card with another expiry is another card
     with _lock:
         card = _cards.get(key)
         if card is None:
