@@ -22,12 +22,13 @@ import time
 from importlib import resources
 
 from starlette.applications import Starlette
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from kapos.console import Controls
 from kapos.errors import KaposError
+from kapos_tools.sse import event_stream
 
 log = logging.getLogger("kapos_tools.websim")
 
@@ -195,25 +196,7 @@ class WebSim:
             return Response("log in first", 401)
         if len(self.subscribers) >= MAX_SUBSCRIBERS:
             return Response("too many live views", 503)
-        queue = asyncio.Queue(100)
-        self.subscribers.add(queue)
-
-        async def stream():
-            try:
-                yield "event: hello\ndata: {}\n\n"
-                while True:
-                    try:
-                        message = await asyncio.wait_for(queue.get(), 15)
-                    except asyncio.TimeoutError:
-                        yield ": keep-alive\n\n"
-                        continue
-                    if message is None:  # closing: end the stream so shutdown need not wait
-                        return
-                    yield message
-            finally:
-                self.subscribers.discard(queue)
-
-        return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
+        return event_stream(self.subscribers, 100, headers=HEADERS)
 
     async def act(self, request):
         session = self._session(request)
