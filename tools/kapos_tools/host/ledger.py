@@ -593,17 +593,25 @@ class Ledger:
                            fields={54: self._balance_field(message, card["account"],
                                                            moved=amount)})
 
-    def _close_hold(self, ctx, message, posting):
-        """A completion (the final amount, at most the hold, is charged) or a release (the
-        hold ends, nothing moves) of a pre-authorization named by RRN (37) or field 90."""
+    def _bind_original(self, ctx, message):
+        """(original, None) with the original's card and account bound to `ctx`, or
+        (None, the stored refusal): 25 when it is not found, 30 when it is named badly."""
         original = self._find_original(ctx, message)
         if original is None:
-            return self._store(ctx, message, "25")
+            return None, self._store(ctx, message, "25")
         if original == "bad":
-            return self._store(ctx, message, "30")
+            return None, self._store(ctx, message, "30")
         ctx["original_id"] = original["id"]
         ctx["card_key"] = original["card_key"]
         ctx["account"] = original["account"]
+        return original, None
+
+    def _close_hold(self, ctx, message, posting):
+        """A completion (the final amount, at most the hold, is charged) or a release (the
+        hold ends, nothing moves) of a pre-authorization named by RRN (37) or field 90."""
+        original, refusal = self._bind_original(ctx, message)
+        if refusal is not None:
+            return refusal
         event = L.COMPLETE if posting == "complete" else L.RELEASE
         if original["type"] not in txn_types.row(ctx["type"])["original_types"] \
                 or not L.allowed(original["lifecycle"], event):
@@ -736,14 +744,9 @@ class Ledger:
 
     def _void(self, ctx, message):
         kind = ctx["type"]
-        original = self._find_original(ctx, message)
-        if original is None:
-            return self._store(ctx, message, "25")
-        if original == "bad":
-            return self._store(ctx, message, "30")
-        ctx["original_id"] = original["id"]
-        ctx["card_key"] = original["card_key"]
-        ctx["account"] = original["account"]
+        original, refusal = self._bind_original(ctx, message)
+        if refusal is not None:
+            return refusal
         voided = txn_types.get(original["type"])
         if voided is None or voided["totals"] != txn_types.row(kind)["undoes"] \
                 or not L.allowed(original["lifecycle"], L.VOID):
