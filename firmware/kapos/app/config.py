@@ -137,6 +137,7 @@ def validate(config):
     if not (4 <= len(tech) <= 8 and tech.isdigit()):
         raise ConfigError("technician.pin must be 4 to 8 digits")
     merchant_pin_check(config)  # a malformed hash stops start-up here, naming the key
+    technician_pin_check(config)
     p = config["pin"]
     if not 4 <= p["min_length"] <= p["max_length"] <= 12:
         raise ConfigError("pin lengths must satisfy 4 <= min_length <= max_length <= 12")
@@ -146,6 +147,13 @@ def merchant_pin_check(config):
     """The merchant PIN verifier, or None when refunds and voids are turned off ("")."""
     encoded = config["security"]["merchant_pin_hash"]
     return MerchantPinCheck(encoded) if encoded else None
+
+
+def technician_pin_check(config):
+    """The technician PIN verifier from security.technician_pin_hash, or None ("": the plain
+    technician.pin, the sim board's default)."""
+    encoded = config["security"]["technician_pin_hash"]
+    return MerchantPinCheck(encoded, key="security.technician_pin_hash") if encoded else None
 
 
 SIMULATED_DRIVERS = "kapos.ports.sim."  # driver classes that read no real card
@@ -190,6 +198,6 @@ def settings_from(config):
         accept_unknown_brands=t["accept_unknown_brands"], private_bins=t["private_bins"],
         tech_pin=config["technician"]["pin"],
         monitor={rule: dict(values) for rule, values in config["monitor"].items()},
-        merchant_pin_check=merchant_pin_check(config),
+        merchant_pin_check=merchant_pin_check(config), tech_pin_check=technician_pin_check(config),
         card_read_tries=t["card_read_tries"], emv=dict(config["emv"]),
     )

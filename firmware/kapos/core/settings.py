@@ -10,7 +10,7 @@ class Settings:
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
                  tech_pin="0000", monitor=None, merchant_pin_check=None, card_read_tries=3,
-                 emv=None):
+                 emv=None, tech_pin_check=None):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -35,7 +35,11 @@ class Settings:
         self.has_pin_pad = has_pin_pad
         self.accept_unknown_brands = accept_unknown_brands
         self.monitor = monitor or {}  # rule -> {'count': n, 'window': seconds}
-        self.tech_pin = tech_pin  # technician menu; change it in the config
+        self.tech_pin = tech_pin  # technician menu: the sim board's plain default, see tech_pin_check
+        # A salted hash of the technician PIN (config or host parameter set
+        # security.technician_pin_hash), checked like the merchant PIN: verify(buffer, length).
+        # When set, the plain tech_pin above is never accepted.
+        self.tech_pin_check = tech_pin_check
         self.private_bins = tuple(private_bins)  # PAN prefixes of the user's own closed-loop cards
         # The merchant PIN (refund, void) is checked by an object the composition injects:
         # verify(buffer, length) -> bool against a salted hash (app/merchantpin.py), so the

@@ -60,12 +60,20 @@ def _wipe_tech_pin(ctx):
     ctx.tech_pin_len = 0
 
 
-def tech_pin_enter(ctx, event):
-    expected = ctx.settings.tech_pin
+def _tech_pin_matches(ctx):
+    check = ctx.settings.tech_pin_check
+    if check is not None:  # a salted hash (host parameter set): compared in constant time there
+        return check.verify(ctx.tech_pin, ctx.tech_pin_len)
+    expected = ctx.settings.tech_pin  # the sim board's plain default
     entered = ctx.tech_pin
     same = ctx.tech_pin_len == len(expected)
     for i in range(min(ctx.tech_pin_len, len(expected))):  # no early exit: no timing hint
         same = same and entered[i] == ord(expected[i])
+    return same
+
+
+def tech_pin_enter(ctx, event):
+    same = _tech_pin_matches(ctx)
     _wipe_tech_pin(ctx)
     if not same:
         ctx.counters["tech_pin_failures"] += 1

@@ -40,9 +40,11 @@ def fsync_dir(path):
         os.close(fd)
 
 
-def write_atomic(path, data):
+def write_atomic(path, data, mode=0o644):
     tmp = "%s.tmp-%d" % (path, os.getpid())
-    with open(tmp, "wb") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    os.fchmod(fd, mode)  # a leftover temp file of an earlier crash keeps its old mode otherwise
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

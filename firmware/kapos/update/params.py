@@ -1,5 +1,5 @@
-"""Terminal parameters from the host: limits, fees, receipt header, merchant PIN hash, host
-address and update channel, as one signed and versioned document.
+"""Terminal parameters from the host: limits, fees, receipt header, merchant and technician
+PIN hashes, host address and update channel, as one signed and versioned document.
 
 The document is a TUF target of the update repository (`params/<channel>.json`), so it is
 signed by the targets key(s) under the same threshold, expiry and rollback rules as a
@@ -10,7 +10,12 @@ error refuses the whole set with the reason, and the terminal keeps the previous
     {"kind": "kapos-params", "serial": 7,
      "params": {"limits": {"per_transaction": 30000}, "terminal": {"merchant_name": "Bar 2"},
                 "fees": {"credit": {"rate_bp": 120}}, "host": {"address": "10.0.0.2:8583"},
-                "security": {"merchant_pin_hash": "pbkdf2-sha256$..."}, "update": {"channel": "stable"}}}
+                "security": {"merchant_pin_hash": "pbkdf2-sha256$...",
+                             "technician_pin_hash": "pbkdf2-sha256$..."},
+                "update": {"channel": "stable"}}}
+
+A PIN hash is checked by the config's own rules (app/merchantpin.py): a malformed one refuses
+the whole set. Refusal reasons name the key, never its value.
 """
 
 import json
@@ -24,7 +29,8 @@ from kapos.update.layout import write_atomic
 KIND = "kapos-params"
 # what a host may set: (section, key or None for the whole table)
 ALLOWED = {("limits", None), ("fees", None), ("terminal", "merchant_name"),
-           ("security", "merchant_pin_hash"), ("host", "address"), ("update", "channel")}
+           ("security", "merchant_pin_hash"), ("security", "technician_pin_hash"),
+           ("host", "address"), ("update", "channel")}
 NEEDS_RESTART = {("host", "address"), ("update", "channel")}
 STORE = "params.json"
 
@@ -80,7 +86,8 @@ def load_stored(root):
 
 def store(root, doc):
     record = dict(doc, applied_at=int(time.time()))
-    write_atomic(os.path.join(root, STORE), json.dumps(record, indent=1, sort_keys=True).encode())
+    # 0600: it may carry PIN hashes (short PINs fall to an offline search: docs/updates.md)
+    write_atomic(os.path.join(root, STORE), json.dumps(record, indent=1, sort_keys=True).encode(), mode=0o600)
 
 
 def overrides(root):

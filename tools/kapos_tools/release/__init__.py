@@ -4,6 +4,7 @@
     kapos release init   --keys-dir ~/kapos-keys --repo site/ [--threshold root=2]
     kapos release build  --keys-dir ~/kapos-keys --repo site/ --version 2.0.0 [--channel stable] [--source .]
     kapos release params --keys-dir ~/kapos-keys --repo site/ --file params.toml [--channel stable]
+    kapos release params --keys-dir ~/kapos-keys --repo site/ [--file params.toml] --technician-pin
     kapos release timestamp --keys-dir ~/kapos-keys --repo site/      # daily (cron): fresh timestamp
     kapos release rotate --keys-dir ~/kapos-keys --repo site/ --role targets
     kapos release status --repo site/
@@ -68,11 +69,19 @@ def cmd_params(args):
     from kapos.app import config as config_mod
     from kapos.update import params as params_mod
 
-    try:
-        with open(args.file, "rb") as f:
-            params = tomllib.load(f)
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise KaposError("cannot read parameter file %s: %s" % (args.file, exc))
+    if not args.file and not args.technician_pin:
+        raise KaposError("give a parameter file (--file), --technician-pin, or both")
+    params = {}
+    if args.file:
+        try:
+            with open(args.file, "rb") as f:
+                params = tomllib.load(f)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise KaposError("cannot read parameter file %s: %s" % (args.file, exc))
+    if args.technician_pin:
+        from kapos_tools.release.pins import ask_technician_pin_hash
+
+        params.setdefault("security", {})["technician_pin_hash"] = ask_technician_pin_hash()
     repo = _repo(args)
     name = "params/%s.json" % args.channel
     try:
@@ -139,7 +148,9 @@ def register(subparsers):
     q.add_argument("--source", default=".", help="the checkout to build from (default: .)")
     q.add_argument("--force", action="store_true", help="allow a version not above the channel's")
     q = action("params", cmd_params, "publish a terminal parameter set (TOML) on a channel")
-    q.add_argument("--file", required=True)
+    q.add_argument("--file", help="the parameters (TOML, docs/updates.md)")
+    q.add_argument("--technician-pin", action="store_true",
+                   help="ask for a new technician PIN (twice, no echo) and publish its salted hash")
     q.add_argument("--channel", default="stable")
     q = action("timestamp", cmd_timestamp, "re-sign the timestamp (daily)")
     q = action("rotate", cmd_rotate, "replace a role's key")
