@@ -13,9 +13,21 @@ What it keeps (and what it never keeps)
   PIN block, KSN or ICC data ever reaches the disk. (Should a host ever need field 2 in a
   reversal, it must be stored encrypted: issue 4.)
 - `batches`: settlement history (totals sent, response code, agreed or not).
+- `batch_totals`: one row per batch, the running reconciliation totals (count and amount
+  per totals class of kapos.txn_types), changed in the same transaction as the status
+  change that moves an entry into or out of `approved`. Closing a batch reads one row,
+  whatever the batch's size; `recount_totals()` is the full scan it must always equal.
 
 Durability: WAL journal mode with `synchronous=FULL` (durable at each commit, also on
 power loss). Every state change that matters is one transaction (`BEGIN IMMEDIATE`).
+
+Threads: every write takes the journal's lock, so it can run on any thread; the event
+loop awaits its writes through `journal.aio.<write>(...)`, which runs them in order on
+the journal's one writer thread (an fsync on an SD card takes tens of milliseconds: the
+loop must not wait for it). Reads go through a second connection (WAL lets it read the
+last committed state beside a commit in progress), so a read on the loop never waits for
+the writer. An awaited write is on disk when the await returns: the write-ahead rule
+(a request's reversal is durable before the request leaves) is kept by awaiting.
 
 Transaction status
 ------------------
@@ -36,15 +48,18 @@ used twice, across restarts; 999999 wraps to 000001.
 """
 
 import asyncio
+import concurrent.futures
 import json
 import os
 import sqlite3
+import threading
 import time
 
+from kapos.errors import KaposError
 from kapos.host import client, codec
 from kapos.host.messages import TOTALS_FIELDS, next_stan
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: batch_totals (running totals); a version 1 journal is migrated
 DEFAULT_NAME = "journal.sqlite3"
 
 PENDING = "pending"
@@ -92,7 +107,13 @@ CREATE INDEX IF NOT EXISTS queue_stan ON queue (stan);
 CREATE TABLE IF NOT EXISTS batches (
     number INTEGER PRIMARY KEY, state TEXT NOT NULL, totals TEXT, response_code TEXT,
     host_totals TEXT, opened REAL, closed REAL);
-"""
+CREATE TABLE IF NOT EXISTS batch_totals (batch INTEGER PRIMARY KEY, %s);
+""" % ", ".join("%s INTEGER NOT NULL DEFAULT 0" % key for key in sorted(TOTALS_FIELDS))
+
+# The writes the loop awaits through `journal.aio` (run on the writer thread).
+WRITES = frozenset(("next_stan", "begin", "record_result", "mark_unsent", "reverse",
+                    "note_late_reply", "recover", "attempt_failed", "complete",
+                    "close_batch", "finish_batch", "prune", "set_last_stan"))
 
 
 def _batch_totals(db, batch):
@@ -106,7 +127,7 @@ def _batch_totals(db, batch):
     return totals
 
 
-class JournalError(Exception):
+class JournalError(KaposError):
     """The journal refused an operation (unknown row, a sensitive field to store)."""
 
 
@@ -118,10 +139,13 @@ def check_storable(message):
 
 
 class Journal:
-    """The terminal journal in `directory` (created if needed). Not thread-safe: use it
-    from the event loop's thread."""
+    """The terminal journal in `directory` (created if needed). Writes are serialised by
+    a lock (any thread); the loop awaits them through `aio` (see the module text).
 
-    def __init__(self, directory, name=DEFAULT_NAME, clock=time.time):
+    fsync_delay: seconds added to each commit, holding the write lock, to model a slow
+    SD card's fsync on the timed sim board (boards/sim-pi.toml); 0 elsewhere."""
+
+    def __init__(self, directory, name=DEFAULT_NAME, clock=time.time, fsync_delay=0.0):
         if directory != ":memory:":
             os.makedirs(directory, exist_ok=True)
             path = os.path.join(directory, name)
@@ -129,8 +153,12 @@ class Journal:
             path = ":memory:"
         self.path = path
         self.clock = clock
-        # opened where the terminal is composed, used by the loop that runs it (another
-        # thread for the web console's tests): one user at a time, never concurrently
+        self.fsync_delay = fsync_delay
+        self._lock = threading.RLock()  # one writer at a time, whichever thread
+        self._writer = None  # the single-thread executor behind `aio`, made on first use
+        self.aio = _OffLoop(self)
+        # opened where the terminal is composed, written by the writer thread and by
+        # whoever holds the lock
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.row_factory = sqlite3.Row
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -144,27 +172,66 @@ class Journal:
                                ("batch", "1")):
                 self.db.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)",
                                 (key, value))
-        schema = int(self._meta("schema"))
+            schema = int(self._meta("schema"))
+            if schema == 1:  # before running totals: count every batch once, now
+                self._rebuild_totals()
+                self._set_meta("schema", SCHEMA_VERSION)
+                schema = SCHEMA_VERSION
         if schema != SCHEMA_VERSION:
+            self.db.close()
             raise JournalError("journal schema %d, this firmware knows %d" % (schema, SCHEMA_VERSION))
+        if path == ":memory:":  # one connection only: reads share the writer's, and its lock
+            self.reader, self._read_lock = self.db, self._lock
+        else:
+            self.reader = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self.reader.row_factory = sqlite3.Row
+            self._read_lock = threading.Lock()
 
     # ------------------------------------------------------------ plumbing
 
     def _tx(self):
-        return _Transaction(self.db)
+        return _Transaction(self)
+
+    def _rows(self, sql, args=()):
+        """A read on the reader connection: the last committed state, never waiting for
+        a commit in progress (file journals)."""
+        with self._read_lock:
+            return self.reader.execute(sql, args).fetchall()
+
+    def _row(self, sql, args=()):
+        rows = self._rows(sql, args)
+        return rows[0] if rows else None
 
     def _meta(self, key):
+        """A meta value read inside a write transaction (the writer's connection)."""
         row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _read_meta(self, key):
+        row = self._row("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
 
     def _set_meta(self, key, value):
         self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, str(value)))
 
+    def _on_writer(self, method, *args, **kwargs):
+        """Submit one write to the writer thread; a concurrent future."""
+        with self._lock:
+            if self._writer is None:
+                self._writer = concurrent.futures.ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="kapos-journal")
+            return self._writer.submit(method, *args, **kwargs)
+
     def close(self):
-        try:
-            self.db.close()
-        except sqlite3.Error:
-            pass
+        writer, self._writer = self._writer, None
+        if writer is not None:  # writes already submitted still reach the disk
+            writer.shutdown(wait=True)
+        reader = getattr(self, "reader", self.db)
+        for db in (self.db,) if reader is self.db else (self.db, reader):
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
 
     # ------------------------------------------------------------ STAN and batch
 
@@ -177,7 +244,7 @@ class Journal:
 
     @property
     def last_stan(self):
-        return "%06d" % int(self._meta("last_stan"))
+        return "%06d" % int(self._read_meta("last_stan"))
 
     def set_last_stan(self, value):
         """For tests and migration: the STAN counter's last value (0..999999)."""
@@ -187,12 +254,12 @@ class Journal:
 
     def stan_used(self, stan):
         """True when `stan` was used by a journaled transaction or queued message."""
-        row = self.db.execute("SELECT 1 FROM txns WHERE stan = ? UNION ALL "
-                              "SELECT 1 FROM queue WHERE stan = ? LIMIT 1", (stan, stan)).fetchone()
+        row = self._row("SELECT 1 FROM txns WHERE stan = ? UNION ALL "
+                        "SELECT 1 FROM queue WHERE stan = ? LIMIT 1", (stan, stan))
         return row is not None
 
     def current_batch(self):
-        return int(self._meta("batch"))
+        return int(self._read_meta("batch"))
 
     # ------------------------------------------------------------ transactions
 
@@ -225,22 +292,19 @@ class Journal:
             (txn_id, kind, state, stan, bytes(message), now, now, now))
 
     def get(self, txn_id):
-        row = self.db.execute("SELECT * FROM txns WHERE id = ?", (txn_id,)).fetchone()
+        row = self._row("SELECT * FROM txns WHERE id = ?", (txn_id,))
         return dict(row) if row else None
 
     def find_by_stan(self, stan):
-        row = self.db.execute("SELECT * FROM txns WHERE stan = ? ORDER BY id DESC LIMIT 1",
-                              (stan,)).fetchone()
+        row = self._row("SELECT * FROM txns WHERE stan = ? ORDER BY id DESC LIMIT 1", (stan,))
         return dict(row) if row else None
 
     def find_by_ref(self, ref):
-        row = self.db.execute("SELECT * FROM txns WHERE ref = ? ORDER BY id DESC LIMIT 1",
-                              (ref,)).fetchone()
+        row = self._row("SELECT * FROM txns WHERE ref = ? ORDER BY id DESC LIMIT 1", (ref,))
         return dict(row) if row else None
 
     def find_by_rrn(self, rrn):
-        row = self.db.execute("SELECT * FROM txns WHERE rrn = ? ORDER BY id DESC LIMIT 1",
-                              (rrn,)).fetchone()
+        row = self._row("SELECT * FROM txns WHERE rrn = ? ORDER BY id DESC LIMIT 1", (rrn,))
         return dict(row) if row else None
 
     def transactions(self, status=None, batch=None):
@@ -254,7 +318,7 @@ class Journal:
             args.append(batch)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [dict(r) for r in self._rows(sql + " ORDER BY id", args)]
 
     def record_result(self, txn_id, approved, code, auth_code=None, rrn=None, balance=None,
                       reversal_message=None):
@@ -274,6 +338,7 @@ class Journal:
                 "balance = ?, updated = ? WHERE id = ?",
                 (status, code, auth_code, rrn, balance, now, txn_id))
             if approved:
+                self._count(txn_id, +1)
                 if reversal_message is not None:
                     check_storable(codec.decode(bytes(reversal_message)))
                     self.db.execute("UPDATE queue SET message = ?, updated = ? WHERE txn_id = ? "
@@ -314,6 +379,8 @@ class Journal:
                 check_storable(codec.decode(bytes(message)))
                 self.db.execute("UPDATE queue SET message = ? WHERE id = ?",
                                 (bytes(message), item[0]))
+            if status == APPROVED:  # out of the batch's totals with its reversal
+                self._count(txn_id, -1)
             self.db.execute("UPDATE queue SET state = ?, next_attempt = ?, updated = ? "
                             "WHERE id = ?", (DUE, now, now, item[0]))
             self.db.execute("UPDATE txns SET status = ?, reason = ?, updated = ? WHERE id = ?",
@@ -349,15 +416,13 @@ class Journal:
         if now is not None:
             sql += " AND next_attempt <= ?"
             args.append(now)
-        return [dict(r) for r in self.db.execute(sql + " ORDER BY id", args)]
+        return [dict(r) for r in self._rows(sql + " ORDER BY id", args)]
 
     def next_due_time(self):
-        row = self.db.execute("SELECT MIN(next_attempt) FROM queue WHERE state = ?",
-                              (DUE,)).fetchone()
-        return row[0]
+        return self._row("SELECT MIN(next_attempt) FROM queue WHERE state = ?", (DUE,))[0]
 
     def pending_count(self):
-        return self.db.execute("SELECT COUNT(*) FROM queue WHERE state = ?", (DUE,)).fetchone()[0]
+        return self._row("SELECT COUNT(*) FROM queue WHERE state = ?", (DUE,))[0]
 
     def attempt_failed(self, item_id, next_attempt, error):
         with self._tx():
@@ -373,6 +438,12 @@ class Journal:
                                    (item_id,)).fetchone()
             if item is None:
                 raise JournalError("no queue item %s" % item_id)
+            row = self.db.execute("SELECT status FROM txns WHERE id = ?", (item[0],)).fetchone()
+            status = row[0] if row else None
+            if item[1] == REVERSAL and status == APPROVED:
+                self._count(item[0], -1)
+            elif item[1] != REVERSAL and status == ADVICE_PENDING:
+                self._count(item[0], +1)
             self.db.execute("UPDATE queue SET state = ?, attempts = attempts + 1, "
                             "response_code = ?, updated = ? WHERE id = ?",
                             (DONE, code, now, item_id))
@@ -385,38 +456,71 @@ class Journal:
 
     def queue_items(self, txn_id=None):
         if txn_id is None:
-            rows = self.db.execute("SELECT * FROM queue ORDER BY id")
+            rows = self._rows("SELECT * FROM queue ORDER BY id")
         else:
-            rows = self.db.execute("SELECT * FROM queue WHERE txn_id = ? ORDER BY id", (txn_id,))
+            rows = self._rows("SELECT * FROM queue WHERE txn_id = ? ORDER BY id", (txn_id,))
         return [dict(r) for r in rows]
 
     # ------------------------------------------------------------ settlement
 
+    def _count(self, txn_id, sign):
+        """Add (+1) or take out (-1) one transaction in its batch's running totals, inside
+        the write transaction that moves it into or out of `approved`. Its type and total
+        and its original's are fixed at begin(), so the delta is the one a recount sees."""
+        row = self.db.execute(
+            "SELECT t.batch, t.type, t.total, o.type AS original_type, o.total AS original_total "
+            "FROM txns t LEFT JOIN txns o ON o.id = t.original_id WHERE t.id = ?",
+            (txn_id,)).fetchone()
+        delta = dict.fromkeys(TOTALS_FIELDS, 0)
+        client.add_to_totals(delta, row["type"], row["total"], row["original_type"],
+                             row["original_total"])
+        changed = sorted(key for key, value in delta.items() if value)
+        if not changed:  # a hold counts nowhere
+            return
+        self.db.execute("INSERT OR IGNORE INTO batch_totals (batch) VALUES (?)", (row["batch"],))
+        self.db.execute("UPDATE batch_totals SET %s WHERE batch = ?"
+                        % ", ".join("%s = %s + ?" % (key, key) for key in changed),
+                        [sign * delta[key] for key in changed] + [row["batch"]])
+
+    def _rebuild_totals(self):
+        """Every batch's running totals recounted from its entries (migration, repair)."""
+        self.db.execute("DELETE FROM batch_totals")
+        for (batch,) in self.db.execute("SELECT DISTINCT batch FROM txns").fetchall():
+            totals = _batch_totals(self.db, batch)
+            keys = sorted(totals)
+            self.db.execute("INSERT INTO batch_totals (batch, %s) VALUES (?%s)"
+                            % (", ".join(keys), ", ?" * len(keys)),
+                            [batch] + [totals[key] for key in keys])
+
+    def rebuild_totals(self):
+        """Recount every batch's running totals (after rows were written behind the
+        journal's back: benchmarks, repairs)."""
+        with self._tx():
+            self._rebuild_totals()
+
     def batch_totals(self, batch):
-        """Reconciliation totals (messages.TOTALS_FIELDS keys) of one batch.
+        """Reconciliation totals (messages.TOTALS_FIELDS keys) of one batch: its running
+        totals row, one read whatever the batch's size.
 
         Counted: transactions the terminal holds as approved (reversed ones are left out
         on both sides). Each type counts by its row's totals class (kapos.txn_types).
         A void counts as a reversal of what it voids, for the voided total. Balance
         inquiries count in `inquiries_count`, transfers also in `transfer_count`."""
-        return _batch_totals(self.db, batch)
+        row = self._row("SELECT * FROM batch_totals WHERE batch = ?", (batch,))
+        totals = dict.fromkeys(TOTALS_FIELDS, 0)
+        if row is not None:
+            totals.update((key, row[key]) for key in TOTALS_FIELDS)
+        return totals
+
+    def recount_totals(self, batch):
+        """batch_totals() by a full scan of the batch's entries (what the running totals
+        must always equal; tests and `kapos` diagnostics)."""
+        with self._read_lock:
+            return _batch_totals(self.reader, batch)
 
     async def batch_totals_off_loop(self, batch):
-        """batch_totals() read on a worker thread through a connection of its own (WAL
-        lets it read beside the loop's connection): a batch of 100k transactions takes
-        the better part of a second on a PC, seconds on a Pi Zero, and must not stall
-        the terminal's loop. An in-memory journal (tests) is read in place."""
-        if self.path == ":memory:":
-            return self.batch_totals(batch)
-        return await asyncio.to_thread(self._batch_totals_own_connection, batch)
-
-    def _batch_totals_own_connection(self, batch):
-        db = sqlite3.connect(self.path)
-        try:
-            db.row_factory = sqlite3.Row
-            return _batch_totals(db, batch)
-        finally:
-            db.close()
+        """batch_totals() from a coroutine: one row now, read in place."""
+        return self.batch_totals(batch)
 
     def close_batch(self):
         """Start settling: the open batch becomes `settling` and a new one opens
@@ -434,8 +538,8 @@ class Journal:
         return number
 
     def settling_batch(self):
-        row = self.db.execute("SELECT number FROM batches WHERE state = 'settling' "
-                              "ORDER BY number LIMIT 1").fetchone()
+        row = self._row("SELECT number FROM batches WHERE state = 'settling' "
+                        "ORDER BY number LIMIT 1")
         return row[0] if row else None
 
     def finish_batch(self, number, code, agreed, totals, host_totals=None):
@@ -448,7 +552,7 @@ class Journal:
                  self.clock(), number))
 
     def batches(self):
-        return [dict(r) for r in self.db.execute("SELECT * FROM batches ORDER BY number")]
+        return [dict(r) for r in self._rows("SELECT * FROM batches ORDER BY number")]
 
     def prune(self, keep_batches=30):
         """Forget finished transactions of reconciled batches older than the last
@@ -468,18 +572,54 @@ class Journal:
 
 
 class _Transaction:
-    """`with journal._tx():` - BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error)."""
+    """`with journal._tx():` - the write lock, BEGIN IMMEDIATE ... COMMIT (ROLLBACK on
+    error), then the modelled fsync delay of a slow card, if any."""
 
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, journal):
+        self.journal = journal
+        self.db = journal.db
 
     def __enter__(self):
-        self.db.execute("BEGIN IMMEDIATE")
+        self.journal._lock.acquire()
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.journal._lock.release()
+            raise
         return self.db
 
     def __exit__(self, kind, value, tb):
-        if kind is None:
-            self.db.execute("COMMIT")
-        else:
-            self.db.execute("ROLLBACK")
+        try:
+            if kind is None:
+                self.db.execute("COMMIT")
+                if self.journal.fsync_delay:
+                    time.sleep(self.journal.fsync_delay)  # the card's fsync, lock held
+            else:
+                self.db.execute("ROLLBACK")
+        finally:
+            self.journal._lock.release()
         return False
+
+
+class _OffLoop:
+    """`await journal.aio.<write>(...)`: one of the journal's WRITES run on its writer
+    thread, in submission order, awaited until committed (on disk). Once submitted a
+    write completes even if the awaiting task is cancelled (shielded): a cancelled
+    caller never leaves half a decision behind, and what the next write finds is
+    what the previous one committed."""
+
+    def __init__(self, journal):
+        self._journal = journal
+
+    def __getattr__(self, name):
+        if name not in WRITES:
+            raise AttributeError("journal.aio has no write %r (writes: %s)"
+                                 % (name, ", ".join(sorted(WRITES))))
+        journal = self._journal
+
+        async def write(*args, **kwargs):
+            future = asyncio.wrap_future(journal._on_writer(getattr(journal, name), *args, **kwargs))
+            return await asyncio.shield(future)
+
+        write.__name__ = name
+        return write
