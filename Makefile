@@ -88,6 +88,13 @@ $(PG_STAMP): tools/ensure_debs.sh | $(STAMP)
 test: $(PG_STAMP)
 bench: $(PG_STAMP)
 
+# systemd-analyze verify for the generated units (tests/integration/update/test_systemd_units.py;
+# systemd is not PID 1 here: only the unit files are checked, docs/updates.md)
+SYSTEMD_STAMP := $(VENV)/.systemd-installed
+$(SYSTEMD_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ systemd:systemd-analyze
+test: $(SYSTEMD_STAMP)
+
 # PC/SC for the chip-insert tests (tests/integration/emv): Debian's pcscd and vsmartcard's
 # virtual reader driver, swig + libpcsclite-dev to build pyscard, then pyscard into .venv.
 PCSC_STAMP := $(VENV)/.pcsc-installed

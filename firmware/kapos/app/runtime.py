@@ -22,6 +22,7 @@ from kapos.core import events as E
 from kapos.core import machine
 from kapos.core.handlers import idle_screen
 from kapos.errors import KaposError
+from kapos.io import sd_notify
 
 log = logging.getLogger("kapos.runtime")
 
@@ -47,6 +48,7 @@ class Terminal:
         self.observers = []  # callables(kind, payload): 'screen', 'state', 'receipt', 'record'
         self.diagnostics = None  # set by the composition (wiring.Assembly)
         self.alerts = []  # anomaly alerts raised, newest last
+        self.notifier = sd_notify.from_environ()  # systemd READY=1 / WATCHDOG=1, None without systemd
         self._queue = None
         self._timers = {}  # name -> (handle, token)
         self._token = 0
@@ -115,6 +117,8 @@ class Terminal:
             self._spawn(self._boot_check())
         if ready is not None:
             ready.set()
+        if self.notifier is not None:  # pings from a task of this loop: a stalled loop sends none
+            self._spawn(self.notifier.serve(sd_notify.LoopHealth(self)))
         try:
             while True:
                 event = await self._queue.get()
