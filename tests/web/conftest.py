@@ -1,8 +1,24 @@
 """Fixtures of the browser tests (helpers in webstack.py)."""
 
+import os
+import sys
+
 import pytest
 
 from webstack import Stack, Webhook, chromium_path
+
+# the host tests' PostgreSQL rig (one server per test process, shared with them)
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration", "host"))
+from engines import postgres_server  # noqa: E402,F401  (the fixture)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path):
+    """The dashboard's ledger on each engine: an SQLite file, then a fresh PostgreSQL schema
+    (skipped with the reason where no PostgreSQL server can be run)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "host.db")
+    return request.getfixturevalue("postgres_server").new_schema()
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +53,14 @@ def stack(tmp_path, webhook):
         s.close()
 
 
+@pytest.fixture
+def pg_stack(tmp_path, webhook, postgres_server):
+    """The same stack with the host's ledger on PostgreSQL."""
+    s = Stack(tmp_path, webhook.url, ledger_url=postgres_server.new_schema())
+    try:
+        yield s
+    finally:
+        s.close()
 
 
 @pytest.fixture

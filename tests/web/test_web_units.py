@@ -1,5 +1,7 @@
 """The web tools without a browser: the console's 80x24 layout, the dashboard's ledger
-operations, logins, the alarm watcher and hooks, and the simulator's refusals."""
+operations, logins, the alarm watcher and hooks, the terminals view (version and self-test
+from the terminal's 0800), and the simulator's refusals. Everything that touches the
+ledger runs on SQLite and on PostgreSQL."""
 
 import asyncio
 import json
@@ -110,8 +112,9 @@ def test_a_printed_receipt_no_longer_pushes_the_screen_off_the_top(console):
 # ---------------------------------------------------------------- ledger operations
 
 @pytest.fixture
-def ledger(tmp_path):
-    ledger = Ledger(str(tmp_path / "host.db"))
+def ledger(ledger_url):
+    """The host's ledger on SQLite, then on PostgreSQL (conftest.ledger_url)."""
+    ledger = Ledger(ledger_url)
     ledger.load_cards()
     yield ledger
     ledger.close()
@@ -153,8 +156,8 @@ def test_block_declines_62_and_unblock_gives_back_the_cards_own_rule(ledger):
     assert [a["action"] for a in ops.audit_log()][:4] == ["unblock", "unblock", "block", "block"]
 
 
-def test_a_blocked_card_is_declined_by_the_host_on_a_real_sale(tmp_path):
-    stack = Stack(tmp_path)
+def test_a_blocked_card_is_declined_by_the_host_on_a_real_sale(tmp_path, ledger_url):
+    stack = Stack(tmp_path, ledger_url=None if ledger_url.endswith(".db") else ledger_url)
     try:
         ops = stack.dashboard.dashboard.ops
         ref = stack.run(lambda: {c["id"]: c for c in ops.cards()}["visa-debit"]["ref"])
@@ -305,3 +308,39 @@ def test_the_simulator_listens_on_loopback_only_and_on_no_real_board(tmp_path):
             WebSim(assembly, "t" * 20)
     finally:
         assembly.close()
+
+
+# ---------------------------------------------------------------- the terminals view
+
+def test_the_terminals_view_shows_the_version_and_self_test_the_terminal_reported_in_its_0800(
+        tmp_path, ledger_url):
+    from kapos import __version__
+
+    stack = Stack(tmp_path, ledger_url=None if ledger_url.endswith(".db") else ledger_url)
+    try:
+        ops = stack.dashboard.dashboard.ops
+        auth = stack.assembly.authorizer
+
+        def kapos001():
+            return [t for t in ops.terminals() if t["terminal"] == "KAPOS001"][0]
+        # the sign-on at start (0800 001) carried 48 SV and ST: no self-test result yet
+        row = stack.run(kapos001)
+        assert row["version"] == __version__ and row["selftest"] == "not run yet"
+        assert row["selftest_ok"] is None and row["pending_reversals"] == 0 and row["last_seen"]
+        # the start-up self-test found two faults: an echo tells the host at once
+        assert stack.call(auth.report_selftest(["printer", "NFC reader"])) is True
+        row = stack.run(kapos001)
+        assert row["selftest"] == "FAILED: printer, nfcreader" and row["selftest_ok"] is False
+        assert stack.call(auth.report_selftest([])) is True
+        assert stack.run(kapos001)["selftest"] == "passed"
+        # a version that breaks the SV rules is refused 30; the host keeps the last good one
+        from kapos.io.host_link import software_version
+
+        auth.software_version = "1.0 beta"  # forced: a space is not allowed
+        assert stack.call(auth.echo())["code"] == "30"
+        assert stack.run(kapos001)["version"] == __version__
+        assert software_version("1.0 beta") is None and software_version("2.1.0rc1") == "2.1.0rc1"
+        auth.software_version = "2.1.0rc1"  # e.g. an installed release's
+        assert stack.call(auth.echo())["ok"] and stack.run(kapos001)["version"] == "2.1.0rc1"
+    finally:
+        stack.close()

@@ -55,9 +55,10 @@ class Webhook:
 class Stack:
     """Host + dashboard + terminal + browser simulator, in a loop on a thread."""
 
-    def __init__(self, tmp_path, webhook_url=None):
+    def __init__(self, tmp_path, webhook_url=None, ledger_url=None):
         self.tmp_path = tmp_path
         self.webhook_url = webhook_url
+        self.ledger_url = ledger_url  # None: SQLite in tmp_path; else e.g. a PostgreSQL URL
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
@@ -82,7 +83,7 @@ class Stack:
         from kapos_tools.websim.app import WebSim
         from kapos_tools.websim.token import load_or_create_token
 
-        self.db_path = str(self.tmp_path / "host.db")
+        self.db_path = self.ledger_url or str(self.tmp_path / "host.db")
         self.ledger = Ledger(self.db_path)
         self.ledger.load_cards()
         self.host = HostServer(self.ledger, mac=HostDukptMac(TEST_BDK),
@@ -99,7 +100,8 @@ class Stack:
         self.ready = asyncio.Event()
         self.runner = asyncio.ensure_future(self.assembly.terminal.run(self.ready))
         await asyncio.wait_for(self.ready.wait(), 10)
-        self.websim = WebSim(self.assembly, self.token, host_db=self.db_path)
+        # the simulator's host panel reads a SQLite ledger file only
+        self.websim = WebSim(self.assembly, self.token, host_db=None if self.ledger_url else self.db_path)
         self.sim_port = await self.websim.start("127.0.0.1", 0)
         self.sim_url = "http://127.0.0.1:%d" % self.sim_port
         self.dash_url = "http://127.0.0.1:%d" % self.dashboard.port

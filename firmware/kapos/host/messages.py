@@ -23,7 +23,7 @@ Fields per message (M mandatory, C conditional, E echoed from the request)
     0410/0430  M 11 39 41; E 3 4 7 12 13 42 49 90
     0500       M 7 11 41 74 75 76 77 86 87 88 89 97; C 42 50 78 79 80 81; MAC 128
     0510       M 11 39 41; E 7 42 50
-    0800/0810  M 7 11 41 70 (+39 in 0810)
+    0800/0810  M 7 11 41 70 (+39 in 0810); C 48 (SV version, ST self-test) in 0800
 A reversal or advice never carries track 2 (35), the PIN block (52) or the KSN (53).
 """
 
@@ -68,6 +68,7 @@ ENTRY_MANUAL = "01"
 ENTRY_MAGSTRIPE = "02"
 ENTRY_CONTACTLESS_CHIP = "07"  # network convention (after 1987)
 ENTRY_CONTACTLESS_MAGSTRIPE = "91"  # network convention (after 1987)
+ENTRY_FALLBACK = "80"  # magnetic stripe read after the chip failed (network convention, after 1987)
 PIN_CAPABLE = "1"
 PIN_NOT_CAPABLE = "2"
 
@@ -585,12 +586,16 @@ def build_reconciliation(totals, stan, transmission, terminal_id, merchant_id=No
     return message
 
 
-def build_network(code, stan, transmission, terminal_id):
-    """A 0800 network management request: sign-on (001), echo (301), key change (101)..."""
+def build_network(code, stan, transmission, terminal_id, private=None):
+    """A 0800 network management request: sign-on (001), echo (301), key change (101)...
+    `private`: field 48 items, e.g. {SV: version, ST: self-test} (private48)."""
     if code not in NETWORK_CODES:
         raise LocalProtocolError("unknown network management code")
-    return {MTI: MTI_NETWORK_REQUEST, 7: format_transmission(transmission),
-            11: stan_text(stan), 41: _pad(terminal_id, 8, "terminal id"), 70: code}
+    message = {MTI: MTI_NETWORK_REQUEST, 7: format_transmission(transmission),
+               11: stan_text(stan), 41: _pad(terminal_id, 8, "terminal id"), 70: code}
+    if private:
+        message[48] = pack_private(private) if isinstance(private, dict) else private
+    return message
 
 
 def build_alert(rule, detail, stan, transmission, terminal_id):

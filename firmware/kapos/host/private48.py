@@ -22,6 +22,8 @@ ENCIPHERED_CARD = "EC"  # track 2 / PAN enciphered under the DUKPT data key, hex
 ALERT_RULE = "AR"  # 0620: the anomaly rule that fired
 ALERT_DETAIL = "AD"  # 0620: its detail text
 PIN_VERIFIED = "PV"  # reply: "1" when the host verified the PIN of this request
+SOFTWARE_VERSION = "SV"  # 0800: the terminal's software version (what it runs now)
+SELFTEST = "ST"  # 0800: its self-test status, "P", "N" or "F:" + the failed checks
 
 _DIGITS = "0123456789"
 _HEX_UPPER = "0123456789ABCDEF"
@@ -35,6 +37,41 @@ def _only(alphabet):
 
 def _printable(value):
     return all(" " <= c <= "~" for c in value)
+
+
+_VERSION_CHARS = _ALNUM + ".+-_"
+_CHECK_NAME_CHARS = "abcdefghijklmnopqrstuvwxyz0123456789_"
+SELFTEST_PASSED, SELFTEST_NOT_RUN, SELFTEST_FAILED = "P", "N", "F:"
+SELFTEST_MAX = 60
+
+
+def _version(value):
+    """A release version (0.1.0, 1.2.0rc1, 2026.12.01+pi): starts with a digit, no spaces."""
+    return value[:1] in _DIGITS and all(c in _VERSION_CHARS for c in value)
+
+
+def _selftest(value):
+    """P (passed), N (not run yet) or F:name,name (the checks that failed, a-z 0-9 _)."""
+    if value in (SELFTEST_PASSED, SELFTEST_NOT_RUN):
+        return True
+    if not value.startswith(SELFTEST_FAILED):
+        return False
+    names = value[2:].split(",")
+    return all(name and all(c in _CHECK_NAME_CHARS for c in name) for name in names)
+
+
+def selftest_value(failed):
+    """The ST value of a self-test that found `failed` (check names; empty: passed). Names
+    are cut to the alphabet and the list to SELFTEST_MAX characters (whole names only)."""
+    if not failed:
+        return SELFTEST_PASSED
+    out = SELFTEST_FAILED
+    for name in failed:
+        name = "".join(c for c in str(name).lower() if c in _CHECK_NAME_CHARS)[:20] or "check"
+        if len(out) + len(name) + (0 if out == SELFTEST_FAILED else 1) > SELFTEST_MAX:
+            break
+        out += name if out == SELFTEST_FAILED else "," + name
+    return out
 
 
 def _hex_bytes(value):
@@ -52,6 +89,8 @@ TAGS = {
     ALERT_RULE: (1, 40, _printable, "alert rule, ans..40"),
     ALERT_DETAIL: (0, 200, _printable, "alert detail, ans..200"),
     PIN_VERIFIED: (1, 1, _only("01"), "PIN verified flag, 0 or 1"),
+    SOFTWARE_VERSION: (1, 32, _version, "software version, a digit then 0-9 A-Z a-z . + - _, up to 32"),
+    SELFTEST: (1, SELFTEST_MAX, _selftest, "self-test status, P, N or F:check,check (a-z 0-9 _), up to 60"),
 }
 
 # tags a message type must carry

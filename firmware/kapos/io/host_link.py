@@ -65,6 +65,19 @@ class BadReply(NoReply):
 
 # ---------------------------------------------------------------- the authorizer
 
+def software_version(version=None):
+    """`version` (an installed release's, which kapos.update may set on the authorizer),
+    else the package's; None when it would not fit field 48 SV (the host would refuse it)."""
+    from kapos import __version__
+
+    version = version or __version__
+    rule = P.TAGS[P.SOFTWARE_VERSION]
+    if not isinstance(version, str) or not rule[0] <= len(version) <= rule[1] or not rule[2](version):
+        log.warning("software version %r does not fit field 48 SV: not reported", version)
+        return None
+    return version
+
+
 class HostAuthorizer(Authorizer):
     def __init__(self, transport, journal, terminal_id, merchant_id, currency_code="978",
                  timeout=10.0, retry_base=2.0, retry_max=60.0, mac=None, clock=time.time,
@@ -87,6 +100,9 @@ class HostAuthorizer(Authorizer):
         self.keep_batches = keep_batches
         self.online = True  # False: behave as if the link were down (management test fault)
         self.signed_on = False
+        # what every 0800 tells the host about this terminal (48 SV, ST: docs/protocol.md 3)
+        self.software_version = software_version()
+        self.selftest_status = P.SELFTEST_NOT_RUN
         self.late_replies = 0
         self._by_ref = {}  # ref -> journal id, for this process
         self._cancelled = {}  # journal id -> reason, cancelled while in flight
@@ -106,7 +122,7 @@ class HostAuthorizer(Authorizer):
 
     async def start(self):
         self._setup()
-        recovered = self.journal.recover()
+        recovered = await self.journal.aio.recover()
         if recovered:
             log.warning("%d transaction(s) were in flight at the last stop: reversing",
                         recovered)
@@ -150,7 +166,9 @@ class HostAuthorizer(Authorizer):
         kind = request["type"]
         batch = self.journal.current_batch()
         original_row = self._original_row(request) if txn_types.row(kind)["original"] else None
-        stan = self.journal.next_stan()
+        # journal writes run on its writer thread (an SD card's fsync must not stall the
+        # loop), each awaited: on disk before the next step
+        stan = await self.journal.aio.next_stan()
         self._remember(stan)
         message = self.build_request(request, stan, time.gmtime(now), batch, original_row)
         payload = client.encode_message(message, self.mac)
@@ -158,7 +176,7 @@ class HostAuthorizer(Authorizer):
         amount, fee, total = client.amounts(request, original_row)
         card = request.get("card")
         masked = card.masked() if card is not None else (request.get("original") or {}).get("card")
-        txn_id = self.journal.begin(
+        txn_id = await self.journal.aio.begin(  # write-ahead: durable before the request leaves
             request.get("ref"), stan, message[MTI], kind, amount, fee, total, message[7], batch,
             masked_pan=masked, currency=message.get(49), local_date=request.get("date"),
             original_id=original_row["id"] if original_row else None,
@@ -171,11 +189,11 @@ class HostAuthorizer(Authorizer):
             data = await self.transport.request(payload, self.timeout,
                                                 accept=self._acceptor(message))
         except NotDelivered as exc:
-            self.journal.mark_unsent(txn_id, str(exc))
+            await self.journal.aio.mark_unsent(txn_id, str(exc))
             log.warning("ref %s not sent: %s", request.get("ref"), exc)
             raise HostUnavailable("Host unavailable")
         except NoReply as exc:
-            self._reverse(txn_id, "timeout", str(exc))
+            await self._reverse_off_loop(txn_id, "timeout", str(exc))
             log.warning("ref %s stan %s: %s - reversing", request.get("ref"), stan, exc)
             raise HostUnavailable("No reply from host")
         except asyncio.CancelledError:  # shutting down with the request in flight
@@ -192,8 +210,15 @@ class HostAuthorizer(Authorizer):
             new_reversal = codec.encode(client.strip_for_storage(
                 m.build_reversal(message, "timeout", response=reply)))
         try:
-            self.journal.record_result(txn_id, approved, code, reply.get(38), reply.get(37),
-                                       balance, reversal_message=new_reversal)
+            await self.journal.aio.record_result(txn_id, approved, code, reply.get(38),
+                                                 reply.get(37), balance,
+                                                 reversal_message=new_reversal)
+        except asyncio.CancelledError:  # shutting down: the (shielded) write still lands
+            try:
+                self._reverse(txn_id, "error", "cancelled in flight")
+            except Exception:  # the journal is closing: start() will recover it
+                pass
+            raise
         except Exception as exc:  # not journaled = not shown: undo it at the host
             log.error("ref %s: cannot journal the reply (%s): reversing", request.get("ref"), exc)
             try:
@@ -205,7 +230,7 @@ class HostAuthorizer(Authorizer):
         if reason is not None and approved:
             log.warning("ref %s approved after the terminal gave up: reversing",
                         request.get("ref"))
-            self._reverse(txn_id, reason, "cancelled while in flight")
+            await self._reverse_off_loop(txn_id, reason, "cancelled while in flight")
         return result
 
     def cancel(self, ref, reason):
@@ -226,7 +251,19 @@ class HostAuthorizer(Authorizer):
             self._reverse(txn_id, reason, "cancelled: %s" % reason)
 
     def _reverse(self, txn_id, reason, note):
-        """Make the reversal of `txn_id` due (with the reason code of `reason`)."""
+        """Make the reversal of `txn_id` due (with the reason code of `reason`); a write on
+        the caller's thread (cancel(), shutdown)."""
+        if self.journal.reverse(txn_id, note, self._reversal_message(txn_id, reason)):
+            self._kick()
+
+    async def _reverse_off_loop(self, txn_id, reason, note):
+        """_reverse() with the write on the journal's writer thread, awaited: the reversal
+        is due on disk before store and forward is woken to send it."""
+        if await self.journal.aio.reverse(txn_id, note, self._reversal_message(txn_id, reason)):
+            self._kick()
+
+    def _reversal_message(self, txn_id, reason):
+        """The armed reversal re-coded with the reason code of `reason` (None: unchanged)."""
         code_key = client.CANCEL_REASONS.get(reason, "error")
         code = m.REVERSAL_REASONS[code_key]
         message = None
@@ -236,8 +273,7 @@ class HostAuthorizer(Authorizer):
                 if stored.get(39) != code:
                     stored[39] = code
                     message = codec.encode(stored)
-        if self.journal.reverse(txn_id, note, message):
-            self._kick()
+        return message
 
     # ------------------------------------------------------------ building
 
@@ -347,17 +383,35 @@ class HostAuthorizer(Authorizer):
 
     async def alert(self, data):
         """Send one anomaly alert (rule, detail) as a 0620; the host logs it."""
-        stan = self.journal.next_stan()
+        stan = await self.journal.aio.next_stan()
         self._remember(stan)
         message = m.build_alert(data.get("rule"), data.get("detail", ""), stan,
                                 time.gmtime(self.clock()), self.terminal_id)
         reply = await self._exchange(message)
         return reply[39] == m.APPROVED
 
+    async def report_selftest(self, failed):
+        """Note the start-up self-test's result (the names of the checks that failed) and
+        tell the host with an echo; True when the host took it. Never raises: the result
+        rides on every later 0800 too."""
+        self.selftest_status = P.selftest_value(failed)
+        try:
+            return (await self.echo())["ok"]
+        except KaposError as exc:
+            log.warning("self-test result not reported to the host: %s", exc)
+            return False
+
+    def _status_items(self):
+        items = [(P.SELFTEST, self.selftest_status)]
+        if self.software_version:
+            items.append((P.SOFTWARE_VERSION, self.software_version))
+        return sorted(items)
+
     async def _network(self, code):
-        stan = self.journal.next_stan()
+        stan = await self.journal.aio.next_stan()
         self._remember(stan)
-        message = m.build_network(code, stan, time.gmtime(self.clock()), self.terminal_id)
+        message = m.build_network(code, stan, time.gmtime(self.clock()), self.terminal_id,
+                                  private=P.pack(self._status_items()))
         return await self._exchange(message)
 
     async def settle(self):
@@ -370,9 +424,9 @@ class HostAuthorizer(Authorizer):
         'totals', 'host_totals'}."""
         self._setup()
         await self.flush()
-        number = self.journal.close_batch()
-        totals = await self.journal.batch_totals_off_loop(number)  # a big batch must not stall the loop
-        stan = self.journal.next_stan()
+        number = await self.journal.aio.close_batch()
+        totals = self.journal.batch_totals(number)  # its running totals: one row, any batch size
+        stan = await self.journal.aio.next_stan()
         self._remember(stan)
         message = m.build_reconciliation(totals, stan, time.gmtime(self.clock()),
                                          self.terminal_id, self.merchant_id, self.currency_code)
@@ -384,8 +438,8 @@ class HostAuthorizer(Authorizer):
         code = reply[39]
         agreed = code == client.RECONCILED
         host_totals = client.parse_host_totals(reply)
-        self.journal.finish_batch(number, code, agreed, totals, host_totals)
-        self.journal.prune(self.keep_batches)
+        await self.journal.aio.finish_batch(number, code, agreed, totals, host_totals)
+        await self.journal.aio.prune(self.keep_batches)
         text = "Totals agreed" if agreed else (
             "Totals not agreed" if code == client.NOT_RECONCILED else m.response_text(code))
         return {"agreed": agreed, "code": code, "text": text, "batch": number,
@@ -491,15 +545,15 @@ class HostAuthorizer(Authorizer):
             reply = await self._exchange(message)
         except LinkError as exc:
             delay = min(self.retry_base * (2 ** min(item["attempts"], 30)), self.retry_max)
-            self.journal.attempt_failed(item["id"], self.clock() + delay, str(exc))
+            await self.journal.aio.attempt_failed(item["id"], self.clock() + delay, str(exc))
             log.info("%s %s (stan %s) attempt %d failed: %s; next in %.1f s", item["kind"],
                      message[MTI], item["stan"], item["attempts"] + 1, exc, delay)
             return False
         except (LocalProtocolError, DecodeError) as exc:  # a stored message we cannot send
             log.error("queued %s %s cannot be sent: %s", item["kind"], item["id"], exc)
-            self.journal.attempt_failed(item["id"], self.clock() + self.retry_max, str(exc))
+            await self.journal.aio.attempt_failed(item["id"], self.clock() + self.retry_max, str(exc))
             return False
-        self.journal.complete(item["id"], reply.get(39))
+        await self.journal.aio.complete(item["id"], reply.get(39))
         log.info("%s %s (stan %s) answered %s", item["kind"], message[MTI], item["stan"],
                  reply.get(39))
         return True

@@ -28,6 +28,7 @@ burn its counters or read a stored reply of someone else's message.
 """
 
 import binascii
+import contextlib
 import hashlib
 import re
 import time
@@ -48,6 +49,8 @@ CREATE TABLE IF NOT EXISTS terminal_registry (
 CREATE TABLE IF NOT EXISTS ksn_used (
     terminal_id TEXT NOT NULL, counter INTEGER NOT NULL, digest TEXT NOT NULL, reply BLOB,
     at REAL NOT NULL, PRIMARY KEY (terminal_id, counter));
+CREATE TABLE IF NOT EXISTS terminal_status (
+    terminal_id TEXT PRIMARY KEY, version TEXT, selftest TEXT, reported REAL NOT NULL);
 """
 
 
@@ -78,6 +81,14 @@ class Verdict:
     def __init__(self, terminal_id=None, counter=None, digest=None, refusal=None, reply=None):
         self.terminal_id, self.counter, self.digest = terminal_id, counter, digest
         self.refusal, self.reply = refusal, reply
+        self.fresh = False  # accepted, its counter not yet burned (registry._burn)
+
+
+_PRUNE_EVERY = 16  # counters between deletions of a terminal's old ksn_used rows
+# the terminal's enrolment and the KSN counter's used row, in one statement
+_CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest, k.reply "
+              "FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = r.terminal_id "
+              "AND k.counter = ? WHERE r.terminal_id = ?")
 
 
 class TerminalRegistry:
@@ -131,6 +142,17 @@ class TerminalRegistry:
                 "source")
         return [dict(zip(keys, tuple(row))) for row in rows]
 
+    def record_status(self, terminal_id, version, selftest):
+        """What a terminal's 0800 said of itself (48 SV, ST; checked by private48 first).
+        A tag it left out keeps the value it reported before."""
+        with self.db.transaction():
+            self.db.execute(
+                "INSERT INTO terminal_status (terminal_id, version, selftest, reported) VALUES "
+                "(?, ?, ?, ?) ON CONFLICT (terminal_id) DO UPDATE SET version = COALESCE("
+                "excluded.version, terminal_status.version), selftest = COALESCE("
+                "excluded.selftest, terminal_status.selftest), reported = excluded.reported",
+                (terminal_id, version, selftest, self.clock()))
+
     def _row(self, terminal_id):
         row = self.db.execute("SELECT merchant_id, ik_id, status, last_counter FROM "
                               "terminal_registry WHERE terminal_id = ?",
@@ -155,8 +177,10 @@ class TerminalRegistry:
             return Verdict(terminal_id, refusal=str(exc))
         digest = hashlib.sha256(bytes(data)).hexdigest()
         verdict = Verdict(terminal_id, counter, digest)
-        with self.db.transaction():
-            row = self._row(terminal_id)
+        with self._atomic():
+            found = self.db.execute(_CHECK_SQL, (counter, terminal_id)).fetchone()
+            row = None if found is None else tuple(found)[:4]
+            used = None if found is None or found[4] is None else (found[4], found[5])
             if row is None:
                 if not self.auto_enroll:
                     verdict.refusal = "terminal not enrolled (kapos host enroll)"
@@ -176,8 +200,9 @@ class TerminalRegistry:
                 verdict.refusal = "merchant id differs from the enrolment"
             if verdict.refusal:
                 return verdict
-            used = self.db.execute("SELECT digest, reply FROM ksn_used WHERE terminal_id = ? "
-                                   "AND counter = ?", (terminal_id, counter)).fetchone()
+            if counter <= last - self.window:  # (its used row may not be deleted yet)
+                verdict.refusal = "stale KSN counter %d (highest seen %d)" % (counter, last)
+                return verdict
             if used is not None:
                 if used[0] != digest:
                     verdict.refusal = "KSN counter %d already used" % counter
@@ -186,27 +211,43 @@ class TerminalRegistry:
                 # else: the same message, unanswered (a crash in between): the ledger,
                 # idempotent for repeats, answers it again
                 return verdict
-            if counter <= last - self.window:
-                verdict.refusal = "stale KSN counter %d (highest seen %d)" % (counter, last)
-                return verdict
-            top = max(last, counter)
-            self.db.execute("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
-                            "VALUES (?, ?, ?, NULL, ?)", (terminal_id, counter, digest,
-                                                         self.clock()))
-            self.db.execute("UPDATE terminal_registry SET last_counter = ? WHERE "
-                            "terminal_id = ?", (top, terminal_id))
-            self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
-                            (terminal_id, top - self.window))
+            verdict.fresh = True
+            if counter > last:
+                self.db.execute("UPDATE terminal_registry SET last_counter = ? WHERE "
+                                "terminal_id = ?", (counter, terminal_id))
+                if counter // _PRUNE_EVERY != last // _PRUNE_EVERY:
+                    # rows below the window are never read (stale above): pruned now and then
+                    self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
+                                    (terminal_id, counter - self.window))
+        if not self.db.depth:  # on its own (not inside a group commit): burn it now
+            self._burn(verdict, None)
         return verdict
 
     def answered(self, verdict, reply):
-        """Keep the reply of an accepted message for its exact repeats."""
+        """Keep the reply of an accepted message for its exact repeats (and, inside the
+        server's transaction, burn its counter: one statement where there were two)."""
         if verdict.counter is None or verdict.refusal or verdict.reply is not None:
             return
-        with self.db.transaction():
-            self.db.execute("UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND "
-                            "counter = ? AND digest = ?", (reply, verdict.terminal_id,
-                                                            verdict.counter, verdict.digest))
+        self._burn(verdict, reply)
+
+    def _burn(self, verdict, reply):
+        """The counter's ksn_used row: inserted once (its unique key is what stops another
+        host process applying the same message), its reply set when known."""
+        with self._atomic():
+            if verdict.fresh:
+                verdict.fresh = False
+                self.db.execute("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
+                                "VALUES (?, ?, ?, ?, ?)", (verdict.terminal_id, verdict.counter,
+                                                          verdict.digest, reply, self.clock()))
+            elif reply is not None:
+                self.db.execute("UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND "
+                                "counter = ? AND digest = ?", (reply, verdict.terminal_id,
+                                                                verdict.counter, verdict.digest))
+
+    def _atomic(self):
+        """A transaction of its own, or nothing more inside one already open (the server's
+        group commit): what runs here is reads and single statements."""
+        return self.db.transaction() if not self.db.depth else contextlib.nullcontext()
 
     def _check_enrolment_only(self, terminal_id, merchant):
         with self.db.transaction():

@@ -44,6 +44,7 @@ import time
 from kapos.errors import DecodeError, KaposError, RemoteProtocolError
 from kapos.host import codec
 from kapos.host import messages as m
+from kapos.host import private48
 from kapos.host.codec import MTI
 from kapos.host.framing import TcpFramer
 from kapos.host.client import bound_mac, encode_message, mac_ok
@@ -118,11 +119,13 @@ class HostServer:
                                   message.get(41), message.get(11), verdict.refusal)
                 return encode_message(m.build_response(message, "63"),
                                       self._response_mac(message))
-        if not self._decrypt(message):
+        if not self._decrypt(message) or not self._terminal_status(message):
             response = m.build_response(message, "30")
         else:
             response = self.ledger.handle(message, data)
         if response is None:
+            if verdict is not None:
+                self.registry.answered(verdict, None)  # its counter is used all the same
             self.warn.warning("not-request", "%s from %s is not a request: dropped", mti,
                               message.get(41))
             return None
@@ -219,6 +222,22 @@ class HostServer:
             return self.process(data, connection), None
         except Exception as exc:
             return None, exc
+
+    def _terminal_status(self, message):
+        """An 0800's field 48 (SV version, ST self-test: private48) checked and kept in the
+        registry; False (answered 30) when it does not parse or an item is bad."""
+        if message.get(MTI) not in ("0800", "0801") or 48 not in message:
+            return True
+        try:
+            items = private48.parse(message)
+        except private48.BadPrivateData as exc:
+            self.warn.warning("bad-48", "0800 from %s stan %s: %s: answered 30", message.get(41),
+                              message.get(11), exc)
+            return False
+        version, selftest = items.get(private48.SOFTWARE_VERSION), items.get(private48.SELFTEST)
+        if self.registry is not None and (version or selftest):
+            self.registry.record_status(str(message.get(41, "")).rstrip(), version, selftest)
+        return True
 
     def _decrypt(self, message):
         """Enciphered card data (48 EC) back into 35 / 2 + 14; False when it fails."""

@@ -1,7 +1,7 @@
 """Alarms: found in the ledger as they land, pushed to the dashboard, sent to the hooks.
 
-The watcher reads the same ledger the host writes (in the host's process or beside it),
-so it needs no hook in the message path: every `interval` seconds it looks at rows past
+The watcher reads the same ledger the host writes (in the host's process or beside it;
+SQLite or PostgreSQL, through the storage adapter), so it needs no hook in the message path: every `interval` seconds it looks at rows past
 its watermarks and turns these into alarms:
 
     alerts (0620)        anomaly alerts of the terminals, tamper among them
@@ -104,11 +104,13 @@ class Watcher:
     def _start_marks(self):
         """Alarms are for what happens from now on: a first start begins at the current end."""
         db = self.ops.db
-        with self.ops.ledger._tx():
+
+        def start():
             for name, table in (("alerts", "alerts"), ("txns", "txns")):
                 if self.ops.watermark(name) is None:
                     last = db.execute("SELECT COALESCE(MAX(id), 0) FROM %s" % table).fetchone()[0]
                     self.ops.set_watermark(name, last)
+        self.ops._write(start)
 
     def scan(self):
         """One look at the ledger; returns the new alarms (also notified)."""
@@ -129,9 +131,7 @@ class Watcher:
             if alarm is not None:
                 found.append(alarm + ("txn:%d" % r["id"],))
         if marks:
-            with self.ops.ledger._tx():
-                for name, last in marks.items():
-                    self.ops.set_watermark(name, last)
+            self.ops._write(lambda: [self.ops.set_watermark(name, last) for name, last in marks.items()])
         while self.pending_log:
             kind, terminal, detail = self.pending_log.pop(0)
             found.append((kind, terminal, detail, None))

@@ -129,7 +129,8 @@ class Dashboard:
         count, since = self.failures.get(name, (0, 0.0))
         if count >= LOGIN_FAILURES and self.clock() - since < LOGIN_PAUSE:
             return self._login_error("too many failed logins: wait %d s" % LOGIN_PAUSE, 429)
-        role = await asyncio.to_thread(users.verify, self.ops.ledger, name, password)
+        # the ledger's connection is read on this thread, only the scrypt work on another
+        role = await asyncio.to_thread(users.check, users.stored_hash(self.ops.ledger, name), password)
         if role is None:
             count = count + 1 if self.clock() - since < LOGIN_PAUSE else 1
             self.failures[name if len(self.failures) < 10000 else "*"] = (count, since if count > 1 else self.clock())
@@ -137,8 +138,7 @@ class Dashboard:
             return self._login_error("wrong user name or password", 401)
         self.failures.pop(name, None)
         sid = self.sessions.create(name, role)
-        with self.ops.ledger._tx():
-            self.ops.audit(name, "login", role)
+        self.ops._write(lambda: self.ops.audit(name, "login", role))
         reply = RedirectResponse("/", 303)
         reply.set_cookie(COOKIE, sid, httponly=True, samesite="strict", path="/")
         return reply

@@ -50,33 +50,29 @@ def _password():
 
 
 def cmd_user_add(args):
-    import sqlite3
-
     from kapos_tools.host.cli import open_registry_db
-    from kapos_tools.host.ledger import _Tx
+    from kapos_tools.host.db import is_postgresql_url
     from kapos_tools.host.web.users import add_user
 
-    if args.db == ":memory:" or not os.path.exists(args.db):
+    if args.db == ":memory:" or not (is_postgresql_url(args.db) or os.path.exists(args.db)):
         raise KaposError("no ledger at %s: start `kapos host --db %s` once first" % (args.db, args.db))
-    db = open_registry_db(args.db)  # the ledger file, without opening it as a Ledger (keys)
-    if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'meta'").fetchone() is None:
-        db.close()
-        raise KaposError("%s is not a kapos host ledger" % args.db)
-    password = _password()  # the ledger file, without opening it as a Ledger (keys)
-    db.row_factory = sqlite3.Row
-
-    class Store:
-        def __init__(self):
-            self.db = db
-
-        def _tx(self):
-            return _Tx(db)
-
+    db = open_registry_db(args.db)  # the ledger's database (SQLite or PostgreSQL), not a Ledger (keys)
     try:
+        if "meta" not in db.tables():
+            raise KaposError("%s is not a kapos host ledger" % db.path)
+        password = _password()
+
+        class Store:  # what add_user needs of a Ledger
+            def __init__(self):
+                self.db = db
+
+            def _tx(self):
+                return db.transaction()
+
         add_user(Store(), args.name, args.role, password, replace=args.replace)
     finally:
         db.close()
-    print("dashboard user %s (%s) saved in %s" % (args.name, args.role, args.db))
+    print("dashboard user %s (%s) saved in %s" % (args.name, args.role, db.path))
     return 0
 
 

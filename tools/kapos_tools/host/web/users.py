@@ -59,26 +59,38 @@ def add_user(ledger, name, role, password, replace=False):
         raise UserError("the role is one of: %s" % ", ".join(ROLES))
     if len(password or "") < MIN_PASSWORD:
         raise UserError("a password has at least %d characters" % MIN_PASSWORD)
-    with ledger._tx():
-        ops.prepare(ledger.db)
-        verb = "INSERT OR REPLACE" if replace else "INSERT"
-        try:
-            ledger.db.execute(verb + " INTO ops_users (name, role, password, created) VALUES (?, ?, ?, ?)",
-                              (name, role, hash_password(password), time.time()))
-        except Exception as exc:
-            if "UNIQUE" in str(exc):
-                raise UserError("user %s exists (use --replace to set a new password)" % name)
-            raise
-        ledger.db.execute("INSERT INTO ops_audit (at, user, action, target, detail) VALUES (?, ?, ?, ?, ?)",
-                          (time.time(), "(cli)", "user-add" if not replace else "user-replace", name, role))
+    stored = hash_password(password)  # once, outside the transaction (a retry does not redo it)
+    db = ledger.db
+
+    def change():
+        ops.prepare(db)
+        exists = db.execute("SELECT 1 FROM ops_users WHERE name = ?", (name,)).fetchone() is not None
+        if exists and not replace:
+            raise UserError("user %s exists (use --replace to set a new password)" % name)
+        db.execute("INSERT INTO ops_users (name, role, password, created) VALUES (?, ?, ?, ?) "
+                   "ON CONFLICT (name) DO UPDATE SET role = excluded.role, password = excluded.password",
+                   (name, role, stored, time.time()))
+        db.execute("INSERT INTO ops_audit (at, staff, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+                   (time.time(), "(cli)", "user-replace" if exists else "user-add", name, role))
+    ops.write(ledger, change)
+
+
+def stored_hash(ledger, name):
+    """(role, stored hash) of a user, or None: read on the ledger's thread."""
+    row = ledger.db.execute("SELECT role, password FROM ops_users WHERE name = ?", (name,)).fetchone()
+    return (row["role"], row["password"]) if row is not None else None
+
+
+def check(found, password):
+    """The role when `password` matches `found` (stored_hash), else None: the slow part,
+    fit for a worker thread (it touches no database). No user costs the same work."""
+    ok = check_password(found[1] if found is not None else _DUMMY, password or "")
+    return found[0] if ok and found is not None else None
 
 
 def verify(ledger, name, password):
     """The user's role when the password is right, else None."""
-    row = ledger.db.execute("SELECT role, password FROM ops_users WHERE name = ?", (name,)).fetchone()
-    stored = row["password"] if row is not None else _DUMMY
-    ok = check_password(stored, password or "")
-    return row["role"] if ok and row is not None else None
+    return check(stored_hash(ledger, name), password)
 
 
 def count(ledger):
@@ -88,8 +100,7 @@ def count(ledger):
 def first_admin(ledger, path):
     """With no user at all: create `admin` (operator) with a generated password written to
     `path` (mode 0600, shown once, never logged). Returns the path, or None when users exist."""
-    with ledger._tx():
-        ops.prepare(ledger.db)
+    ops.write(ledger, lambda: ops.prepare(ledger.db))
     if count(ledger):
         return None
     password = secrets.token_urlsafe(15)

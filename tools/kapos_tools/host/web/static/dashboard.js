@@ -79,9 +79,11 @@ function render(s) {
   fill("transactions", s.transactions.map((t) => el("tr", {},
     el("td", {}, when(t.at)), el("td", {}, t.terminal), el("td", {}, t.stan), el("td", {}, t.type),
     el("td", {class: "num"}, money(t.total)), el("td", {}, t.code), el("td", {}, t.status), el("td", {}, t.card))));
-  fill("terminals", s.terminals.map((t) => el("tr", {},
+  fill("terminals", s.terminals.map((t) => el("tr", {"data-terminal": t.terminal},
     el("td", {}, t.terminal), el("td", {}, t.merchant), el("td", {}, t.status), el("td", {}, when(t.last_seen)),
-    el("td", {class: "num"}, t.pending_reversals), el("td", {}, t.selftest))));
+    el("td", {class: "version"}, t.version),
+    el("td", {class: "selftest " + (t.selftest_ok === false ? "bad" : t.selftest_ok ? "good" : "")}, t.selftest),
+    el("td", {class: "num pending" + (t.pending_reversals ? " bad" : "")}, t.pending_reversals))));
   fill("batches", s.batches.map((b) => el("tr", {},
     el("td", {}, b.terminal), el("td", {}, b.number), el("td", {}, b.code), el("td", {}, when(b.at)))));
   fill("accounts", s.accounts.map((a) => {
