@@ -96,13 +96,18 @@ def test_a_new_technician_pin_hash_changes_which_pin_opens_the_menu(setup, monke
             assert agent.last_error is None
             old_refused = await try_pin(terminal, "0000")
             new_opens = await try_pin(terminal, NEW_PIN)
-            return agent, before, old_refused, new_opens, terminal.ctx.counters["tech_pin_failures"]
+            # what the technician menu's self-test (and `kapos diag selftest`) shows
+            _, lines = await assembly.diagnostics.run("selftest")
+            return (before, old_refused, new_opens, terminal.ctx.counters["tech_pin_failures"], lines,
+                    assembly.diagnostics.versions())
 
-    agent, before, old_refused, new_opens, failures = asyncio.run(go())
+    before, old_refused, new_opens, failures, lines, versions = asyncio.run(go())
     assembly.close()
     assert (before, old_refused, new_opens) == ("TECH_MENU", "IDLE", "TECH_MENU")
     assert failures == 1
-    assert agent.status()["parameters"] == "set 1"
+    software = " ".join(line for line in lines if "software" in line or "parameters" in line)
+    assert "1.0.0" in software and "previous" in software and "parameters set 1" in software, lines
+    assert versions["update_parameters"] == "set 1" and versions["update_running"] == "1.0.0"
     # the next start has the same hash before the first transaction, the plain PIN still refused
     settings = config_mod.settings_from(config_mod.load(None, stored_overrides(root)))
     assert settings.tech_pin_check.verify(bytearray(NEW_PIN.encode()), len(NEW_PIN))

@@ -214,8 +214,9 @@ async def run_status(client, args, out):
     out.plain("state %s   last result %s" % (reply["state"], reply.get("last_result") or "-"))
     versions = hello.get("versions") or {}
     if "update_running" in versions:  # kapos.update: docs/updates.md
-        out.plain("software %s   previous %s   last update %s   pending %s" % tuple(
-            _escape(str(versions.get("update_" + k, "-"))) for k in ("running", "previous", "last_update", "pending")))
+        out.plain("software %s   previous %s   last update %s   pending %s   parameters %s" % tuple(
+            _escape(str(versions.get("update_" + k, "-")))
+            for k in ("running", "previous", "last_update", "pending", "parameters")))
     out.print(Panel(_escape(reply.get("screen") or "(nothing drawn yet)"), title="screen", expand=False))
     table = Table(title="counters")
     table.add_column("counter")
