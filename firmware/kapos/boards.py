@@ -13,7 +13,7 @@ import tomllib
 from kapos.errors import ConfigError, HardwareError
 from kapos.hal import Platform
 
-PERIPHERALS = ("display", "keypad", "magstripe", "nfc", "printer", "buzzer", "clock", "tamper")
+PERIPHERALS = ("display", "keypad", "magstripe", "nfc", "chip", "printer", "buzzer", "clock", "tamper")
 
 DRIVERS = {
     "display": {
@@ -34,6 +34,10 @@ DRIVERS = {
         "sim": "kapos.ports.sim.inputs:SimNfc",
         "mfrc522": "kapos.ports.linux.nfc:Mfrc522Reader",
         "mfrc522-emulated": "kapos.ports.sim.nfc_emulated:EmulatedMfrc522Reader",
+    },
+    "chip": {  # a contact chip reader: [chip] driver = "pcsc", reader = "<part of its PC/SC name>"
+        "sim": "kapos.ports.sim.chip_slot:SimChipSlot",
+        "pcsc": "kapos.ports.linux.pcsc:PcscContactReader",
     },
     "printer": {
         "sim": "kapos.ports.sim.outputs:SimPrinter",

@@ -54,6 +54,22 @@ class LocalTarget(Target):
         self._device("nfc").inject(tap)
         await self._settle()
 
+    async def insert(self, card_id, profile=None):
+        card = self._card(card_id)
+        slot = self._device("chip")
+        if not getattr(card, "pan", None) or getattr(card, "token", None):
+            raise ScenarioError("test card %r has no chip (no PAN)" % card_id)
+        track2 = card.track2_equivalent()
+        try:
+            slot.insert(track2, profile)
+        except ConfigError as exc:
+            raise ScenarioError(str(exc))
+        await self._settle()
+
+    async def remove(self):
+        self._device("chip").remove()
+        await self._settle()
+
     async def tamper(self, source):
         self._device("tamper").inject(source)
         await self._settle()

@@ -9,12 +9,21 @@ session is withdrawn, so a card tapped at idle or in the card test is not asked 
 cryptogram.
 """
 
+import asyncio
+import logging
 import os
+import queue
 import threading
 import time
 
+from kapos.core import commands as C
+from kapos.core import events as E
 from kapos.emv import apdu, kernel
 from kapos.emv.terminal import TXN_TYPES, TerminalConfig, Transaction
+from kapos.errors import CardReadError, CardRejected
+from kapos.nfc import tlv
+
+log = logging.getLogger("kapos.chip")
 
 # transaction types the kernel knows by 9C; others go as a purchase (00)
 _KERNEL_TYPE = {name: name for name in TXN_TYPES}
@@ -29,6 +38,13 @@ def terminal_config(settings, random_bytes=os.urandom):
                           cvm_limit=emv.get("cvm_limit", 5000),
                           terminal_id=settings.terminal_id.encode()[:8],
                           random_bytes=random_bytes)
+
+
+def kernel_transaction(kind, amount, epoch):
+    """The kernel's Transaction: 9C from the type, 9A / 9F21 from the terminal's local time."""
+    now = time.localtime(epoch)
+    return Transaction(_KERNEL_TYPE.get(kind, "purchase"), int(amount or 0),
+                       time.strftime("%y%m%d", now), time.strftime("%H%M%S", now))
 
 
 class ChipSession:
@@ -62,9 +78,7 @@ class ChipSession:
         if armed is None:
             return None
         kind, amount = armed
-        now = time.localtime(self._clock())
-        return Transaction(_KERNEL_TYPE.get(kind, "purchase"), amount,
-                           time.strftime("%y%m%d", now), time.strftime("%H%M%S", now))
+        return kernel_transaction(kind, amount, self._clock())
 
     def __call__(self, exchange):
         txn = self.transaction()
@@ -76,3 +90,131 @@ class ChipSession:
                             choose=lambda candidates: candidates[0])
         self.last = result
         return result
+
+
+CHOICE_WAIT_S = 120  # a kernel thread never waits longer than this for the cardholder's pick
+
+
+class ContactChip:
+    """The chip slot's side of the runtime (a card inserted in a contact reader: the sim
+    slot or PC/SC). `watch()` turns insertion and removal into INSERT / REMOVE events;
+    READ_CHIP runs the kernel (contact: PSE or the AID list) on a worker thread and
+    answers CHIP_READ, asking the cardholder through CHIP_CHOICE / CHOOSE_APP when the
+    card has several applications or wants confirmation; COMPLETE_CHIP sends the host's
+    answer (8A and the ARPC in 91) in the second GENERATE AC and answers CHIP_DONE.
+    The kernel's Result (card data) is kept only until the transaction ends."""
+
+    COMMANDS = (C.READ_CHIP, C.CHOOSE_APP, C.COMPLETE_CHIP, C.END_CHIP)
+
+    def __init__(self, slot, settings, post, clock=time.time, random_bytes=os.urandom):
+        self.slot = slot
+        self._settings = settings if callable(settings) else (lambda: settings)
+        self._post = post  # the runtime's post(kind, **data), loop thread only
+        self._clock = clock
+        self._random = random_bytes
+        self.card = None  # what the slot's wait_insert() gave, while it is in
+        self._choice = None  # (ref, queue.Queue) while the kernel waits for the cardholder
+        self._held = None  # (ref, Result, card) between the first and the second GENERATE AC
+        self.last = None  # the last Result (tests); no card data in its repr
+
+    async def watch(self):
+        backoff = 0.5
+        while True:
+            try:
+                card = await self.slot.wait_insert()
+                self.card = card
+                self._post(E.INSERT)
+                await self.slot.wait_removal(card)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a reader failing must not stop the terminal
+                log.error("chip reader failed: %s", exc)
+                self._post(E.HARDWARE_ERROR, device="chip", reason=str(exc) or type(exc).__name__)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            self.card = None
+            self._held = None
+            self._post(E.REMOVE)
+
+    def execute(self, command, spawn):
+        ref = command.get("ref")
+        if command.kind == C.READ_CHIP:
+            spawn(self._read(ref, command["type"], command["amount"]))
+        elif command.kind == C.CHOOSE_APP:
+            self._answer(ref, command.get("index"))
+        elif command.kind == C.COMPLETE_CHIP:
+            spawn(self._complete(ref, command.get("code") or "", command.get("icc")))
+        elif command.kind == C.END_CHIP:
+            self._answer(ref, None)
+            if self._held is not None and self._held[0] == ref:
+                self._held = None
+
+    def _answer(self, ref, index):
+        waiting = self._choice
+        if waiting is not None and waiting[0] == ref:
+            waiting[1].put(index)
+
+    async def _read(self, ref, kind, amount):
+        loop = asyncio.get_running_loop()
+        card = self.card
+        if card is None:
+            self._post(E.CHIP_READ, ref=ref, error=CardReadError("chip: no card in the slot"))
+            return
+        txn = kernel_transaction(kind, amount, self._clock())
+        config = terminal_config(self._settings(), self._random)
+
+        def choose(candidates):  # on the kernel's thread
+            answers = queue.Queue()
+            self._choice = (ref, answers)
+            names = [c.display_name() for c in candidates]
+            loop.call_soon_threadsafe(lambda: self._post(E.CHIP_CHOICE, ref=ref, names=names))
+            try:
+                index = answers.get(timeout=CHOICE_WAIT_S)
+            except queue.Empty:
+                index = None
+            finally:
+                self._choice = None
+            if index is None or not 0 <= index < len(candidates):
+                return None
+            return candidates[index]
+
+        try:
+            result = await asyncio.to_thread(kernel.run, apdu.Channel(card.transceive), config, txn,
+                                             False, choose)
+            if result is None:
+                raise CardReadError("EMV: the card has no payment application")
+        except (CardReadError, CardRejected) as exc:
+            self._post(E.CHIP_READ, ref=ref, error=exc)
+            return
+        except Exception as exc:  # an unexpected reader fault is a failed chip read
+            log.error("chip read failed: %s", type(exc).__name__)
+            self._post(E.CHIP_READ, ref=ref, error=CardReadError("chip reader failed"))
+            return
+        self.last = result
+        self._held = (ref, result, card)
+        self._post(E.CHIP_READ, ref=ref, result=result)
+
+    async def _complete(self, ref, code, icc):
+        held, self._held = self._held, None
+        if held is None or held[0] != ref:
+            self._post(E.CHIP_DONE, ref=ref, error=CardReadError("chip: the card's data is gone"))
+            return
+        _, result, card = held
+        try:
+            issuer = tlv.find(icc, 0x91) if icc else None
+        except Exception:
+            issuer = None  # a malformed field 55: the card gets no ARPC and will decline
+        arc = code.encode()[:2] if len(code) == 2 else b"Z3"  # Z3: unable to go online
+        try:
+            cid = await asyncio.to_thread(kernel.second_generate_ac, apdu.Channel(card.transceive),
+                                          result, arc, issuer)
+        except CardReadError as exc:
+            self._post(E.CHIP_DONE, ref=ref, error=exc)
+            return
+        except Exception as exc:
+            log.error("second GENERATE AC failed: %s", type(exc).__name__)
+            self._post(E.CHIP_DONE, ref=ref, error=CardReadError("chip reader failed"))
+            return
+        self._post(E.CHIP_DONE, ref=ref, cid=cid)

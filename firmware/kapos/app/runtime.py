@@ -13,7 +13,7 @@ import logging
 import time
 
 from kapos.errors import HostUnavailable
-from kapos.app.chip import ChipSession
+from kapos.app.chip import ChipSession, ContactChip
 from kapos.app.receipts import build_receipts, duplicate
 from kapos.app.screens import ScreenRenderer, wrap
 from kapos.compat import wipe
@@ -21,7 +21,7 @@ from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import machine
 from kapos.core.handlers import idle_screen
-from kapos.errors import KaposError
+from kapos.errors import KaposError, StartupError
 from kapos.io import sd_notify
 
 log = logging.getLogger("kapos.runtime")
@@ -50,6 +50,7 @@ class Terminal:
         self.alerts = []  # anomaly alerts raised, newest last
         self.notifier = sd_notify.from_environ()  # systemd READY=1 / WATCHDOG=1, None without systemd
         self._queue = None
+        self._loop_task = None  # the task running() started
         self._timers = {}  # name -> (handle, token)
         self._token = 0
         self._tasks = set()
@@ -59,6 +60,11 @@ class Terminal:
         # the EMV kernel for taps (app/chip.py), when the reader can run it
         self.chip = ChipSession(lambda: self.settings, clock=self.now) \
             if nfc is not None and hasattr(nfc, "set_emv_session") else None
+        # a contact chip reader (app/chip.py): insert, chip read, second GENERATE AC
+        slot = platform.get("chip")
+        self.contact = ContactChip(slot, lambda: self.settings, self.post, clock=self.now) \
+            if slot is not None else None
+        settings.has_chip_reader = self.contact is not None
 
     # ------------------------------------------------------------ input side
 
@@ -99,6 +105,8 @@ class Terminal:
             device = self.platform.get(name)
             if device is not None:
                 self._spawn(self._reader(device, method, kind, field))
+        if self.contact is not None:
+            self._spawn(self.contact.watch())
 
     # ------------------------------------------------------------ loop
 
@@ -140,21 +148,34 @@ class Terminal:
             self._queue.put_nowait(_STOP)
 
     @contextlib.asynccontextmanager
-    async def running(self):
+    async def running(self, ready_timeout=None):
         """`async with terminal.running():` the loop runs in a task, ready (idle screen
-        shown) inside the block, stopped and awaited after it."""
+        shown) inside the block, stopped and awaited after it. The one place the loop is
+        started: callers go through kapos.harness (tests/unit/test_architecture.py checks).
+        Not ready within `ready_timeout` seconds: the task is cancelled, StartupError."""
         ready = asyncio.Event()
-        task = asyncio.ensure_future(self.run(ready))
+        task = self._loop_task = asyncio.ensure_future(self.run(ready))
         waiter = asyncio.ensure_future(ready.wait())
-        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-        if task.done():  # run() failed before it was ready: raise its error
+        try:
+            await asyncio.wait({task, waiter}, timeout=ready_timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
             waiter.cancel()
-            task.result()
+            if not ready.is_set() and not task.done():  # cancelled or timed out while starting
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        if not ready.is_set():
+            if not task.cancelled():
+                task.result()  # run() failed before it was ready: raise its error
+            raise StartupError("the terminal was not ready within %s s" % ready_timeout, "not ready")
         try:
             yield self
         finally:
             self.stop()
             await task
+
+    async def stopped(self):
+        """Inside running(): wait until the loop ends by itself (a restart request)."""
+        await asyncio.shield(self._loop_task)
 
     def handle(self, event):
         if event.kind == E.TIMEOUT:
@@ -239,6 +260,9 @@ class Terminal:
                 asyncio.get_running_loop().call_soon(zeroize)
         elif kind == C.DIAG:
             self._spawn(self._diag(command["function"]))
+        elif kind in ContactChip.COMMANDS:
+            if self.contact is not None:
+                self.contact.execute(command, self._spawn)
         elif kind == C.RECORD:
             record = command["record"]
             self.records.append(record)
@@ -391,6 +415,7 @@ class Terminal:
 
     def apply_settings(self, settings):
         """A new parameter set, between transactions only (the caller checks is_idle())."""
+        settings.has_chip_reader = self.contact is not None
         self.settings = settings
         self.ctx.settings = settings
         self.screens = ScreenRenderer(settings)

@@ -8,6 +8,8 @@ A scenario is a text file, one step per line (full grammar in docs/scenarios.md)
     swipe visa-debit              # a built-in test card, or: swipe raw "%B...?"
     tap token                     # a test card presented by NFC, or: tap uid 04A1B2C3
     tap emv-tap blocked-first     # ... as an emulated EMV card of that profile (sim-nfc)
+    insert emv-tap mchip          # a test card into the chip slot (profile optional; sim-nfc)
+    remove                        # the card out of the chip slot
     wait 0.5                      # seconds
     tamper "case opened"          # trip the enclosure tamper switch
     timeout 5                     # how long the following expectations may wait
@@ -29,7 +31,7 @@ import shlex
 from kapos.core import keys
 from kapos.errors import KaposError, ScenarioError
 
-ACTIONS = ("key", "keys", "swipe", "tap", "wait", "tamper")
+ACTIONS = ("key", "keys", "swipe", "tap", "insert", "remove", "wait", "tamper")
 EXPECTS = ("screen", "no", "state", "result", "receipt", "receipts", "beep")
 RESULTS = ("approved", "declined", "cancelled", "error")
 
@@ -70,7 +72,7 @@ class Scenario:
             except KaposError as exc:
                 _fail(self.clock_line or 0, str(exc))
         for step in self.steps:
-            if step.verb in ("swipe", "tap") and step.args[0] not in ("raw", "uid") \
+            if step.verb in ("swipe", "tap", "insert") and step.args[0] not in ("raw", "uid") \
                     and step.args[0] not in card_ids:
                 _fail(step.line_no, "unknown test card %r (known: %s)"
                       % (step.args[0], ", ".join(sorted(card_ids))))
@@ -134,6 +136,12 @@ def parse(text, name="scenario"):
                 _fail(line_no, "%s needs one test card id" % verb)
             if verb == "tap" and args[0] == "uid" and not _is_uid(args[1]):
                 _fail(line_no, "tap uid needs 4, 7 or 10 bytes in hex, e.g. 04A1B2C3")
+        elif verb == "insert":
+            if len(args) not in (1, 2) or args[0] in ("raw", "uid"):
+                _fail(line_no, "insert needs a test card id and, optionally, a chip profile")
+        elif verb == "remove":
+            if args:
+                _fail(line_no, "remove takes nothing (the card in the chip slot comes out)")
         elif verb == "wait":
             args = [_number(line_no, args, "wait")]
         elif verb == "tamper":
@@ -196,6 +204,13 @@ class Target:
         board emulates the card; a real card is what it is."""
         raise NotImplementedError
 
+    async def insert(self, card_id, profile=None):
+        """A test card into the contact chip slot (an emulated EMV card of `profile`)."""
+        raise NotImplementedError
+
+    async def remove(self):
+        raise NotImplementedError
+
     async def tamper(self, source):
         raise NotImplementedError
 
@@ -242,6 +257,10 @@ class Player:
                 await self.target.tap(card_id=args[0], profile=args[1])
             else:
                 await self.target.tap(card_id=args[0])
+        elif verb == "insert":
+            await self.target.insert(args[0], args[1] if len(args) == 2 else None)
+        elif verb == "remove":
+            await self.target.remove()
         elif verb == "wait":
             await asyncio.sleep(args[0])
         elif verb == "tamper":

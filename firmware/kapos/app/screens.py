@@ -131,9 +131,21 @@ class ScreenRenderer:
 
     def screen_card(self, data):
         title = self._title(data["type"], data.get("amount"))
+        # a board with a chip reader asks for the chip first; after a chip failure, the stripe
+        again = "Swipe card" if data.get("fallback") else \
+            "Insert, swipe or tap" if data.get("chip") else "Swipe or tap again"
         if data.get("error"):  # a malformed read: the same transaction waits for another try
-            return Screen(title, wrap(data["error"])[:2] + ["Swipe or tap again"], "CANCEL to stop", kind="error")
-        return Screen(title, ["Swipe or tap card"], "CANCEL to stop")
+            return Screen(title, wrap(data["error"])[:2] + [again], "CANCEL to stop", kind="error")
+        return Screen(title, ["Insert, swipe or tap card" if data.get("chip") else "Swipe or tap card"],
+                      "CANCEL to stop")
+
+    def screen_chip_wait(self, data):
+        return Screen(T.label(data["type"]).upper(), ["Reading chip...", "Do not remove card"], "")
+
+    def screen_app_choice(self, data):
+        """The card's applications (label / preferred name), one key each."""
+        lines = ["%d %s" % (i + 1, name) for i, name in enumerate(data.get("names") or [])]
+        return Screen("CHOOSE APPLICATION", lines[:4], "Key 1-%d" % len(lines[:4]))
 
     def screen_account(self, data):
         # a chip card names the application the kernel used (50 / 9F12), else the brand
@@ -188,6 +200,8 @@ class ScreenRenderer:
             footer = "Press a key"
         else:
             footer = "Sign the receipt" if record.get("signature") else "Press a key"
+        if data.get("remove"):  # a chip card still in the slot
+            footer = "Remove card"
         return Screen(title, lines, footer, kind=outcome if outcome != "cancelled" else "info")
 
     # ------------------------------------------------------------ technician

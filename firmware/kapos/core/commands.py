@@ -12,6 +12,11 @@ RECORD = "record"  # record=<dict>: the finished transaction (masked), for the j
 ALERT = "alert"  # rule=<name>, detail=<str>, time=<epoch>: an anomaly, sent to the host
 ZEROIZE = "zeroize"  # erase every key (tamper)
 DIAG = "diag"  # function=<name>: run a technician function; the runtime answers DIAG_RESULT
+# Contact chip: executed by app/chip.py's ContactChip (the kernel runs off the loop)
+READ_CHIP = "read_chip"  # ref=<int>, type=<txn type>, amount=<minor units>: answers CHIP_CHOICE / CHIP_READ
+CHOOSE_APP = "choose_app"  # ref=<int>, index=<int or None (cancelled)>: the cardholder's pick
+COMPLETE_CHIP = "complete_chip"  # ref=<int>, code=<field 39>, icc=<reply field 55 or None>: answers CHIP_DONE
+END_CHIP = "end_chip"  # ref=<int>: the transaction ended; stop waiting for the cardholder
 
 
 class Command:

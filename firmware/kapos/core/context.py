@@ -25,6 +25,11 @@ class Transaction:
         self.merchant_pin_len = 0
         self.merchant_pin_tries = 0  # wrong merchant PINs in this transaction
         self.read_failures = 0  # malformed swipes/taps in this transaction (settings.card_read_tries)
+        self.chip = False  # the card was read from the chip reader (removing it ends the transaction)
+        self.chip_failed = False  # the chip could not be read: a swipe of it is accepted as fallback
+        self.chip_complete = False  # the card wants the host's answer (second GENERATE AC)
+        self.reply = None  # the host's reply, kept while the card checks it
+        self.choices = ()  # application names offered to the cardholder (APP_CHOICE)
 
     def total(self):
         return self.amount + self.fee
@@ -48,6 +53,7 @@ class Context:
         self.monitor_times = {}  # anomaly rule -> recent event times (core/monitor.py)
         self.alarms = 0
         self.locked_reason = None
+        self.card_inserted = False  # a card sits in the chip reader's slot (INSERT / REMOVE)
         # technician functions (core/tech.py)
         self.tech_pin = None
         self.tech_pin_len = 0

@@ -21,6 +21,12 @@ HARDWARE_ERROR = "hardware_error"  # device=<name>, reason=<str>
 TAMPER = "tamper"  # source=<str>: the tamper switch opened (or keys found zeroized)
 KEYS_LOADED = "keys_loaded"  # the terminal was re-keyed: a tamper lock may be cleared
 DIAG_RESULT = "diag_result"  # function=<name>, title=<str>, lines=<list of str>, ok=<bool>
+# Contact chip (a card in the chip reader's slot; app/chip.py runs the EMV kernel off the loop)
+INSERT = "insert"  # a card went into the slot
+REMOVE = "remove"  # the card left the slot
+CHIP_CHOICE = "chip_choice"  # ref=<int>, names=<list of str>: the cardholder must pick an application
+CHIP_READ = "chip_read"  # ref=<int>, result=<kernel Result> | error=<CardReadError / CardRejected>
+CHIP_DONE = "chip_done"  # ref=<int>, cid=<int> (0x40 TC, 0x00 AAC) | error=<CardReadError>
 
 # Table event kinds: key events are split so the table reads naturally.
 DIGIT = "digit"
@@ -33,6 +39,7 @@ TABLE_KINDS = (
     DIGIT, ENTER, CLEAR, CANCEL, MENU,
     SWIPE, TAP, PIN_SEALED, PIN_FAILED, HOST_REPLY, HOST_ERROR,
     TIMEOUT, PRINTED, PRINT_FAILED, HARDWARE_ERROR, DIAG_RESULT, TAMPER, KEYS_LOADED,
+    INSERT, REMOVE, CHIP_CHOICE, CHIP_READ, CHIP_DONE,
 )
 
 _KEY_KINDS = {keys.ENTER: ENTER, keys.CLEAR: CLEAR, keys.CANCEL: CANCEL, keys.MENU: MENU}

@@ -49,15 +49,22 @@ def go_idle(ctx, notice=None, result=None):
         txn.card.wipe()
     ctx.txn = None
     ctx.notice = notice
+    if notice is None and ctx.card_inserted and txn is not None and txn.chip:
+        ctx.notice = REMOVE_CARD
     if result is not None:
         ctx.last_result = result
         key = "errors" if result == "error" else result
         if key in ctx.counters:
             ctx.counters[key] += 1
     cmds = [C.stop_timer(ALL_TIMERS), idle_screen(ctx)]
-    if notice is not None:
+    if txn is not None and ctx.settings.has_chip_reader:  # a kernel waiting for a pick gives up
+        cmds.insert(0, C.Command(C.END_CHIP, ref=txn.ref))
+    if ctx.notice is not None and ctx.notice is not REMOVE_CARD:
         cmds.append(_timer(ctx, "notice"))
     return S.IDLE, cmds
+
+
+REMOVE_CARD = ("info", "Remove card")  # shown on the idle screen until the chip card is out
 
 
 def refuse(ctx, event):
@@ -290,10 +297,20 @@ def target_enter(ctx, event):
 
 # ---------------------------------------------------------------- card
 
-def _enter_card(ctx, cmds):
+def _card_screen(ctx, error=None):
     txn = ctx.txn
-    cmds = cmds + [C.stop_timer("input"), C.show("card", type=txn.type, amount=txn.amount),
-                   _timer(ctx, "card")]
+    data = {"type": txn.type, "amount": txn.amount, "chip": ctx.settings.has_chip_reader}
+    if error is not None:
+        data["error"] = error
+    if txn.chip_failed:
+        data["fallback"] = True  # the chip failed: the stripe of the same card is taken
+    return C.show("card", **data)
+
+
+def _enter_card(ctx, cmds):
+    if ctx.card_inserted and ctx.settings.has_chip_reader:  # inserted before the sale: read it now
+        return _read_chip(ctx, cmds + [C.stop_timer("input")])
+    cmds = cmds + [C.stop_timer("input"), _card_screen(ctx), _timer(ctx, "card")]
     return S.CARD, cmds
 
 
@@ -302,6 +319,14 @@ def card_swiped(ctx, event):
         card = card_from_swipe(ctx, event)
     except (CardReadError, CardRejected) as exc:
         return _card_problem(ctx, exc, event)
+    txn = ctx.txn
+    chip_card = card.service_code is not None and card.service_code.chip_present
+    if chip_card and ctx.settings.has_chip_reader:
+        if not txn.chip_failed:  # insert first: the stripe of a chip card is not read
+            card.wipe()
+            return S.CARD, [C.beep("error"), _card_screen(ctx, error="Chip card: insert card"),
+                            _timer(ctx, "card")]
+        card.set_chip(None, None, FALLBACK, None, None)  # field 22: 80x, fallback to the stripe
     return _accept_card(ctx, event, card)
 
 
@@ -344,8 +369,7 @@ def _card_problem(ctx, exc, event):
     txn.read_failures += 1
     if txn.read_failures < ctx.settings.card_read_tries:  # a bad swipe: the cardholder tries again
         alarm = monitor.observe(ctx, "read_error", event.time)
-        return S.CARD, alarm + [C.beep("error"), C.show("card", type=txn.type, amount=txn.amount,
-                                                        error="Card read error: %s" % exc),
+        return S.CARD, alarm + [C.beep("error"), _card_screen(ctx, error="Card read error: %s" % exc),
                                 _timer(ctx, "card")]
     state, cmds = go_idle(ctx, notice=("error", "Card read error: %s" % exc), result="error")
     return state, _with_alarm(ctx, cmds, monitor.observe(ctx, "read_error", event.time))
@@ -521,7 +545,7 @@ def _record(ctx, event, outcome, reply):
         "currency": s.currency, "account": txn.account,
         "card": card.masked() if card is not None else (original or {}).get("card"),
         "brand": card.brand if card is not None else (original or {}).get("brand"),
-        "entry": card.source if card is not None else None,
+        "entry": _entry_of(card),
         "application": card.app_label if card is not None else None,
         "target": ("*" * max(0, len(txn.target) - 4) + txn.target[-4:]) if txn.target else None,
         "code": reply.get("code"), "text": reply.get("text", ""),
@@ -536,6 +560,14 @@ def _record(ctx, event, outcome, reply):
         "merchant_name": s.merchant_name,
     }
     return record
+
+
+def _entry_of(card):
+    if card is None:
+        return None
+    if card.chip_entry in ("chip", FALLBACK):
+        return card.chip_entry
+    return card.source
 
 
 def _finish(ctx, event, outcome, reply, extra=None):
@@ -570,7 +602,7 @@ def _finish(ctx, event, outcome, reply, extra=None):
     cmds.append(C.Command(C.RECORD, record=record))
     if outcome in ("approved", "declined"):
         cmds.append(C.Command(C.PRINT, record=record))
-    cmds += [C.show("result", record=record),
+    cmds += [C.show("result", record=record, remove=txn.chip and ctx.card_inserted),
              C.beep("ok" if outcome == "approved" else "error"),
              _timer(ctx, "notice")]
     if outcome == "approved" and T.row(txn.type)["daily"] > 0:
@@ -585,6 +617,13 @@ def host_reply(ctx, event):
         return S.AUTHORIZING, []  # a reply to something else: not ours
     reply = event.get("reply") or {}
     outcome = "approved" if reply.get("approved") else "declined"
+    txn = ctx.txn
+    if txn.chip_complete and ctx.card_inserted:  # the card checks the issuer's answer first
+        txn.reply = reply
+        return S.CHIP_COMPLETE, [C.stop_timer("host"),
+                                 C.Command(C.COMPLETE_CHIP, ref=txn.ref, code=reply.get("code") or "",
+                                           icc=reply.get("icc")),
+                                 C.show("chip_wait", type=txn.type), _timer(ctx, "card")]
     return _finish(ctx, event, outcome, reply)
 
 
@@ -606,9 +645,12 @@ def host_timeout(ctx, event):
 # ---------------------------------------------------------------- result
 
 def result_done(ctx, event):
+    txn = ctx.txn
     ctx.txn = None
     if ctx.notice is None or ctx.notice[0] != "alarm":
         ctx.notice = None
+        if txn is not None and txn.chip and ctx.card_inserted:
+            ctx.notice = REMOVE_CARD
     return S.IDLE, [C.stop_timer(ALL_TIMERS), idle_screen(ctx)]
 
 
@@ -678,3 +720,162 @@ def unlock(ctx, event):
     ctx.locked_reason = None
     ctx.notice = ("info", "Keys loaded: terminal unlocked")
     return S.IDLE, [idle_screen(ctx), _timer(ctx, "notice")]
+
+
+# ---------------------------------------------------------------- contact chip
+
+FALLBACK = "fallback"  # Card.chip_entry of a chip card swiped after its chip failed
+
+
+def slot_changed(ctx, event):
+    """Any state: note whether a card sits in the slot (nothing else changes)."""
+    ctx.card_inserted = event.kind == "insert"
+    return None, []
+
+
+def _read_chip(ctx, cmds):
+    txn = ctx.txn
+    ctx.card_inserted = True
+    return S.CHIP_READ, cmds + [C.stop_timer("card"),
+                                C.Command(C.READ_CHIP, ref=txn.ref, type=txn.type, amount=txn.amount),
+                                C.show("chip_wait", type=txn.type), _timer(ctx, "card")]
+
+
+def card_inserted(ctx, event):
+    """CARD: a card went into the slot; the kernel reads it (again, after a failed read)."""
+    return _read_chip(ctx, [C.beep("key")])
+
+
+def idle_inserted(ctx, event):
+    ctx.card_inserted = True
+    return idle_card(ctx, event)
+
+
+def idle_removed(ctx, event):
+    ctx.card_inserted = False
+    if ctx.notice is REMOVE_CARD:
+        ctx.notice = None
+        return S.IDLE, [idle_screen(ctx)]
+    return S.IDLE, []
+
+
+def _ours(ctx, event):
+    return ctx.txn is not None and event.get("ref") == ctx.txn.ref
+
+
+def chip_choice(ctx, event):
+    """The card has several applications (or asks for confirmation): the cardholder picks."""
+    if not _ours(ctx, event):
+        return None, []
+    names = list(event.get("names") or [])[:9]  # keys 1-9
+    ctx.txn.choices = names
+    return S.APP_CHOICE, [C.stop_timer("card"), C.beep("key"),
+                          C.show("app_choice", type=ctx.txn.type, names=names), _timer(ctx, "input")]
+
+
+def app_chosen(ctx, event):
+    txn = ctx.txn
+    index = int(event.get("key")) - 1
+    if not 0 <= index < len(getattr(txn, "choices", ())):
+        return refuse(ctx, event)
+    return S.CHIP_READ, [C.stop_timer("input"), C.beep("key"),
+                         C.Command(C.CHOOSE_APP, ref=txn.ref, index=index),
+                         C.show("chip_wait", type=txn.type), _timer(ctx, "card")]
+
+
+def chip_read(ctx, event):
+    """The kernel's Result (or its refusal) for the inserted card."""
+    if not _ours(ctx, event):
+        return None, []
+    txn = ctx.txn
+    error = event.get("error")
+    if error is None:
+        result = event.get("result")
+        try:
+            card = cards.card_from_track2(result.track2, "tap", ctx.settings.private_bins)
+        except (CardReadError, CardRejected) as exc:
+            error = exc
+    if error is not None:
+        if isinstance(error, CardReadError):
+            txn.chip_failed = True  # the stripe of this card is accepted now (fallback)
+        return _card_problem(ctx, error, event)
+    card.set_chip(result.icc_data, result.pan_sequence, result.entry, result.label, result.cvm)
+    txn.chip = True
+    txn.token_data = None
+    txn.chip_complete = bool(getattr(result, "needs_completion", lambda: False)())
+    return _accept_card(ctx, event, card)
+
+
+def chip_timeout(ctx, event):
+    if event.get("timer") != "card":
+        return None, []
+    return go_idle(ctx, notice=("error", "Card read timed out"), result="error")
+
+
+def chip_removed(ctx, event):
+    """The chip card was pulled before the transaction was done with it."""
+    ctx.card_inserted = False
+    txn = ctx.txn
+    if txn is None or not (txn.chip or ctx.settings.has_chip_reader):
+        return None, []
+    cmds = []
+    if txn.sent:  # the host may have approved: reverse it
+        cmds.append(C.Command(C.CANCEL_AUTHORIZATION, ref=txn.ref, reason="card removed"))
+    state, idle_cmds = go_idle(ctx, notice=("error", "Card removed: cancelled"), result="cancelled")
+    return state, cmds + idle_cmds
+
+
+def card_state_removed(ctx, event):
+    """CARD: the slot emptied; a chip read in this state has not started or has failed."""
+    ctx.card_inserted = False
+    return None, []
+
+
+def chip_removed_or_ignored(ctx, event):
+    """ACCOUNT / PIN / CONFIRM / SEALING: only a card read from the chip ends the sale."""
+    if ctx.txn is not None and ctx.txn.chip:
+        return chip_removed(ctx, event)
+    ctx.card_inserted = False
+    return None, []
+
+
+def chip_done(ctx, event):
+    """The card's answer to the issuer's reply: TC approves, AAC declines (and reverses)."""
+    if not _ours(ctx, event):
+        return None, []
+    return _chip_outcome(ctx, event, event.get("cid"), event.get("error"))
+
+
+def _chip_outcome(ctx, event, cid, error):
+    txn = ctx.txn
+    reply = txn.reply or {}
+    txn.reply = None
+    if not reply.get("approved"):
+        return _finish(ctx, event, "declined", reply)
+    if error is None and cid == CID_TC:
+        return _finish(ctx, event, "approved", reply)
+    # the host approved but the card did not (AAC), or could not say: the approval is reversed
+    text = "Declined by the card" if error is None else "Card removed or failed: reversed"
+    declined = dict(reply, approved=False, text=text, auth_code=None)
+    reverse = C.Command(C.CANCEL_AUTHORIZATION, ref=txn.ref, reason="card declined")
+    return _finish(ctx, event, "declined" if error is None else "error", declined, extra=[reverse])
+
+
+def chip_complete_timeout(ctx, event):
+    if event.get("timer") != "card":
+        return None, []
+    return _chip_outcome(ctx, event, None, CardReadError("the card did not answer"))
+
+
+def result_removed(ctx, event):
+    ctx.card_inserted = False
+    if ctx.txn is not None and ctx.txn.chip:
+        return result_done(ctx, event)
+    return None, []
+
+
+def app_choice_cancel(ctx, event):
+    return cancel(ctx, event)
+
+
+CID_TC = 0x40

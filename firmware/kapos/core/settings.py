@@ -10,7 +10,7 @@ class Settings:
                  fees=None, timeouts=None, max_amount_digits=9, pin_min=4, pin_max=12,
                  has_pin_pad=True, accept_unknown_brands=False, private_bins=(),
                  tech_pin="0000", monitor=None, merchant_pin_check=None, card_read_tries=3,
-                 emv=None, tech_pin_check=None):
+                 emv=None, tech_pin_check=None, has_chip_reader=False):
         self.terminal_id = terminal_id
         self.merchant_id = merchant_id
         self.merchant_name = merchant_name
@@ -50,6 +50,10 @@ class Settings:
         # EMV terminal data and limits (minor units): country_code (ISO 3166 numeric),
         # contactless_limit (above it: insert or swipe), cvm_limit (above it: online PIN)
         self.emv = dict(emv or {"country_code": "826", "contactless_limit": 5000, "cvm_limit": 5000})
+
+        # A contact chip reader on this board: "insert, swipe or tap", a swipe of a chip card
+        # (service code 2xx/6xx) asks for the chip, fallback to the stripe after a chip failure.
+        self.has_chip_reader = has_chip_reader
 
     def limit_for(self, txn_type):
         return self.per_type.get(txn_type, self.per_transaction)

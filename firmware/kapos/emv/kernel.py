@@ -100,6 +100,10 @@ class Result:
         self.data = {}  # tag -> value, card and terminal, for the second GENERATE AC
         self.dropped = []  # (AID hex, reason) of candidates that were tried and dropped
 
+    def needs_completion(self):
+        """A contact card that wants the issuer's answer: the second GENERATE AC (CDOL2)."""
+        return self.entry == "chip" and self.path == "mchip" and self.data.get(0x8D) is not None
+
     def __repr__(self):  # no card data
         return "Result(aid=%s, path=%s, cvm=%s)" % (
             self.aid.hex().upper() if self.aid else None, self.path, self.cvm)

@@ -21,6 +21,8 @@ from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host import private48 as P
 from kapos.host.codec import MTI
+# the totals rules are their own module (a small board loads only that one)
+from kapos.host.totals import NOT_RECONCILED, RECONCILED, add_to_totals, net, parse_host_totals  # noqa: F401
 
 # field 22 PAN entry mode by card source. The terminal has no contact chip reader: a
 # swipe is a swipe (never "fallback"); a closed-loop token is read by its UID and has no
@@ -36,9 +38,6 @@ ACCOUNT_TYPES = {"debit": m.ACCOUNT_CHECKING, "credit": m.ACCOUNT_CREDIT,
 # cancel() reasons (core: "timeout", "hardware error") -> messages.REVERSAL_REASONS
 CANCEL_REASONS = {"timeout": "timeout", "hardware error": "error", "error": "error",
                   "cancelled": "cancelled", "customer": "cancelled"}
-
-RECONCILED = "00"
-NOT_RECONCILED = "95"  # ISO 8583:1987 "reconcile error"
 
 # Fields a stored (queued) message may never carry: no clear PAN, track, PIN block, KSN
 # or ICC data reaches the journal.
@@ -170,6 +169,8 @@ def build_request(request, stan, transmission, local, batch, ids, original=None)
         entry = CHIP_ENTRY.get(card.chip_entry)
         if entry is not None:
             message[22] = m.pos_entry_mode(entry, ids.get("pin_capable", True))
+    elif getattr(card, "chip_entry", None) == "fallback":  # a chip card swiped after its chip failed
+        message[22] = m.pos_entry_mode(m.ENTRY_FALLBACK, ids.get("pin_capable", True))
     if pin_block is not None and ksn is None:
         # static test key, no DUKPT: field 52 without 53 (the host knows the key)
         message[52] = bytes(pin_block)
@@ -263,51 +264,5 @@ def reply_result(reply, stan):
             pin_verified = False
     return {"approved": approved, "code": code, "text": m.response_text(code),
             "auth_code": reply.get(38) if approved else None, "rrn": reply.get(37),
-            "stan": stan, "balance": balance, "pin_verified": pin_verified}
-
-
-def parse_host_totals(reply):
-    """Reconciliation totals the host put in a 0510 (fields 74-89), or None."""
-    found = {}
-    for key, (number, size) in m.TOTALS_FIELDS.items():
-        value = reply.get(number)
-        if value is not None and value.isdigit():
-            found[key] = int(value)
-    return found or None
-
-
-# ---------------------------------------------------------------- totals
-
-def add_to_totals(totals, txn_type, total, original_type=None, original_total=None):
-    """Add one approved transaction to reconciliation `totals` (terminal and host).
-    A type of totals class 'none' (a hold) counts nowhere; an unknown type is refused."""
-    row = txn_types.get(txn_type)
-    if row is None:
-        raise LocalProtocolError("unknown transaction type %s" % txn_type)
-    kind = row["totals"]
-    if kind == "debit":
-        totals["debits_count"] += 1
-        totals["debits_amount"] += total
-        if row["posting"] == "transfer":
-            totals["transfer_count"] += 1
-    elif kind == "credit":
-        totals["credits_count"] += 1
-        totals["credits_amount"] += total
-    elif kind == "reversal":
-        amount = original_total if original_total is not None else total
-        voided = txn_types.get(original_type) if original_type else None
-        if txn_type == txn_types.VOID_REFUND or (voided is not None
-                                                  and voided["totals"] == "credit"):
-            totals["credits_reversal_count"] += 1
-            totals["credits_reversal_amount"] += amount
-        else:
-            totals["debits_reversal_count"] += 1
-            totals["debits_reversal_amount"] += amount
-    elif kind == "inquiry":
-        totals["inquiries_count"] += 1
-
-
-def net(totals):
-    """Debits less credits, each net of its reversals."""
-    return (totals.get("debits_amount", 0) - totals.get("debits_reversal_amount", 0)) \
-        - (totals.get("credits_amount", 0) - totals.get("credits_reversal_amount", 0))
+            "stan": stan, "balance": balance, "pin_verified": pin_verified,
+            "icc": reply.get(55)}  # issuer authentication data (91: the ARPC) for the chip

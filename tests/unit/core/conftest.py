@@ -109,3 +109,42 @@ def sale_to_pin(d, amount="1235"):
 def approved_sale(d, amount="1235"):
     sale_to_pin(d, amount).keys("1234", "ENTER").sealed().reply(True)
     return d
+
+
+# ---------------------------------------------------------------- contact chip
+
+CHIP_TRACK2 = "5413330089010434=3012201000"
+
+
+def chip_settings(**kw):
+    return Settings(has_chip_reader=True, **kw)
+
+
+def chip_result(completion=True, cvm="online_pin"):
+    """What the kernel hands the core for an inserted M/Chip card (no card behind it)."""
+    from kapos.emv.kernel import Result
+
+    result = Result()
+    result.track2 = CHIP_TRACK2
+    result.icc_data = bytes.fromhex("9F2608") + bytes(8)
+    result.pan_sequence = "01"
+    result.entry = "chip"
+    result.path = "mchip"
+    result.label = "MASTERCARD"
+    result.cvm = cvm
+    if completion:
+        result.data[0x8D] = b"\x8a\x02"
+    return result
+
+
+def chip_sale(d, amount="7800"):
+    """A sale on a chip board brought to CHIP_READ by an insert."""
+    d.keys("1", amount, "ENTER")
+    return d.send(ev(E.INSERT))
+
+
+def chip_read(d, result=None, error=None):
+    ref = d.ctx.txn.ref
+    if error is not None:
+        return d.send(ev(E.CHIP_READ, ref=ref, error=error))
+    return d.send(ev(E.CHIP_READ, ref=ref, result=result or chip_result()))

@@ -4,7 +4,8 @@ import copy
 
 import pytest
 
-from conftest import ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, ev, key, merchant, sale_to_pin
+from conftest import (ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, chip_read, chip_sale,
+                      chip_settings, ev, key, merchant, sale_to_pin)
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S
@@ -52,6 +53,15 @@ def reach(state):
         return d.keys("MENU", "0000", "ENTER", "5")
     if state == S.LOCKED:
         return d.send(ev(E.TAMPER, source="switch"))
+    chip = Driver(chip_settings())
+    if state == S.CHIP_READ:
+        return chip_sale(chip)
+    if state == S.APP_CHOICE:
+        chip_sale(chip)
+        return chip.send(ev(E.CHIP_CHOICE, ref=chip.ctx.txn.ref, names=["Maestro", "VISA DEBIT"]))
+    if state == S.CHIP_COMPLETE:
+        chip_read(chip_sale(chip)).keys("1", "1234", "ENTER").sealed()
+        return chip.send(ev(E.HOST_REPLY, ref=chip.ctx.txn.ref, reply={"approved": True, "code": "00"}))
     raise AssertionError(state)
 
 
@@ -59,7 +69,7 @@ OWN_TIMER = {S.IDLE: "notice", S.MERCHANT_PIN: "input", S.AMOUNT: "input", S.TAR
              S.CARD: "card", S.ACCOUNT: "input", S.PIN: "pin", S.SEALING: "pin", S.CONFIRM: "input",
              S.AUTHORIZING: "host", S.RESULT: "notice", S.TECH_PIN: "input", S.TECH_MENU: "input",
              S.TECH_WAIT: "host", S.TECH_INFO: "input", S.KEY_TEST: "input", S.CARD_TEST: "card",
-             S.LOCKED: "notice"}
+             S.LOCKED: "notice", S.CHIP_READ: "card", S.APP_CHOICE: "input", S.CHIP_COMPLETE: "card"}
 
 
 def sample_event(kind, d, state):
@@ -83,6 +93,11 @@ def sample_event(kind, d, state):
         E.DIAG_RESULT: lambda: ev(E.DIAG_RESULT, function=d.ctx.tech_function, title="T", lines=["x"]),
         E.TAMPER: lambda: ev(E.TAMPER, source="switch"),
         E.KEYS_LOADED: lambda: ev(E.KEYS_LOADED),
+        E.INSERT: lambda: ev(E.INSERT),
+        E.REMOVE: lambda: ev(E.REMOVE),
+        E.CHIP_CHOICE: lambda: ev(E.CHIP_CHOICE, ref=ref, names=["A", "B"]),
+        E.CHIP_READ: lambda: ev(E.CHIP_READ, ref=ref, result=__import__("conftest").chip_result()),
+        E.CHIP_DONE: lambda: ev(E.CHIP_DONE, ref=ref, cid=0x40),
     }
     return samples[kind]()
 

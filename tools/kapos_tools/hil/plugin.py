@@ -42,8 +42,9 @@ from kapos_tools.diag.client import ManagementError, find_token
 from .remote import HINTS, InjectionUnavailable, RemoteTarget
 
 IN_PROCESS = ("local", "manage")
-INJECT_VERBS = {"key": "key", "keys": "key", "swipe": "swipe", "tap": "tap", "tamper": "tamper"}
-DEVICE_OF = {"key": "keypad", "swipe": "magstripe", "tap": "nfc", "tamper": "tamper"}
+INJECT_VERBS = {"key": "key", "keys": "key", "swipe": "swipe", "tap": "tap", "tamper": "tamper",
+                "insert": "insert", "remove": "insert"}
+DEVICE_OF = {"key": "keypad", "swipe": "magstripe", "tap": "nfc", "tamper": "tamper", "insert": "chip"}
 
 
 def pytest_addoption(parser):
@@ -229,17 +230,7 @@ class HilTarget:
 
 @contextlib.asynccontextmanager
 async def _local(board, config, clock):
-    from kapos.local_target import LocalTarget
-    from kapos.wiring import Assembly
+    from kapos.harness import Harness
 
-    assembly = Assembly(board, overrides=[("host.reply_delay", "0")] + list(config), clock=clock,
-                        fresh_storage=True)
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    try:
-        await ready.wait()
-        yield HilSession("local", LocalTarget(assembly.terminal, assembly.testcards), assembly=assembly)
-    finally:
-        assembly.terminal.stop()
-        await asyncio.gather(task, return_exceptions=True)
-        assembly.close()
+    async with Harness(board, overrides=[("host.reply_delay", "0")] + list(config), clock=clock) as harness:
+        yield HilSession("local", harness.target, assembly=harness.assembly)

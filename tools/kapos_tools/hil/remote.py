@@ -25,6 +25,7 @@ HINTS = {
     "swipe": "swipe a card physically",
     "tap": "tap a card physically",
     "tamper": "open the case (trip the tamper switch) by hand",
+    "insert": "insert and remove the chip card by hand",
 }
 
 
@@ -56,7 +57,7 @@ class RemoteTarget(Target):
         return target
 
     def can_inject(self, verb):
-        return self.test_mode
+        return self.test_mode and verb != "insert"  # no chip slot over the channel yet
 
     def injection_refusal(self, verb):
         return "the terminal at %s does not accept injected input (not in test mode): %s" % (

@@ -9,6 +9,7 @@ as the card and reader agree. On T=0 a case-4 command goes without its Le (ISO/I
 12.2: the card answers 61xx and the kernel sends GET RESPONSE)."""
 
 import asyncio
+import threading
 
 from kapos.errors import CardReadError, ConfigError, HardwareError
 
@@ -38,15 +39,27 @@ class ContactCard:
         self.connection = connection
         self.protocol = protocol  # "T=0" or "T=1"
         self.atr = bytes(connection.getATR())
+        self._lock = threading.Lock()  # the kernel's thread and the removal watch share the handle
 
     def transceive(self, apdu):
         if self.protocol == "T=0":
             apdu = t0_command(apdu)
         try:
-            data, sw1, sw2 = self.connection.transmit(list(apdu))
+            with self._lock:
+                data, sw1, sw2 = self.connection.transmit(list(apdu))
         except Exception as exc:  # the card was pulled, the reader went away
             raise CardReadError("PC/SC: transmit failed (%s)" % type(exc).__name__)
         return bytes(data) + bytes((sw1, sw2))
+
+    def present(self):
+        """Still in the reader (SCardStatus on our own handle: no second connection that
+        could reset or power the card down)."""
+        try:
+            with self._lock:
+                self.connection.getATR()
+            return True
+        except Exception:
+            return False
 
     def close(self):
         try:
@@ -98,8 +111,11 @@ class PcscContactReader:
                 return card
             await asyncio.sleep(WAIT_SLICE_S)
 
-    async def wait_removal(self):
-        while await asyncio.to_thread(self.card_present):
+    async def wait_removal(self, card=None):
+        """Once the card is out: `card` (the ContactCard from wait_insert) is watched on its
+        own handle; without one, a probe connection is made each slice."""
+        probe = card.present if card is not None else self.card_present
+        while await asyncio.to_thread(probe):
             await asyncio.sleep(WAIT_SLICE_S)
 
     def selftest(self):
