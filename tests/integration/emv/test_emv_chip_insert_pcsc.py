@@ -6,6 +6,7 @@ the second GENERATE AC, which checks it (TC), and a forged ARPC that the card re
 the terminal must reverse)."""
 
 import asyncio
+import os
 import time
 
 import pytest
@@ -19,12 +20,15 @@ from kapos.nfc import tlv
 from kapos.ports.linux.pcsc import PcscContactReader, t0_command
 from kapos.ports.sim.cards.emv_debit_multi import debit_multi
 from kapos.ports.sim.cards.emv_mchip import mchip
+from kapos.ports.sim import emv_cards
 from kapos.ports.sim.vpcd_card import VpcdCardPair
+from kapos.app import scenario as scenario_mod
 from kapos_tools.host import Ledger
 
 from emv_rig import config, sale
 from pcsc_rig import running_pcscd, skip_unless_available
 
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 EXPIRY = expiry_months_ahead(48)
 PAN = "5413330089010434"
 UTC = time.gmtime()
@@ -125,3 +129,35 @@ def test_contact_card_with_three_applications_lets_the_cardholder_choose(tmp_pat
         assert offered == [["girocard", "Maestro", "VISA DEBIT"]]
         assert result.label == "Maestro"
         card.close()
+
+
+def test_terminal_chip_insert_sale_through_pcscd(tmp_path):
+    """The whole terminal on a board whose [chip] is the PC/SC driver: insert into vpcd's
+    reader, PIN, the 0200 with field 55 at the reference host, its ARPC back to the card in
+    the second GENERATE AC (TC), approved."""
+    skip_unless_available()
+    from test_emv_terminal_tap import Running, _spy
+
+    board = open(os.path.join(ROOT, "boards", "sim-nfc.toml")).read().replace(
+        '[chip]\ndriver = "sim"', '[chip]\ndriver = "pcsc"\nreader = "Virtual PCD 00 00"')
+    (tmp_path / "sim-pcsc.toml").write_text(board)
+    from kapos.simdata.cards import load
+
+    # vpcd connects its slots once a card answers: the card is in before the sale starts
+    emv = emv_cards.card_for(load()["emv-tap"].track2_equivalent(), "mchip", contact=True)
+    pair = VpcdCardPair(emv, t0=True, spare=mchip(contact=True))
+    script = scenario_mod.parse('timeout 15\nkey 1\nkeys 7800\nkey ENTER\nexpect screen "1 Debit"\n'
+                                'key 1\nkeys 1234\nkey ENTER\nexpect result approved\n'
+                                'expect screen "Remove card"\n')
+
+    async def go():
+        async with Running(board=str(tmp_path / "sim-pcsc.toml")) as r:
+            seen = _spy(r)
+            await r.player.play(script)
+            request, reply = seen["requests"][-1], seen["replies"][-1]
+            assert request[22] == "051" and reply[39] == "00" and 0x91 in dict(tlv.parse(reply[55]))
+            assert emv.apps[0].arpc_checked is True  # the card accepted the issuer's ARPC: TC
+            assert r.terminal.contact.last.data[0x9F27][0] & 0xC0 == kernel.CID_TC
+
+    with running_pcscd(pair, tmp_path):
+        asyncio.run(go())
