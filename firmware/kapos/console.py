@@ -25,7 +25,7 @@ MIN_COLS, MIN_ROWS = BOX_COLS, 22
 TALL_MIN_ROWS = MIN_ROWS + TALL_ROWS - SCREEN_ROWS
 PANE_COLS = 36  # side pane (receipt, cards) when the window has room for it
 KEY_HELP = "0-9 Enter Bksp=CLEAR Esc/c=CANCEL Tab=MENU  r=receipt ?=cards q=quit"
-FAULT_HELP = "faults: P=paper H=host T=tamper"
+FAULT_HELP = "faults: P=paper H=host T=tamper I=chip in/out"
 
 # (top-left, top-right, bottom-left, bottom-right) -> character
 QUADRANTS = {
@@ -118,6 +118,20 @@ class Controls:
             return "tapped %s" % card.id
         self.platform.magstripe.inject(card.swipe_text())
         return "swiped %s" % card.id
+
+    def insert(self, card_id="emv-tap", profile="mchip"):
+        """The chip slot (a board with [chip]): insert that card, or take out the one in it."""
+        slot = self.platform.get("chip")
+        if slot is None or not hasattr(slot, "insert"):
+            return "this board has no chip slot (try --board sim-nfc)"
+        if slot.card is not None:
+            slot.remove()
+            return "card removed"
+        card = self.cards.get(card_id)
+        if card is None or not getattr(card, "pan", None):
+            raise ValueError("unknown chip test card")
+        slot.insert(card.track2_equivalent(), profile)
+        return "inserted %s (%s)" % (card.id, profile)
 
     def toggle(self, fault):
         if fault == "paper":
@@ -265,6 +279,8 @@ class Console:
             self.controls.press("menu")
         elif ch in ("q", "\x03", "\x04"):
             self.done.set()
+        elif ch == "I":  # insert the EMV test card into the chip slot, or take it out
+            self.message = self.controls.insert()
         elif ch in "PHT":
             self.message = self.controls.toggle({"P": "paper", "H": "host", "T": "tamper"}[ch])
         elif ch in "r?":
@@ -286,8 +302,7 @@ class Console:
             loop.add_signal_handler(signal.SIGWINCH, self.redraw)
         except (AttributeError, NotImplementedError, RuntimeError):
             pass
-        runner = asyncio.ensure_future(self.terminal.run())
-        try:
+        try:  # the terminal itself runs beside this UI (kapos.cli.run_with_management, kapos.harness)
             self.redraw()
             await self.done.wait()
         finally:
@@ -297,6 +312,4 @@ class Console:
             except (AttributeError, NotImplementedError, RuntimeError):
                 pass
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-            self.terminal.stop()
-            await runner
             self.out.write("\r\nbye\r\n")
