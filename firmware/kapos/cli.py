@@ -52,47 +52,40 @@ def add_run_parser(sub):
     p.set_defaults(func=cmd_run)
 
 
-async def _play(assembly, scenario, verbose):
+async def _play(harness, scenario, verbose):
     from kapos.app.scenario import Player
-    from kapos.local_target import LocalTarget
 
-    target = LocalTarget(assembly.terminal, assembly.testcards)
-    async with assembly.terminal.running():
-        await Player(target, log=(lambda s: print("  " + s)) if verbose else None).play(scenario)
+    async with harness:
+        await Player(harness.target, log=(lambda s: print("  " + s)) if verbose else None).play(scenario)
 
 
 def run_script(args):
     from kapos.app import scenario as scenario_mod
-    from kapos.wiring import Assembly, check_scenario
+    from kapos.harness import CONFIGURED, FRESH, Harness
+    from kapos.wiring import check_scenario
 
     scenario = scenario_mod.load(args.script)
     check_scenario(scenario, args.config, args.overrides)  # bad lines exit 2, with the line
     if args.out:
         os.makedirs(args.out, exist_ok=True)
-    assembly = Assembly(args.board, args.config, list(args.overrides) + scenario.config,
-                        out_dir=args.out, clock=args.clock or scenario.clock,
-                        fresh_storage=not args.keep_storage)
+    harness = Harness(args.board, args.config, list(args.overrides) + scenario.config, out_dir=args.out,
+                      clock=args.clock or scenario.clock, data_dir=CONFIGURED if args.keep_storage else FRESH)
     try:
-        asyncio.run(_play(assembly, scenario, args.verbose))
+        asyncio.run(_play(harness, scenario, args.verbose))
     except ScenarioError as exc:
-        screen = assembly.terminal.screen.text() if assembly.terminal.screen else ""
+        screen = harness.terminal.screen.text() if harness.terminal.screen else ""
         print("FAIL %s: %s" % (args.script, exc))
         print("screen at failure:\n  " + screen.replace("\n", "\n  "))
         return EXIT_FAILED
-    finally:
-        assembly.close()
-    print("PASS %s (%d steps, final state %s)" % (args.script, len(scenario.steps), assembly.terminal.state))
+    print("PASS %s (%d steps, final state %s)" % (args.script, len(scenario.steps), harness.terminal.state))
     return EXIT_OK
 
 
-async def run_with_management(assembly, args, main=None):
-    """Run the terminal (or `main`, e.g. the console) with the management channel beside it."""
+def _management_server(assembly, args):
     from kapos.io.logbuffer import LogBuffer
-    from kapos.app.management import ManagementServer, parse_hostport
+    from kapos.app.management import ManagementServer
     from kapos.app.mgmt_auth import check_token, terminal_token
 
-    if not (args.manage or args.manage_serial):
-        return await (main if main is not None else assembly.terminal.run())
     if args.manage_token:
         logging.getLogger("kapos.cli").warning(
             "--manage-token puts the token where every user of this machine can read it (ps, "
@@ -106,36 +99,51 @@ async def run_with_management(assembly, args, main=None):
                 handler.setLevel(logging.WARNING)
         logging.getLogger("kapos").setLevel(assembly.config["log"]["level"])
     keystore = assembly.keystore
-    server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
-                              token=token, test_mode=args.test_mode, idle_timeout=args.manage_idle_timeout,
-                              key_loader=assembly.load_keys if keystore is not None else None,
-                              key_status=keystore.status if keystore is not None else None)
-    ready = asyncio.Event()
-    runner = asyncio.ensure_future(main if main is not None else assembly.terminal.run(ready))
-    try:
-        if main is None:  # a terminal that fails to start says why instead of hanging here
-            waiter = asyncio.ensure_future(ready.wait())
-            await asyncio.wait({runner, waiter}, return_when=asyncio.FIRST_COMPLETED)
-            if not ready.is_set():
-                waiter.cancel()
-                runner.result()
-        if args.manage:
-            try:
-                host, port = await server.start_tcp(*parse_hostport(args.manage))
-            except OSError as exc:  # taken since the start-up check
-                from kapos.app.startup import bind_error
+    return ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
+                            token=token, test_mode=args.test_mode, idle_timeout=args.manage_idle_timeout,
+                            key_loader=assembly.load_keys if keystore is not None else None,
+                            key_status=keystore.status if keystore is not None else None)
 
-                raise bind_error("management", *parse_hostport(args.manage), exc, "pass --manage HOST:PORT")
-            if main is None:  # headless: say where (port 0 picks a free one)
-                print("kapos: management channel on %s:%d" % (host, port), flush=True)
-        if args.manage_serial:
-            await server.start_serial(args.manage_serial)
-        await runner
+
+async def run_with_management(assembly, args, main=None):
+    """Run the terminal (kapos.harness) with `main` (e.g. the console's UI) and the management
+    channel beside it, until `main` ends or the terminal stops by itself (a restart)."""
+    from kapos.harness import started
+
+    server = _management_server(assembly, args) if (args.manage or args.manage_serial) else None
+    # a terminal that fails to start says why here instead of hanging
+    async with started(assembly) as harness:
+        try:
+            if server is not None and args.manage:
+                from kapos.app.management import parse_hostport
+
+                try:
+                    host, port = await server.start_tcp(*parse_hostport(args.manage))
+                except OSError as exc:  # taken since the start-up check
+                    from kapos.app.startup import bind_error
+
+                    raise bind_error("management", *parse_hostport(args.manage), exc, "pass --manage HOST:PORT")
+                if main is None:  # headless: say where (port 0 picks a free one)
+                    print("kapos: management channel on %s:%d" % (host, port), flush=True)
+            if server is not None and args.manage_serial:
+                await server.start_serial(args.manage_serial)
+            await _first_of(harness.stopped(), main)
+        finally:
+            if server is not None:
+                await server.close()
+
+
+async def _first_of(*coros):
+    """Await the coroutines given (None: skipped) until one ends; cancel the others."""
+    tasks = [asyncio.ensure_future(c) for c in coros if c is not None]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
     finally:
-        await server.close()
-        if not runner.done():
-            assembly.terminal.stop()
-            await asyncio.gather(runner, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 EXIT_RESTART = 75  # the service (systemd, kapos.update.supervise) starts the terminal again

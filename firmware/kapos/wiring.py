@@ -110,9 +110,12 @@ class Assembly:
     """Everything one terminal run is made of, for the CLI, the console and tests."""
 
     def __init__(self, board_name="sim", config_path=None, overrides=(), out_dir=None, clock=None,
-                 fresh_storage=False):
+                 fresh_storage=False, data_dir=None):
         self.config = config_mod.load(config_path, overrides)
-        if fresh_storage:  # a scripted run starts from nothing and leaves nothing behind
+        self._tmp = None
+        if data_dir is not None:  # the caller's directory (kapos.harness: its temporary one)
+            self.config["storage"]["data_dir"] = str(data_dir)
+        elif fresh_storage:  # starts from nothing and leaves nothing behind (removed by close())
             self._tmp = tempfile.TemporaryDirectory(prefix="kapos-run-")
             self.config["storage"]["data_dir"] = self._tmp.name
         self.settings = config_mod.settings_from(self.config)
@@ -152,4 +155,19 @@ class Assembly:
 
     def close(self):
         self.authorizer.close()
+        self._release()
+
+    async def aclose(self):
+        """close() from inside the loop: the host link's store-and-forward task is awaited."""
+        aclose = getattr(self.authorizer, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            self.authorizer.close()
+        self._release()
+
+    def _release(self):
         self.platform.close()
+        tmp, self._tmp = self._tmp, None
+        if tmp is not None:
+            tmp.cleanup()

@@ -37,3 +37,61 @@ def test_rules_refuse_upward_and_sideways_imports():
     assert allowed("kapos.core.handlers", "kapos.card")
     assert allowed("kapos.io.host_link", "kapos.host.authorizer")
     assert allowed("kapos_tools.host", "kapos.host.codec")
+
+
+# ---------------------------------------------------------------- one way to start a terminal
+
+LOOP_OWNER = os.path.join("firmware", "kapos", "app", "runtime.py")  # Terminal.running starts run()
+SCANNED = ("firmware", "tools", "tests")
+
+
+def _calls_run_of_a_terminal(node, in_terminal_class):
+    """Is `node` a call of a terminal's run(): `<...>terminal.run(...)`, `term.run(...)`, or
+    `self.run(...)` inside the Terminal class?"""
+    import ast
+
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "run"):
+        return False
+    owner = node.func.value
+    name = owner.id if isinstance(owner, ast.Name) else owner.attr if isinstance(owner, ast.Attribute) else ""
+    if name == "self":
+        return in_terminal_class
+    return name.lower().endswith("terminal") or name == "term"
+
+
+def hand_started_terminals(root=ROOT):
+    """[(path, line)] of every place outside Terminal.running() that calls a terminal's run()."""
+    import ast
+
+    found = []
+    for top in SCANNED:
+        for dirpath, dirs, files in os.walk(os.path.join(root, top)):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "micropython")]  # the Pico's own loop
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, root)
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                for cls_or_mod in [tree] + [n for n in ast.walk(tree) if isinstance(n, ast.ClassDef)]:
+                    in_terminal = isinstance(cls_or_mod, ast.ClassDef) and cls_or_mod.name == "Terminal"
+                    body = cls_or_mod.body if in_terminal else [cls_or_mod]
+                    for node in (n for part in body for n in ast.walk(part)):
+                        if _calls_run_of_a_terminal(node, in_terminal):
+                            found.append((rel, node.lineno))
+    # the module pass sees class bodies too: count each place once, and the loop's owner not at all
+    return sorted(set(p for p in found if p[0] != LOOP_OWNER))
+
+
+def test_only_the_runtime_starts_a_terminal_loop_and_callers_use_the_harness():
+    """kapos.harness (on Terminal.running) is the one way to start a terminal: a caller that
+    runs `terminal.run(ready)` in a task of its own fails here, with where."""
+    assert hand_started_terminals() == []
+    runtime = open(os.path.join(ROOT, LOOP_OWNER), encoding="utf-8").read()
+    assert runtime.count("self.run(") == 1  # in running(), nowhere else
+    for caller in ("firmware/kapos/cli.py", "tools/kapos_tools/diag/simrun.py", "tools/kapos_tools/hil/plugin.py",
+                   "tests/integration/conftest.py", "tests/unit/management/conftest.py", "tests/web/webstack.py",
+                   "tests/integration/host/test_host_terminal.py"):
+        with open(os.path.join(ROOT, caller), encoding="utf-8") as f:
+            assert "kapos.harness" in f.read(), caller + " starts its terminal through kapos.harness"

@@ -74,7 +74,7 @@ class Stack:
         return self.call(wrapped())
 
     async def _start(self):
-        from kapos.wiring import Assembly
+        from kapos.harness import Harness
         from kapos_tools.host import HostServer, Ledger
         from kapos_tools.host.mac import HostDukptMac
         from kapos_tools.host.registry import TerminalRegistry
@@ -94,12 +94,11 @@ class Stack:
         self.dashboard = await start_dashboard(self.ledger, "127.0.0.1:0", webhook=self.webhook_url)
         data_dir = self.tmp_path / "terminal"
         self.token = load_or_create_token(str(data_dir))
-        self.assembly = Assembly("sim", overrides=[
-            ("storage.data_dir", '"%s"' % data_dir), ("host.reply_delay", "0"), ("host.mode", '"iso8583"'),
+        self.harness = Harness("sim", data_dir=data_dir, ready_timeout=10, overrides=[
+            ("host.reply_delay", "0"), ("host.mode", '"iso8583"'),
             ("host.address", '"127.0.0.1:%d"' % port), ("host.timeout", "5.0")])
-        self.ready = asyncio.Event()
-        self.runner = asyncio.ensure_future(self.assembly.terminal.run(self.ready))
-        await asyncio.wait_for(self.ready.wait(), 10)
+        await self.harness.__aenter__()
+        self.assembly = self.harness.assembly
         # the simulator's host panel reads a SQLite ledger file only
         self.websim = WebSim(self.assembly, self.token, host_db=None if self.ledger_url else self.db_path)
         self.sim_port = await self.websim.start("127.0.0.1", 0)
@@ -108,12 +107,10 @@ class Stack:
 
     async def _stop(self):
         await self.websim.close()
-        self.assembly.terminal.stop()
-        await asyncio.gather(self.runner, return_exceptions=True)
+        await self.harness.__aexit__(None, None, None)
         await self.dashboard.close()
         await self.host.close()
         self.ledger.close()
-        self.assembly.close()
 
     def close(self):
         try:

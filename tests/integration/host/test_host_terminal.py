@@ -5,13 +5,11 @@ import asyncio
 import os
 
 from hostkit import MERCHANT, TESTCARDS, agree, new_ledger, run
-from kapos.app.scenario import Player, parse
-from kapos.local_target import LocalTarget
+from kapos.harness import Harness
 from kapos.io import journal as J
 from kapos.io.host_link import HostAuthorizer
 from kapos.io.journal import Journal
 from kapos.io.transport import TcpTransport
-from kapos.wiring import Assembly
 from kapos_tools.host import HostServer
 
 
@@ -25,34 +23,28 @@ class Terminal:
         self.ledger = new_ledger()
         self.server = HostServer(self.ledger)
         _, port = await self.server.start_tcp("127.0.0.1", 0)
-        data_dir = os.path.join(self.directory, "var")
-        self.assembly = Assembly("sim", overrides=[("storage.data_dir", '"%s"' % data_dir)]
-                                 + self.overrides)
-        settings = self.assembly.settings
+        self.harness = Harness("sim", data_dir=os.path.join(self.directory, "var"), overrides=self.overrides,
+                               default_timeout=5.0)
+        settings = self.harness.assemble().settings
         self.journal = Journal(os.path.join(self.directory, "journal"))
         self.auth = HostAuthorizer(TcpTransport("127.0.0.1", port), self.journal,
                                    settings.terminal_id, settings.merchant_id or MERCHANT,
                                    timeout=self.timeout, retry_base=0.05, retry_max=0.2)
-        self.assembly.authorizer.close()
-        self.assembly.authorizer = self.auth
-        self.terminal = self.assembly.terminal
-        self.terminal.authorizer = self.auth
-        self.player = Player(LocalTarget(self.terminal, self.assembly.testcards),
-                             default_timeout=5.0)
-        ready = asyncio.Event()
-        self.task = asyncio.ensure_future(self.terminal.run(ready))
-        await ready.wait()
+        self.harness.use_authorizer(self.auth)
+        await self.harness.__aenter__()
+        self.assembly = self.harness.assembly
+        self.terminal = self.harness.terminal
+        self.player = self.harness.player
         return self
 
     async def __aexit__(self, *exc):
-        self.terminal.stop()
-        await self.task
-        await self.auth.aclose()
-        self.assembly.platform.close()
-        await self.server.close()
+        try:
+            await self.harness.__aexit__(*exc)
+        finally:
+            await self.server.close()
 
     async def play(self, text):
-        await self.player.play(parse(text))
+        await self.harness.play(text)
 
 
 SALE = """key 1

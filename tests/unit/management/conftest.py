@@ -5,13 +5,13 @@ import json
 import pytest
 
 from kapos.app.management import ManagementServer
-from kapos.wiring import Assembly
+from kapos.harness import Harness as TerminalHarness
 
 HARNESS_TOKEN = "harness-t0ken"
 
 
 class Harness:
-    """A sim terminal running in the current loop with a ManagementServer on it."""
+    """A sim terminal (kapos.harness) running in the current loop with a ManagementServer on it."""
 
     def __init__(self, assembly, server):
         self.assembly = assembly
@@ -56,23 +56,18 @@ async def running(token=None, test_mode=True, board="sim", log_buffer=None, **se
     """Without `token` the harness uses its own and authenticates the direct session
     (handle_line without a session), as an in-process harness does; with one, nothing
     is authenticated yet."""
-    assembly = Assembly(board, overrides=[("host.reply_delay", "0")], fresh_storage=True)
-    ready = asyncio.Event()
-    task = asyncio.ensure_future(assembly.terminal.run(ready))
-    await ready.wait()
-    server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
-                              token=token or HARNESS_TOKEN, test_mode=test_mode, log_buffer=log_buffer,
-                              **server_options)
-    if token is None:
-        reply = await server.handle_line(json.dumps({"cmd": "auth", "token": HARNESS_TOKEN}))
-        assert reply["ok"], reply
-    try:
-        yield Harness(assembly, server)
-    finally:
-        await server.close()
-        assembly.terminal.stop()
-        await task
-        assembly.close()
+    async with TerminalHarness(board, overrides=[("host.reply_delay", "0")]) as terminal:
+        assembly = terminal.assembly
+        server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
+                                  token=token or HARNESS_TOKEN, test_mode=test_mode, log_buffer=log_buffer,
+                                  **server_options)
+        try:
+            if token is None:
+                reply = await server.handle_line(json.dumps({"cmd": "auth", "token": HARNESS_TOKEN}))
+                assert reply["ok"], reply
+            yield Harness(assembly, server)
+        finally:
+            await server.close()
 
 
 @pytest.fixture

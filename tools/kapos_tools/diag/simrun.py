@@ -12,33 +12,28 @@ import asyncio
 import secrets
 
 from kapos.app.management import ManagementServer
-from kapos.wiring import Assembly
+from kapos.harness import Harness
 
 
 class InProcessTerminal:
+    """A kapos.harness.Harness (fresh data directory, removed on exit) with its management
+    channel on 127.0.0.1 and an ephemeral port."""
+
     def __init__(self, board="sim", overrides=(), clock=None, test_mode=True, token=None, config_path=None):
-        self.board = board
-        self.overrides = list(overrides)
-        self.clock = clock
+        self.harness = Harness(board, config_path, overrides, clock=clock)
         self.test_mode = test_mode
         self.token = token if token is not None else secrets.token_hex(16)
-        self.config_path = config_path
-        self.assembly = None
         self.server = None
         self.address = None  # "127.0.0.1:PORT"
-        self._task = None
 
     async def __aenter__(self):
-        self.assembly = Assembly(self.board, self.config_path, self.overrides, clock=self.clock,
-                                 fresh_storage=True)
+        await self.harness.__aenter__()
         try:
-            ready = asyncio.Event()
-            self._task = asyncio.ensure_future(self.assembly.terminal.run(ready))
-            await ready.wait()
-            keystore = self.assembly.keystore
-            self.server = ManagementServer(self.assembly.terminal, self.assembly.diagnostics,
-                                           self.assembly.testcards, token=self.token, test_mode=self.test_mode,
-                                           key_loader=self.assembly.load_keys if keystore else None,
+            assembly = self.harness.assembly
+            keystore = assembly.keystore
+            self.server = ManagementServer(assembly.terminal, assembly.diagnostics, assembly.testcards,
+                                           token=self.token, test_mode=self.test_mode,
+                                           key_loader=assembly.load_keys if keystore else None,
                                            key_status=keystore.status if keystore else None)
             host, port = await self.server.start_tcp("127.0.0.1", 0)
             self.address = "%s:%d" % (host, port)
@@ -51,19 +46,20 @@ class InProcessTerminal:
         await self._stop()
 
     async def _stop(self):
-        if self.server is not None:
-            await self.server.close()
-            self.server = None
-        if self._task is not None:
-            self.assembly.terminal.stop()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
-        if self.assembly is not None:
-            self.assembly.close()
+        try:
+            if self.server is not None:
+                await self.server.close()
+                self.server = None
+        finally:
+            await self.harness.__aexit__(None, None, None)
+
+    @property
+    def assembly(self):
+        return self.harness.assembly
 
     @property
     def terminal(self):
-        return self.assembly.terminal
+        return self.harness.terminal
 
 
 class BackgroundTerminal:
