@@ -14,6 +14,10 @@ from kapos import cli
     (["# a comment", "config nosuch.key = 1", "key 1"], 2, "unknown config key"),
     (["config timeouts.card = \"soon\"", "key 1"], 1, "timeouts.card"),
     (["clock yesterday", "key 1"], 1, "clock must look like"),
+    (["key 1", "insert"], 2, "insert needs a test card id"),
+    (["key 1", "insert emv-tap mchip extra"], 2, "insert needs a test card id"),
+    (["key 1", "keys 500", "key ENTER", "insert no-such-card"], 4, "unknown test card 'no-such-card'"),
+    (["insert emv-tap", "remove now"], 2, "remove takes nothing"),
 ])
 def test_bad_line_exits_2_with_its_number(tmp_path, capsys, lines, line_no, words):
     script = tmp_path / "bad.scenario"
