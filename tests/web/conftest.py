@@ -71,3 +71,13 @@ def pages(browser, stack):
         yield context.new_page
     finally:
         context.close()
+
+
+@pytest.fixture
+def pg_pages(browser, pg_stack):
+    """new_page() for the PostgreSQL stack."""
+    context = browser.new_context()
+    try:
+        yield context.new_page
+    finally:
+        context.close()

@@ -73,6 +73,24 @@ def test_an_alarm_raised_on_the_terminal_appears_on_the_dashboard_within_a_secon
 
 
 def test_a_top_up_from_the_dashboard_shows_in_the_next_balance_inquiry(pages, stack):
+    top_up_then_balance_inquiry(pages, stack)
+
+
+def test_on_postgresql_a_top_up_shows_in_the_next_balance_inquiry_and_the_terminal_its_version(
+        pg_pages, pg_stack):
+    from kapos import __version__
+
+    assert pg_stack.ledger.db.engine == "postgresql"
+    dash = top_up_then_balance_inquiry(pg_pages, pg_stack)
+    # the terminals view: what the terminal's sign-on (0800, 48 SV and ST) said of itself
+    wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.version', __version__)
+    wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.selftest', "not run yet")
+    assert pg_stack.call(pg_stack.assembly.authorizer.report_selftest(["printer"]))
+    dash.reload()
+    wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.selftest.bad', "FAILED: printer")
+
+
+def top_up_then_balance_inquiry(pages, stack):
     dash = dashboard_page(pages, stack)
     row = dash.locator('#accounts tbody tr[data-name="TEST/MC CREDIT"]')
     row.locator("input.amount").fill("5000")
@@ -91,6 +109,7 @@ def test_a_top_up_from_the_dashboard_shows_in_the_next_balance_inquiry(pages, st
     wait_screen(sim, "Balance 2550.00", timeout=10000)
     audit = stack.run(stack.dashboard.dashboard.ops.audit_log)
     assert any(a["action"] == "topup" and a["user"] == "olga" and "5000" in a["detail"] for a in audit)
+    return dash
 
 
 def test_a_viewer_cannot_top_up(pages, stack):

@@ -47,7 +47,7 @@ SELFTEST_MAX = 60
 
 def _version(value):
     """A release version (0.1.0, 1.2.0rc1, 2026.12.01+pi): starts with a digit, no spaces."""
-    return value[:1] in _DIGITS and all(c in _VERSION_CHARS for c in value)
+    return value != "" and value[0] in _DIGITS and all(c in _VERSION_CHARS for c in value)
 
 
 def _selftest(value):
