@@ -1,7 +1,7 @@
 """Receipts: a transaction record in, a printer-neutral Receipt out.
 
 The same Receipt is printed as ESC/POS (ports.shared.escpos_receipt), drawn as a PNG
-(ports.shared.receipt_png) and rendered as text here, for the console and for tests.
+(ports.shared.receipt_png) and rendered as text (Receipt.text), for the console and tests.
 Records are already masked (see core.handlers._record): nothing sensitive reaches here.
 """
 
@@ -9,39 +9,10 @@ import time
 
 from kapos.app.money import format_amount
 from kapos.core import txn_types as T
+from kapos.hal.output import PAPER_CHARS, Line, Receipt  # the Printer interface's value types (L1)
 
-PAPER_CHARS = 32  # 58 mm paper, font A
 MERCHANT = "merchant"
 CUSTOMER = "customer"
-
-
-class Line:
-    def __init__(self, text="", align="left", bold=False, double=False):
-        self.text = text
-        self.align = align  # left | center | right
-        self.bold = bold
-        self.double = double  # double height and width
-
-    def __repr__(self):
-        return "Line(%r)" % self.text
-
-
-class Receipt:
-    def __init__(self, lines, copy="customer"):
-        self.lines = lines
-        self.copy = copy
-
-    def text(self, width=PAPER_CHARS):
-        out = []
-        for line in self.lines:
-            w = width // 2 if line.double else width
-            text = line.text[:w]
-            if line.align == "center":
-                text = text.center(w).rstrip()
-            elif line.align == "right":
-                text = text.rjust(w)
-            out.append(text)
-        return "\n".join(out) + "\n"
 
 
 def _pair(left, right, width=PAPER_CHARS):

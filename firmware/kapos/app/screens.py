@@ -4,25 +4,9 @@ display, compared in scenario tests and read out by the management channel."""
 
 from kapos.app.money import format_amount
 from kapos.core import txn_types as T
+from kapos.hal.output import Screen  # the Display interface's value type (L1)
 
 WIDTH_CHARS = 21  # 128 px with a 6 px font
-
-
-class Screen:
-    def __init__(self, title, lines=(), footer="", kind="normal"):
-        self.title = title
-        self.lines = list(lines)
-        self.footer = footer
-        self.kind = kind  # normal | approved | declined | error | info
-
-    def text(self):
-        return "\n".join([self.title] + self.lines + ([self.footer] if self.footer else []))
-
-    def __repr__(self):
-        return "Screen(%r)" % self.text()
-
-    def __eq__(self, other):
-        return isinstance(other, Screen) and self.text() == other.text() and self.kind == other.kind
 
 
 SHORTENED = ".."  # marks where a word too long for a line lost its middle (latin-1 font: no ellipsis)

@@ -3,7 +3,9 @@
 Base classes raise NotImplementedError; a port (linux, sim) subclasses them. Inputs are
 awaited (`async def read...`) so the runtime never busy-waits; a driver that has to poll
 a chip does so at its own configured rate with the radio/bus idle in between.
-Every interface has a simulated twin in `kapos.ports.sim`.
+Every interface has a simulated twin in `kapos.ports.sim`. What a display draws and a
+printer prints are the plain values of `kapos.hal.output` (built by the app, never imported
+from it).
 """
 
 
@@ -25,23 +27,6 @@ class Device:
 class SpiBus:
     def transfer(self, data):
         """Full-duplex transfer: send `data` (bytes), return as many bytes read."""
-        raise NotImplementedError
-
-
-class I2cBus:
-    def write(self, address, data):
-        raise NotImplementedError
-
-    def read(self, address, count):
-        raise NotImplementedError
-
-
-class Uart:
-    def write(self, data):
-        raise NotImplementedError
-
-    def read(self, count):
-        """Return up to `count` bytes, b'' on timeout."""
         raise NotImplementedError
 
 
@@ -106,7 +91,7 @@ class Display(Device):
     height = 64
 
     def show(self, screen):
-        """Draw a `kapos.app.screens.Screen` (title, lines, footer)."""
+        """Draw a `kapos.hal.output.Screen` (title, lines, footer, kind)."""
         raise NotImplementedError
 
 
@@ -114,8 +99,8 @@ class Printer(Device):
     name = "printer"
 
     async def print_receipt(self, receipt):
-        """Print a `kapos.app.receipts.Receipt`. Raises HardwareError when the
-        printer reports paper-out or is offline."""
+        """Print a `kapos.hal.output.Receipt` (Lines: text, align, bold, double). Raises
+        HardwareError when the printer reports paper-out or is offline."""
         raise NotImplementedError
 
     def status(self):
