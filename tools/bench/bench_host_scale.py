@@ -24,14 +24,30 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-CARDS = """
+CARD = """
 [[card]]
-id = "bench"
-pan = "4111111111111111"
+id = "bench%(n)d"
+pan = "%(pan)s"
 expires_in_months = 48
 balance = 1000000000000
 daily_limit = 1000000000000000
 """
+MAX_TERMINALS = 1024
+
+
+def card_pan(n):
+    """Terminal n's customer card (each terminal sells to its own card, as in a real
+    system: one card on every terminal would make every pair of messages conflict on
+    PostgreSQL, which says nothing about the host)."""
+    body = "411111%09d" % n
+    total = 0
+    for i, digit in enumerate(reversed(body)):
+        d = int(digit) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return body + str((10 - total % 10) % 10)
+
+
+CARDS = "".join(CARD % {"n": n, "pan": card_pan(n)} for n in range(MAX_TERMINALS))
 RATE_GUESS = 4000  # sales/s to prepare for
 
 
@@ -79,7 +95,7 @@ class PreparedMac:
         return Signer(self.keys.working_key(message[53], dukpt.MAC_GENERATION))
 
 
-def prepare(tid, count, first_counter):
+def prepare(tid, count, first_counter, card_number=0):
     """`count` encoded 0200s of terminal `tid`, KSN counters from `first_counter` up."""
     from Crypto.Cipher import AES
 
@@ -88,13 +104,14 @@ def prepare(tid, count, first_counter):
     from kapos.host import client
     from kapos.host.messages import pack_private, unpack_private
     from kapos.security import cbc, dukpt
-    from kapos.simdata import cards as testcards
     from kapos.simdata.keys import TEST_BDK, ik_id_for
     from kapos_tools.host.fastkeys import HostKeys
 
     keys = HostKeys(TEST_BDK)
     ik_id = ik_id_for(tid)
-    card = cards.parse_swipe(testcards.load()["visa-debit"].swipe_text())
+    pan = card_pan(card_number)
+    card = cards.parse_swipe("%%B%s^BENCH/CARD %d^3101101000?;%s=3101101000?"
+                             % (pan, card_number, pan, ))
     ids = {"terminal_id": tid, "merchant_id": "KAPOS-MERCHANT1", "currency_code": "978",
            "pin_capable": True, "nii": None}
     out = []
@@ -184,7 +201,7 @@ async def run_window(cluster, terminals, seconds, counters):
     prepared = []
     for i in range(terminals):
         tid = "B%07d" % i
-        messages, counters[tid] = prepare(tid, per_terminal + 1, counters.get(tid, 1))
+        messages, counters[tid] = prepare(tid, per_terminal + 1, counters.get(tid, 1), i)
         prepared.append(messages)
     loop = asyncio.get_running_loop()
     go = asyncio.Event()
@@ -284,6 +301,107 @@ async def _main(args):
                 cluster.stop()
 
 
+# where the host's CPU goes, by the file a function lives in (cProfile's own time)
+_PROFILE_PARTS = (
+    ("ledger SQL (the engine's own calls)", ("sqlite3", "psycopg", "{method 'fetch")),
+    ("MAC / DUKPT / card data crypto", ("Crypto", "fastkeys.py", "kapos_tools/host/mac.py",
+                                        "security/dukpt.py", "_raw_api", "cffi")),
+    ("ISO 8583 codec, field 48", ("host/codec.py", "private48.py", "host/messages.py")),
+    ("ledger and registry rules", ("host/ledger.py", "host/registry.py", "host/book.py",
+                                   "host/lifecycle.py", "txn_types", "host/db.py",
+                                   "emv_auth.py", "hashlib", "json")),
+    ("server (MAC check, group commit)", ("host/server.py", "host/client.py", "limits.py")),
+)
+
+
+def profile(engine, terminals=8, per_terminal=250, batch=8):
+    """The host's per-message path in this process, no sockets: the same 0200s through
+    HostServer's group commit (batches of `batch`), CPU by part (cProfile on process time)
+    and SQL statements per message. The network bench's CPU per authorization less this
+    one is the asyncio / TCP framing share."""
+    import cProfile
+    import pstats
+
+    from kapos.simdata.keys import TEST_BDK
+    from kapos_tools.host.ledger import Ledger
+    from kapos_tools.host.mac import HostDukptMac
+    from kapos_tools.host.registry import TerminalRegistry
+    from kapos_tools.host.server import HostServer
+
+    directory = tempfile.mkdtemp(prefix="kapos-bench-prof-")
+    pg = None
+    if engine == "postgresql":
+        sys.path.insert(0, os.path.join(ROOT, "tests", "integration", "host"))
+        from pg_rig import PostgresServer
+
+        pg = PostgresServer.start(os.path.join(directory, "pg"), durable=True)
+        url = pg.new_schema()
+    else:
+        url = os.path.join(directory, "host.db")
+    try:
+        cards = os.path.join(directory, "cards.toml")
+        with open(cards, "w") as f:
+            f.write(CARDS)
+        ledger = Ledger(url, pvv_key=os.urandom(16))
+        ledger.load_cards(cards)
+        server = HostServer(ledger, mac=HostDukptMac(TEST_BDK),
+                            registry=TerminalRegistry(ledger.db, auto_enroll=True))
+        streams = [prepare("P%07d" % i, per_terminal, 1, i)[0] for i in range(terminals)]
+        for stream in streams:  # enrol, warm the caches
+            server._run_batch([(stream[0], None, None)])
+        order = [stream[k] for k in range(1, per_terminal) for stream in streams]
+        statements = [0]
+        if engine == "sqlite":
+            ledger.db.set_trace_callback(lambda sql: statements.__setitem__(0, statements[0] + 1))
+        else:
+            statements = None
+        commit = [0.0]
+        raw = ledger.db.raw_execute
+
+        def timed(sql, *args):  # the COMMITs (and BEGINs), apart
+            started = time.process_time()
+            try:
+                return raw(sql, *args)
+            finally:
+                if sql in ("COMMIT", "BEGIN IMMEDIATE", "BEGIN ISOLATION LEVEL SERIALIZABLE"):
+                    commit[0] += time.process_time() - started
+        ledger.db.raw_execute = timed
+        profiler = cProfile.Profile(time.process_time)
+        started = time.process_time()
+        profiler.enable()
+        for j in range(0, len(order), batch):
+            server._run_batch([(payload, None, None) for payload in order[j:j + batch]])
+        profiler.disable()
+        total = time.process_time() - started
+        stats = pstats.Stats(profiler).stats
+        parts = dict.fromkeys([name for name, _ in _PROFILE_PARTS] + ["other"], 0.0)
+        for (filename, _, function), (_, _, own, _, _) in stats.items():
+            where = filename + " " + function
+            for name, needles in _PROFILE_PARTS:
+                if any(n in where for n in needles):
+                    parts[name] += own
+                    break
+            else:
+                parts["other"] += own
+        profiled = sum(parts.values()) or 1.0
+        n = len(order)
+        print("  %s, in process (cProfile inflates; shares are what counts): %d messages, "
+              "%.3f ms CPU each profiled%s" % (
+                  engine, n, total / n * 1000,
+                  ", %.1f SQL statements each" % (statements[0] / n) if statements else ""))
+        for name, seconds in parts.items():
+            print("    %-40s %5.1f %%" % (name, 100.0 * seconds / profiled))
+        print("    %-40s %5.1f %% (of the SQL share)" % ("of which BEGIN / COMMIT",
+                                                       100.0 * commit[0] / max(parts[_PROFILE_PARTS[0][0]], 1e-9)))
+        ledger.close()
+    finally:
+        if pg is not None:
+            pg.stop()
+        import shutil
+
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def _approved(reply):
     from kapos.host import codec
 
@@ -294,9 +412,28 @@ def main(argv=()):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--terminals", default="1,8,64,256")
-    parser.add_argument("--engines", default="sqlite:1,postgresql:1,postgresql:2")
+    parser.add_argument("--engines", default="sqlite:1,sqlite:2,postgresql:1,postgresql:2")
+    parser.add_argument("--profile", action="store_true",
+                        help="also where the CPU goes, in process (cProfile), per engine")
     args = parser.parse_args(list(argv))
+    print("load before: %s" % _loadavg())
     asyncio.run(_main(args))
+    if args.profile:
+        print("profile of the per-message path:")
+        for engine in sorted({spec.split(":")[0] for spec in args.engines.split(",")}, reverse=True):
+            try:
+                profile(engine)
+            except Exception as exc:
+                print("  %s: profile skipped: %s" % (engine, exc))
+    print("load after: %s" % _loadavg())
+
+
+def _loadavg():
+    try:
+        with open("/proc/loadavg") as f:
+            return " ".join(f.read().split()[:3]) + " (1/5/15 min; %d CPUs)" % (os.cpu_count() or 1)
+    except OSError:
+        return "unknown"
 
 
 if __name__ == "__main__":

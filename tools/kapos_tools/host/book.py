@@ -10,8 +10,12 @@ Every money movement is a set of entries that sums to zero, posted in one go:
     void, reversal  the inverse of the original's own entries
 
 Card accounts are rows of `accounts` (balance = initial + their entries); the host's own
-accounts - a settlement account per merchant and the fee income - are rows of `books`
-(balance = their entries). Internal account names contain a ':' or are "fees", which no
+accounts - a settlement account per merchant and the fee income - are `books` (balance =
+their entries). Every sale of a merchant credits its book, so one row per book would be
+one row that every transaction of every host process updates (on PostgreSQL: a
+serialization conflict between any two concurrent transactions of one merchant). A book is
+therefore SHARDS rows of `book_shards`; a transaction posts to the shard its database
+transaction drew at random (db.py: `lot`), and `books` is a view summing the shards. Internal account names contain a ':' or are "fees", which no
 card account number does, so a transfer can never target one.
 
     post(db, entries, txn_id=..., reversal_id=...)   entries: [[account, amount], ...]
@@ -22,6 +26,7 @@ card account number does, so a transfer can never target one.
 from kapos.errors import KaposError
 
 FEES = "fees"
+SHARDS = 8  # rows per internal book: two concurrent transactions collide 1 time in 8
 
 
 class PostingError(KaposError):
@@ -50,17 +55,33 @@ def post(db, entries, txn_id=None, reversal_id=None):
     """Apply balanced `entries` to the balances and record them."""
     if sum(amount for _, amount in entries) != 0:
         raise PostingError("a posting of %d entries does not balance" % len(entries))
+    shard = getattr(db, "lot", 0) % SHARDS
+    rows = []
     for account, amount in entries:
         if amount == 0:
             continue
         if is_internal(account):
-            db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT (account) "
-                       "DO UPDATE SET balance = books.balance + excluded.balance", (account, amount))
+            add_to_book(db, account, amount, shard)
         elif db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
                         (amount, account)).rowcount != 1:
             raise PostingError("a posting names an unknown account")
-        db.execute("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES (?, ?, ?, ?)",
-                   (txn_id, reversal_id, account, amount))
+        rows.extend((txn_id, reversal_id, account, amount))
+    if rows:  # one statement for all of them
+        db.execute("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES "
+                   + ", ".join(["(?, ?, ?, ?)"] * (len(rows) // 4)), rows)
+
+
+def add_to_book(db, account, amount, shard=0):
+    """`amount` onto one shard row of the internal book `account`."""
+    db.execute("INSERT INTO book_shards (account, shard, balance) VALUES (?, ?, ?) ON CONFLICT "
+               "(account, shard) DO UPDATE SET balance = book_shards.balance + excluded.balance",
+               (account, shard, amount))
+
+
+def book_balance(db, account):
+    """An internal book's balance (the sum of its shards), 0 for a book never posted to."""
+    return db.execute("SELECT COALESCE(SUM(balance), 0) FROM book_shards WHERE account = ?",
+                      (account,)).fetchone()[0]
 
 
 def own_entries(db, txn_id):

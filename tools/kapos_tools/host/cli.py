@@ -215,7 +215,9 @@ def load_keys(args):
             raise keyfile.KeyFileError(
                 "key file %s is missing but the ledger %s has PINs made under its PVV key: "
                 "restore the key file (or start a new ledger)" % (path, args.db))
+    new = bool(path) and not os.path.exists(path)
     keys = keyfile.load_host_keys(path, legacy, bdk, token_key, TEST_BDK, TEST_TOKEN_KEY)
+    keys.created = path if new else None
     if keys.bdk == TEST_BDK:
         log.warning("using the PUBLIC test BDK: test cards and test terminals only")
     return keys
@@ -234,7 +236,15 @@ def open_ledger(args):
         if count < 1 or seconds < 1:
             raise KaposError("--velocity needs a count and seconds of at least 1")
         kwargs["velocity"] = (count, seconds)
-    ledger = Ledger(args.db, daily_limit=args.daily_limit, **kwargs)
+    from kapos_tools.host.ledger import LedgerKeyError
+
+    try:
+        ledger = Ledger(args.db, daily_limit=args.daily_limit,
+                        keys_are_new=keys.created is not None, **kwargs)
+    except LedgerKeyError:
+        if keys.created:  # a key file just made for a ledger it does not fit: not kept
+            os.unlink(keys.created)
+        raise
     ledger.load_cards(args.cards, reset=args.reset)
     return ledger
 

@@ -19,6 +19,7 @@ failure, or a unique constraint for the same message twice) and `is_retryable(ex
 says to run it again from the start: the second run sees the first one's result.
 """
 
+import random
 import re
 import sqlite3
 
@@ -49,6 +50,7 @@ class _Transactions:
     message that fails inside a group commit undoes only itself)."""
 
     depth = 0
+    lot = 0
 
     def transaction(self):
         return _Block(self)
@@ -67,6 +69,7 @@ class _Block:
     def __enter__(self):
         db = self.db
         if db.depth == 0:
+            db.lot = random.getrandbits(30)  # book.py: which shard rows this transaction posts to
             db._begin_outer()
         else:
             db._savepoint("")
@@ -227,6 +230,9 @@ class PostgresDatabase(_Transactions):
         # table reads all of it, so every pair of concurrent messages would conflict;
         # through the indexes only the rows a message looked up count
         self.conn.execute("SET enable_seqscan = off")
+        # ... which prices every plan with a sequential scan so high that the server JIT-
+        # compiles it (hundreds of ms for a query that runs in microseconds): never here
+        self.conn.execute("SET jit = off")
 
     def _translate(self, sql):
         out = self._sql.get(sql)

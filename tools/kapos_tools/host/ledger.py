@@ -37,6 +37,7 @@ it, so that original is refused (12) if it arrives later.
 """
 
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -48,7 +49,7 @@ from kapos.simdata.keys import TEST_PIN_KEY
 from kapos.simdata.keys import TEST_BDK, TEST_TOKEN_KEY
 from kapos_tools.host.keyfile import create_private, private_umask
 from kapos.simdata.cards import DEFAULT_FILE as DEFAULT_CARDS_FILE, entry_expiry
-from kapos.errors import DecodeError, LocalProtocolError, SecurityError
+from kapos.errors import DecodeError, KaposError, LocalProtocolError, SecurityError
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
@@ -85,7 +86,7 @@ class Ledger:
     def __init__(self, path=":memory:", clock=time.time, pin_key=TEST_PIN_KEY, bdk=TEST_BDK,
                  daily_limit=DEFAULT_DAILY_LIMIT, synchronous="FULL", token_key=TEST_TOKEN_KEY,
                  velocity=None, pvv_key=None, unlinked_refund_limit=DEFAULT_UNLINKED_REFUND_LIMIT,
-                 refund_limits=None, pin_types=DEFAULT_PIN_TYPES):
+                 refund_limits=None, pin_types=DEFAULT_PIN_TYPES, keys_are_new=False):
         postgres = ledger_db.is_postgresql_url(path)
         if not postgres:
             schema.check_file(path)  # a clear error for a file that is no ledger, not a traceback
@@ -125,8 +126,40 @@ class Ledger:
                 self.db.execute("DELETE FROM meta WHERE key = 'pvv_key'")
                 if path != ":memory:" and not postgres:
                     self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._bind_pvv_key(keys_are_new)
         self.seen = {}  # terminal id -> messages handled by this process
         self.emv = EmvIssuer(self.db)  # ARQC / ATC / ARPC for chip data (field 55)
+
+    def _bind_pvv_key(self, keys_are_new):
+        """Refuse to serve a ledger whose PINs were made under another PVV key: every PIN
+        would be wrong and every card locked after three tries. The ledger keeps a check
+        value of its PVV key (an HMAC of a fixed text: it reveals nothing of the key). A
+        ledger without PVVs takes any key; one from before the check value that holds PVVs
+        is refused only when the key file was just created (`keys_are_new`: it was
+        missing), else its key is taken as the right one."""
+        mine = _key_check(self._pvv_key)
+
+        def bind():
+            stored = self._meta("pvv_key_check")
+            if stored is not None and hmac.compare_digest(stored, mine):
+                return None
+            pins = self.db.execute("SELECT 1 FROM cards WHERE pvv IS NOT NULL LIMIT 1").fetchone()
+            if pins is not None and (stored is not None or keys_are_new):
+                return "missing" if keys_are_new else "different"
+            # nothing made under another key (or a ledger from before the check value)
+            self.db.execute("INSERT INTO meta (key, value) VALUES ('pvv_key_check', ?) ON "
+                            "CONFLICT (key) DO UPDATE SET value = excluded.value", (mine,))
+            return None
+
+        problem = self._retried(bind)
+        if problem is not None:
+            self.db.close()
+            raise LedgerKeyError(
+                "the ledger %s holds PINs made under a PVV key %s: restore the host key file "
+                "that belongs to this ledger (--key-file); the host does not start, as every "
+                "PIN would be refused and every card locked" % (self.path, {
+                    "missing": "and its key file is missing (a new one was made)",
+                    "different": "other than the one in the key file"}[problem]))
 
     # ------------------------------------------------------------ plumbing
 
@@ -363,12 +396,12 @@ class Ledger:
         tid, stan, transmission = message[41], message[11], message[7]
         fingerprint = _fingerprint(message)
         with self._tx():
-            row = self.db.execute("SELECT fingerprint, response FROM txns WHERE terminal_id = ? "
-                                  "AND stan = ? AND transmission = ?",
-                                  (tid, stan, transmission)).fetchone()
-            if row is not None:
-                if row["fingerprint"] == fingerprint and row["response"]:
-                    return codec.decode(row["response"])  # the same reply again
+            # the message's own row (a duplicate) and a reversal that came first (a
+            # tombstone), in one statement
+            row = self.db.execute(_SEEN_SQL, (tid, stan, transmission, tid, stan, transmission)).fetchone()
+            if row[0] is not None:
+                if row[0] == fingerprint and row[1]:
+                    return codec.decode(row[1])  # the same reply again
                 return m.build_response(message, "94")
             kind = txn_types.by_code(message[3][:2])
             context = {"tid": tid, "stan": stan, "transmission": transmission,
@@ -381,10 +414,7 @@ class Ledger:
                 log.warning("%s from %s stan %s: %s", message[MTI], tid, stan, exc)
                 return self._store(context, message, "30")
             context["batch"] = _batch_of(private)
-            tomb = self.db.execute("SELECT id FROM reversals WHERE terminal_id = ? AND "
-                                   "orig_stan = ? AND orig_transmission = ?",
-                                   (tid, stan, transmission)).fetchone()
-            if tomb is not None:
+            if row[2] is not None:  # reversed before it arrived
                 return self._store(context, message, "12", lifecycle=L.REVERSED)
             if kind is None:
                 return self._store(context, message, "12")
@@ -444,8 +474,7 @@ class Ledger:
             fee = int(private[m.PRIVATE_FEE])  # n12, checked by private48
         total = amount + fee
         ctx.update(amount=amount, fee=fee, total=total)
-        balance = self.balance(card["account"])
-        available = self._available(card["account"])
+        available = card["balance"] - card["held"]
         if posting == "inquiry":
             return self._store(ctx, message, "00", entries=[],
                                fields={54: self._balance_field(message, card["account"])})
@@ -463,11 +492,9 @@ class Ledger:
             ctx["target"] = target
         if self.velocity is not None and self._too_fast(card):
             return self._store(ctx, message, "65")
-        day = self._today()
+        day = card["day"]
         limit = card["daily_limit"] if card["daily_limit"] is not None else self.daily_limit
-        used = self.db.execute("SELECT total FROM daily WHERE card_key = ? AND day = ?",
-                               (card["key"], day)).fetchone()
-        if (used[0] if used else 0) + total > limit:
+        if card["used_today"] + total > limit:
             return self._store(ctx, message, "61")
         if available - total < ACCOUNT_FLOOR:
             return self._store(ctx, message, "51")
@@ -652,10 +679,13 @@ class Ledger:
             return None, None
         if type(key) is not str or (expiry is not None and not _yymm_ok(expiry)):
             return None, None
-        row = self.db.execute("SELECT * FROM cards WHERE key = ?", (key,)).fetchone()
-        if row is None or self.balance(row["account"]) is None:
+        day = self._today()
+        row = self.db.execute(_CARD_SQL, (L.HELD, day, key)).fetchone()
+        if row is None:  # no such card, or its account is gone
             return None, None
-        return dict(row), expiry
+        card = dict(row)
+        card["day"] = day
+        return card, expiry
 
     def _token_ok(self, card, private):
         """Anti-clone: the token's block must carry a valid MAC over its UID, and a counter
@@ -1106,8 +1136,34 @@ class Ledger:
 
 # ---------------------------------------------------------------- helpers
 
+# a 0200's own row (a duplicate: its fingerprint and response) and a reversal of it that
+# arrived first (a tombstone), as one row
+_SEEN_SQL = (
+    "SELECT t.fingerprint, t.response, r.id FROM (SELECT 1 AS one) AS q "
+    "LEFT JOIN txns t ON t.terminal_id = ? AND t.stan = ? AND t.transmission = ? "
+    "LEFT JOIN reversals r ON r.terminal_id = ? AND r.orig_stan = ? AND r.orig_transmission = ?")
+
+# a card with what the rules of a 0200 read about it: its account's balance, the holds in
+# force on that account, and what counted toward its daily limit today
+_CARD_SQL = (
+    "SELECT c.key, c.card_id, c.account, c.kind, c.expiry, c.pvv, c.decline, c.daily_limit, "
+    "a.balance AS balance, "
+    "(SELECT COALESCE(SUM(h.total), 0) FROM txns h WHERE h.account = c.account "
+    " AND h.lifecycle = ?) AS held, "
+    "COALESCE((SELECT d.total FROM daily d WHERE d.card_key = c.key AND d.day = ?), 0) "
+    " AS used_today "
+    "FROM cards c JOIN accounts a ON a.number = c.account WHERE c.key = ?")
+
 # what undoing a completion or release does to its hold
 _HOLD_UNDONE = {"complete": L.COMPLETE_UNDONE, "release": L.RELEASE_UNDONE}
+
+
+class LedgerKeyError(KaposError):
+    """The ledger holds data made under keys other than the host's key file's."""
+
+
+def _key_check(key):
+    return hmac.new(bytes(key), b"kapos host pvv key check", hashlib.sha256).hexdigest()[:16]
 
 
 def _posting_of(txn):

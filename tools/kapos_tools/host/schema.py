@@ -12,6 +12,11 @@ The column types are SQLite's; db.py spells them for PostgreSQL (BIGINT, BYTEA, 
 Version 1 had no `entries` / `books` and no lifecycle columns: its transactions in force
 get entries from the effects they recorded, balanced against a "merchant:migrated" book,
 so a consistent version 1 ledger is a consistent version 2 ledger.
+
+Version 3 keeps each internal book (merchant, cash, fees) as shard rows of `book_shards`
+(book.py: concurrent transactions of one merchant no longer update one row); `books` is
+a view summing them, so what read `books` before reads the same. A version 2 `books`
+table becomes shard 0 of each book.
 """
 
 import json
@@ -19,7 +24,7 @@ import sqlite3
 
 from kapos.errors import KaposError
 
-VERSION = 2
+VERSION = 3
 MIGRATED_BOOK = "merchant:migrated"
 
 SCHEMA = """
@@ -27,7 +32,9 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS accounts (
     number TEXT PRIMARY KEY, name TEXT, balance INTEGER NOT NULL,
     initial INTEGER NOT NULL DEFAULT 0);
-CREATE TABLE IF NOT EXISTS books (account TEXT PRIMARY KEY, balance INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS book_shards (
+    account TEXT NOT NULL, shard INTEGER NOT NULL, balance INTEGER NOT NULL,
+    PRIMARY KEY (account, shard));
 CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, txn_id INTEGER, reversal_id INTEGER,
     account TEXT NOT NULL, amount INTEGER NOT NULL);
@@ -102,6 +109,7 @@ def prepare(db, where="the ledger"):
                                     "knows %d): use that version, or another --db" % (where, version, VERSION))
         if version == 1:
             _migrate_from_1(db)
+        _books_as_shards(db)
         existing = _index_names(db)
         for statement in indexes:  # after the migrations: an index may name a new column
             # an existing index is left alone: on PostgreSQL even CREATE INDEX IF NOT EXISTS
@@ -113,6 +121,33 @@ def prepare(db, where="the ledger"):
     except db.Error as exc:
         raise LedgerSchemaError("%s cannot be opened as a kapos host ledger (%s): move it away "
                                 "or use another --db" % (where, exc))
+
+
+BOOKS_VIEW = ("CREATE VIEW books AS SELECT account, SUM(balance) AS balance FROM book_shards "
+              "GROUP BY account")
+
+
+def _relation_kind(db, name):
+    """'table', 'view' or None."""
+    if getattr(db, "engine", "sqlite") == "postgresql":
+        row = db.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = "
+                         "current_schema() AND table_name = ?", (name,)).fetchone()
+        return None if row is None else ("view" if row[0] == "VIEW" else "table")
+    row = db.execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    return None if row is None else row[0]
+
+
+def _books_as_shards(db):
+    """Version 2's one-row books become shard 0 of `book_shards`; `books` the view."""
+    kind = _relation_kind(db, "books")
+    if kind == "table":
+        db.execute("INSERT INTO book_shards (account, shard, balance) SELECT account, 0, balance "
+                   "FROM books WHERE true ON CONFLICT (account, shard) DO UPDATE SET balance = "
+                   "book_shards.balance + excluded.balance")
+        db.execute("DROP TABLE books")
+        kind = None
+    if kind is None:
+        db.execute(BOOKS_VIEW)
 
 
 def _migrate_from_1(db):
@@ -137,9 +172,9 @@ def _migrate_from_1(db):
             if balance:
                 db.execute("INSERT INTO entries (txn_id, account, amount) VALUES (?, ?, ?)",
                            (t["id"], MIGRATED_BOOK, -balance))
-                db.execute("INSERT INTO books (account, balance) VALUES (?, ?) ON CONFLICT "
-                           "(account) DO UPDATE SET balance = books.balance + excluded.balance",
-                           (MIGRATED_BOOK, -balance))
+                db.execute("INSERT INTO book_shards (account, shard, balance) VALUES (?, 0, ?) "
+                           "ON CONFLICT (account, shard) DO UPDATE SET balance = "
+                           "book_shards.balance + excluded.balance", (MIGRATED_BOOK, -balance))
         else:
             lifecycle = "reversed" if t["status"] == "reversed" else "declined"
         db.execute("UPDATE txns SET lifecycle = ? WHERE id = ?", (lifecycle, t["id"]))
