@@ -17,10 +17,10 @@ def item(tag, value):
     return "%s%03d%s" % (tag, len(value), value)
 
 
-def network(client, code, private):
+def network(client, code, private, bad_mac=False):
     doc = {"t": "0800", "7": client.now()[0], "11": client.next_stan(), "41": "FOREIGN1",
            "70": code, "48": private}
-    return client.exchange(doc)
+    return client.exchange(doc, bad_mac)
 
 
 def reported(db_path):
@@ -61,6 +61,9 @@ def test_a_client_built_from_the_spec_reports_its_version_and_self_test_in_the_0
             reply = network(client, "301", private)
             assert reply["39"] == "30", private  # format error, MACed (exchange checked it)
             assert reported(db_path) == ("3.2.1+pi4", "F:printer,nfc"), private
+        # a report whose MAC does not verify (not from the holder of the keys): 63, not kept
+        assert network(client, "301", item("ST", "P"), bad_mac=True)["39"] == "63"
+        assert reported(db_path) == ("3.2.1+pi4", "F:printer,nfc")
         # the same connection goes on: a good report and a sale are answered
         assert network(client, "301", item("ST", "P") + item("SV", "3.2.2"))["39"] == "00"
         assert reported(db_path) == ("3.2.2", "P")

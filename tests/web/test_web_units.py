@@ -344,3 +344,20 @@ def test_the_terminals_view_shows_the_version_and_self_test_the_terminal_reporte
         assert stack.call(auth.echo())["ok"] and stack.run(kapos001)["version"] == "2.1.0rc1"
     finally:
         stack.close()
+
+
+def test_kapos_host_user_add_saves_a_user_in_either_engines_ledger(ledger, ledger_url, monkeypatch, capsys):
+    import argparse
+
+    from kapos_tools.host.web.cli import cmd_user_add
+
+    monkeypatch.setenv("KAPOS_HOST_USER_PASSWORD", "a-cli-password")
+    args = argparse.Namespace(db=ledger_url, name="carl", role="viewer", replace=False)
+    assert cmd_user_add(args) == 0
+    assert users.verify(ledger, "carl", "a-cli-password") == "viewer"
+    with pytest.raises(users.UserError):  # exists: only --replace sets a new password
+        cmd_user_add(args)
+    monkeypatch.setenv("KAPOS_HOST_USER_PASSWORD", "another-password")
+    assert cmd_user_add(argparse.Namespace(db=ledger_url, name="carl", role="operator", replace=True)) == 0
+    assert users.verify(ledger, "carl", "another-password") == "operator"
+    assert "a-cli-password" not in capsys.readouterr().out
