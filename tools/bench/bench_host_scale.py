@@ -58,15 +58,20 @@ def cpu_seconds(pid):
 
 
 def postgres_cpu(data_dir):
-    """CPU of every process of the PostgreSQL server whose data directory is `data_dir`."""
-    total = 0.0
-    for stat in glob.glob("/proc/[0-9]*/cmdline"):
+    """CPU of the PostgreSQL server whose data directory is `data_dir`: its postmaster
+    (postmaster.pid) and that process's children - not the other servers on the machine."""
+    try:
+        with open(os.path.join(data_dir, "postmaster.pid")) as f:
+            master = int(f.readline())
+    except (OSError, ValueError):
+        return 0.0
+    total = cpu_seconds(master)
+    for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
-            with open(stat, "rb") as f:
-                cmd = f.read()
-            pid = int(stat.split("/")[2])
-            if b"postgres" in cmd.split(b"\0")[0] or cmd.startswith(b"postgres:"):
-                total += cpu_seconds(pid)
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[1]) == master:
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
         except (OSError, ValueError, IndexError):
             pass
     return total
@@ -158,6 +163,7 @@ class Cluster:
 
             self.pg_dir = tempfile.mkdtemp(prefix="kapos-bench-pg-")
             self.pg = PostgresServer.start(self.pg_dir, durable=True)
+            self.pg_data = os.path.join(self.pg_dir, "data")
             db = self.pg.new_schema()
         else:
             db = os.path.join(self.directory, "host.db")
@@ -250,12 +256,12 @@ async def run_window(cluster, terminals, seconds, counters):
             raise done[0].exception()
         await asyncio.sleep(0.01)
     cpu_before = cluster.cpu()
-    pg_before = postgres_cpu(None) if cluster.pg else 0.0
+    pg_before = postgres_cpu(cluster.pg_data) if cluster.pg else 0.0
     window["end"] = loop.time() + seconds
     go.set()
     await asyncio.gather(*tasks)
     host_cpu = cluster.cpu() - cpu_before
-    pg_cpu = (postgres_cpu(None) - pg_before) if cluster.pg else 0.0
+    pg_cpu = (postgres_cpu(cluster.pg_data) - pg_before) if cluster.pg else 0.0
     latencies = sorted(x for lat, _, _ in results for x in lat)
     return (len(latencies), sum(d for _, d, _ in results), host_cpu, pg_cpu, latencies,
             any(r for _, _, r in results))
