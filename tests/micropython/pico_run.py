@@ -32,8 +32,9 @@ def start_host(db):
 MAX_EVENTS = 64  # more than inside/pico_sale.py's EVENTS; the extra steps do nothing
 
 
-def sale_script(host, port, terminal_id="KAPOS001"):
-    """(script, steps): inside/pico_sale.py with CONFIG, and the top-level runs after it."""
+def sale_script(host, port, harness_dir, terminal_id="KAPOS001"):
+    """(script, steps): the top-level runs of the scripted sale. harness_dir gets
+    inside/pico_sale.py compiled with mpy-cross (imported from /harness) and config.json."""
     ik_id = ik_id_for(terminal_id)
     now = time.time()
     expiry = time.strftime("%y%m", time.gmtime(now + 3 * 365 * 86400))
@@ -41,14 +42,26 @@ def sale_script(host, port, terminal_id="KAPOS001"):
               "ik": derive_initial_key(TEST_BDK, ik_id).hex(), "ik_id": ik_id.hex(),
               "time": now, "date": time.strftime("%Y%m%d", time.localtime(now)),
               "utc": list(time.gmtime(now))[:6], "local": list(time.localtime(now))[:6], "expiry": expiry}
-    with open(os.path.join(HERE, "inside", "pico_sale.py")) as f:
-        body = f.read()
-    boot = "import gc\nBOOT_ALLOC = gc.mem_alloc()\n"  # before any import (a fresh heap)
-    script = boot + "import json\nCONFIG = json.loads(%r)\n" % json.dumps(config) + body
-    steps = ['mark("imports", begin())', "await setup()", 'mark("start", begin())']
+    os.makedirs(harness_dir, exist_ok=True)
+    with open(os.path.join(harness_dir, "config.json"), "w") as f:
+        json.dump(config, f)
+    _compile(os.path.join(HERE, "inside", "pico_sale.py"), os.path.join(harness_dir, "pico_sale.mpy"))
+    # BOOT: the heap before any firmware import (the harness module itself included)
+    script = ("import gc\nimport sys\nsys.path.append('/harness')\n"
+              "from pico_sale import *\nconfigure('/harness/config.json')\n")
+    steps = ["BOOT_ALLOC = gc.mem_alloc()", "load()", 'mark("imports", begin())', "await setup()",
+             'mark("start", begin())']
     steps += ["if %d < len(EVENTS):\n    await run_event(%d)" % (i, i) for i in range(MAX_EVENTS)]
     steps += ['mark("end", begin())', 'print("BOOT %d" % BOOT_ALLOC)', "report()"]
     return script, steps
+
+
+def _compile(source, target):
+    from kapos_tools.flash.pico_build import check_mpy_cross, find_mpy_cross
+
+    tool = check_mpy_cross(find_mpy_cross())
+    subprocess.run([tool, "-o", target, "-s", os.path.basename(source), source], check=True,
+                   capture_output=True, timeout=60)
 
 
 def figures(lines):
@@ -93,8 +106,9 @@ def run_sale(tmpdir, heap=None, mpy_lib=None):
     (no source copied), else firmware/kapos is copied as source."""
     proc, host, port = start_host(os.path.join(tmpdir, "host.db"))
     try:
-        copies = [(mpy_lib, "/lib")] if mpy_lib else []
-        script, steps = sale_script(host, port)
+        harness = os.path.join(tmpdir, "harness")
+        script, steps = sale_script(host, port, harness)
+        copies = [(harness, "/harness")] + ([(mpy_lib, "/lib")] if mpy_lib else [])
         out = mpjs.run(script, copies=copies, kapos=mpy_lib is None, bridge=True, heap=heap,
                        timeout=300, steps=steps)
     finally:

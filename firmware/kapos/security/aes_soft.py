@@ -15,7 +15,7 @@ def _xtime(a):
     return (a ^ 0x11B) if a & 0x100 else a
 
 
-def _tables():
+def _tables(decrypt=False):
     # exp/log over the generator 3 give inverses; the affine map then gives the S-box.
     exp = bytearray(256)
     log = bytearray(256)
@@ -42,11 +42,15 @@ def _tables():
             out[a] = exp[(log[a] + log[factor]) % 255]
         return bytes(out)
 
-    return (bytes(sbox), bytes(inv), mul_table(2), mul_table(3),
-            mul_table(9), mul_table(11), mul_table(13), mul_table(14))
+    if decrypt:
+        return bytes(inv), mul_table(9), mul_table(11), mul_table(13), mul_table(14)
+    return bytes(sbox), mul_table(2), mul_table(3)
 
 
-_SBOX, _INV_SBOX, _M2, _M3, _M9, _M11, _M13, _M14 = _tables()
+# the decryption tables are built on first use: a terminal's sale only encrypts, and a
+# small board's heap is better off without 1.3 KB it does not need
+_SBOX, _M2, _M3 = _tables()
+_DECRYPT = []
 _ROUNDS = {16: 10, 24: 12, 32: 14}
 # state index 4*column + row; ShiftRows moves row r left by r columns
 _SHIFT = tuple(4 * ((c + r) % 4) + r for c in range(4) for r in range(4))
@@ -94,6 +98,9 @@ def encrypt_block(key, block):
 
 def decrypt_block(key, block):
     """The inverse of encrypt_block."""
+    if not _DECRYPT:
+        _DECRYPT.extend(_tables(True))
+    _INV_SBOX, _M9, _M11, _M13, _M14 = _DECRYPT
     keys = _expand(key)
     last = len(keys) - 1
     s = [block[i] ^ keys[last][i] for i in range(16)]

