@@ -69,6 +69,9 @@ STEP_DOCS = [
      "a built-in test card (`firmware/kapos/simdata/testcards.toml`) or raw reader text"),
     ("tap ID / tap ID PROFILE / tap uid HEX", "a test card over NFC (on sim-nfc as an emulated EMV card of PROFILE: "
      "visa-qvsdc (default), mchip, blocked-first, two-apps), or a bare UID (a closed-loop token)"),
+    ("insert ID / insert ID PROFILE", "a test card into the contact chip slot (board sim-nfc): an emulated EMV "
+     "card of PROFILE (mchip, visa-qvsdc, two-apps, blocked-first, or `mute`, a dead chip)"),
+    ("remove", "the card out of the chip slot"),
     ("wait SECONDS", "sleep"),
     ('tamper / tamper "REASON"',
      "trip the enclosure tamper switch (reason default `enclosure opened`): keys erased, terminal locked"),
