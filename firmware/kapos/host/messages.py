@@ -156,8 +156,9 @@ REQUIRED_FIELDS = {
 # Request fields a response echoes (build_response) - never card data, PIN or MAC.
 ECHO_FIELDS = (3, 4, 7, 11, 12, 13, 24, 41, 42, 49, 50, 70, 90)
 
-# Fields copied from a request into its reversal or advice (card data other than the
-# PAN and expiry, PIN, KSN and MAC are never copied).
+# Fields copied from a request into its reversal (card data other than the PAN and
+# expiry, PIN, KSN and MAC are never copied). The terminal sends no 0220 advice (it
+# decides nothing offline); the reference host answers other terminals' advices.
 _COPIED_FIELDS = (2, 3, 4, 12, 13, 14, 22, 24, 25, 41, 42, 48, 49)
 
 # Reconciliation totals: key -> (field, digits). Counts are n10, amounts n16.
@@ -529,26 +530,6 @@ def build_reversal(original, reason, response=None, stan=None, transmission=None
                 message[number] = response[number]
     message[39] = code
     message[90] = original_data(original[MTI][:3] + "0", original[11], original[7])
-    return message
-
-
-def build_advice(original, auth_code=None, response_code=APPROVED, stan=None,
-                 transmission=None):
-    """A 0220 advice (store-and-forward) of a transaction decided without the host.
-
-    Copies the transaction and PAN/expiry of `original` (never track 2, PIN block or
-    KSN), keeps its ICC data (55) for the cryptogram, and adds the terminal's
-    authorization code (38) and the response code it applied (39).
-    """
-    message = _derived(original, MTI_ADVICE, stan, transmission,
-                       (MTI_FINANCIAL_REQUEST, MTI_AUTH_REQUEST))
-    if 4 not in message:
-        raise LocalProtocolError("an advice needs an amount")
-    if 55 in original:
-        message[55] = original[55]
-    if auth_code is not None:
-        message[38] = auth_code
-    message[39] = response_code
     return message
 
 

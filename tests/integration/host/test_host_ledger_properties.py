@@ -155,7 +155,8 @@ class LedgerMachine(RuleBasedStateMachine):
             kind, amount, self._stan(tid), when, when, tid, MID, "978",
             pan=TESTCARDS[card].pan, expiry=TESTCARDS[card].expiry,
             private={"BN": "%06d" % self.batches[tid]})
-        message = m.build_advice(original, auth_code="123456")
+        message = dict(original, mti="0220")  # an advice as another terminal sends it
+        message.update({38: "123456", 39: "00"})
         self.sent.append((message, self._send(message)))
 
     @rule(tid=st.sampled_from(TERMINALS))

@@ -90,7 +90,8 @@ def every_mti():
     bal_resp = m.build_response(bal, "00", {54: m.format_additional_amounts(
         [("00", m.AMOUNT_LEDGER_BALANCE, EUR, 104500),
          ("00", m.AMOUNT_AVAILABLE_BALANCE, EUR, -2500)])})
-    advice = m.build_advice(manual_refund(), auth_code="OFF001")
+    advice = dict(manual_refund(), mti="0220")  # as another terminal sends it (kapos sends none)
+    advice.update({38: "OFF001", 39: "00"})
     reversal = m.build_reversal(s, "timeout", stan=47, transmission=UTC)
     reversal[mac_field(reversal)] = MAC  # 128: field 90 needs the secondary bitmap
     rev_advice = m.build_reversal(s, "cancelled", response=approved, advice=True)

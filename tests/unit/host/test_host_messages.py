@@ -201,18 +201,6 @@ def test_reversal_refusals():
         m.build_reversal(original, "timeout")
 
 
-def test_advice_of_an_offline_transaction():
-    original = contactless_auth()
-    advice = m.build_advice(dict(original, mti="0200"), auth_code="OFF001")
-    assert advice["mti"] == "0220"
-    assert advice[38] == "OFF001" and advice[39] == "00"
-    assert advice[55] == ICC  # the cryptogram goes to the host
-    assert advice[2] == PAN and 35 not in advice and 53 not in advice
-    assert not m.missing_fields(advice)
-    with pytest.raises(LocalProtocolError):
-        m.build_advice(balance())  # nothing to advise without an amount
-
-
 # ---------------------------------------------------------------- reconciliation
 
 def test_reconciliation_totals_and_net_amount():
@@ -358,7 +346,6 @@ def test_builders_do_not_touch_their_inputs():
     original = sale()
     snapshot = dict(original)
     m.build_reversal(original, "timeout")
-    m.build_advice(original)
     m.build_response(original, "00", {38: "ABC123"})
     assert original == snapshot
     assert MAC == original[64]
