@@ -106,6 +106,16 @@ def make_security(config, settings):
     return SecurityModule(store), store
 
 
+def _model_journal_fsync(board, journal):
+    """[board] journal_fsync_ms (the timed sim board): each journal commit also takes that
+    long, as an fsync does on an SD card (boards/sim-pi.toml)."""
+    delay_ms = board["board"].get("journal_fsync_ms", 0)
+    if isinstance(delay_ms, bool) or not isinstance(delay_ms, (int, float)) or not 0 <= delay_ms <= 5000:
+        raise ConfigError("[board] journal_fsync_ms is a number of milliseconds from 0 to 5000")
+    if journal is not None and delay_ms:
+        journal.fsync_delay = delay_ms / 1000.0
+
+
 class Assembly:
     """Everything one terminal run is made of, for the CLI, the console and tests."""
 
@@ -139,6 +149,7 @@ class Assembly:
         self.security, self.keystore = make_security(self.config, self.settings)
         self.authorizer = make_authorizer(self.config, self.testcards, self.security,
                                           clock=clock_device.now if clock_device is not None else None)
+        _model_journal_fsync(self.board, getattr(self.authorizer, "journal", None))
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
         key_status = getattr(self.security, "key_status", None)
         self.diagnostics = Diagnostics(self.terminal, config=self.config, key_status=key_status,
