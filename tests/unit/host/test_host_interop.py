@@ -13,6 +13,7 @@ import pytest
 iso8583 = pytest.importorskip("iso8583")
 from iso8583.specs import default as PYISO_DEFAULT  # noqa: E402
 
+from dialect_messages import from_pyiso, to_pyiso  # noqa: E402
 from host_samples import MAC, PAN, every_mti, sale  # noqa: E402
 from kapos.host.codec import decode, encode  # noqa: E402
 from kapos.host.spec import DEFAULT_SPEC  # noqa: E402
@@ -24,25 +25,6 @@ def pyiso_spec():
     spec["53"] = {"data_enc": "b", "len_enc": "ascii", "len_type": 2, "max_len": 16,
                   "desc": "Security Related Control Information (KSN)"}
     return spec
-
-
-def to_pyiso(message):
-    """Our dict -> pyiso8583's: str keys, 't' for the MTI, binary as upper-case hex."""
-    doc = {"t": message["mti"]}
-    for key, value in message.items():
-        if key != "mti":
-            doc[str(key)] = value.hex().upper() if isinstance(value, bytes) else value
-    return doc
-
-
-def from_pyiso(doc):
-    message = {"mti": doc["t"]}
-    for key, value in doc.items():
-        if key.isdigit() and key != "1":
-            number = int(key)
-            message[number] = bytes.fromhex(value) if DEFAULT_SPEC.field(number).binary \
-                else value
-    return message
 
 
 def test_our_dialect_differs_from_pyiso8583_default_only_where_documented():

@@ -1,44 +1,17 @@
 """Property tests for kapos.host: codec round trip and robustness, framer chunking, and
 the serial link under byte corruption."""
 
-from hypothesis import HealthCheck, given, settings
+from dialect_messages import MESSAGES, SETTINGS
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kapos.errors import DecodeError
 from kapos.host.codec import decode, encode
 from kapos.host.framing import (ACK_BYTES, NAK_BYTES, Acked, MessageReceived, Retransmit,
                                 SendFailed, SerialFramer, SerialLink, TcpFramer)
-from kapos.host.spec import DEFAULT_SPEC, FIXED, XN
-
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
 
 
 # ---------------------------------------------------------------- codec
-
-def _value(field):
-    low = field.max_len if field.length_type == FIXED else 0
-    if field.binary:
-        return st.binary(min_size=low, max_size=field.max_len)
-    if field.type == XN:
-        return st.tuples(st.sampled_from("CD"),
-                         st.text("0123456789", min_size=field.max_len - 1,
-                                 max_size=field.max_len - 1)).map("".join)
-    return st.text(field.allowed.decode(), min_size=low, max_size=field.max_len)
-
-
-def _no_mac64_with_secondary(message):
-    if 64 in message and any(type(k) is int and k > 64 for k in message):
-        del message[64]
-    return message
-
-
-MTIS = st.text("0123456789", min_size=3, max_size=3).map(lambda s: "0" + s)
-MESSAGES = st.fixed_dictionaries(
-    {"mti": MTIS},
-    optional={n: _value(DEFAULT_SPEC.field(n)) for n in DEFAULT_SPEC.numbers},
-).map(_no_mac64_with_secondary)
-
 
 @SETTINGS
 @given(MESSAGES)

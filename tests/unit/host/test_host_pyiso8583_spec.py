@@ -3,37 +3,15 @@ every field has the same length type, maximum length and encoding as kapos.host.
 and any valid message reads and writes byte for byte the same with either codec."""
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import given
 
 iso8583 = pytest.importorskip("iso8583")
 
+from dialect_messages import MESSAGES, SETTINGS, from_pyiso, to_pyiso  # noqa: E402
 from kapos.errors import LocalProtocolError  # noqa: E402
 from kapos.host.codec import decode, encode  # noqa: E402
-from kapos.host.spec import DEFAULT_SPEC, FIXED, XN  # noqa: E402
+from kapos.host.spec import DEFAULT_SPEC  # noqa: E402
 from kapos_tools.pyiso8583_spec import KAPOS_87  # noqa: E402
-
-SETTINGS = settings(max_examples=300, deadline=None,
-                    suppress_health_check=[HealthCheck.too_slow])
-
-
-def to_pyiso(message):
-    """kapos dict -> pyiso8583 dict: str keys, 't' for the MTI, binary as hex."""
-    doc = {"t": message["mti"]}
-    for key, value in message.items():
-        if key != "mti":
-            doc[str(key)] = value.hex().upper() if isinstance(value, bytes) else value
-    return doc
-
-
-def from_pyiso(doc):
-    message = {"mti": doc["t"]}
-    for key, value in doc.items():
-        if key.isdigit() and key != "1":
-            number = int(key)
-            message[number] = bytes.fromhex(value) if DEFAULT_SPEC.field(number).binary else value
-    return message
-
 
 def test_the_spec_has_exactly_the_dialect_fields_plus_header_mti_and_bitmaps():
     fields = sorted(int(k) for k in KAPOS_87 if k.isdigit() and k != "1")
@@ -58,29 +36,6 @@ def test_every_field_has_the_same_length_type_max_length_and_encoding(number):
 
 
 # ---------------------------------------------------------------- round trips
-
-def _value(field):
-    low = field.max_len if field.length_type == FIXED else 0
-    if field.binary:
-        return st.binary(min_size=low, max_size=field.max_len)
-    if field.type == XN:
-        return st.tuples(st.sampled_from("CD"),
-                         st.text("0123456789", min_size=field.max_len - 1,
-                                 max_size=field.max_len - 1)).map("".join)
-    return st.text(field.allowed.decode(), min_size=low, max_size=field.max_len)
-
-
-def _one_mac_field(message):
-    if 64 in message and any(type(k) is int and k > 64 for k in message):
-        del message[64]
-    return message
-
-
-MESSAGES = st.fixed_dictionaries(
-    {"mti": st.text("0123456789", min_size=3, max_size=3).map(lambda s: "0" + s)},
-    optional={n: _value(DEFAULT_SPEC.field(n)) for n in DEFAULT_SPEC.numbers},
-).map(_one_mac_field)
-
 
 @SETTINGS
 @given(MESSAGES)
