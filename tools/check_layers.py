@@ -3,14 +3,15 @@
 
 Layers (docs/architecture.md):
   0 compat, errors, txn_types             (nothing but each other)
-  1 card, host, security, nfc, hal, emv   (each may import only L0 and itself; emv also nfc)
+  1 card, host, security, nfc, hal, emv   (each may import only L0 and itself; emv also nfc;
+                                          hal.output holds the Screen / Receipt values)
   2 core                                  (L0, L1 but not hal)
   3 drivers                               (L0, L1)
   4 ports.<runtime>                       (L0-L3, ports.shared, its own port only)
   4 io                                    (L0-L3 and itself: asyncio/sqlite/ssl/pyserial shells)
   5 app, simdata                          (L0-L3 and io; never a port; simdata: test cards
                                           and keys, L0-L1 only, imported by app and above)
-  6 cli, boards, wiring, console, local_target, update (anything)
+  6 cli, boards, wiring, harness, console, local_target, update (anything)
   tools/ kapos_tools                      (anything in kapos; nothing imports it)
 Portable layers (0-3) import only a small stdlib subset; third-party imports live in
 ports, io (links, journal, key store), tools and tests (plus the one AES primitive in
