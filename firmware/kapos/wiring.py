@@ -117,7 +117,7 @@ def _model_journal_fsync(board, journal):
 
 
 class Assembly:
-    """Everything one terminal run is made of, for the CLI, the console and tests."""
+    """Everything one terminal run is made of; kapos.harness starts it for every caller."""
 
     def __init__(self, board_name="sim", config_path=None, overrides=(), out_dir=None, clock=None,
                  fresh_storage=False, data_dir=None):
