@@ -156,6 +156,7 @@ class Journal:
         self.fsync_delay = fsync_delay
         self._lock = threading.RLock()  # one writer at a time, whichever thread
         self._writer = None  # the single-thread executor behind `aio`, made on first use
+        self._writer_lock = threading.Lock()
         self.aio = _OffLoop(self)
         # opened where the terminal is composed, written by the writer thread and by
         # whoever holds the lock
@@ -216,14 +217,15 @@ class Journal:
 
     def _on_writer(self, method, *args, **kwargs):
         """Submit one write to the writer thread; a concurrent future."""
-        with self._lock:
+        with self._writer_lock:  # not the write lock: a commit in progress holds that one
             if self._writer is None:
                 self._writer = concurrent.futures.ThreadPoolExecutor(
                     max_workers=1, thread_name_prefix="kapos-journal")
             return self._writer.submit(method, *args, **kwargs)
 
     def close(self):
-        writer, self._writer = self._writer, None
+        with self._writer_lock:
+            writer, self._writer = self._writer, None
         if writer is not None:  # writes already submitted still reach the disk
             writer.shutdown(wait=True)
         reader = getattr(self, "reader", self.db)
