@@ -361,3 +361,23 @@ def test_kapos_host_user_add_saves_a_user_in_either_engines_ledger(ledger, ledge
     assert cmd_user_add(argparse.Namespace(db=ledger_url, name="carl", role="operator", replace=True)) == 0
     assert users.verify(ledger, "carl", "another-password") == "operator"
     assert "a-cli-password" not in capsys.readouterr().out
+
+
+def test_a_sqlite_ledger_of_the_first_dashboard_release_keeps_its_audit_and_blocks(tmp_path):
+    path = str(tmp_path / "host.db")
+    ledger = Ledger(path)
+    ledger.load_cards()
+    try:
+        with ledger._tx():  # the first release's tables: a `user` column (reserved in PostgreSQL)
+            ledger.db.execute("CREATE TABLE ops_audit (id INTEGER PRIMARY KEY AUTOINCREMENT, at REAL NOT NULL, "
+                              "user TEXT NOT NULL, action TEXT NOT NULL, target TEXT, detail TEXT)")
+            ledger.db.execute("INSERT INTO ops_audit (at, user, action, target, detail) VALUES "
+                              "(1, 'olga', 'login', 'operator', '')")
+            ledger.db.execute("CREATE TABLE ops_blocks (card_key TEXT PRIMARY KEY, prior TEXT, "
+                              "user TEXT NOT NULL, at REAL NOT NULL)")
+        ops = Operations(ledger)
+        assert [(a["user"], a["action"]) for a in ops.audit_log()] == [("olga", "login")]
+        ops.block("vera", {c["id"]: c for c in ops.cards()}["visa-debit"]["ref"])
+        assert [(a["user"], a["action"]) for a in ops.audit_log()][0] == ("vera", "block")
+    finally:
+        ledger.close()
