@@ -28,7 +28,7 @@ def test_a_sale_done_by_clicking_the_keypad_and_a_card_button_ends_with_the_rece
     wait_screen(page, "PIN:")
     page.keyboard.type("1234")  # the PC keyboard is the keypad too
     page.keyboard.press("Enter")
-    wait_text(page, "#receipt", "APPROVED", timeout=10000)
+    wait_text(page, "#receipt", "APPROVED", timeout=30000)
     receipt = page.inner_text("#receipt")
     assert "EUR 12.50" in receipt and "************1111" in receipt
     # the OLED is the terminal's own frame, pixel for pixel
@@ -37,7 +37,7 @@ def test_a_sale_done_by_clicking_the_keypad_and_a_card_button_ends_with_the_rece
     shown = stack.run(lambda: stack.assembly.platform.get("display").image.convert("1"))
     assert served.size == (128, 64) and served.tobytes() == shown.tobytes()
     # the host's panel shows the same transaction, approved, card masked
-    wait_text(page, "#host td", "sale", timeout=5000)
+    wait_text(page, "#host td", "sale", timeout=15000)
     host = page.inner_text("#host")
     assert "sale" in host and "****1111" in host and "4111111111111111" not in host
 
@@ -106,7 +106,7 @@ def top_up_then_balance_inquiry(pages, stack):
     wait_screen(sim, "PIN:")
     click_keys(sim, "4321")
     sim.click('#keypad button[data-key="enter"]')
-    wait_screen(sim, "Balance 2550.00", timeout=10000)
+    wait_screen(sim, "Balance 2550.00", timeout=30000)
     audit = stack.run(stack.dashboard.dashboard.ops.audit_log)
     assert any(a["action"] == "topup" and a["user"] == "olga" and "5000" in a["detail"] for a in audit)
     return dash
