@@ -5,8 +5,9 @@ While the card screen is up, the NFC reader holds a session for this transaction
 fresh 9F37 from the OS CSPRNG for every card). The kernel runs on the reader's worker
 thread, never on the loop; its Result rides on the Tap into the core, which puts field
 55, 23 and the entry mode on the card for the host request. Off the card screen the
-session is withdrawn, so a card tapped at idle or in the card test is not asked for a
-cryptogram.
+reader gets a TrackReader instead (kapos.emv.tap: the kernel's entry point, GPO and
+records for the card number, with this terminal's data), so a card tapped at idle or in
+the card test is not asked for a cryptogram.
 """
 
 import asyncio
@@ -19,6 +20,7 @@ import time
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.emv import apdu, kernel
+from kapos.emv.tap import TrackReader
 from kapos.emv.terminal import TXN_TYPES, TerminalConfig, Transaction
 from kapos.errors import CardReadError, CardRejected
 from kapos.nfc import tlv
@@ -59,6 +61,8 @@ class ChipSession:
         self._clock = clock
         self._lock = threading.Lock()
         self._txn = None  # (type, amount) while the card screen is up
+        self.idle_reader = TrackReader(lambda: terminal_config(self._settings(), self._random),
+                                       self._today)
         self.last = None  # the last Result (tests, diagnostics); no card data in its repr
 
     def follow(self, reader, screen, data):
@@ -70,7 +74,11 @@ class ChipSession:
         elif screen != "card":
             with self._lock:
                 self._txn = None
-            reader.set_emv_session(None)
+            reader.set_emv_session(self.idle_reader)
+
+    def _today(self):
+        now = time.localtime(self._clock())
+        return time.strftime("%y%m%d", now), time.strftime("%H%M%S", now)
 
     def transaction(self):
         with self._lock:

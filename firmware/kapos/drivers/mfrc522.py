@@ -34,6 +34,7 @@ from kapos.hal import NfcReader, Tap
 from kapos.nfc import crc, iso14443a
 from kapos.nfc.frontend import Frontend
 from kapos.nfc.mifare_classic import KEY_A, TRANSPORT_KEY
+from kapos.emv.tap import TrackReader
 from kapos.nfc.reader import TOKEN_BLOCK, read_target, run_emv
 
 # ---- registers (datasheet §9) ----
@@ -402,8 +403,7 @@ class Mfrc522NfcReader(NfcReader):
     `field_off_between_polls` (saves power; the 5 ms power-up guard is awaited)."""
 
     def __init__(self, chip, poll_interval=0.15, key=TRANSPORT_KEY, key_type=KEY_A,
-                 token_block=TOKEN_BLOCK, read_emv=True, field_off_between_polls=True,
-                 terminal_data=None):
+                 token_block=TOKEN_BLOCK, read_emv=True, field_off_between_polls=True):
         self.chip = chip
         self.poll_interval = poll_interval
         self.key = key
@@ -411,8 +411,9 @@ class Mfrc522NfcReader(NfcReader):
         self.token_block = token_block
         self.read_emv = read_emv
         self.field_off_between_polls = field_off_between_polls
-        self.terminal_data = terminal_data
-        self.emv_session = None  # set_emv_session(): the EMV kernel for ISO-DEP cards
+        # set_emv_session(): the EMV kernel for ISO-DEP cards; None: the card number only
+        self.emv_session = None
+        self.track_reader = TrackReader()
         self._card_present = False
         self.polls = 0
 
@@ -435,8 +436,10 @@ class Mfrc522NfcReader(NfcReader):
             iso14443a.halt(chip)
             return None
         self._card_present = True
-        session = self.emv_session
-        if session is not None and target.iso_dep and self.read_emv:
+        session = self.emv_session or self.track_reader
+        if target.iso_dep and self.read_emv and getattr(session, "reads_only", False):
+            return Tap(target.uid, track2=run_emv(chip, target, session))  # errors raise
+        if target.iso_dep and self.read_emv:
             try:
                 result = run_emv(chip, target, session)
             except (CardReadError, CardRejected) as exc:  # the card's answer: the core says so
@@ -444,9 +447,8 @@ class Mfrc522NfcReader(NfcReader):
             if result is None:  # ISO-DEP but no payment application: the UID alone
                 return Tap(target.uid)
             return Tap(target.uid, track2=result.track2, emv=result)
-        track2, token = read_target(chip, target, self.key, self.key_type, self.token_block,
-                                    self.read_emv, self.terminal_data)
-        return Tap(target.uid, track2=track2, token=token)
+        _, token = read_target(chip, target, self.key, self.key_type, self.token_block)
+        return Tap(target.uid, token=token)
 
     def set_emv_session(self, session):
         self.emv_session = session

@@ -319,6 +319,37 @@ def run(channel, config, txn, contactless=True, choose=None):
         _set(result.tvr, TVR_FLOOR_LIMIT_EXCEEDED)
     data = terminal_data(config, txn, contactless)
     data[0x95] = bytes(result.tvr)  # what a PDOL asking for 95 gets (qVSDC signs it)
+    if _select_and_read(channel, cands, data, result, choose, contactless):
+        return _complete(channel, config, txn, data, result, contactless)
+    raise CardReadError("EMV: no application on the card accepted the transaction")
+
+
+def read_track2(channel, config, txn):
+    """A tap outside a sale (idle, the technician's card test): the entry point, GPO and
+    records of the first application that takes it, for the card number only. No
+    GENERATE AC, no CVM, no field 55; whatever the GPO made the card compute stays on
+    the terminal. The track 2 text, None for an ISO-DEP card without a PPSE (not a
+    payment card), CardReadError otherwise."""
+    cands = candidates(channel, config, True)
+    if cands is None:
+        return None
+    if not cands:
+        raise CardReadError("EMV: the card has no application this terminal supports")
+    result = Result()
+    data = terminal_data(config, txn, True)
+    if not _select_and_read(channel, cands, data, result, None, True):
+        raise CardReadError("EMV: no application on the card accepted the read")
+    t2 = result.data.get(0x57)
+    if t2 is None:
+        t2 = result.data.get(0x9F6B)  # mag-stripe profile
+    if t2 is None:
+        raise CardReadError("EMV: no track 2 equivalent data on the card")
+    return track2_text(t2)
+
+
+def _select_and_read(channel, cands, data, result, choose, contactless):
+    """Final selection with fallback, GPO and the AFL's records into result.data;
+    False when every candidate was dropped."""
     while cands:
         if choose is not None and (any(c.confirm for c in cands)
                                    or (not contactless and len(cands) > 1)):
@@ -354,8 +385,8 @@ def run(channel, config, txn, contactless=True, choose=None):
         for tag, value in gpo.items():
             card[tag] = value
         _records(channel, gpo.get(0x94) or b"", result)
-        return _complete(channel, config, txn, data, result, contactless)
-    raise CardReadError("EMV: no application on the card accepted the transaction")
+        return True
+    return False
 
 
 def _complete(channel, config, txn, data, result, contactless):

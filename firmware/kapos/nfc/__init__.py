@@ -6,8 +6,7 @@
     isodep          ISO 14443-4: RATS/ATS, blocks, chaining, WTX, DESELECT
     mifare_classic  authenticate (done by the chip), read/write 16-byte blocks
     tlv             a small BER-TLV reader
-    emv             PPSE -> AID -> GPO -> READ RECORD -> track 2 equivalent (tag 57)
-    reader          one tap: activate, then EMV / token block by card type
+    reader          one tap: activate, then the caller's EMV read (kapos.emv) / token block
 
 kapos.drivers.mfrc522 is the frontend for the MFRC522; tests run all of this against
 the register-level emulator in kapos.ports.sim.mfrc522_emu.

@@ -21,6 +21,7 @@ PKG = "@micropython/micropython-webassembly-pyscript"
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(kapos.__file__))))
 
 SCENARIO = '''
+from kapos.emv.tap import TrackReader
 from kapos.nfc import iso14443a, reader
 
 
@@ -31,7 +32,7 @@ def scenario(chip):
         if t is None:
             out.append(None)
             continue
-        track2, token = reader.read_target(chip, t)
+        track2, token = reader.read_target(chip, t, read_dep=TrackReader())
         out.append((t.uid, t.sak, track2, token))
     out.append(chip.calc_crc(b"\\x12\\x34"))
     return out
@@ -81,6 +82,7 @@ const K = %(kapos)s;
 copy(K, "/kapos", ["__init__.py", "compat.py", "errors.py"]);
 copy(K + "/hal", "/kapos/hal");
 copy(K + "/nfc", "/kapos/nfc");
+copy(K + "/emv", "/kapos/emv");
 copy(K + "/drivers", "/kapos/drivers", ["__init__.py", "mfrc522.py"]);
 copy(%(run)s, "/run");
 mp.runPython(fs.readFileSync(%(replay)s, "utf8"));

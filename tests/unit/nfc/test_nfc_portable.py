@@ -10,17 +10,22 @@ import sys
 import pytest
 
 import kapos.drivers.mfrc522
+import kapos.emv
 import kapos.nfc
 
 NFC_DIR = os.path.dirname(kapos.nfc.__file__)
 FILES = [os.path.join(NFC_DIR, f) for f in sorted(os.listdir(NFC_DIR)) if f.endswith(".py")]
+EMV_DIR = os.path.dirname(kapos.emv.__file__)
+EMV_FILES = [os.path.join(EMV_DIR, f) for f in sorted(os.listdir(EMV_DIR)) if f.endswith(".py")]
 DRIVER = kapos.drivers.mfrc522.__file__
 ALLOWED = {
-    "nfc": ("kapos.errors", "kapos.compat", "kapos.nfc"),
-    "driver": ("kapos.errors", "kapos.compat", "kapos.nfc", "kapos.hal", "asyncio", "uasyncio"),
+    "nfc": ("kapos.errors", "kapos.compat", "kapos.nfc"),  # no kapos.emv: nfc knows no EMV
+    "emv": ("kapos.errors", "kapos.compat", "kapos.nfc", "kapos.emv"),
+    "driver": ("kapos.errors", "kapos.compat", "kapos.nfc", "kapos.emv", "kapos.hal", "asyncio",
+               "uasyncio"),
 }
-CASES = [(p, "nfc") for p in FILES] + [(DRIVER, "driver")]
-IDS = [os.path.basename(p) for p, _ in CASES]
+CASES = [(p, "nfc") for p in FILES] + [(p, "emv") for p in EMV_FILES] + [(DRIVER, "driver")]
+IDS = [os.path.basename(p) if kind != "emv" else "emv/" + os.path.basename(p) for p, kind in CASES]
 
 
 def _mpy_cross():
