@@ -7,6 +7,9 @@ The client is test_protocol_foreign_client.ForeignTerminal (pyiso8583 + pycrypto
 kapos message code); the host runs as its own process.
 """
 
+import subprocess
+import sys
+
 from test_protocol_foreign_client import ForeignTerminal, host  # noqa: F401  (the fixture)
 
 from kapos_tools.host import db as ledger_db
@@ -71,6 +74,12 @@ def test_a_client_built_from_the_spec_reports_its_version_and_self_test_in_the_0
         assert approved["39"] == "00"
     finally:
         client.close()
+    # the operator sees the last report in `kapos host terminals` too
+    listed = subprocess.run([sys.executable, "-m", "kapos_tools.host", "terminals", "--db", str(db_path)],
+                            capture_output=True, text=True, timeout=30)
+    line = [row for row in listed.stdout.splitlines() if row.startswith("FOREIGN1")]
+    assert listed.returncode == 0 and line, listed.stdout + listed.stderr
+    assert "version 3.2.2" in line[0] and "self-test P" in line[0]
 
 
 def test_versions_the_spec_allows_are_taken(host):  # noqa: F811

@@ -180,10 +180,12 @@ def cmd_terminals(args):
     if not rows:
         print("no terminals enrolled in %s" % args.db)
     for row in rows:
-        print("%-8s  %-15s  %-16s  %-8s  last counter %-10d  %s %s" % (
+        # version and self-test as the terminal last reported them (48 SV, ST of its 0800)
+        print("%-8s  %-15s  %-16s  %-8s  last counter %-10d  %s %s  version %s  self-test %s" % (
             row["terminal_id"], row["merchant_id"] or "-", row["ik_id"] or "-", row["status"],
             row["last_counter"], row["source"],
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["enrolled"]))))
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["enrolled"])),
+            row["version"] or "-", row["selftest"] or "-"))
     return 0
 
 

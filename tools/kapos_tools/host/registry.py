@@ -136,10 +136,12 @@ class TerminalRegistry:
             raise EnrolmentError("terminal %s is not enrolled" % terminal_id)
 
     def terminals(self):
-        rows = self.db.execute("SELECT terminal_id, merchant_id, ik_id, status, last_counter, "
-                               "enrolled, source FROM terminal_registry ORDER BY terminal_id")
+        rows = self.db.execute(
+            "SELECT r.terminal_id, r.merchant_id, r.ik_id, r.status, r.last_counter, r.enrolled, "
+            "r.source, s.version, s.selftest FROM terminal_registry r LEFT JOIN terminal_status s "
+            "ON s.terminal_id = r.terminal_id ORDER BY r.terminal_id")
         keys = ("terminal_id", "merchant_id", "ik_id", "status", "last_counter", "enrolled",
-                "source")
+                "source", "version", "selftest")
         return [dict(zip(keys, tuple(row))) for row in rows]
 
     def record_status(self, terminal_id, version, selftest):
