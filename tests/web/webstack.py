@@ -55,8 +55,9 @@ class Webhook:
 class Stack:
     """Host + dashboard + terminal + browser simulator, in a loop on a thread."""
 
-    def __init__(self, tmp_path, webhook_url=None, ledger_url=None):
+    def __init__(self, tmp_path, webhook_url=None, ledger_url=None, board="sim"):
         self.tmp_path = tmp_path
+        self.board = board  # "sim-nfc": the board with the chip slot (insert buttons)
         self.webhook_url = webhook_url
         self.ledger_url = ledger_url  # None: SQLite in tmp_path; else e.g. a PostgreSQL URL
         self.loop = asyncio.new_event_loop()
@@ -94,7 +95,7 @@ class Stack:
         self.dashboard = await start_dashboard(self.ledger, "127.0.0.1:0", webhook=self.webhook_url)
         data_dir = self.tmp_path / "terminal"
         self.token = load_or_create_token(str(data_dir))
-        self.harness = Harness("sim", data_dir=data_dir, ready_timeout=10, overrides=[
+        self.harness = Harness(self.board, data_dir=data_dir, ready_timeout=10, overrides=[
             ("host.reply_delay", "0"), ("host.mode", '"iso8583"'),
             ("host.address", '"127.0.0.1:%d"' % port), ("host.timeout", "5.0")])
         await self.harness.__aenter__()

@@ -68,6 +68,8 @@ class WebSim:
         self.message = ""
         self.last_record = None
         self.frame = 0
+        self.chip_mute = False  # the next insert is a dead chip (fallback to the stripe)
+        self.inserted = None  # the test card id in the chip slot
         self.server = None
         self.task = None
         static = resources.files("kapos_tools.websim") / "static"
@@ -129,6 +131,49 @@ class WebSim:
                           "code": r["code"], "status": r["status"], "lifecycle": r["lifecycle"],
                           "rrn": r["rrn"], "card": _mask(r["card_key"])} for r in rows]}
 
+    # ------------------------------------------------------------ chip slot
+
+    def _slot(self):
+        """The board's chip slot (sim-nfc), or None: the page then shows no insert buttons."""
+        slot = self.terminal.platform.get("chip")
+        return slot if slot is not None and hasattr(slot, "insert") else None
+
+    def _chip_cards(self):
+        """Test cards with a chip: a PAN, no token, a service code saying IC (2xx / 6xx)."""
+        return {c.id for c in self.assembly.testcards.values()
+                if getattr(c, "pan", None) and not getattr(c, "token", None)
+                and str(getattr(c, "service_code", ""))[:1] in ("2", "6")}
+
+    def insert(self, card_id):
+        slot = self._slot()
+        if slot is None:
+            raise ValueError("this board has no chip slot (start it with --board sim-nfc)")
+        if card_id not in self._chip_cards():
+            raise ValueError("not a chip test card")
+        card = self.assembly.testcards[card_id]
+        slot.insert(card.track2_equivalent(), "mute" if self.chip_mute else "mchip")  # as the console I key
+        self.inserted = card_id
+        return "inserted %s%s" % (card_id, " (mute chip)" if self.chip_mute else "")
+
+    def remove(self):
+        slot = self._slot()
+        if slot is None:
+            raise ValueError("this board has no chip slot")
+        if slot.card is None:
+            self.inserted = None
+            return "the slot is empty"
+        slot.remove()
+        self.inserted = None
+        return "card removed"
+
+    def chip_view(self):
+        slot = self._slot()
+        if slot is None:
+            return {"slot": False}
+        if slot.card is None:
+            self.inserted = None  # taken out by other means (console, scenario)
+        return {"slot": True, "inserted": self.inserted, "mute": self.chip_mute}
+
     # ------------------------------------------------------------ sessions
 
     def _session(self, request):
@@ -184,11 +229,14 @@ class WebSim:
         if self._session(request) is None:
             return JSONResponse({"error": "log in first"}, 401)
         screen = self.terminal.screen
-        cards = [{"hotkey": h, "id": i, "present": p, "pin": pin} for h, i, p, pin in self.controls.card_list()]
+        chip = self._chip_cards()
+        cards = [{"hotkey": h, "id": i, "present": p, "pin": pin, "chip": i in chip}
+                 for h, i, p, pin in self.controls.card_list()]
         return JSONResponse({"state": self.terminal.state, "frame": self.frame,
                              "screen_text": screen.text() if screen else "", "message": self.message,
                              "receipts": self.receipts[-5:], "record": self.last_record,
-                             "faults": self.controls.faults(), "cards": cards, "host": self.host_view()},
+                             "faults": self.controls.faults(), "cards": cards, "chip": self.chip_view(),
+                             "host": self.host_view()},
                             headers=HEADERS)
 
     async def events(self, request):
@@ -218,6 +266,15 @@ class WebSim:
                 self.message = ""
             elif action == "card":
                 self.message = self.controls.present(str(body.get("id", "")))
+            elif action == "insert":
+                self.message = self.insert(str(body.get("id", "")))
+            elif action == "remove":
+                self.message = self.remove()
+            elif action == "fault" and body.get("fault") == "chip-mute":
+                if self._slot() is None:
+                    raise ValueError("this board has no chip slot")
+                self.chip_mute = not self.chip_mute
+                self.message = "mute chip on the next insert: %s" % self.chip_mute
             elif action == "fault":
                 self.message = self.controls.toggle(str(body.get("fault", "")))
             else:

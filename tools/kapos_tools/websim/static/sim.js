@@ -33,8 +33,16 @@ async function refresh() {
     document.getElementById("cards").replaceChildren(...s.cards.map((c) => el("div", {class: "card"},
       el("span", {class: "name"}, c.id), el("span", {class: "pin"}, c.pin ? "PIN " + c.pin : "no PIN"),
       el("button", {"data-card": c.id, class: "present", onclick: () => post("card", {id: c.id})},
-         c.present === "tap" ? "tap" : "swipe"))));
+         c.present === "tap" ? "tap" : "swipe"),
+      // a board with a chip slot (sim-nfc): chip cards can be inserted too
+      ...(s.chip.slot && c.chip ? [el("button", {"data-insert": c.id, class: "insert",
+                                          onclick: () => post("insert", {id: c.id})}, "insert")] : []))));
+    document.getElementById("chip-box").hidden = !s.chip.slot;
     cardsDrawn = true;
+  }
+  if (s.chip.slot) {
+    document.getElementById("chip-slot").textContent = s.chip.inserted ? "in the slot: " + s.chip.inserted : "slot empty";
+    document.getElementById("chip-mute").classList.toggle("on", s.chip.mute);
   }
   for (const [id, on] of [["fault-paper", s.faults.paper_out], ["fault-host", !s.faults.host_online],
                           ["fault-tamper", s.faults.tampered]]) {
@@ -58,6 +66,8 @@ function schedule() {
 }
 
 document.querySelectorAll("#keypad button").forEach((b) => b.addEventListener("click", () => post("key", {key: b.dataset.key})));
+document.getElementById("chip-remove").addEventListener("click", () => post("remove", {}));
+document.getElementById("chip-mute").addEventListener("click", () => post("fault", {fault: "chip-mute"}));
 document.querySelectorAll("#faults button").forEach((b) => b.addEventListener("click", () => post("fault", {fault: b.dataset.fault})));
 const KEYS = {Enter: "enter", Backspace: "clear", Escape: "cancel", Tab: "menu"};
 document.addEventListener("keydown", (e) => {
