@@ -631,7 +631,7 @@ def host_error(ctx, event):
     if event.get("ref") != ctx.txn.ref:
         return S.AUTHORIZING, []
     reply = {"code": None, "text": event.get("reason") or "Host unavailable"}
-    return _finish(ctx, event, "error", reply)
+    return _unable_to_go_online(ctx, event, reply)
 
 
 def host_timeout(ctx, event):
@@ -639,7 +639,20 @@ def host_timeout(ctx, event):
         return S.AUTHORIZING, []
     reply = {"code": None, "text": "No reply from host"}
     cancel_cmd = C.Command(C.CANCEL_AUTHORIZATION, ref=ctx.txn.ref, reason="timeout")
-    return _finish(ctx, event, "error", reply, extra=[cancel_cmd])
+    return _unable_to_go_online(ctx, event, reply, extra=[cancel_cmd])
+
+
+def _unable_to_go_online(ctx, event, reply, extra=None):
+    """No issuer answer. An inserted card waiting for one gets its second GENERATE AC with
+    8A = "Z3" (unable to go online, EMV Book 4) and no 91: kapos asks for an AAC (online
+    only, floor limit 0), and the sale ends in error whatever the card answers."""
+    txn = ctx.txn
+    if txn.chip_complete and ctx.card_inserted:
+        txn.reply = dict(reply, approved=False, offline=True)
+        return S.CHIP_COMPLETE, [C.stop_timer("host")] + (extra or []) + [
+            C.Command(C.COMPLETE_CHIP, ref=txn.ref, code="Z3", icc=None),
+            C.show("chip_wait", type=txn.type), _timer(ctx, "card")]
+    return _finish(ctx, event, "error", reply, extra=extra)
 
 
 # ---------------------------------------------------------------- result
@@ -850,6 +863,8 @@ def _chip_outcome(ctx, event, cid, error):
     txn = ctx.txn
     reply = txn.reply or {}
     txn.reply = None
+    if reply.get("offline"):  # the host was not reached: never approved offline (TC or not)
+        return _finish(ctx, event, "error", {"code": None, "text": reply.get("text")})
     if not reply.get("approved"):
         return _finish(ctx, event, "declined", reply)
     if error is None and cid == CID_TC:

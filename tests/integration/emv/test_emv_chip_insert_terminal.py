@@ -74,3 +74,31 @@ def test_cardholder_chooses_between_two_applications():
     _run(SALE + 'insert emv-tap two-apps\nexpect screen "CHOOSE APPLICATION"\nexpect screen "1 Maestro"\n'
          'expect screen "2 VISA DEBIT"\nkey 2\nexpect screen "1 Debit"\nkey 1\nkeys 1234\nkey ENTER\n'
          'expect result approved\nremove\n', check)
+
+
+def test_host_unreachable_the_card_gets_z3_and_the_sale_ends_in_error_without_a_reversal(monkeypatch):
+    from kapos.emv import kernel
+
+    second = []
+    real = kernel.second_generate_ac
+
+    def spy(channel, result, arc, issuer_auth):
+        cid = real(channel, result, arc, issuer_auth)
+        second.append((arc, issuer_auth, cid))
+        return cid
+
+    monkeypatch.setattr(kernel, "second_generate_ac", spy)
+
+    async def go():
+        async with Running(board="sim-nfc") as r:
+            seen = _spy(r)
+            r.terminal.authorizer.online = False  # the link is down: HostUnavailable
+            await r.player.play(scenario_mod.parse(
+                SALE + 'insert emv-tap mchip\nexpect screen "1 Debit"\nkey 1\nexpect screen "PIN:"\n'
+                'keys 1234\nkey ENTER\nexpect result error\nexpect screen "Remove card"\nremove\n'))
+            assert seen["requests"] == []  # nothing reached the host
+            assert second == [(b"Z3", None, 0x00)]  # unable to go online: the card closes with an AAC
+            assert r.terminal.records[-1]["outcome"] == "error"
+            assert r.terminal.authorizer.journal.pending_count() == 0  # no reversal queued
+
+    asyncio.run(go())
