@@ -157,7 +157,7 @@ def technician_pin_check(config):
 
 
 SIMULATED_DRIVERS = "kapos.ports.sim."  # driver classes that read no real card
-CARD_READERS = ("magstripe", "nfc")
+CARD_READERS = ("magstripe", "nfc", "chip")  # chip: a contact reader (PC/SC) reads real cards too
 
 
 # reference: the reference host's engine in this process (kapos_tools' `kapos.hosts`
