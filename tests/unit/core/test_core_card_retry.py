@@ -1,7 +1,7 @@
 """A malformed swipe or tap keeps the transaction: the cardholder tries again, up to
 settings.card_read_tries reads in all (issue 17)."""
 
-from conftest import VISA, Driver
+from coredriver import VISA, Driver
 from kapos.core import commands as C
 from kapos.core import states as S
 from kapos.core.settings import Settings

@@ -2,7 +2,7 @@
 answer, the card pulled early, the cardholder's application choice (no runtime: events in,
 commands out)."""
 
-from conftest import MC_CREDIT, VISA, Driver, chip_read, chip_result, chip_sale, chip_settings, ev
+from coredriver import MC_CREDIT, VISA, Driver, chip_read, chip_result, chip_sale, chip_settings, ev
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S

@@ -2,7 +2,7 @@
 (8A = "Z3", unable to go online, EMV Book 4) and the sale ends in error, whatever the card
 answers -- kapos is online only (floor limit 0), a TC never approves without the host."""
 
-from conftest import ev
+from coredriver import ev
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S

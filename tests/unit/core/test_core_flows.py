@@ -1,7 +1,7 @@
 """Transaction flows through the pure machine: sale, refund, void, balance, cash, transfer,
 limits, fees, PIN handling, card problems, host problems."""
 
-from conftest import (ATM_ONLY, DATE, EXPIRED, MC_CREDIT, TOKEN_UID, VISA, Driver, approved_sale, ev,
+from coredriver import (ATM_ONLY, DATE, EXPIRED, MC_CREDIT, TOKEN_UID, VISA, Driver, approved_sale, ev,
                       merchant, sale_to_pin)
 from kapos.core import commands as C
 from kapos.core import events as E

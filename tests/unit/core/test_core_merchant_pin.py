@@ -4,7 +4,7 @@ raises an alarm; and the salted-hash verifier the runtime injects (app/merchantp
 
 import pytest
 
-from conftest import MERCHANT_PIN, VISA, Driver, FakeMerchantPin, approved_sale, ev, merchant
+from coredriver import MERCHANT_PIN, VISA, Driver, FakeMerchantPin, approved_sale, ev, merchant
 from kapos.app import config as config_mod
 from kapos.app.merchantpin import MerchantPinCheck, hash_pin, main
 from kapos.app.screens import ScreenRenderer

@@ -1,6 +1,6 @@
 """Tamper lock and anomaly alarms in the core."""
 
-from conftest import VISA, Driver, approved_sale, ev, sale_to_pin
+from coredriver import VISA, Driver, approved_sale, ev, sale_to_pin
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S

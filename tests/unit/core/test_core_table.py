@@ -4,8 +4,8 @@ import copy
 
 import pytest
 
-from conftest import (ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, chip_read, chip_sale,
-                      chip_settings, ev, key, merchant, sale_to_pin)
+from coredriver import (ATM_ONLY, MC_CREDIT, VISA, Driver, approved_sale, chip_read, chip_result,
+                      chip_sale, chip_settings, ev, key, merchant, sale_to_pin)
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S
@@ -96,7 +96,7 @@ def sample_event(kind, d, state):
         E.INSERT: lambda: ev(E.INSERT),
         E.REMOVE: lambda: ev(E.REMOVE),
         E.CHIP_CHOICE: lambda: ev(E.CHIP_CHOICE, ref=ref, names=["A", "B"]),
-        E.CHIP_READ: lambda: ev(E.CHIP_READ, ref=ref, result=__import__("conftest").chip_result()),
+        E.CHIP_READ: lambda: ev(E.CHIP_READ, ref=ref, result=chip_result()),
         E.CHIP_DONE: lambda: ev(E.CHIP_DONE, ref=ref, cid=0x40),
     }
     return samples[kind]()

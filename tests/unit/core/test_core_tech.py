@@ -1,6 +1,6 @@
 """The technician menu: PIN, pages, functions run by the runtime, keypad and card tests."""
 
-from conftest import VISA, Driver, ev
+from coredriver import VISA, Driver, ev
 from kapos.core import commands as C
 from kapos.core import events as E
 from kapos.core import states as S
