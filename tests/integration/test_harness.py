@@ -48,20 +48,25 @@ def test_the_scenario_clock_holds_for_the_receipt_the_cards_and_the_host():
     assert start <= created < start + 3600
 
 
+def _start_with(start, error, match, ready_timeout=None):
+    """Enter a harness whose host link starts with `start`: the error it must raise; returns
+    the data directory it had."""
+    async def go():
+        h = Harness(overrides=[("host.reply_delay", "0")], ready_timeout=ready_timeout)
+        h.assemble().authorizer.start = start
+        with pytest.raises(error, match=match):
+            async with h:
+                raise AssertionError("never ready")
+        return h.data_dir
+
+    return asyncio.run(go())
+
+
 def test_a_terminal_that_cannot_start_says_why_and_leaves_nothing_behind():
     async def refuse():
         raise KaposError("the host link refused to start")
 
-    async def go():
-        h = Harness(overrides=[("host.reply_delay", "0")])
-        h.assemble().authorizer.start = refuse
-        data_dir = h.data_dir
-        with pytest.raises(KaposError, match="refused to start"):
-            async with h:
-                raise AssertionError("never ready")
-        return data_dir
-
-    assert not os.path.exists(asyncio.run(go()))
+    assert not os.path.exists(_start_with(refuse, KaposError, "refused to start"))
 
 
 def test_a_start_that_never_gets_ready_is_cancelled_after_ready_timeout():
@@ -74,16 +79,7 @@ def test_a_start_that_never_gets_ready_is_cancelled_after_ready_timeout():
             cancelled.append(True)
             raise
 
-    async def go():
-        h = Harness(overrides=[("host.reply_delay", "0")], ready_timeout=0.2)
-        h.assemble().authorizer.start = hang
-        data_dir = h.data_dir
-        with pytest.raises(StartupError, match="not ready"):
-            async with h:
-                raise AssertionError("never ready")
-        return data_dir
-
-    assert not os.path.exists(asyncio.run(go()))
+    assert not os.path.exists(_start_with(hang, StartupError, "not ready", ready_timeout=0.2))
     assert cancelled == [True]
 
 
