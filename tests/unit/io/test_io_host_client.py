@@ -108,7 +108,7 @@ def test_the_request_is_journaled_with_its_reversal_before_it_is_sent(tmp_path):
         reply = await auth.authorize(request(1, card=swipe()))
         assert reply == {"approved": True, "code": "00", "text": "Approved",
                          "auth_code": "654321", "rrn": "000000000042", "stan": "000001",
-                         "balance": None, "pin_verified": False}
+                         "balance": None, "pin_verified": False, "icc": None}
         assert host.journal_seen == [J.PENDING]
         row = journal.find_by_ref(1)
         assert row["status"] == J.APPROVED and row["auth_code"] == "654321"
