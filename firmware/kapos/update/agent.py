@@ -15,6 +15,7 @@ import os
 import time
 
 from kapos.errors import UpdateError
+from kapos.io.host_link import HostAuthorizer, software_version
 from kapos.update import params as params_mod
 from kapos.update import trial
 from kapos.update.client import UpdateClient
@@ -39,6 +40,9 @@ class UpdateAgent:
         self.root = root
         self.interval = interval
         self.version = running_version()
+        if self.version and isinstance(assembly.authorizer, HostAuthorizer):
+            # the host's terminals view shows the installed release, not the package's
+            assembly.authorizer.software_version = software_version(self.version)
         self.last_error = None
         self.pending = None
         self._changed = asyncio.Event()
