@@ -21,6 +21,28 @@ _HW = (H.hardware_error, (S.IDLE,))
 _TAMPER = (H.tamper, (S.LOCKED,))
 
 
+_CHIP_HANDLERS = {}
+
+
+def _chip(name):
+    """A handler of kapos.core.chip_handlers, imported on its first call: a terminal without
+    a contact reader (a Pico W) never pays the heap for them."""
+    handler = _CHIP_HANDLERS.get(name)
+    if handler is None:
+        handler = _CHIP_HANDLERS[name] = _ChipHandler(name)
+    return handler
+
+
+class _ChipHandler:
+    def __init__(self, name):
+        self.__name__ = name
+
+    def __call__(self, ctx, event):
+        from kapos.core import chip_handlers
+
+        return getattr(chip_handlers, self.__name__)(ctx, event)
+
+
 def _SLOT(state):
     """INSERT / REMOVE that only note whether a card sits in the chip slot."""
     return (H.slot_changed, (state,))
@@ -45,8 +67,8 @@ TABLE = {
         E.DIAG_RESULT: (TK.boot_result, (S.IDLE,)),
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
-        E.INSERT: (H.idle_inserted, (S.IDLE,)),
-        E.REMOVE: (H.idle_removed, (S.IDLE,)),
+        E.INSERT: (_chip("idle_inserted"), (S.IDLE,)),
+        E.REMOVE: (_chip("idle_removed"), (S.IDLE,)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -170,8 +192,8 @@ TABLE = {
         E.DIAG_RESULT: IGNORE,
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
-        E.INSERT: (H.card_inserted, (S.CHIP_READ,)),
-        E.REMOVE: (H.card_state_removed, (S.CARD,)),
+        E.INSERT: (_chip("card_inserted"), (S.CHIP_READ,)),
+        E.REMOVE: (_chip("card_state_removed"), (S.CARD,)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -188,7 +210,7 @@ TABLE = {
         E.PIN_FAILED: IGNORE,
         E.HOST_REPLY: IGNORE,
         E.HOST_ERROR: IGNORE,
-        E.TIMEOUT: (H.chip_timeout, (S.IDLE,)),
+        E.TIMEOUT: (_chip("chip_timeout"), (S.IDLE,)),
         E.PRINTED: IGNORE,
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: _HW,
@@ -196,13 +218,13 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.CHIP_READ),
-        E.REMOVE: (H.chip_removed, (S.IDLE,)),
-        E.CHIP_CHOICE: (H.chip_choice, (S.APP_CHOICE,)),
-        E.CHIP_READ: (H.chip_read, (S.ACCOUNT, S.PIN, S.CONFIRM, S.CARD, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed"), (S.IDLE,)),
+        E.CHIP_CHOICE: (_chip("chip_choice"), (S.APP_CHOICE,)),
+        E.CHIP_READ: (_chip("chip_read"), (S.ACCOUNT, S.PIN, S.CONFIRM, S.CARD, S.IDLE)),
         E.CHIP_DONE: IGNORE,
     },
     S.APP_CHOICE: {
-        E.DIGIT: (H.app_chosen, (S.CHIP_READ,)),
+        E.DIGIT: (_chip("app_chosen"), (S.CHIP_READ,)),
         E.ENTER: REFUSE,
         E.CLEAR: REFUSE,
         E.CANCEL: _CANCEL,
@@ -221,9 +243,9 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.APP_CHOICE),
-        E.REMOVE: (H.chip_removed, (S.IDLE,)),
+        E.REMOVE: (_chip("chip_removed"), (S.IDLE,)),
         E.CHIP_CHOICE: IGNORE,
-        E.CHIP_READ: (H.chip_read, (S.ACCOUNT, S.PIN, S.CONFIRM, S.CARD, S.IDLE)),
+        E.CHIP_READ: (_chip("chip_read"), (S.ACCOUNT, S.PIN, S.CONFIRM, S.CARD, S.IDLE)),
         E.CHIP_DONE: IGNORE,
     },
     S.ACCOUNT: {
@@ -246,7 +268,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.ACCOUNT),
-        E.REMOVE: (H.chip_removed_or_ignored, (S.ACCOUNT, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed_or_ignored"), (S.ACCOUNT, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -271,7 +293,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.PIN),
-        E.REMOVE: (H.chip_removed_or_ignored, (S.PIN, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed_or_ignored"), (S.PIN, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -296,7 +318,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.SEALING),
-        E.REMOVE: (H.chip_removed_or_ignored, (S.SEALING, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed_or_ignored"), (S.SEALING, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -321,7 +343,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.CONFIRM),
-        E.REMOVE: (H.chip_removed_or_ignored, (S.CONFIRM, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed_or_ignored"), (S.CONFIRM, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -346,7 +368,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.AUTHORIZING),
-        E.REMOVE: (H.chip_removed_or_ignored, (S.AUTHORIZING, S.IDLE)),
+        E.REMOVE: (_chip("chip_removed_or_ignored"), (S.AUTHORIZING, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
@@ -363,7 +385,7 @@ TABLE = {
         E.PIN_FAILED: IGNORE,
         E.HOST_REPLY: IGNORE,
         E.HOST_ERROR: IGNORE,
-        E.TIMEOUT: (H.chip_complete_timeout, (S.CHIP_COMPLETE, S.RESULT)),
+        E.TIMEOUT: (_chip("chip_complete_timeout"), (S.CHIP_COMPLETE, S.RESULT)),
         E.PRINTED: IGNORE,
         E.PRINT_FAILED: IGNORE,
         E.HARDWARE_ERROR: (H.hardware_error_authorizing, (S.IDLE,)),
@@ -374,7 +396,7 @@ TABLE = {
         E.REMOVE: _SLOT(S.CHIP_COMPLETE),  # the second GENERATE AC fails: CHIP_DONE reverses
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
-        E.CHIP_DONE: (H.chip_done, (S.CHIP_COMPLETE, S.RESULT)),
+        E.CHIP_DONE: (_chip("chip_done"), (S.CHIP_COMPLETE, S.RESULT)),
     },
     S.RESULT: {
         E.DIGIT: IGNORE,
@@ -396,7 +418,7 @@ TABLE = {
         E.TAMPER: _TAMPER,
         E.KEYS_LOADED: IGNORE,
         E.INSERT: _SLOT(S.RESULT),
-        E.REMOVE: (H.result_removed, (S.RESULT, S.IDLE)),
+        E.REMOVE: (_chip("result_removed"), (S.RESULT, S.IDLE)),
         E.CHIP_CHOICE: IGNORE,
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
