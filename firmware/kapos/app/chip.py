@@ -51,30 +51,85 @@ def kernel_transaction(kind, amount, epoch):
 
 class ChipSession:
     """Armed by the card screen, withdrawn by any other; `__call__(exchange)` is what
-    the NFC worker runs on an ISO-DEP card."""
+    the NFC worker runs on an ISO-DEP card.
 
-    def __init__(self, settings, clock=time.time, random_bytes=os.urandom):
+    Cardholder choice on a tap (the kernel asks when a candidate wants confirmation or
+    several share the top priority): the worker thread posts CHIP_CHOICE (tap=True) to the
+    loop and waits, the card in the field, for CHOOSE_APP / END_CHIP (`execute`) or a
+    screen that ends the choice; the same APP_CHOICE state as an inserted card."""
+
+    COMMANDS = (C.CHOOSE_APP, C.END_CHIP)
+    KEEP_CHOICE = ("card", "app_choice", "chip_wait")  # screens during which a pick may come
+
+    def __init__(self, settings, clock=time.time, random_bytes=os.urandom, post=None):
         # settings: the core Settings, or a callable giving the current ones (a parameter
         # update replaces them: the next card gets the new limits)
         self._settings = settings if callable(settings) else (lambda: settings)
         self._random = random_bytes
         self._clock = clock
         self._lock = threading.Lock()
-        self._txn = None  # (type, amount) while the card screen is up
+        self._txn = None  # (type, amount, ref) while the card screen is up
+        self._post = post  # the runtime's post(kind, **data), loop thread only
+        self._loop = None  # the loop follow() runs on (the kernel's thread posts through it)
+        self._choice = None  # (ref, queue.Queue) while the kernel waits for the cardholder
+        self._abandoned = False  # the wait ended without a pick (the sale is over)
         self.idle_reader = TrackReader(lambda: terminal_config(self._settings(), self._random),
                                        self._today)
         self.last = None  # the last Result (tests, diagnostics); no card data in its repr
 
     def follow(self, reader, screen, data):
         """The runtime calls this on every screen: arm on 'card', withdraw elsewhere."""
+        if self._loop is None:
+            try:
+                self._loop = asyncio.get_running_loop()
+            except RuntimeError:
+                pass
         if screen == "card" and data.get("amount") is not None:
             with self._lock:
-                self._txn = (data.get("type"), int(data.get("amount") or 0))
+                self._txn = (data.get("type"), int(data.get("amount") or 0), data.get("ref"))
             reader.set_emv_session(self)
         elif screen != "card":
             with self._lock:
                 self._txn = None
             reader.set_emv_session(self.idle_reader)
+            if screen not in self.KEEP_CHOICE:  # the sale ended: the kernel stops waiting
+                self._answer(None, None, any_ref=True)
+
+    def execute(self, command):
+        """CHOOSE_APP (the cardholder's pick) and END_CHIP for a tap waiting for one."""
+        if command.kind == C.CHOOSE_APP:
+            self._answer(command.get("ref"), command.get("index"))
+        elif command.kind == C.END_CHIP:
+            self._answer(command.get("ref"), None)
+
+    def _answer(self, ref, index, any_ref=False):
+        waiting = self._choice
+        if waiting is not None and (any_ref or waiting[0] == ref):
+            waiting[1].put(index)
+
+    def _choose(self, ref):
+        """The kernel's choose() on the NFC worker thread: ask the loop, wait for the pick."""
+        loop, post = self._loop, self._post
+        if loop is None or post is None:  # no runtime to ask: the card's first choice
+            return lambda candidates: candidates[0]
+
+        def choose(candidates):
+            answers = queue.Queue()
+            self._choice = (ref, answers)
+            names = [c.display_name() for c in candidates]
+            loop.call_soon_threadsafe(lambda: post(E.CHIP_CHOICE, ref=ref, names=names, tap=True))
+            try:
+                index = answers.get(timeout=CHOICE_WAIT_S)
+            except queue.Empty:
+                index = None
+            finally:
+                self._choice = None
+            if index is None or not 0 <= index < len(candidates):
+                self._abandoned = True
+                return None
+            return candidates[index]
+
+        return choose
 
     def _today(self):
         now = time.localtime(self._clock())
@@ -85,17 +140,24 @@ class ChipSession:
             armed = self._txn
         if armed is None:
             return None
-        kind, amount = armed
+        kind, amount, _ = armed
         return kernel_transaction(kind, amount, self._clock())
 
     def __call__(self, exchange):
+        with self._lock:
+            armed = self._txn
         txn = self.transaction()
-        if txn is None:  # withdrawn between the poll and the read: no cryptogram
+        if txn is None or armed is None:  # withdrawn between the poll and the read: no cryptogram
             return None
-        # Cardholder choice is not asked yet: the highest-priority candidate is used.
         config = terminal_config(self._settings(), self._random)
-        result = kernel.run(apdu.Channel(exchange), config, txn, contactless=True,
-                            choose=lambda candidates: candidates[0])
+        self._abandoned = False
+        try:
+            result = kernel.run(apdu.Channel(exchange), config, txn, contactless=True,
+                                choose=self._choose(armed[2]))
+        except CardRejected:
+            if self._abandoned:  # the sale ended while the cardholder chose: no tap to report
+                return False
+            raise
         self.last = result
         return result
 
@@ -122,6 +184,7 @@ class ContactChip:
         self._random = random_bytes
         self.card = None  # what the slot's wait_insert() gave, while it is in
         self._choice = None  # (ref, queue.Queue) while the kernel waits for the cardholder
+        self._abandoned = False  # the wait ended without a pick (the sale is over)
         self._held = None  # (ref, Result, card) between the first and the second GENERATE AC
         self.last = None  # the last Result (tests); no card data in its repr
 

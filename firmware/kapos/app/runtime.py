@@ -58,7 +58,7 @@ class Terminal:
         self.events_handled = 0
         nfc = platform.get("nfc")
         # the EMV kernel for taps (app/chip.py), when the reader can run it
-        self.chip = ChipSession(lambda: self.settings, clock=self.now) \
+        self.chip = ChipSession(lambda: self.settings, clock=self.now, post=self.post) \
             if nfc is not None and hasattr(nfc, "set_emv_session") else None
         # a contact chip reader (app/chip.py): insert, chip read, second GENERATE AC
         slot = platform.get("chip")
@@ -263,6 +263,8 @@ class Terminal:
         elif kind in ContactChip.COMMANDS:
             if self.contact is not None:
                 self.contact.execute(command, self._spawn)
+            if self.chip is not None and kind in ChipSession.COMMANDS:  # a tap's choice
+                self.chip.execute(command)
         elif kind == C.RECORD:
             record = command["record"]
             self.records.append(record)
@@ -371,6 +373,7 @@ class Terminal:
         except Exception as exc:
             log.error("start-up self-test failed to run: %s", _describe(exc))
             return
+        await self.authorizer.report_selftest(self.diagnostics.boot_failed)  # 48 ST, dashboard
         if found is not None:
             title, lines = found
             log.warning("start-up self-test: %s", "; ".join(lines))

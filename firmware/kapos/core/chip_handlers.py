@@ -38,6 +38,7 @@ def chip_choice(ctx, event):
         return None, []
     names = list(event.get("names") or [])[:9]  # keys 1-9
     ctx.txn.choices = names
+    ctx.txn.tap_choice = bool(event.get("tap"))  # the card is in the field, not in the slot
     return S.APP_CHOICE, [C.stop_timer("card"), C.beep("key"),
                           C.show("app_choice", type=ctx.txn.type, names=names), _timer(ctx, "input")]
 
@@ -47,7 +48,8 @@ def app_chosen(ctx, event):
     index = int(event.get("key")) - 1
     if not 0 <= index < len(getattr(txn, "choices", ())):
         return refuse(ctx, event)
-    return S.CHIP_READ, [C.stop_timer("input"), C.beep("key"),
+    # a tap's kernel goes on with the pick and its TAP comes to the card state
+    return S.CARD if txn.tap_choice else S.CHIP_READ, [C.stop_timer("input"), C.beep("key"),
                          C.Command(C.CHOOSE_APP, ref=txn.ref, index=index),
                          C.show("chip_wait", type=txn.type), _timer(ctx, "card")]
 

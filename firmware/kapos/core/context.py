@@ -30,6 +30,7 @@ class Transaction:
         self.chip_complete = False  # the card wants the host's answer (second GENERATE AC)
         self.reply = None  # the host's reply, kept while the card checks it
         self.choices = ()  # application names offered to the cardholder (APP_CHOICE)
+        self.tap_choice = False  # those names came from a tapped card (its TAP follows the pick)
 
     def total(self):
         return self.amount + self.fee

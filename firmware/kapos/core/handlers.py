@@ -299,7 +299,8 @@ def target_enter(ctx, event):
 
 def _card_screen(ctx, error=None):
     txn = ctx.txn
-    data = {"type": txn.type, "amount": txn.amount, "chip": ctx.settings.has_chip_reader}
+    data = {"type": txn.type, "amount": txn.amount, "chip": ctx.settings.has_chip_reader,
+            "ref": txn.ref}  # a tap's kernel names the sale it asks a choice for
     if error is not None:
         data["error"] = error
     if txn.chip_failed:

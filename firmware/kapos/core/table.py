@@ -194,7 +194,7 @@ TABLE = {
         E.KEYS_LOADED: IGNORE,
         E.INSERT: (_chip("card_inserted"), (S.CHIP_READ,)),
         E.REMOVE: (_chip("card_state_removed"), (S.CARD,)),
-        E.CHIP_CHOICE: IGNORE,
+        E.CHIP_CHOICE: (_chip("chip_choice"), (S.APP_CHOICE,)),  # a tapped card's applications
         E.CHIP_READ: IGNORE,
         E.CHIP_DONE: IGNORE,
     },
@@ -224,7 +224,7 @@ TABLE = {
         E.CHIP_DONE: IGNORE,
     },
     S.APP_CHOICE: {
-        E.DIGIT: (_chip("app_chosen"), (S.CHIP_READ,)),
+        E.DIGIT: (_chip("app_chosen"), (S.CHIP_READ, S.CARD)),
         E.ENTER: REFUSE,
         E.CLEAR: REFUSE,
         E.CANCEL: _CANCEL,

@@ -414,6 +414,7 @@ class Mfrc522NfcReader(NfcReader):
         # set_emv_session(): the EMV kernel for ISO-DEP cards; None: the card number only
         self.emv_session = None
         self.track_reader = TrackReader()
+        self.dropped = 0  # reads the session dropped (a tap whose sale ended during the choice)
         self._card_present = False
         self.polls = 0
 
@@ -444,6 +445,9 @@ class Mfrc522NfcReader(NfcReader):
                 result = run_emv(chip, target, session)
             except (CardReadError, CardRejected) as exc:  # the card's answer: the core says so
                 return Tap(target.uid, error=exc)
+            if result is False:  # the session dropped it (its sale ended meanwhile): no tap
+                self.dropped += 1
+                return None
             if result is None:  # ISO-DEP but no payment application: the UID alone
                 return Tap(target.uid)
             return Tap(target.uid, track2=result.track2, emv=result)
@@ -452,6 +456,10 @@ class Mfrc522NfcReader(NfcReader):
 
     def set_emv_session(self, session):
         self.emv_session = session
+
+    def card_left(self):
+        """The card is known to be gone (a simulated hand): the next card found is a new tap."""
+        self._card_present = False
 
     def poll_with_field(self, sleep):
         """One blocking poll cycle for a worker thread: field on (`sleep(seconds)` for the

@@ -6,7 +6,8 @@ Entry point: SELECT PPSE (contactless) or PSE (contact; its records), else each 
 AID; candidates = card AIDs the terminal supports, by priority (87). A SELECT answering
 6283 (blocked), 6A81 or any other error, or a GPO answering 6985, drops the candidate and
 the next one is tried (Book 1 12.4, Book B 3.3.3). `choose(candidates)` is asked when the
-card wants cardholder confirmation (87 bit 8) or, on contact, when several apply.
+card wants cardholder confirmation (87 bit 8), on contact when several apply, on a tap when
+several share the top priority.
 
 Kernel: GPO with the PDOL filled from terminal data, the records of the AFL, then
   - Visa qVSDC: the cryptogram comes with the GPO answer (9F26 9F27 9F36 9F10);
@@ -347,12 +348,24 @@ def read_track2(channel, config, txn):
     return track2_text(t2)
 
 
+def _cardholder_picks(cands, contactless):
+    """Ask the cardholder (Book 1 12.4): a candidate wants confirmation (87 bit 8), or on
+    contact several apply; on a tap, several share the top priority (the terminal would
+    otherwise pick one the card did not rank first)."""
+    if any(c.confirm for c in cands):
+        return True
+    if len(cands) < 2:
+        return False
+    if not contactless:
+        return True
+    return (cands[0].priority or 16) == (cands[1].priority or 16)
+
+
 def _select_and_read(channel, cands, data, result, choose, contactless):
     """Final selection with fallback, GPO and the AFL's records into result.data;
     False when every candidate was dropped."""
     while cands:
-        if choose is not None and (any(c.confirm for c in cands)
-                                   or (not contactless and len(cands) > 1)):
+        if choose is not None and _cardholder_picks(cands, contactless):
             picked = choose(cands)
             if picked is None:
                 raise CardRejected("Cancelled by the cardholder")

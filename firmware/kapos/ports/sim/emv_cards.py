@@ -13,6 +13,7 @@ import time
 
 from kapos.errors import ConfigError
 from kapos.ports.sim.cards.emv_app import EmvApplication, EmvCard
+from kapos.ports.sim.cards.emv_debit_multi import debit_multi
 
 VISA_CREDIT = bytes.fromhex("A0000000031010")
 VISA_DEBIT = bytes.fromhex("A0000000032010")
@@ -43,9 +44,19 @@ def _two_apps(pan, expiry, sc, atc):
                            service_code=sc, atc=atc)]
 
 
+def _multi_confirm(pan, expiry, sc, atc):
+    """emv_debit_multi's three applications, the first asking for confirmation (87 bit 8)."""
+    apps = debit_multi(pan, expiry).apps
+    apps[0].priority |= 0x80
+    for i, app in enumerate(apps):
+        app.service_code = sc
+        app.atc = atc + i
+    return apps
+
+
 # profile -> apps(pan, expiry 'YYMM', service code, first ATC)
 PROFILES = {"visa-qvsdc": _visa, "mchip": _mchip, "blocked-first": _blocked_first,
-            "two-apps": _two_apps}
+            "two-apps": _two_apps, "multi-confirm": _multi_confirm}
 DEFAULT_PROFILE = "visa-qvsdc"
 
 _cards = {}

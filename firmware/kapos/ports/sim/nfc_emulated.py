@@ -33,12 +33,13 @@ class _FieldWorker(NfcWorker):
         with self._lock:
             self.cycles += 1
             self.owner._apply_pending()
+            dropped = self.reader.dropped
             try:
                 tap = self.reader.poll_with_field(self._sleep)
             except Exception:
                 self.owner._leave_field()  # the card is taken away once read (or failed)
                 raise
-            if tap is not None:
+            if tap is not None or self.reader.dropped != dropped:  # read, or its sale ended
                 self.owner._leave_field()
             return tap
 
@@ -70,6 +71,7 @@ class EmulatedMfrc522Reader(hal.NfcReader):
             cards, self._pending = self._pending, []
         for card in cards:
             self._leave_field()
+            self.reader.card_left()  # a new presentation: the hand took the last card away
             self.emulator.add_card(card)
             self._in_field = card
 
