@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT
+from terminalrig import ROOT
 
 FAKETIME = shutil.which("faketime")
 pytestmark = pytest.mark.skipif(FAKETIME is None, reason="faketime (Debian package 'faketime') not installed; "

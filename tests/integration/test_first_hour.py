@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from conftest import ROOT, Running
+from terminalrig import ROOT, Running
 from kapos.app import scenario as scenario_mod
 from kapos.app import startup
 from kapos.app.screens import WIDTH_CHARS, shorten

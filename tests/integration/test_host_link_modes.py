@@ -21,7 +21,7 @@ from kapos.wiring import Assembly
 from kapos_tools.host import HostServer, Ledger
 from kapos_tools.host.mac import HostDukptMac
 
-from conftest import Running
+from terminalrig import Running
 
 SIM_START = "2029-03-04T05:06:07"  # far from any wall clock this test will run on
 ISO8583_NO_MAC = [("host.mode", '"iso8583"'), ("host.mac", "false")]

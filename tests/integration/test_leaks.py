@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 
-from conftest import Running
+from terminalrig import Running
 from kapos import card as cards
 from kapos.simdata.cards import expiry_months_ahead
 

@@ -4,7 +4,7 @@ sends): keys erased, terminal locked across a restart, unlocked by new keys only
 import asyncio
 import json
 
-from conftest import Running
+from terminalrig import Running
 from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.security import dukpt
 from kapos.app.management import ManagementServer

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, SCENARIOS, Running
+from terminalrig import ROOT, SCENARIOS, Running
 from kapos.app import scenario as scenario_mod
 
 ALL = sorted(f for f in os.listdir(SCENARIOS) if f.endswith(".scenario"))

@@ -91,7 +91,7 @@ def test_only_the_runtime_starts_a_terminal_loop_and_callers_use_the_harness():
     runtime = open(os.path.join(ROOT, LOOP_OWNER), encoding="utf-8").read()
     assert runtime.count("self.run(") == 1  # in running(), nowhere else
     for caller in ("firmware/kapos/cli.py", "tools/kapos_tools/diag/simrun.py", "tools/kapos_tools/hil/plugin.py",
-                   "tests/integration/conftest.py", "tests/unit/management/conftest.py", "tests/web/webstack.py",
+                   "tests/integration/terminalrig.py", "tests/unit/management/conftest.py", "tests/web/webstack.py",
                    "tests/integration/host/test_host_terminal.py"):
         with open(os.path.join(ROOT, caller), encoding="utf-8") as f:
             assert "kapos.harness" in f.read(), caller + " starts its terminal through kapos.harness"

@@ -39,6 +39,7 @@ class Diagnostics:
         self.key_status = key_status or (lambda: (True, "test keys (not for real cards)"))
         self.config = config or {}
         self.update_status = None  # set by kapos.update: running/previous version, last update
+        self.boot_failed = []  # names of the checks the start-up self-test found failing
 
     async def run(self, function):
         """A technician function: (title, lines) for the terminal's screen."""
@@ -134,8 +135,10 @@ class Diagnostics:
         return "COUNTERS", lines
 
     async def boot_check(self):
-        """The self-test at start-up: (title, lines of the failed checks) or None."""
+        """The self-test at start-up: (title, lines of the failed checks) or None. The
+        failed checks' names are kept in `boot_failed` (reported to the host, 48 ST)."""
         failed = [c for c in await self.selftest() if not c.ok]
+        self.boot_failed = [c.name for c in failed]
         if not failed:
             return None
         return "SELF-TEST", ["%s: %s" % (c.name, c.detail) for c in failed]

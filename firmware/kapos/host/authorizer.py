@@ -40,6 +40,11 @@ class Authorizer:
         """Deliver one anomaly alert ({'rule', 'detail'}); True when the host took it."""
         return False
 
+    async def report_selftest(self, failed):
+        """Tell the host the start-up self-test's result (names of the checks that
+        failed, [] when all passed); True when the host took it. Never raises."""
+        return False
+
     def pending(self):
         """How many reversals / advices still wait to be delivered."""
         return 0

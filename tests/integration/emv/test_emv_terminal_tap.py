@@ -3,26 +3,14 @@ register-level emulator, NFC on its worker thread), the scenario's amount, date 
 the reference host's engine in process verifying the ARQC and answering the ARPC."""
 
 import asyncio
-import importlib.util
 import os
+
 from kapos.app import scenario as scenario_mod
 from kapos.host.codec import MTI
 from kapos.nfc import tlv
 from kapos.ports.sim import emv_cards
 from kapos.ports.sim.cards import emv_app
-
-
-def _integration_conftest():
-    # by path: in a full run another directory's conftest.py answers `import conftest`
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conftest.py")
-    spec = importlib.util.spec_from_file_location("kapos_integration_conftest", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_rig = _integration_conftest()
-SCENARIOS, Running = _rig.SCENARIOS, _rig.Running
+from terminalrig import SCENARIOS, Running  # tests/integration, on the path by its conftest
 
 
 def _spy(r):

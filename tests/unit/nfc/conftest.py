@@ -9,7 +9,3 @@ from kapos.ports.sim.mfrc522_emu import emulated_chip
 def rig():
     """(emulator, chip) with an empty field."""
     return emulated_chip()
-
-
-def uid(text):
-    return bytes.fromhex(text.replace(" ", ""))

@@ -7,7 +7,7 @@ from kapos.errors import CardReadError
 from kapos.nfc import iso14443a
 from kapos.ports.sim.mfrc522_emu import IsoDepCard, MifareClassic1K, ScriptedCard, VirtualCard
 
-from conftest import uid
+from nfcbytes import uid
 
 
 @pytest.mark.parametrize("text, atqa, levels", [

@@ -9,7 +9,7 @@ from kapos.nfc import iso14443a
 from kapos.nfc.isodep import IsoDep, fwt_ms, parse_ats
 from kapos.ports.sim.mfrc522_emu import PARITY_ERR, IsoDepCard, MifareClassic1K, SlowIsoDepCard
 
-from conftest import uid
+from nfcbytes import uid
 
 UID = uid("08 6a 5b 4c")
 

@@ -8,7 +8,7 @@ from kapos.nfc import iso14443a
 from kapos.nfc.mifare_classic import KEY_A, KEY_B, MifareClassic, is_trailer, sector_of
 from kapos.ports.sim.mfrc522_emu import MifareClassic1K
 
-from conftest import uid
+from nfcbytes import uid
 
 KEY = bytes.fromhex("a0a1a2a3a4a5")
 KEY_B_VALUE = bytes.fromhex("b0b1b2b3b4b5")
