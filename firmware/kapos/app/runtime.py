@@ -404,7 +404,7 @@ class Terminal:
     # ------------------------------------------------------------ software updates (kapos.update)
 
     def is_idle(self):
-        """Between transactions: the idle screen, no reversal or advice left to send."""
+        """Between transactions: the idle screen, no reversal left to send."""
         if self.state != "IDLE":
             return False
         pending = getattr(self.authorizer, "pending", None)

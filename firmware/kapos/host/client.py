@@ -209,10 +209,10 @@ def _build_by_original(request, row, stan, transmission, local, terminal_id, mer
     return message
 
 
-def reversal_mti(kind, attempts, advice=False):
-    """The MTI of attempt number `attempts` (0 first) of a queued reversal or advice."""
-    if advice:
-        return m.MTI_ADVICE if attempts == 0 else m.repeat_mti(m.MTI_ADVICE)
+def reversal_mti(attempts):
+    """The MTI of attempt number `attempts` (0 first) of a queued reversal: 0400, then
+    the 0420 reversal advice, then its repeat 0421. (The terminal sends no 0220 advice:
+    it decides nothing offline.)"""
     if attempts == 0:
         return m.MTI_REVERSAL_REQUEST
     if attempts == 1:

@@ -486,11 +486,11 @@ class HostAuthorizer(Authorizer):
             self._wake.set()
 
     def pending(self):
-        """Reversals / advices waiting to be delivered."""
+        """Reversals waiting to be delivered."""
         return self.journal.pending_count()
 
     async def flush(self):
-        """Try every due reversal / advice once now; HostUnavailable if any remain."""
+        """Try every due reversal once now; HostUnavailable if any remain."""
         self._setup()
         async with self._queue_lock:
             for item in self.journal.due():
@@ -498,7 +498,7 @@ class HostAuthorizer(Authorizer):
                     break
         left = self.journal.pending_count()
         if left:
-            raise HostUnavailable("%d reversal(s)/advice(s) not delivered" % left)
+            raise HostUnavailable("%d reversal(s) not delivered" % left)
 
     async def wait_idle(self, timeout=10.0):
         """Wait until the store-and-forward queue is empty (tests, shutdown)."""
@@ -539,10 +539,8 @@ class HostAuthorizer(Authorizer):
     async def _send_item(self, item):
         """One attempt at a queued message. True when the host answered it."""
         message = codec.decode(item["message"])
-        message[MTI] = client.reversal_mti(item["kind"], item["attempts"],
-                                           advice=item["kind"] == J.ADVICE)
-        if item["kind"] == J.REVERSAL:  # an advice keeps its field 7: the host's key
-            message[7] = m.format_transmission(time.gmtime(self.clock()))
+        message[MTI] = client.reversal_mti(item["attempts"])
+        message[7] = m.format_transmission(time.gmtime(self.clock()))  # each attempt its own
         try:
             reply = await self._exchange(message)
         except LinkError as exc:

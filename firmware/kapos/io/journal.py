@@ -6,8 +6,9 @@ What it keeps (and what it never keeps)
   STAN, MTI, type, amount, fee, total, masked PAN, field 7 transmission time, batch,
   status, response code, authorization code, RRN, balance, times.
 - `meta`: the STAN counter (`last_stan`), the open batch number, the schema version.
-- `queue`: the store-and-forward queue - reversals and advices as *encoded ISO 8583
-  messages*. A reversal identifies the original by field 90 (original MTI, STAN,
+- `queue`: the store-and-forward queue - reversals as *encoded ISO 8583 messages* (the
+  terminal decides nothing offline, so it queues no 0220 advice; `kind` is always
+  `reversal`). A reversal identifies the original by field 90 (original MTI, STAN,
   transmission time) and the terminal id (41); the card by nothing at all. Fields 2, 14,
   35, 45, 48, 52, 53 and 55 are refused (`SENSITIVE_QUEUE_FIELDS`): no clear PAN, track,
   PIN block, KSN or ICC data ever reaches the disk. (Should a host ever need field 2 in a
@@ -37,7 +38,6 @@ Transaction status
     unsent            never left the terminal (the link was down); nothing to reverse
     reversal-pending  the outcome is unknown or was cancelled: the reversal is due
     reversed          the host answered the reversal
-    advice-pending    decided locally; the advice is due
 A restart turns `pending` into `reversal-pending`: a request in flight when the power
 went is reversed, whatever the host did with it.
 
@@ -68,15 +68,13 @@ DECLINED = "declined"
 UNSENT = "unsent"
 REVERSAL_PENDING = "reversal-pending"
 REVERSED = "reversed"
-ADVICE_PENDING = "advice-pending"
-STATUSES = (PENDING, APPROVED, DECLINED, UNSENT, REVERSAL_PENDING, REVERSED, ADVICE_PENDING)
+STATUSES = (PENDING, APPROVED, DECLINED, UNSENT, REVERSAL_PENDING, REVERSED)
 
 ARMED = "armed"
 DUE = "due"
 DONE = "done"
 
-REVERSAL = "reversal"
-ADVICE = "advice"
+REVERSAL = "reversal"  # the one kind of queue item
 
 # Fields a stored (queued) message may never carry (kapos.host.client).
 SENSITIVE_QUEUE_FIELDS = client.SENSITIVE_QUEUE_FIELDS
@@ -433,7 +431,7 @@ class Journal:
                             (next_attempt, error, self.clock(), item_id))
 
     def complete(self, item_id, code):
-        """The host answered a queued message (whatever its response code)."""
+        """The host answered a queued reversal (whatever its response code)."""
         now = self.clock()
         with self._tx():
             item = self.db.execute("SELECT txn_id, kind FROM queue WHERE id = ?",
@@ -442,19 +440,13 @@ class Journal:
                 raise JournalError("no queue item %s" % item_id)
             row = self.db.execute("SELECT status FROM txns WHERE id = ?", (item[0],)).fetchone()
             status = row[0] if row else None
-            if item[1] == REVERSAL and status == APPROVED:
+            if status == APPROVED:
                 self._count(item[0], -1)
-            elif item[1] != REVERSAL and status == ADVICE_PENDING:
-                self._count(item[0], +1)
             self.db.execute("UPDATE queue SET state = ?, attempts = attempts + 1, "
                             "response_code = ?, updated = ? WHERE id = ?",
                             (DONE, code, now, item_id))
-            if item[1] == REVERSAL:
-                self.db.execute("UPDATE txns SET status = ?, updated = ? WHERE id = ?",
-                                (REVERSED, now, item[0]))
-            else:
-                self.db.execute("UPDATE txns SET status = ?, updated = ? WHERE id = ? AND "
-                                "status = ?", (APPROVED, now, item[0], ADVICE_PENDING))
+            self.db.execute("UPDATE txns SET status = ?, updated = ? WHERE id = ?",
+                            (REVERSED, now, item[0]))
 
     def queue_items(self, txn_id=None):
         if txn_id is None:

@@ -173,7 +173,7 @@ def agree(journal, ledger, terminal_id=TERMINAL):
         seen.add(key)
         h = host.get(key)
         in_force = h is not None and h["status"] == "approved"
-        if row["status"] in (J.PENDING, J.REVERSAL_PENDING, J.ADVICE_PENDING):
+        if row["status"] in (J.PENDING, J.REVERSAL_PENDING):
             problems.append("stan %s still %s" % (row["stan"], row["status"]))
         elif row["status"] == J.APPROVED:
             if not in_force:

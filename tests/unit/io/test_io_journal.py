@@ -176,3 +176,21 @@ def test_prune_forgets_old_reconciled_batches_but_never_what_is_still_due(tmp_pa
     assert journal.get(old) is None and journal.queue_items(old) == []
     assert journal.get(stuck)["status"] == J.REVERSAL_PENDING
     assert journal.pending_count() == 1
+
+
+def test_a_queued_reversal_goes_0400_then_0420_then_0421():
+    from kapos.host import client
+    assert [client.reversal_mti(n) for n in range(4)] == ["0400", "0420", "0421", "0421"]
+
+
+def test_the_queue_holds_only_reversals_and_an_answer_reverses(tmp_path):
+    journal = Journal(str(tmp_path))
+    txn = begin(journal)
+    journal.record_result(txn, True, "00", auth_code="A1", rrn="000000000001")
+    assert journal.batch_totals(journal.current_batch())["debits_count"] == 1
+    journal.reverse(txn, "cancelled")
+    assert {item["kind"] for item in journal.queue_items()} == {J.REVERSAL}
+    journal.complete(journal.due()[0]["id"], "00")
+    assert journal.get(txn)["status"] == J.REVERSED
+    assert journal.batch_totals(journal.current_batch())["debits_count"] == 0
+    assert "advice-pending" not in J.STATUSES
