@@ -47,7 +47,12 @@ def test_an_insert_sale_by_clicking_ends_with_the_receipt_on_the_page(nfc_pages,
     wait_screen(page, "PIN:")
     page.keyboard.type("1234")
     page.keyboard.press("Enter")
-    wait_text(page, "#receipt", "APPROVED", timeout=30000)
+    try:
+        wait_text(page, "#receipt", "APPROVED", timeout=30000)
+    except Exception:
+        raise AssertionError("no approval: screen %r, receipt %r, record %r" % (
+            page.locator("#oled").get_attribute("alt"), page.inner_text("#receipt"),
+            nfc_stack.run(lambda: nfc_stack.assembly.terminal.records[-1:])))
     receipt = page.inner_text("#receipt")
     assert "CHIP" in receipt and "78.00" in receipt
     wait_screen(page, "Remove card")
