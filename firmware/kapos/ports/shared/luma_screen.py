@@ -3,7 +3,6 @@
 Layout for 128x64: an inverted title bar, up to four body lines, a footer line.
 """
 
-from luma.core.render import canvas
 from PIL import ImageFont
 
 LINE_HEIGHT = 10
@@ -42,5 +41,7 @@ def draw_screen(draw, screen, width, height):
 
 
 def show_on(device, screen):
+    from luma.core.render import canvas  # here: the sim panel draws without luma (start-up time)
+
     with canvas(device) as draw:
         draw_screen(draw, screen, device.width, device.height)
