@@ -84,7 +84,8 @@ def test_on_postgresql_a_top_up_shows_in_the_next_balance_inquiry_and_the_termin
     dash = top_up_then_balance_inquiry(pg_pages, pg_stack)
     # the terminals view: what the terminal's sign-on (0800, 48 SV and ST) said of itself
     wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.version', __version__)
-    wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.selftest', "not run yet")
+    # the start-up self-test's result, reported after the sign-on (the sim board passes)
+    wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.selftest.good', "passed")
     assert pg_stack.call(pg_stack.assembly.authorizer.report_selftest(["printer"]))
     dash.reload()
     wait_text(dash, '#terminals tr[data-terminal="KAPOS001"] td.selftest.bad', "FAILED: printer")
