@@ -48,7 +48,7 @@ def sale_script(host, port, harness_dir, terminal_id="KAPOS001"):
     _compile(os.path.join(HERE, "inside", "pico_sale.py"), os.path.join(harness_dir, "pico_sale.mpy"))
     # BOOT: the heap before any firmware import (the harness module itself included)
     script = ("import gc\nimport sys\nsys.path.append('/harness')\n"
-              "from pico_sale import *\nconfigure('/harness/config.json')\n")
+              "from pico_sale import *\nconfigure('/harness/config.json')\ncollect_before_next_run()\n")
     steps = ["BOOT_ALLOC = gc.mem_alloc()", "load()", 'mark("imports", begin())', "await setup()",
              'mark("start", begin())']
     steps += ["if %d < len(EVENTS):\n    await run_event(%d)" % (i, i) for i in range(MAX_EVENTS)]

@@ -74,6 +74,37 @@ def test_the_counter_is_on_flash_before_the_keys_are_used(tmp_path):
     assert again != ksn
 
 
+class HandedKeys:
+    """The key state, remembering every transaction's keys it hands out."""
+
+    def __init__(self, state):
+        self.state = state
+        self.handed = []
+
+    def next_transaction(self):
+        ksn, tk = self.state.next_transaction()
+        self.handed.append((bytes(ksn), tk))
+        return ksn, tk
+
+
+def test_sales_ended_after_their_pin_leave_one_set_of_keys_in_ram_not_one_each(tmp_path):
+    """Cancelled or timed out after the PIN, a sale never sends its 0200: its transaction
+    keys were kept by KSN for good (RAM growing per such sale, keys left unwiped)."""
+    state = HandedKeys(keys(tmp_path))
+    link = HostLink(state, "KAPOS001", "KAPOS-MERCHANT1", "978", ("127.0.0.1", 1), None)
+    card = card_from_track2("4111111111111111D3012101", source="swipe")
+    for _ in range(3):
+        block, _ = link.seal_pin(bytearray(b"1234"), 4, card.pan_for_host(), lambda n: bytes(n))
+    live = [tk for _, tk in state.handed if not tk._wiped]
+    assert live == [state.handed[-1][1]], "earlier PINs' keys are still live"
+    # the last PIN's 0200 goes under that PIN's keys, and then no keys are held
+    ksn, tk = state.handed[-1]
+    request = {"type": "sale", "amount": 1260, "account": "debit", "card": card, "pin_block": block, "ksn": ksn}
+    message, data, used = link.build(request, NOW, NOW)
+    assert used is tk and message[53] == ksn and len(state.handed) == 3
+    assert link._take_sealed(ksn) is None
+
+
 def test_a_forged_settlement_reply_keeps_the_batch_closed_and_its_totals_for_the_next_try(tmp_path):
     from kapos.ports.micropython.batch import BatchTotals
 

@@ -16,6 +16,8 @@ import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "fs";
 import net from "net";
 import path from "path";
+import v8 from "v8";
+import vm from "vm";
 
 const args = process.argv.slice(2);
 let heap = 1024 * 1024;
@@ -100,11 +102,29 @@ function openStream(host, port) {
   });
 }
 
+// Python objects that JS holds (each top-level run's result, the bridge's promise
+// callbacks) stay in MicroPython's heap until JS's garbage collector finalizes their
+// proxies, which node rarely does for a small heap: about 64 bytes per run that a Pico W,
+// with no JS, never holds. A JS collection before each step, then a turn of the event
+// loop for the finalizers, frees them (the Python objects themselves are collected by
+// MicroPython's own collector at the next top-level run, after a gc.collect() request).
+v8.setFlagsFromString("--expose-gc");
+const jsCollect = vm.runInNewContext("gc");
+
+async function releaseProxies() {
+  jsCollect();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  await new Promise((resolve) => setTimeout(resolve, 0));
+}
+
 if (bridge) mp.registerJsModule("kapos_bridge", { connect: openStream });
 
 try {
   await mp.runPythonAsync(fs.readFileSync(script, "utf8"));
-  for (const step of steps) await mp.runPythonAsync(step);
+  for (const step of steps) {
+    await releaseProxies();
+    await mp.runPythonAsync(step);
+  }
   process.exit(0);
 } catch (e) {
   process.stderr.write(String(e && e.message ? e.message : e) + "\n");

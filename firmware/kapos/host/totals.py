@@ -4,7 +4,7 @@ host puts in its 0510. Its own module so a small board loads this and not the cl
 
 from kapos import txn_types
 from kapos.errors import LocalProtocolError
-from kapos.host.messages import TOTALS_FIELDS
+from kapos.host.sale_messages import TOTALS_FIELDS
 
 RECONCILED = "00"
 NOT_RECONCILED = "95"  # ISO 8583:1987 "reconcile error"

@@ -12,7 +12,8 @@ Memory: this build's gc.collect() does nothing inside a run (it cannot scan the 
 stack); it collects between top-level runs. So gc.mem_alloc() read at the start of a run
 is the live heap, and at the end of it the live heap plus everything the step allocated
 without any collection: the real peak of a step lies between the two. `mark(label)`
-records both for every step.
+prints both for every step, then asks for the collection before the next run (a
+gc.collect() inside a run is what makes the build collect at the next top-level run).
 """
 
 import binascii
@@ -38,6 +39,7 @@ def load():
     from kapos.ports.micropython.hostlink import HostLink
     from kapos.ports.micropython.keystate import FlashKeyState
     from kapos.ports.micropython.terminal import Terminal
+    collect_before_next_run()
 
 
 class BridgeReader:
@@ -90,7 +92,6 @@ def random_bytes(n):
 
 
 S = {}
-MARKS = []  # (label, live at the start, allocated at the end)
 
 
 def begin():
@@ -99,10 +100,22 @@ def begin():
     return gc.mem_alloc()
 
 
-def mark(label, live):
+def collect_before_next_run():
+    """gc.collect() does nothing inside a run in this build, but it makes the next top-level
+    run start with a collection; without it the next run's gc.mem_alloc() counts this
+    run's garbage too (collections then come only when the heap fills)."""
     import gc
 
-    MARKS.append((label, live, gc.mem_alloc()))
+    gc.collect()
+
+
+def mark(label, live):
+    """One HEAP line: the live heap at the step's start, the heap in use at its end. Printed
+    at once, not kept: a list of marks would grow the heap being measured."""
+    import gc
+
+    print("HEAP %s %d %d" % (label, live, gc.mem_alloc()))
+    collect_before_next_run()
 
 
 def _track():
@@ -131,6 +144,7 @@ async def setup():
     S["keys"], S["link"], S["uart"], S["screen"] = keys, link, FakeUart(), RecordingScreen()
     S["term"] = Terminal(link, S["screen"], UartPrinter(S["uart"]), clock, random_bytes)
     await S["term"]._run()
+    collect_before_next_run()
 
 
 async def run_event(i):
@@ -151,8 +165,6 @@ def report():
     import micropython
 
     term = S["term"]
-    for label, live, allocated in MARKS:
-        print("HEAP %s %d %d" % (label, live, allocated))
     print("MEMINFO-BEGIN")
     micropython.mem_info()
     print("MEMINFO-END")

@@ -9,7 +9,7 @@ import json
 import os
 
 from kapos.errors import ConfigError
-from kapos.host.messages import TOTALS_FIELDS
+from kapos.host.sale_messages import TOTALS_FIELDS
 
 
 def _zero():

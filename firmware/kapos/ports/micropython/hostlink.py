@@ -13,7 +13,7 @@ import binascii
 from kapos.compat import wipe
 from kapos.errors import RemoteProtocolError
 from kapos.host import codec
-from kapos.host import messages as m
+from kapos.host import sale_messages as m
 from kapos.host.tcp_framing import TcpFramer
 from kapos.security import cbc, pinblock
 from kapos.security.cmac import aes_cmac, aes_cmac_verify
@@ -42,13 +42,26 @@ class HostLink:
         self.address = address
         self.opener = opener
         self.stan = m.Stan()
-        self._by_ksn = {}
+        # (ksn, keys) of the PIN sealed last, for its 0200. One slot: a sale that ends after
+        # its PIN (cancelled, timed out) must not leave its keys in RAM for good.
+        self._sealed = None
+
+    def _take_sealed(self, ksn):
+        """The keys sealed under `ksn`, or None; the slot is empty afterwards."""
+        sealed, self._sealed = self._sealed, None
+        if sealed is None:
+            return None
+        if ksn is not None and sealed[0] == bytes(ksn):
+            return sealed[1]
+        sealed[1].wipe()  # another transaction's keys, never to be used
+        return None
 
     def seal_pin(self, pin, length, pan, random_bytes):
         """(block, ksn): the PIN block under a fresh transaction's PIN key; the digit
         buffers are wiped whatever happens. random_bytes(n) -> n random bytes."""
+        self._take_sealed(None)  # wipes an earlier PIN's unused keys
         ksn, tk = self.keys.next_transaction()
-        self._by_ksn[bytes(ksn)] = tk
+        self._sealed = (bytes(ksn), tk)
         digits = pin[:length]
         try:
             return pinblock.encipher_iso4(tk.pin_key(), digits, pan, random_bytes), ksn
@@ -58,7 +71,7 @@ class HostLink:
 
     def build(self, request, transmission, local):
         ksn = request.get("ksn")
-        tk = self._by_ksn.pop(bytes(ksn), None) if ksn is not None else None
+        tk = self._take_sealed(ksn)
         if tk is None:
             ksn, tk = self.keys.next_transaction()
         card = request["card"]

@@ -8,7 +8,7 @@ is `KAPOS-SELFTEST OK ...` or `KAPOS-SELFTEST FAILED <what>`."""
 
 import binascii
 
-MODULES = ("kapos.core.machine", "kapos.host.messages", "kapos.security.dukpt",
+MODULES = ("kapos.core.machine", "kapos.host.sale_messages", "kapos.security.dukpt",
            "kapos.ports.micropython.hostlink", "kapos.ports.micropython.terminal",
            "kapos.ports.micropython.batch", "kapos.ports.micropython.devices")
 # FIPS-197 appendix C.1 (AES-128)

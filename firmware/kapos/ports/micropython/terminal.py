@@ -11,7 +11,7 @@ from kapos.core import events as E
 from kapos.core import machine
 from kapos.core.settings import Settings
 
-RECORDS_KEPT = 4
+RECORDS_KEPT = 1  # the last record (about 400 bytes each: more would cost the heap, docs/pico.md)
 
 
 def _lines(show):
