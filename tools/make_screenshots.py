@@ -5,16 +5,14 @@ screens.png (the OLED at each step, as the luma emulator draws it) and receipt.p
 import asyncio
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from PIL import Image, ImageDraw  # noqa: E402
 
-from kapos.app.scenario import Player, load  # noqa: E402
-from kapos.local_target import LocalTarget  # noqa: E402
+from kapos.app.scenario import load  # noqa: E402
+from kapos.harness import Harness  # noqa: E402
 from kapos.ports.shared import receipt_png  # noqa: E402
-from kapos.wiring import Assembly  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCENARIO = os.path.join(ROOT, "tests", "scenarios", "sale-swipe-pin.scenario")
@@ -23,20 +21,18 @@ WANTED = ("Kapos test shop", "Amount:", "Swipe or tap card", "1 Debit", "PIN: **
 
 async def capture():
     scenario = load(SCENARIO)
-    assembly = Assembly("sim", overrides=scenario.config, clock=scenario.clock)
     frames = []
-    display = assembly.platform.display
+    async with Harness("sim", overrides=scenario.config, clock=scenario.clock, default_timeout=5.0) as h:
+        display = h.platform.display
 
-    def keep(kind, screen):
-        if kind == "screen":
-            frames.append((screen.text(), display.image.copy() if display.image else None))
+        def keep(kind, screen):
+            if kind == "screen":
+                frames.append((screen.text(), display.image.copy() if display.image else None))
 
-    async with assembly.terminal.running():
-        assembly.terminal.observers.append(keep)
-        frames.append((assembly.terminal.screen.text(), display.image.copy()))
-        await Player(LocalTarget(assembly.terminal, assembly.testcards)).play(scenario)
-        receipt = assembly.terminal.receipts[-1][1]
-    assembly.close()
+        h.terminal.observers.append(keep)
+        frames.append((h.terminal.screen.text(), display.image.copy()))
+        await h.player.play(scenario)
+        receipt = h.terminal.receipts[-1][1]
     return frames, receipt
 
 

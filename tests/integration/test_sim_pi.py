@@ -4,30 +4,17 @@ loop still handles keys and a whole EMV sale; the panel catches up with the newe
 screen once the bus is free."""
 
 import asyncio
-import contextlib
 import sqlite3
-import tempfile
 import threading
 
-from kapos.app.scenario import Player, parse
+from kapos.harness import Harness
 from kapos.host import codec
 from kapos.io.transport import NoReply
-from kapos.local_target import LocalTarget
-from kapos.wiring import Assembly
 
 
-@contextlib.asynccontextmanager
-async def running_sim_pi():
-    """The sim-pi board running in this loop (its own temp data dir, the in-process bank)."""
-    with tempfile.TemporaryDirectory(prefix="kapos-test-") as data:
-        assembly = Assembly("sim-pi", overrides=[("host.reply_delay", "0"), ("storage.data_dir", '"%s"' % data)])
-        try:
-            async with assembly.terminal.running():
-                player = Player(LocalTarget(assembly.terminal, assembly.testcards), default_timeout=3.0)
-                assembly.play = lambda text: player.play(parse(text))
-                yield assembly
-        finally:
-            assembly.close()
+def running_sim_pi():
+    """The sim-pi board running in this loop (its own temp data dir, the in-process host)."""
+    return Harness("sim-pi", overrides=[("host.reply_delay", "0")])
 
 
 class HeldWire:
@@ -130,8 +117,8 @@ def test_journal_writes_run_on_the_writer_thread_and_each_request_leaves_after_i
     row and armed reversal are committed, and the result is committed before it shows."""
     async def go():
         async with running_sim_pi() as r:
-            assert r.authorizer.journal.fsync_delay == 0.020  # boards/sim-pi.toml
-            seen = SeenOnTheWire(r.authorizer)
+            assert r.terminal.authorizer.journal.fsync_delay == 0.020  # boards/sim-pi.toml
+            seen = SeenOnTheWire(r.terminal.authorizer)
             await r.play(EMV_SALE + "expect result approved\n")
             loop_thread = threading.current_thread()
             names = [name for name, _ in seen.writes]
@@ -142,7 +129,7 @@ def test_journal_writes_run_on_the_writer_thread_and_each_request_leaves_after_i
             _, stan, row, queue = sales[0]
             assert row is not None and row["stan"] == stan and row["status"] == "pending"
             assert queue == [("reversal", "armed")]  # durable before the request left
-            assert r.authorizer.journal.find_by_stan(stan)["status"] == "approved"
+            assert r.terminal.authorizer.journal.find_by_stan(stan)["status"] == "approved"
 
     asyncio.run(go())
 
@@ -152,9 +139,9 @@ def test_a_reversal_is_durable_before_it_leaves_under_slow_commits():
     disk (reversal-pending, due) before the 0400 leaves, and it is reversed once answered."""
     async def go():
         async with running_sim_pi() as r:
-            seen = SeenOnTheWire(r.authorizer, lose_reply_to=("0200",))
+            seen = SeenOnTheWire(r.terminal.authorizer, lose_reply_to=("0200",))
             await r.play(EMV_SALE + "expect result error\n")
-            await r.authorizer.wait_idle(timeout=10.0)
+            await r.terminal.authorizer.wait_idle(timeout=10.0)
             mtis = [s[0] for s in seen.sent]
             assert "0200" in mtis and "0400" in mtis, mtis
             sale = seen.sent[mtis.index("0200")]
@@ -163,7 +150,7 @@ def test_a_reversal_is_durable_before_it_leaves_under_slow_commits():
             _, _, row, queue = reversal
             assert row["stan"] == sale[1] and row["status"] == "reversal-pending", row
             assert ("reversal", "due") in queue
-            assert r.authorizer.journal.get(row["id"])["status"] == "reversed"
+            assert r.terminal.authorizer.journal.get(row["id"])["status"] == "reversed"
             loop_thread = threading.current_thread()
             assert [name for name, thread in seen.writes if name == "reverse" and thread is loop_thread] == []
 

@@ -95,3 +95,57 @@ def test_only_the_runtime_starts_a_terminal_loop_and_callers_use_the_harness():
                    "tests/integration/host/test_host_terminal.py"):
         with open(os.path.join(ROOT, caller), encoding="utf-8") as f:
             assert "kapos.harness" in f.read(), caller + " starts its terminal through kapos.harness"
+
+
+HARNESS = os.path.join("firmware", "kapos", "harness.py")  # the one caller of Terminal.running()
+# Places allowed to call Terminal.running() themselves, each with why the harness cannot
+# do it for them. Empty: every caller (CLI, console, diag, HIL, web simulator, benches,
+# screenshots, tests) goes through kapos.harness, on an Assembly it builds or the caller's.
+RUNNING_ALLOWED = {}
+
+
+def hand_entered_loops(root=ROOT):
+    """[(path, line)] of every `<...>.running(...)` call (Terminal.running: a hand-assembled
+    start) outside kapos.harness and the allow-list."""
+    import ast
+
+    found = []
+    for top in SCANNED:
+        for dirpath, dirs, files in os.walk(os.path.join(root, top)):
+            dirs[:] = [d for d in dirs if d not in ("__pycache__", "micropython")]
+            for name in files:
+                if not name.endswith(".py"):
+                    continue
+                path = os.path.join(dirpath, name)
+                rel = os.path.relpath(path, root)
+                if rel == HARNESS or rel.replace(os.sep, "/") in RUNNING_ALLOWED:
+                    continue
+                with open(path, encoding="utf-8") as f:
+                    tree = ast.parse(f.read(), path)
+                found += [(rel, node.lineno) for node in ast.walk(tree)
+                          if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                          and node.func.attr == "running"]
+    return sorted(found)
+
+
+def test_no_caller_enters_terminal_running_by_hand():
+    """`Assembly(...)` then `async with assembly.terminal.running():` bypasses the harness
+    (its clock, temp directory, ready timeout and closing): it fails here, with where."""
+    assert hand_entered_loops() == []
+
+
+def test_the_running_check_sees_a_hand_assembled_start(tmp_path):
+    tests = tmp_path / "tests"
+    tests.mkdir()
+    (tests / "test_new.py").write_text(
+        "from kapos.wiring import Assembly\n\n"
+        "async def go():\n"
+        "    assembly = Assembly('sim')\n"
+        "    async with assembly.terminal.running():\n"
+        "        pass\n")
+    (tests / "test_fine.py").write_text(
+        "from kapos.harness import Harness\n\n"
+        "async def go():\n"
+        "    async with Harness('sim') as h:\n"
+        "        await h.play('key 1\\n')\n")
+    assert hand_entered_loops(str(tmp_path)) == [(os.path.join("tests", "test_new.py"), 5)]

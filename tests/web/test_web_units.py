@@ -34,15 +34,16 @@ class Null:
 
 @pytest.fixture
 def console(tmp_path):
+    from kapos.harness import started
     from kapos.wiring import Assembly
 
     assembly = Assembly("sim", overrides=[("storage.data_dir", '"%s"' % tmp_path)])
     c = Console(assembly, out=Null(), web_url="http://127.0.0.1:8000/")
 
-    async def started():
-        async with assembly.terminal.running():
-            await asyncio.sleep(0)  # the first screen is drawn when the loop starts
-    run_async(started())
+    async def first_screen():  # the Console keeps the Assembly: the harness runs it, this fixture closes it
+        async with started(assembly):
+            await asyncio.sleep(0)
+    run_async(first_screen())
     yield c
     assembly.close()
 

@@ -33,6 +33,7 @@ from kapos.simdata.cards import expiry_months_ahead  # noqa: E402
 from kapos.core import events as E  # noqa: E402
 from kapos.core import machine  # noqa: E402
 from kapos.core.settings import Settings  # noqa: E402
+from kapos.harness import started  # noqa: E402
 from kapos.local_target import LocalTarget  # noqa: E402
 from kapos.wiring import Assembly  # noqa: E402
 
@@ -140,7 +141,7 @@ async def _sales(overrides, n, host_pid=None):
         step.wrap(assembly.terminal, "handle")
         drawing.wrap(assembly.platform.get("display"), "show")
         try:
-            async with assembly.terminal.running():
+            async with started(assembly):  # kapos.harness on the caller's Assembly
                 player = Player(target, default_timeout=15.0)
                 await player.play(parse(SALE_SCRIPT.replace("expect receipts %d\n", "")))  # warm-up: sign-on
                 await player.play(parse('timeout 15\nexpect receipt "%s"\n' % "TOTAL"))

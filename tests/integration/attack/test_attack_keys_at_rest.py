@@ -18,30 +18,22 @@ import os
 import pytest
 from Crypto.Cipher import AES
 
-from kapos.app.scenario import Player, parse
 from kapos.errors import KeyStoreError, SecurityError
-from kapos.local_target import LocalTarget
+from kapos.harness import Harness
 from kapos.security import dukpt
 from kapos.io import keystore as ks
-from kapos.wiring import Assembly
 
 SALE = ("key 1\nkeys 100\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
         "expect result approved\nkey ENTER\nexpect state IDLE\n")
 
 
 def run_terminal(data_dir, script):
-    assembly = Assembly("sim", overrides=[("host.reply_delay", "0"), ("storage.data_dir", '"%s"' % data_dir)])
-
+    """Play `script` on a sim terminal keeping its files (keys included) in `data_dir`."""
     async def go():
-        async with assembly.terminal.running():
-            player = Player(LocalTarget(assembly.terminal, assembly.testcards), default_timeout=3.0)
-            await player.play(parse(script))
+        async with Harness("sim", overrides=[("host.reply_delay", "0")], data_dir=data_dir) as h:
+            await h.play(script)
 
-    try:
-        asyncio.run(go())
-    finally:
-        assembly.close()
-    return assembly
+    asyncio.run(go())
 
 
 def record_state_writes(monkeypatch):

@@ -132,6 +132,7 @@ def test_diagnostics_show_running_previous_and_last_update(site, tmp_path):
     """The technician menu's self-test and `kapos diag` versions carry the update status."""
     import asyncio
 
+    from kapos.harness import started
     from kapos.update.agent import UpdateAgent
     from kapos.wiring import Assembly
 
@@ -148,7 +149,7 @@ def test_diagnostics_show_running_previous_and_last_update(site, tmp_path):
 
         async def go():
             UpdateAgent(assembly, root)
-            async with assembly.terminal.running():
+            async with started(assembly):
                 return await assembly.diagnostics.run("selftest"), assembly.diagnostics.versions()
 
         (title, lines), versions = asyncio.run(go())
@@ -167,6 +168,7 @@ def test_the_switch_waits_for_the_end_of_a_transaction_and_progress_shows_on_the
     for the restart only once the terminal is back on the idle screen."""
     import asyncio
 
+    from kapos.harness import started
     from kapos.update.agent import UpdateAgent
     from kapos.wiring import Assembly
     from updatekit import install_in_process
@@ -185,7 +187,7 @@ def test_the_switch_waits_for_the_end_of_a_transaction_and_progress_shows_on_the
             agent = UpdateAgent(assembly, root)
             agent.version = "1.0.0"
             terminal = assembly.terminal
-            async with terminal.running():
+            async with started(assembly):
                 terminal.press("1")  # a sale begins: AMOUNT
                 while terminal.state == "IDLE":
                     await asyncio.sleep(0.01)
@@ -218,6 +220,7 @@ def test_the_switch_waits_for_the_end_of_a_transaction_and_progress_shows_on_the
 def test_download_progress_shows_on_the_idle_screen(site, tmp_path):
     import asyncio
 
+    from kapos.harness import started
     from kapos.update.agent import UpdateAgent
     from kapos.wiring import Assembly
     from updatekit import install_in_process
@@ -235,7 +238,7 @@ def test_download_progress_shows_on_the_idle_screen(site, tmp_path):
         async def go():
             agent = UpdateAgent(assembly, root)
             agent.version = "1.0.0"
-            async with assembly.terminal.running():
+            async with started(assembly):
                 await agent.check_once()
 
         asyncio.run(go())
@@ -250,6 +253,7 @@ def test_download_progress_shows_on_the_idle_screen(site, tmp_path):
 def test_no_switch_while_a_reversal_is_pending_and_a_refusal_shows_in_the_self_test(site, tmp_path, monkeypatch):
     import asyncio
 
+    from kapos.harness import started
     from kapos.update import agent as agent_mod
     from kapos.update.agent import UpdateAgent
     from kapos.wiring import Assembly
@@ -269,7 +273,8 @@ def test_no_switch_while_a_reversal_is_pending_and_a_refusal_shows_in_the_self_t
         async def go():
             agent = UpdateAgent(assembly, root)
             agent.version = "1.0.0"
-            async with assembly.terminal.running() as terminal:
+            async with started(assembly) as running:
+                terminal = running.terminal
                 reached = asyncio.Event()
                 wait_idle = agent._idle
 

@@ -12,6 +12,7 @@ from kapos.app import config as config_mod
 from kapos.errors import UpdateError
 from kapos.update import params as params_mod
 from kapos.update.agent import UpdateAgent, stored_overrides
+from kapos.harness import started
 from kapos.wiring import Assembly
 from updatekit import Site, init_root, kapos, serve
 
@@ -35,7 +36,7 @@ def publish(site, tmp_path, text):
 async def agent_check(assembly, root, before=None):
     agent = UpdateAgent(assembly, root)
     agent.version = "1.0.0"  # as if running that release: no update offered, parameters only
-    async with assembly.terminal.running():
+    async with started(assembly):
         if before is not None:
             before(assembly)
         await agent.check_once()
@@ -87,7 +88,8 @@ def test_a_parameter_set_is_not_applied_during_a_transaction(setup):
     async def go():
         agent = UpdateAgent(assembly, root)
         agent.version = "1.0.0"
-        async with assembly.terminal.running() as terminal:
+        async with started(assembly) as running:
+            terminal = running.terminal
             terminal.press("1")  # a sale: AMOUNT, no longer idle
             await asyncio.sleep(0)
             while terminal.state == "IDLE":

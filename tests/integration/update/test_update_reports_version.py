@@ -5,6 +5,7 @@ import asyncio
 
 from kapos.host import private48
 from kapos.update import agent as agent_mod
+from kapos.harness import started
 from kapos.wiring import Assembly
 from kapos_tools.host.server import HostServer
 
@@ -25,7 +26,7 @@ def test_the_installed_release_version_is_what_the_host_sees(tmp_path, monkeypat
         agent_mod.UpdateAgent(assembly, str(tmp_path / "root"))
 
         async def go():
-            async with assembly.terminal.running():
+            async with started(assembly):
                 assert (await assembly.authorizer.echo())["ok"]
 
         asyncio.run(go())

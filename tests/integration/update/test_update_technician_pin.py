@@ -15,6 +15,7 @@ from kapos.app.merchantpin import hash_pin
 from kapos.cli import main as kapos_main
 from kapos.update import params as params_mod
 from kapos.update.agent import UpdateAgent, stored_overrides
+from kapos.harness import started
 from kapos.wiring import Assembly
 from updatekit import Site, init_root, serve
 
@@ -90,7 +91,8 @@ def test_a_new_technician_pin_hash_changes_which_pin_opens_the_menu(setup, monke
 
     async def go():
         agent = new_agent(assembly, root)
-        async with assembly.terminal.running() as terminal:
+        async with started(assembly) as running:
+            terminal = running.terminal
             before = await try_pin(terminal, "0000")  # the sim board's plain default
             await agent.check_once()  # idle: applied at once, between transactions
             assert agent.last_error is None
@@ -136,7 +138,8 @@ def test_a_malformed_technician_pin_hash_refuses_the_whole_set_and_keeps_the_pre
 
     async def go():
         agent = new_agent(assembly, root)
-        async with assembly.terminal.running() as terminal:
+        async with started(assembly) as running:
+            terminal = running.terminal
             await agent.check_once()
             assert agent.last_error is None
             site.repo.add_targets({"params/stable.json": (json.dumps(doc).encode(), None)})

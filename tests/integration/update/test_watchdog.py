@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from kapos.io import sd_notify
+from kapos.harness import started
 from kapos.wiring import Assembly
 
 WATCHDOG_USEC = 100000  # pings every 50 ms
@@ -57,7 +58,7 @@ class TerminalThread:
 
     async def _main(self):
         self.loop = asyncio.get_running_loop()
-        async with self.assembly.terminal.running():
+        async with started(self.assembly):
             self.started.set()
             await asyncio.to_thread(self.stop.wait)
 
