@@ -5,6 +5,7 @@ page offers no insert button."""
 
 import pytest
 
+from test_web_browser import click_keys
 from webstack import Stack, sim_page, wait_screen, wait_text
 
 
@@ -24,11 +25,6 @@ def nfc_pages(browser, nfc_stack):
         yield context.new_page
     finally:
         context.close()
-
-
-def click_keys(page, keys):
-    for key in keys:
-        page.click('#keypad button[data-key="%s"]' % key)
 
 
 def test_an_insert_sale_by_clicking_ends_with_the_receipt_on_the_page(nfc_pages, nfc_stack):

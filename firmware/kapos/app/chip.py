@@ -114,20 +114,11 @@ class ChipSession:
             return lambda candidates: candidates[0]
 
         def choose(candidates):
-            answers = queue.Queue()
-            self._choice = (ref, answers)
-            names = [c.display_name() for c in candidates]
-            loop.call_soon_threadsafe(lambda: post(E.CHIP_CHOICE, ref=ref, names=names, tap=True))
-            try:
-                index = answers.get(timeout=CHOICE_WAIT_S)
-            except queue.Empty:
-                index = None
-            finally:
-                self._choice = None
-            if index is None or not 0 <= index < len(candidates):
+            picked = wait_for_pick(self, ref, candidates, lambda names: loop.call_soon_threadsafe(
+                lambda: post(E.CHIP_CHOICE, ref=ref, names=names, tap=True)))
+            if picked is None:
                 self._abandoned = True
-                return None
-            return candidates[index]
+            return picked
 
         return choose
 
@@ -163,6 +154,23 @@ class ChipSession:
 
 
 CHOICE_WAIT_S = 120  # a kernel thread never waits longer than this for the cardholder's pick
+
+
+def wait_for_pick(owner, ref, candidates, announce):
+    """On the kernel's thread: `announce(names)` asks the loop, then wait for what the loop
+    puts in `owner._choice` (CHOOSE_APP's index, None to give up). The Candidate, or None."""
+    answers = queue.Queue()
+    owner._choice = (ref, answers)
+    announce([c.display_name() for c in candidates])
+    try:
+        index = answers.get(timeout=CHOICE_WAIT_S)
+    except queue.Empty:
+        index = None
+    finally:
+        owner._choice = None
+    if index is None or not 0 <= index < len(candidates):
+        return None
+    return candidates[index]
 
 
 class ContactChip:
@@ -237,19 +245,8 @@ class ContactChip:
         config = terminal_config(self._settings(), self._random)
 
         def choose(candidates):  # on the kernel's thread
-            answers = queue.Queue()
-            self._choice = (ref, answers)
-            names = [c.display_name() for c in candidates]
-            loop.call_soon_threadsafe(lambda: self._post(E.CHIP_CHOICE, ref=ref, names=names))
-            try:
-                index = answers.get(timeout=CHOICE_WAIT_S)
-            except queue.Empty:
-                index = None
-            finally:
-                self._choice = None
-            if index is None or not 0 <= index < len(candidates):
-                return None
-            return candidates[index]
+            return wait_for_pick(self, ref, candidates, lambda names: loop.call_soon_threadsafe(
+                lambda: self._post(E.CHIP_CHOICE, ref=ref, names=names)))
 
         try:
             result = await asyncio.to_thread(kernel.run, apdu.Channel(card.transceive), config, txn,
