@@ -4,11 +4,16 @@ A scripted sale and a settlement on the pico-w port (tests/micropython/inside/pi
 run against the reference host on loopback, importing the .mpy files `kapos flash` copies
 (mpy-cross, no source on the board). Figures are gc.mem_alloc() in bytes of heap in use:
 
-- this build's gc.collect() does nothing inside a run (it cannot scan the wasm stack) and
-  collects between top-level runs, so every event of the sale is its own top-level run:
-  'live' is the heap in use at an event boundary, after a collect (what a Pico W's heap
-  holds between events), 'bound' the live heap plus all an event allocated without any
-  collection (an upper bound: the real peak within an event lies between the two);
+- this build's gc.collect() does nothing inside a run (it cannot scan the wasm stack); called
+  there, it makes the next top-level run start with a collection (without it, collections
+  come only when the heap fills). So every event of the sale is its own top-level run that
+  ends with that request: 'live' is the heap in use at an event boundary, after a collect
+  (what a Pico W's heap holds between events), 'bound' the live heap plus all an event
+  allocated without any collection (an upper bound: the real peak within an event lies
+  between the two);
+- objects JS holds (each run's result, the bridge's promise callbacks) stay in the heap
+  until node's collector finalizes their proxies: tools/mpy/run.mjs has node collect
+  before each step, since a Pico W holds no such objects;
 - 'imports' is what importing the port cost (bytecode loaded from .mpy, qstrs, the
   modules' globals, classes and tables); a frozen firmware keeps bytecode, qstrs and
   constants in flash, so it sees the 'without imports' column plus the part of imports

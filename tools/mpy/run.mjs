@@ -8,9 +8,10 @@
 // tests/micropython/). --bridge gives the script a `kapos_bridge` module with TCP streams
 // through node's `net`, because this build has no sockets; loopback addresses only.
 // --then runs each string of a JSON array as its own top-level run after SCRIPT, in the
-// same interpreter: this build's gc.collect() does nothing (it cannot scan the wasm
-// stack) and collects only between top-level runs, so a step that starts by reading
-// gc.mem_alloc() sees the live heap.
+// same interpreter: this build's gc.collect() does nothing inside a run (it cannot scan
+// the wasm stack) but makes the next top-level run start with a collection, so a step
+// that starts by reading gc.mem_alloc() after one that called gc.collect() sees the live
+// heap (and node collects JS-held proxies before each step: see releaseProxies).
 // The exit code is 0 when the script ran to its end, 1 when it raised.
 import { loadMicroPython } from "@micropython/micropython-webassembly-pyscript";
 import fs from "fs";

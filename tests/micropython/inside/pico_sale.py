@@ -9,8 +9,9 @@ node's `net` (kapos_bridge), because the WebAssembly build has no sockets; on a 
 they are asyncio.open_connection.
 
 Memory: this build's gc.collect() does nothing inside a run (it cannot scan the wasm
-stack); it collects between top-level runs. So gc.mem_alloc() read at the start of a run
-is the live heap, and at the end of it the live heap plus everything the step allocated
+stack), but it makes the next top-level run start with a collection (otherwise the build
+collects only when the heap fills). Each step ends with that request, so gc.mem_alloc()
+read at the start of a run is the live heap, and at the end of it the live heap plus everything the step allocated
 without any collection: the real peak of a step lies between the two. `mark(label)`
 prints both for every step, then asks for the collection before the next run (a
 gc.collect() inside a run is what makes the build collect at the next top-level run).
