@@ -33,7 +33,7 @@ from kapos.simdata.cards import expiry_months_ahead  # noqa: E402
 from kapos.core import events as E  # noqa: E402
 from kapos.core import machine  # noqa: E402
 from kapos.core.settings import Settings  # noqa: E402
-from kapos.harness import started  # noqa: E402
+from kapos import harness  # noqa: E402
 from kapos.local_target import LocalTarget  # noqa: E402
 from kapos.wiring import Assembly  # noqa: E402
 
@@ -141,7 +141,7 @@ async def _sales(overrides, n, host_pid=None):
         step.wrap(assembly.terminal, "handle")
         drawing.wrap(assembly.platform.get("display"), "show")
         try:
-            async with started(assembly):  # kapos.harness on the caller's Assembly
+            async with harness.started(assembly):  # the harness on this Assembly
                 player = Player(target, default_timeout=15.0)
                 await player.play(parse(SALE_SCRIPT.replace("expect receipts %d\n", "")))  # warm-up: sign-on
                 await player.play(parse('timeout 15\nexpect receipt "%s"\n' % "TOTAL"))

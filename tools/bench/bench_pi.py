@@ -27,7 +27,7 @@ os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
 
 from kapos.app.scenario import Player, parse  # noqa: E402
 from kapos.core import events as E  # noqa: E402
-from kapos.harness import started  # noqa: E402
+from kapos import harness  # noqa: E402
 from kapos.local_target import LocalTarget  # noqa: E402
 from kapos.ports.linux.keypad import MatrixKeypad  # noqa: E402
 from kapos.wiring import Assembly  # noqa: E402
@@ -150,7 +150,7 @@ async def _sale_lateness(journal_on_loop=False):
             assembly.authorizer.journal.aio = JournalOnTheLoop(assembly.authorizer.journal)
         try:
             target = LocalTarget(assembly.terminal, assembly.testcards)
-            async with started(assembly):  # kapos.harness on the caller's Assembly
+            async with harness.started(assembly):  # the harness on this Assembly
                 player = Player(target, default_timeout=20.0)
                 await player.play(parse(EMV_SALE))  # warm-up: sign-on, first frames
                 probe = LatenessProbe()
@@ -250,7 +250,7 @@ async def _keypad(presses=31, hold=0.050, every=0.120):
 
         assembly.terminal.handle = handle
         try:
-            async with started(assembly):  # kapos.harness on the caller's Assembly
+            async with harness.started(assembly):  # the harness on this Assembly
                 await asyncio.sleep(0.3)  # the idle screen's first frame
                 start = time.monotonic() + 0.05
                 labels = ["1", "B"]  # a digit then CLEAR: every press changes the screen
