@@ -149,3 +149,46 @@ def test_the_running_check_sees_a_hand_assembled_start(tmp_path):
         "    async with Harness('sim') as h:\n"
         "        await h.play('key 1\\n')\n")
     assert hand_entered_loops(str(tmp_path)) == [(os.path.join("tests", "test_new.py"), 5)]
+
+
+# ---------------------------------------------------------------- the host never uses the terminal's client
+
+TERMINAL_CLIENT = ("kapos.io.host_link", "kapos.io.journal")  # the terminal's I/O client and its journal
+# tools/ files allowed to import them: each plays the *terminal* side of what it measures.
+TERMINAL_CLIENT_ALLOWED = {
+    "tools/bench/bench_host.py": "N terminal processes, each a HostAuthorizer over TCP, load the host",
+    "tools/bench/bench_scaling.py": "the terminal's settlement (journal batch totals) against batch size",
+    "tools/bench/bench_pi.py": "journal commits timed on the writer thread, as on a Pi's SD card",
+}
+
+
+def terminal_client_imports(root=ROOT):
+    """[(path, module)] of every import of the terminal's I/O client under tools/."""
+    import ast
+
+    found = []
+    for dirpath, dirs, files in os.walk(os.path.join(root, "tools")):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        for name in (n for n in files if n.endswith(".py")):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root).replace(os.sep, "/")
+            with open(path, encoding="utf-8") as f:
+                tree = ast.parse(f.read(), path)
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module:
+                    modules = [node.module] + ["%s.%s" % (node.module, a.name) for a in node.names]
+                else:
+                    continue
+                found += [(rel, mod) for mod in modules if mod in TERMINAL_CLIENT]
+    return sorted(set(found))
+
+
+def test_tools_import_the_terminal_client_only_where_they_play_the_terminal():
+    """The reference host (kapos_tools) speaks through the portable kapos.host code; only
+    the benches listed above drive the terminal's own client, as the terminal side."""
+    found = terminal_client_imports()
+    assert [p for p in found if p[0] not in TERMINAL_CLIENT_ALLOWED] == []
+    assert not [p for p in found if p[0].startswith("tools/kapos_tools/")]
+    assert {p[0] for p in found} == set(TERMINAL_CLIENT_ALLOWED)  # no stale allow-list entry
