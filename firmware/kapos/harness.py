@@ -15,8 +15,9 @@ the loop is started), returning once the idle screen is up - or raising why the 
 could not start. Leaving stops the loop (cancelled if it does not end), closes the host
 link with its in-process engine and the devices, and removes the temporary directory.
 
-`Harness(assembly=...)` runs an Assembly its caller built and closes (the CLI's, whose
-start-up errors are shown on the display first; the web simulator's).
+`Harness(assembly=...)` (or `started(assembly)`) runs an Assembly its caller built and
+closes (the CLI's, whose start-up errors are shown on the display first; the web
+simulator's; a bench's or an update test's, customised before the loop starts).
 """
 
 import contextlib
