@@ -109,3 +109,48 @@ def test_a_locked_remote_terminal_fails_with_what_to_do():
         target = HilTarget("tcp://" + term.address, token=term.token)
         with pytest.raises(pytest.fail.Exception, match=r"LOCKED after a tamper: re-key it \(kapos keys load\)"):
             target.play(parse("key 1\n", name="x"))
+
+
+# ---------------------------------------------------------------- the chip slot
+
+SCENARIOS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scenarios")
+INSERT = 'key 1\nkeys 7800\nkey ENTER\nexpect screen "Insert, swipe or tap card"\ninsert emv-tap mchip\n' \
+         'expect screen "1 Debit"\nkey 1\nkeys 1234\nkey ENTER\nexpect result approved\n' \
+         'expect screen "Remove card"\nremove\nexpect state IDLE\nexpect no screen "Remove card"\n'
+
+
+def _played_without_skip(target, scenario):
+    try:
+        target.play(scenario)
+    except pytest.skip.Exception as exc:
+        pytest.fail("%s skipped %s: %s" % (target, scenario.name, exc), pytrace=False)
+
+
+def test_a_scenario_that_inserts_runs_on_a_board_with_a_chip_slot():
+    from kapos.app.scenario import load
+
+    scenario = load(os.path.join(SCENARIOS, "insert-emv.scenario"))
+    assert HilTarget("local").board_for(scenario) == "sim-nfc"
+    assert HilTarget("local").board_for(parse(SALE, name="sale")) == "sim"
+    assert HilTarget("local", board="rpi4").board_for(scenario) == "rpi4"  # --board wins
+    for where in ("local", "manage"):  # in process, and by `inject insert` over TCP
+        _played_without_skip(HilTarget(where), scenario)
+
+
+def test_a_remote_terminal_with_a_sim_slot_takes_inserts_over_the_channel():
+    with BackgroundTerminal("sim-nfc", test_mode=True, overrides=[("host.reply_delay", "0")]) as term:
+        target = HilTarget("tcp://" + term.address, board="sim-nfc", token=term.token)
+        _played_without_skip(target, parse(INSERT, name="insert"))
+        # a scenario that stopped with the card in: the next one starts from an empty slot
+        term.call(term.terminal.platform.get("chip").insert, "4761739001010010=30122011234", "mchip")
+        _played_without_skip(target, parse(INSERT, name="insert-again"))
+        assert term.terminal.ctx.counters["approved"] == 2
+
+
+def test_a_remote_terminal_without_a_slot_skips_inserts_with_what_to_do():
+    with BackgroundTerminal("sim", test_mode=True) as term:
+        target = HilTarget("tcp://" + term.address, token=term.token)
+        with pytest.raises(pytest.skip.Exception,
+                           match=r"line 5 `insert emv-tap mchip`: .*board sim\) cannot take an injected insert: "
+                                 r"insert and remove the chip card by hand"):
+            target.play(parse(INSERT, name="insert"))

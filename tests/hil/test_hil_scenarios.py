@@ -1,8 +1,9 @@
 """Every scenario in tests/scenarios, played through `terminal_target`.
 
-With no options each runs twice on the sim board: in process (LocalTarget) and through
-the management channel over TCP (RemoteTarget against an in-process terminal), so the
-remote path is part of `make test`. Against a real terminal:
+With no options each runs twice on the sim board (sim-nfc for the scenarios that insert a
+chip card: sim has no slot): in process (LocalTarget) and through the management channel
+over TCP (RemoteTarget against an in-process terminal, chip inserts by `inject insert`), so
+the remote path is part of `make test`. Against a real terminal:
 
     pytest tests/hil --board rpi4 --target tcp://10.0.0.7:7700 --manage-token-file pi.token
 

@@ -63,7 +63,7 @@ PRINT_TIMEOUT = 30.0
 BUSY_STATES = ("AMOUNT", "TARGET", "VOID_CONFIRM", "CARD", "ACCOUNT", "PIN", "SEALING",
                "CONFIRM", "AUTHORIZING", "RESULT")
 FAULTS = ("printer_paper_out", "host_offline", "nfc_absent")
-INJECTABLE = ("key", "swipe", "swipe_raw", "tap", "tap_uid", "tamper")
+INJECTABLE = ("key", "swipe", "swipe_raw", "tap", "tap_uid", "tamper", "insert", "remove")
 
 
 class RequestError(Exception):
@@ -234,7 +234,8 @@ class ManagementServer:
         return {"protocol": PROTOCOL, "versions": self.diagnostics.versions(),
                 "board": self._board_name(), "auth_required": True,
                 "authenticated": session.authed,
-                "test_mode": self.test_mode, "commands": self.commands}
+                "test_mode": self.test_mode, "injectable": self.injectable(),
+                "commands": self.commands}
 
     async def _cmd_status(self, request, session):
         status = self.terminal.status()
@@ -382,6 +383,10 @@ class ManagementServer:
             raise RequestError("inject needs exactly one of: %s" % ", ".join(INJECTABLE))
         what = given[0]
         value = request[what]
+        if "profile" in request and what != "insert":
+            raise RequestError("\"profile\" goes with insert only (a tap's card is the board's)")
+        if what in ("insert", "remove"):
+            return await self._inject_chip(what, value, request.get("profile"))
         if not isinstance(value, str) or not value:
             raise RequestError("inject %s needs a non-empty string" % what)
         if what == "key":
@@ -405,9 +410,55 @@ class ManagementServer:
             if not 4 <= len(uid) <= 10:
                 raise RequestError("tap_uid must be 4, 7 or 10 bytes")
             done = await self._inject("nfc", E.TAP, "tap", hal.Tap(uid))
+        return self._injected(what, done)
+
+    async def _inject_chip(self, what, value, profile):
+        """insert: a test card into the chip slot as an emulated EMV card of `profile`
+        (the scenario step `insert ID [PROFILE]`); remove: the card out. Only a slot that
+        takes injected cards (the sim twin) can: a real reader's card is put in by hand."""
+        if what == "remove" and value is not True:
+            raise RequestError("inject remove needs \"remove\": true")
+        if what == "insert":
+            if not isinstance(value, str) or not value:
+                raise RequestError("inject insert needs a test card id (a non-empty string)")
+            if profile is not None and (not isinstance(profile, str) or not profile):
+                raise RequestError("\"profile\" must be a non-empty string (an emulated chip profile)")
+        slot = self._chip_slot()
+        if what == "remove":
+            if slot.card is None:  # nothing comes out, so no event: say so at once
+                return self._injected(what, False)
+            return self._injected(what, await self._inject("chip", None, None, None))
+        card = self._card(value)
+        if not getattr(card, "pan", None) or getattr(card, "token", False):
+            raise RequestError("test card %r has no chip (no PAN): it cannot be inserted" % value[:40])
+        try:
+            track2 = card.track2_equivalent()
+        except KaposError as exc:
+            raise RequestError("test card %r cannot be inserted: %s" % (value[:40], exc))
+        return self._injected(what, await self._inject("chip", None, None, (track2, profile)))
+
+    def _chip_slot(self):
+        slot = self.terminal.platform.get("chip")
+        if slot is None:
+            raise RequestError("board %s has no chip slot (board sim-nfc has the simulated one)" % self._board_name())
+        if not hasattr(slot, "inject"):
+            raise RequestError("board %s's chip reader is a real one: insert and remove the card by hand"
+                               % self._board_name())
+        return slot
+
+    def _injected(self, what, done):
         screen = self.terminal.screen
         return {"injected": what, "handled": done, "state": self.terminal.state,
                 "screen": screen.text() if screen else ""}
+
+    def injectable(self):
+        """What `inject` can put into this terminal: nothing outside test mode; insert and
+        remove only with a chip slot that takes injected cards."""
+        if not self.test_mode:
+            return []
+        slot = self.terminal.platform.get("chip")
+        chip = slot is not None and hasattr(slot, "inject")
+        return [k for k in INJECTABLE if chip or k not in ("insert", "remove")]
 
     async def _inject(self, device_name, kind, field, value):
         """Through the simulated device when it takes injected input (the reader task
@@ -420,7 +471,7 @@ class ManagementServer:
         if device is not None and hasattr(device, "inject"):
             try:
                 device.inject(value)
-            except ValueError as exc:
+            except (ValueError, KaposError) as exc:  # e.g. an unknown chip profile: nothing changed
                 raise RequestError(str(exc))
         else:
             self.terminal.post(kind, **{field: value})

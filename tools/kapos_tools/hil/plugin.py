@@ -1,8 +1,9 @@
 """pytest plugin for hardware-in-the-loop runs (docs/hil.md). Registered by tests/conftest.py.
 
 Options:
-    --board NAME        the board under test (default sim). In-process targets build it here;
-                        for a remote terminal it must match what the terminal reports.
+    --board NAME        the board under test (default sim; sim-nfc for a scenario that
+                        inserts a chip card, as sim has no chip slot). In-process targets
+                        build it here; for a remote terminal it must match what it reports.
     --target WHERE      local     in process: a Terminal on --board, driven directly
                         manage    in process, but driven through the management channel over TCP
                         tcp://HOST:PORT   a running terminal's management channel (e.g. a Pi)
@@ -25,7 +26,8 @@ Scenario `config`/`clock` lines are applied only in process (local, manage): a r
 terminal keeps its own configuration, so such scenarios are skipped there with the reason;
 so are `tamper` scenarios (a tamper erases a real terminal's keys until it is re-keyed).
 A terminal not in test mode cannot take injected keys, swipes or taps: scenarios that
-need them are skipped, naming the step ("swipe a card physically").
+need them are skipped, naming the step ("swipe a card physically"); so are `insert` /
+`remove` on a terminal whose chip slot takes no injected card (hello's `injectable`).
 """
 
 import asyncio
@@ -42,6 +44,9 @@ from kapos_tools.diag.client import ManagementError, find_token
 from .remote import HINTS, InjectionUnavailable, RemoteTarget
 
 IN_PROCESS = ("local", "manage")
+DEFAULT_BOARD = "sim"
+CHIP_BOARD = "sim-nfc"  # the default board's twin with a chip slot (ports/sim/chip_slot.py)
+CHIP_VERBS = ("insert", "remove")
 INJECT_VERBS = {"key": "key", "keys": "key", "swipe": "swipe", "tap": "tap", "tamper": "tamper",
                 "insert": "insert", "remove": "insert"}
 DEVICE_OF = {"key": "keypad", "swipe": "magstripe", "tap": "nfc", "tamper": "tamper", "insert": "chip"}
@@ -135,7 +140,7 @@ class HilTarget:
     def __init__(self, where, board=None, token=None):
         self.where = where
         self.board_given = board
-        self.board = board or "sim"
+        self.board = board or DEFAULT_BOARD
         self.token = token
         self.kind = where if where in IN_PROCESS else "remote"
 
@@ -163,18 +168,26 @@ class HilTarget:
                         "until it is re-keyed (such scenarios run in process only)" % (name, step.line_no, step.source))
         return None
 
+    def board_for(self, scenario):
+        """The board an in-process target builds for this scenario: --board when given,
+        else sim, or sim-nfc when the scenario uses the chip slot (sim has none)."""
+        if self.board_given or not any(step.verb in CHIP_VERBS for step in scenario.steps):
+            return self.board
+        return CHIP_BOARD
+
     @contextlib.asynccontextmanager
-    async def open(self, config=(), clock=None):
+    async def open(self, config=(), clock=None, board=None):
         """An async context manager yielding a HilSession on a fresh (in-process) or a
-        reset (remote) terminal."""
+        reset (remote) terminal; `board`: build that one in process instead of --board."""
+        board = board or self.board
         if self.kind == "local":
-            async with _local(self.board, config, clock) as session:
+            async with _local(board, config, clock) as session:
                 yield session
         elif self.kind == "manage":
             from kapos_tools.diag.simrun import InProcessTerminal
 
             overrides = [("host.reply_delay", "0")] + list(config)
-            async with InProcessTerminal(self.board, overrides=overrides, clock=clock, test_mode=True) as term:
+            async with InProcessTerminal(board, overrides=overrides, clock=clock, test_mode=True) as term:
                 target = await RemoteTarget.connect(term.address, token=term.token)
                 try:
                     yield HilSession("manage", target, assembly=term.assembly, client=target.client)
@@ -207,7 +220,8 @@ class HilTarget:
         outcome = {}
 
         async def go():
-            async with self.open(scenario.config, scenario.clock) as session:
+            board = self.board_for(scenario) if self.in_process else None
+            async with self.open(scenario.config, scenario.clock, board) as session:
                 for step in scenario.steps:
                     verb = INJECT_VERBS.get(step.verb)
                     if verb and not session.can_inject(verb):

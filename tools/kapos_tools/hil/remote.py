@@ -4,7 +4,8 @@
     await Player(target).play(scenario)
     await target.close()
 
-Inputs become `inject` requests (the terminal must be in test mode); snapshots come from
+Inputs become `inject` requests (the terminal must be in test mode; `insert`/`remove` also
+need a chip slot that takes injected cards, which hello's `injectable` lists); snapshots come from
 `snapshot` (one round trip: screen, state, and the results, receipts and beeps with their
 running totals). `wait_change` polls every 20 ms until the terminal's change counter
 moves. Results, receipts and beeps count from the moment the target connected, as for an
@@ -29,6 +30,10 @@ HINTS = {
 }
 
 
+# the inject fields a terminal takes in test mode when its hello has no "injectable" list
+INJECTABLE_BEFORE_CHIP = ("key", "swipe", "swipe_raw", "tap", "tap_uid", "tamper")
+
+
 class InjectionUnavailable(ScenarioError):
     """The terminal does not take injected input: the step needs a person (or a robot)."""
 
@@ -40,6 +45,8 @@ class RemoteTarget(Target):
         hello = client.hello or {}
         self.board = hello.get("board")
         self.test_mode = bool(hello.get("test_mode"))
+        # what `inject` takes here (a terminal older than the field: everything but the chip slot)
+        self.injectable = set(hello.get("injectable", INJECTABLE_BEFORE_CHIP if self.test_mode else ()))
         self.results, self.receipts, self.beeps = [], [], []
         self._totals = None  # results/receipts/beeps totals at the last snapshot
         self._seq = None
@@ -57,9 +64,12 @@ class RemoteTarget(Target):
         return target
 
     def can_inject(self, verb):
-        return self.test_mode and verb != "insert"  # no chip slot over the channel yet
+        return self.test_mode and verb in self.injectable  # scenario verbs name inject fields
 
     def injection_refusal(self, verb):
+        if self.test_mode:  # in test mode, but this input has no injectable device
+            return "the terminal at %s (board %s) cannot take an injected %s: %s" % (
+                self.client.where, self.board, verb, HINTS.get(verb, "do it by hand"))
         return "the terminal at %s does not accept injected input (not in test mode): %s" % (
             self.client.where, HINTS.get(verb, "do it by hand"))
 
@@ -91,6 +101,15 @@ class RemoteTarget(Target):
             await self._inject("tap", tap_uid=uid)
         else:
             await self._inject("tap", tap=card_id)
+
+    async def insert(self, card_id, profile=None):
+        if profile is None:
+            await self._inject("insert", insert=card_id)
+        else:
+            await self._inject("insert", insert=card_id, profile=profile)
+
+    async def remove(self):
+        await self._inject("insert", remove=True)
 
     async def tamper(self, source):
         await self._inject("tamper", tamper=source)
@@ -139,6 +158,8 @@ class RemoteTarget(Target):
         while True:
             snap = await self._fetch()
             if snap["state"] == "IDLE":
+                if self.can_inject("insert"):  # a card a failed scenario left in the slot
+                    await self.remove()
                 await self._fetch()  # new baseline
                 return
             if snap["state"] == "LOCKED":

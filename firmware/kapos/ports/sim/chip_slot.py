@@ -65,9 +65,10 @@ class SimChipSlot(hal.Device):
 
     def insert(self, track2, profile=None):
         """Put a card into the slot (from the loop's thread: scenario, console, web)."""
+        # the card first: an unknown profile (ConfigError) leaves the slot as it was
+        chip = _MuteChip() if profile == MUTE else emv_cards.card_for(track2, profile, contact=True)
         if self.card is not None:
             self.remove()
-        chip = _MuteChip() if profile == MUTE else emv_cards.card_for(track2, profile, contact=True)
         self.card = SimContactCard(chip)
         self.insertions += 1
         self._event().set()
