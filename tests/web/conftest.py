@@ -44,40 +44,50 @@ def webhook():
         hook.close()
 
 
-@pytest.fixture
-def stack(tmp_path, webhook):
-    s = Stack(tmp_path, webhook.url)
+def _running_stack(tmp_path, webhook, **options):
+    s = Stack(tmp_path, webhook.url, **options)
     try:
         yield s
     finally:
         s.close()
+
+
+def _new_pages(browser):
+    """new_page() in a browser context of this test, closed before the servers stop."""
+    context = browser.new_context()
+    try:
+        yield context.new_page
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def stack(tmp_path, webhook):
+    yield from _running_stack(tmp_path, webhook)
+
+
+@pytest.fixture
+def nfc_stack(tmp_path, webhook):
+    """The stack on board sim-nfc: a chip slot (insert buttons) and the MFRC522 emulator."""
+    yield from _running_stack(tmp_path, webhook, board="sim-nfc")
 
 
 @pytest.fixture
 def pg_stack(tmp_path, webhook, postgres_server):
     """The same stack with the host's ledger on PostgreSQL."""
-    s = Stack(tmp_path, webhook.url, ledger_url=postgres_server.new_schema())
-    try:
-        yield s
-    finally:
-        s.close()
+    yield from _running_stack(tmp_path, webhook, ledger_url=postgres_server.new_schema())
 
 
 @pytest.fixture
 def pages(browser, stack):
-    """new_page() in a context of this test, closed before the servers stop."""
-    context = browser.new_context()
-    try:
-        yield context.new_page
-    finally:
-        context.close()
+    yield from _new_pages(browser)
 
 
 @pytest.fixture
 def pg_pages(browser, pg_stack):
-    """new_page() for the PostgreSQL stack."""
-    context = browser.new_context()
-    try:
-        yield context.new_page
-    finally:
-        context.close()
+    yield from _new_pages(browser)
+
+
+@pytest.fixture
+def nfc_pages(browser, nfc_stack):
+    yield from _new_pages(browser)

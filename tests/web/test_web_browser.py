@@ -6,22 +6,12 @@ import time
 
 from PIL import Image
 
-from webstack import VIEWER, dashboard_page, sim_page, wait_screen, wait_text
-
-
-def click_keys(page, keys):
-    for key in keys:
-        page.click('#keypad button[data-key="%s"]' % key)
+from webstack import VIEWER, click_keys, dashboard_page, sim_page, start_sale, wait_screen, wait_text
 
 
 def test_a_sale_done_by_clicking_the_keypad_and_a_card_button_ends_with_the_receipt_on_the_page(pages, stack):
     page = sim_page(pages, stack)
-    wait_screen(page, "1 Sale")
-    click_keys(page, "1")
-    wait_screen(page, "SALE")
-    click_keys(page, "1250")
-    page.click('#keypad button[data-key="enter"]')
-    wait_screen(page, "Swipe or tap card")
+    start_sale(page, "1250", "Swipe or tap card")
     page.click('button[data-card="visa-debit"]')
     wait_screen(page, "1 Debit")
     click_keys(page, "1")

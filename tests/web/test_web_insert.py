@@ -3,39 +3,13 @@ test card has an insert button; an insert sale done by clicking ends with the re
 the page, the host having verified the card's ARQC. On the default board (no slot) the
 page offers no insert button."""
 
-import pytest
-
-from test_web_browser import click_keys
-from webstack import Stack, sim_page, wait_screen, wait_text
-
-
-@pytest.fixture
-def nfc_stack(tmp_path, webhook):
-    s = Stack(tmp_path, webhook.url, board="sim-nfc")
-    try:
-        yield s
-    finally:
-        s.close()
-
-
-@pytest.fixture
-def nfc_pages(browser, nfc_stack):
-    context = browser.new_context()
-    try:
-        yield context.new_page
-    finally:
-        context.close()
+from webstack import click_keys, sim_page, start_sale, wait_screen, wait_text
 
 
 def test_an_insert_sale_by_clicking_ends_with_the_receipt_on_the_page(nfc_pages, nfc_stack):
     page = sim_page(nfc_pages, nfc_stack)
-    wait_screen(page, "1 Sale")
+    start_sale(page, "7800", "Insert, swipe or tap card")
     assert page.locator('button[data-insert="visa-debit"]').count() == 0  # a stripe-only card
-    click_keys(page, "1")
-    wait_screen(page, "SALE")
-    click_keys(page, "7800")
-    page.click('#keypad button[data-key="enter"]')
-    wait_screen(page, "Insert, swipe or tap card")
     page.click('button[data-insert="emv-tap"]')
     wait_text(page, "#chip-slot", "in the slot: emv-tap")
     wait_screen(page, "1 Debit", timeout=15000)
@@ -61,12 +35,7 @@ def test_an_insert_sale_by_clicking_ends_with_the_receipt_on_the_page(nfc_pages,
 
 def test_a_mute_chip_asks_for_the_stripe(nfc_pages, nfc_stack):
     page = sim_page(nfc_pages, nfc_stack)
-    wait_screen(page, "1 Sale")
-    click_keys(page, "1")
-    wait_screen(page, "SALE")
-    click_keys(page, "100")
-    page.click('#keypad button[data-key="enter"]')
-    wait_screen(page, "Insert, swipe or tap card")
+    start_sale(page, "100", "Insert, swipe or tap card")
     page.click("#chip-mute")
     wait_text(page, "#message", "mute chip on the next insert: True")
     page.click('button[data-insert="emv-tap"]')

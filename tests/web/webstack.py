@@ -169,3 +169,18 @@ def run_async(coro, timeout=20):
     if "error" in box:
         raise box["error"]
     return box.get("result")
+
+
+def click_keys(page, keys):
+    for key in keys:
+        page.click('#keypad button[data-key="%s"]' % key)
+
+
+def start_sale(page, amount, prompt):
+    """From the idle screen to the card prompt by clicking: 1 (Sale), the amount, Enter."""
+    wait_screen(page, "1 Sale")
+    click_keys(page, "1")
+    wait_screen(page, "SALE")
+    click_keys(page, amount)
+    page.click('#keypad button[data-key="enter"]')
+    wait_screen(page, prompt)
