@@ -2,7 +2,8 @@
 """Tables in the docs that are generated from the code, so they cannot drift:
 
 - docs/diagnostics.md: the self-test checks, in the order `Diagnostics.selftest()` runs them;
-- docs/scenarios.md: the scenario steps, each example parsed by `kapos.app.scenario.parse`;
+- docs/scenarios.md: the scenario steps, each example parsed by `kapos.app.scenario.parse`,
+  and the emulated chip profiles of `tap ID PROFILE` / `insert ID PROFILE` (ports/sim/emv_cards.py);
 - README.md: the shipped boards, from the files in `boards/`.
 
     python tools/make_docs_tables.py --write   # rewrite the generated blocks (make docs)
@@ -68,9 +69,9 @@ STEP_DOCS = [
     ('swipe ID / swipe raw "TEXT"',
      "a built-in test card (`firmware/kapos/simdata/testcards.toml`) or raw reader text"),
     ("tap ID / tap ID PROFILE / tap uid HEX", "a test card over NFC (on sim-nfc as an emulated EMV card of PROFILE: "
-     "visa-qvsdc (default), mchip, blocked-first, two-apps), or a bare UID (a closed-loop token)"),
+     "{tap_profiles}; see [the profiles](#emulated-chip-profiles)), or a bare UID (a closed-loop token)"),
     ("insert ID / insert ID PROFILE", "a test card into the contact chip slot (board sim-nfc): an emulated EMV "
-     "card of PROFILE (mchip, visa-qvsdc, two-apps, blocked-first, or `mute`, a dead chip)"),
+     "card of PROFILE ({insert_profiles})"),
     ("remove", "the card out of the chip slot"),
     ("wait SECONDS", "sleep"),
     ('tamper / tamper "REASON"',
@@ -86,6 +87,49 @@ STEP_DOCS = [
     ("expect receipts N", "N receipts printed since start; waits"),
     ("expect beep TONE", "a beep of TONE (`key`, `ok`, `error`) since the last beep check"),
 ]
+
+# emulated chip profile -> what the card is (ports/sim/emv_cards.py PROFILES, plus the slot's `mute`)
+PROFILE_DOCS = {
+    "visa-qvsdc": "Visa credit, qVSDC: the cryptogram comes with GPO (the default)",
+    "mchip": "Mastercard M/Chip: GENERATE AC after the records",
+    "blocked-first": "its first AID (Mastercard) answers SELECT as blocked: the kernel drops it and pays "
+                     "with the second (VISA DEBIT)",
+    "two-apps": "two applications: Maestro (priority 1) and VISA DEBIT (priority 2)",
+    "multi-confirm": "a debit card with three AIDs (`emv_debit_multi`), the first asking for cardholder "
+                     "confirmation: the choice screen",
+    "mute": "chip slot only: a dead chip answering 6F00 to everything (the fallback to the stripe)",
+}
+INSERT_ONLY = ("mute",)
+
+
+def emulated_profiles():
+    """The profile names the sim board knows, each with its row (or an error naming it)."""
+    from kapos.ports.sim import chip_slot, emv_cards
+
+    code = list(emv_cards.PROFILES) + [chip_slot.MUTE]
+    undocumented = [p for p in code if p not in PROFILE_DOCS]
+    stale = [p for p in PROFILE_DOCS if p not in code]
+    if undocumented or stale:
+        raise GeneratedDocError("chip profiles: add %s to / remove %s from PROFILE_DOCS in "
+                                "tools/make_docs_tables.py" % (undocumented or "-", stale or "-"))
+    default = emv_cards.DEFAULT_PROFILE
+    return [default] + [p for p in code if p != default]
+
+
+def profiles_table():
+    rows = ["| profile | `tap` | `insert` | the emulated card |", "|---|---|---|---|"]
+    for name in emulated_profiles():
+        rows.append("| `%s` | %s | yes | %s |" % (name, "-" if name in INSERT_ONLY else "yes", PROFILE_DOCS[name]))
+    return "\n".join(rows)
+
+
+def _step_meaning(meaning):
+    if "{" not in meaning:
+        return meaning
+    names = emulated_profiles()
+    tap = ["%s%s" % (n, " (default)" if i == 0 else "") for i, n in enumerate(names) if n not in INSERT_ONLY]
+    return meaning.format(tap_profiles=", ".join(tap), insert_profiles=", ".join(names))
+
 
 # Concrete values for the placeholders, so that every example can be fed to the parser.
 _SAMPLE = {"KEY = VALUE": "timeouts.card = 2", "K": "1", "ID": "visa-debit", '"TEXT"': '"x"', "HEX": "04A1B2C3",
@@ -190,7 +234,7 @@ def steps_table():
                                                                sorted(documented - verbs) or "-"))
     rows = ["| step | meaning |", "|---|---|"]
     for example, meaning in STEP_DOCS:
-        rows.append("| %s | %s |" % (" / ".join("`%s`" % f for f in example.split(" / ")), meaning))
+        rows.append("| %s | %s |" % (" / ".join("`%s`" % f for f in example.split(" / ")), _step_meaning(meaning)))
     return "\n".join(rows)
 
 
@@ -215,6 +259,7 @@ def boards_table():
 BLOCKS = [  # (file, block name, generator)
     ("docs/diagnostics.md", "self-test checks", checks_table),
     ("docs/scenarios.md", "scenario steps", steps_table),
+    ("docs/scenarios.md", "emulated chip profiles", profiles_table),
     ("README.md", "boards", boards_table),
 ]
 
