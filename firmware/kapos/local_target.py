@@ -31,6 +31,9 @@ class LocalTarget(Target):
 
     def _card(self, card_id):
         card = self.testcards.get(card_id)
+        if card is None and not self.testcards:
+            raise ScenarioError("test card %r: this board's card readers are real (test cards are "
+                                "loaded on a simulated board only): present the card by hand" % card_id)
         if card is None:
             raise ScenarioError("unknown test card %r (known: %s)" % (card_id, ", ".join(sorted(self.testcards))))
         return card

@@ -174,14 +174,25 @@ def card_data_in_clear(config, board, drivers):
     host = config["host"]
     if host["mode"] != "iso8583" or host["mac"]:
         return False
+    real = real_card_readers(board, drivers)
+    if real:
+        peripheral, name = real[0]
+        raise ConfigError("host.mac = false would send card data from the %s reader (%s) in "
+                          "clear: it is allowed only on the simulated board; set host.mac = true"
+                          % (peripheral, name))
+    return True
+
+
+def real_card_readers(board, drivers):
+    """[(peripheral, driver name)] of `board`'s card readers that are not simulated twins:
+    empty on a simulated board (the only place test cards are loaded and injected)."""
+    real = []
     for peripheral in CARD_READERS:
         name = (board.get(peripheral) or {}).get("driver")
         path = drivers.get(peripheral, {}).get(name, "") if name else SIMULATED_DRIVERS
         if not path.startswith(SIMULATED_DRIVERS):
-            raise ConfigError("host.mac = false would send card data from the %s reader (%s) in "
-                              "clear: it is allowed only on the simulated board; set host.mac = true"
-                              % (peripheral, name))
-    return True
+            real.append((peripheral, name))
+    return real
 
 
 def settings_from(config):
