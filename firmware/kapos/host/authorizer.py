@@ -12,7 +12,7 @@ from kapos.errors import HostUnavailable  # noqa: F401  (re-exported for impleme
 class Authorizer:
     async def start(self):
         """Called once by the runtime before the first request (open links, resume
-        pending reversals and advices)."""
+        pending reversals)."""
 
     async def authorize(self, request):
         """Send an authorization request (see core.handlers.authorization_request).
@@ -46,7 +46,7 @@ class Authorizer:
         return False
 
     def pending(self):
-        """How many reversals / advices still wait to be delivered."""
+        """How many reversals still wait to be delivered."""
         return 0
 
     def describe(self):
