@@ -334,3 +334,40 @@ def test_a_tampered_iso8583_terminal_opens_its_channel_and_is_re_keyed(tmp_path,
             process.stop()
         if host is not None:
             host.stop()
+
+
+# ---------------------------------------------------------------- a card into the chip slot
+
+
+def _insert_as_attacker(process, authenticate):
+    """`inject insert` from a client that may or may not know the token; returns the reply
+    and whether the terminal changed at all (status `seq`, state, screen)."""
+    line = Line(process.port)
+    try:
+        before = line.ask(cmd="status")
+        if authenticate:
+            assert line.ask(cmd="auth", token=process.token())["ok"]
+        reply = line.ask(cmd="inject", insert="emv-tap", profile="mchip")
+        after = line.ask(cmd="status")
+    finally:
+        line.close()
+    changed = any(before[k] != after[k] for k in ("seq", "state", "screen"))
+    return reply, changed
+
+
+def test_a_chip_card_cannot_be_inserted_without_the_token_or_outside_test_mode(tmp_path):
+    test_mode = TerminalProcess(tmp_path / "test-mode", "--board", "sim-nfc", "--test-mode")
+    try:
+        reply, changed = _insert_as_attacker(test_mode, authenticate=False)
+        assert reply["ok"] is False and "not authenticated" in reply["error"] and not changed
+        # the same request with the token is what HIL sends: it does insert the card
+        reply, _ = _insert_as_attacker(test_mode, authenticate=True)
+        assert reply["ok"] is True and reply["injected"] == "insert" and reply["handled"] is True, reply
+    finally:
+        test_mode.stop()
+    service = TerminalProcess(tmp_path / "service", "--board", "sim-nfc")
+    try:
+        reply, changed = _insert_as_attacker(service, authenticate=True)
+        assert reply["ok"] is False and "only available in test mode" in reply["error"] and not changed
+    finally:
+        service.stop()
