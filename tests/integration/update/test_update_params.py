@@ -14,17 +14,7 @@ from kapos.update import params as params_mod
 from kapos.update.agent import UpdateAgent, stored_overrides
 from kapos.harness import started
 from kapos.wiring import Assembly
-from updatekit import Site, init_root, kapos, serve
-
-
-@pytest.fixture
-def setup(tmp_path):
-    site = Site(str(tmp_path))
-    site.release("1.0.0")
-    server = serve(site.dir)
-    root = init_root(str(tmp_path / "root"), server.url, site)
-    yield site, root, tmp_path
-    server.stop()
+from updatekit import kapos
 
 
 def publish(site, tmp_path, text):

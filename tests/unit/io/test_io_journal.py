@@ -4,21 +4,11 @@ is durable per commit")."""
 
 import pytest
 
+from journalkit import UTC, reversal_bytes
 from kapos.host import codec
 from kapos.host import messages as m
 from kapos.io import journal as J
 from kapos.io.journal import Journal, JournalError
-
-UTC = (2026, 11, 25, 10, 0, 0)
-
-
-def reversal_bytes(stan="000001"):
-    original = m.build_financial_request("sale", 1000, stan, UTC, UTC, "KAPOS001",
-                                         "KAPOS-MERCHANT1", "978", pan="0", private="BN006000001")
-    message = m.build_reversal(original, "timeout")
-    for n in J.SENSITIVE_QUEUE_FIELDS:
-        message.pop(n, None)
-    return codec.encode(message)
 
 
 def begin(journal, ref=1, kind="sale", amount=1000, fee=0, stan=None, batch=None, original_id=None):

@@ -5,25 +5,14 @@ import sqlite3
 
 from hypothesis import given, settings, strategies as st
 
+from journalkit import reversal_bytes
 from kapos import txn_types
-from kapos.host import codec
-from kapos.host import messages as m
 from kapos.io import journal as J
 from kapos.io.journal import Journal
 
-UTC = (2026, 11, 25, 10, 0, 0)
 WITH_ORIGINAL = tuple(name for name in txn_types.names() if txn_types.row(name)["original"])
 OUTCOMES = ("approve", "decline", "unsent", "timeout", "cancel-after-approval",
             "reversal-answered", "in-flight-at-restart", "approve-then-reverse-answered")
-
-
-def reversal_bytes(stan):
-    original = m.build_financial_request("sale", 1000, stan, UTC, UTC, "KAPOS001",
-                                         "KAPOS-MERCHANT1", "978", pan="0", private="BN006000001")
-    message = m.build_reversal(original, "timeout")
-    for n in J.SENSITIVE_QUEUE_FIELDS:
-        message.pop(n, None)
-    return codec.encode(message)
 
 
 def begin(journal, kind, amount, original_id=None):
