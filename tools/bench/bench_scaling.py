@@ -44,7 +44,7 @@ def _fill_ledger(path, n):
     rows = (("T%05d" % (i // per_terminal), "%06d" % (i % per_terminal), "%010d" % i, "0210", "sale", 100, 0,
              100, "CARD%05d" % random.randrange(5000), "ACC", "00", "approved", now - random.random() * 365 * 86400)
             for i in range(n))
-    with db:
+    with db.transaction():
         db.executemany(
             "INSERT INTO txns (terminal_id, stan, transmission, mti, type, amount, fee, total, card_key, "
             "account, code, status, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
