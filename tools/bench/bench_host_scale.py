@@ -290,8 +290,8 @@ async def _main(args):
                         count, declined, cpu, pg_cpu, lat, ran_out = await run_window(
                             cluster, n, args.seconds, counters)
                     except (OSError, ConnectionError) as exc:
-                        print("  %-22s %9d  FAILED: %s (one card for every terminal: every "
-                              "message conflicts with the other process's)" % (spec, n, exc))
+                        print("  %-22s %9d  FAILED: %s (a message the host could not "
+                              "answer: see its log, KAPOS_BENCH_HOST_LOG=FILE)" % (spec, n, exc))
                         break
                     if not count:
                         print("  %-22s %9d  no sale finished in the window" % (spec, n))

@@ -45,18 +45,27 @@ def redact(url):
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url) if isinstance(url, str) else url
 
 
+ADVISORY_KEY = 0x6B61706F  # "kapo": the host processes' transaction lock (PostgreSQL)
+
+
 class _Transactions:
     """Nestable transactions: the outermost is BEGIN / COMMIT, inner ones savepoints (so a
     message that fails inside a group commit undoes only itself)."""
 
     depth = 0
     lot = 0
+    # set by a caller whose transaction kept being refused as a conflict: the next one
+    # runs with no other host process's transaction beside it (PostgreSQL; see there)
+    alone_next = False
 
     def transaction(self):
         return _Block(self)
 
     def _begin_outer(self):
         raise NotImplementedError
+
+    def _end_outer(self):
+        pass
 
     def _savepoint(self, verb):
         self.raw_execute("%s SAVEPOINT s%d" % (verb, self.depth))
@@ -80,7 +89,10 @@ class _Block:
         db = self.db
         db.depth -= 1
         if db.depth == 0:
-            db.raw_execute("COMMIT" if kind is None else "ROLLBACK")
+            try:
+                db.raw_execute("COMMIT" if kind is None else "ROLLBACK")
+            finally:
+                db._end_outer()
         elif kind is None:
             db._savepoint("RELEASE")
         elif not (db.is_retryable(value) and db.engine == "postgresql"):
@@ -251,7 +263,23 @@ class PostgresDatabase(_Transactions):
         return self.conn.info.transaction_status != self._psycopg.pq.TransactionStatus.IDLE
 
     def _begin_outer(self):
-        self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        # Every transaction holds a shared advisory lock; one that kept conflicting takes
+        # the lock exclusively *before* BEGIN, so it starts after every other host
+        # process's transaction has ended and none starts beside it: SERIALIZABLE cannot
+        # refuse it again (no concurrent transaction), so no message starves under load.
+        alone, self.alone_next = self.alone_next, False
+        if alone:
+            self.conn.execute("SELECT pg_advisory_lock(%d)" % ADVISORY_KEY)
+            self._alone = True
+            self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        else:
+            self.conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE; "
+                              "SELECT pg_advisory_xact_lock_shared(%d)" % ADVISORY_KEY)
+
+    def _end_outer(self):
+        if getattr(self, "_alone", False):
+            self._alone = False
+            self.conn.execute("SELECT pg_advisory_unlock(%d)" % ADVISORY_KEY)
 
     def _savepoint(self, verb):
         self.conn.execute("%s SAVEPOINT s%d" % (verb, self.depth) if verb else "SAVEPOINT s%d" % self.depth)

@@ -206,6 +206,7 @@ class Ledger:
         """work() in one transaction, run again while another host process's transaction
         conflicts with it (PostgreSQL; never on SQLite)."""
         for attempt in range(_ATTEMPTS):
+            self.db.alone_next = attempt >= 2 and not self.db.depth  # db.py: no starvation
             try:
                 with self._tx():
                     return work()
@@ -339,6 +340,8 @@ class Ledger:
         process) is run again and then sees the other's result. Inside a group commit the
         refusal goes up to the server, which runs the whole group again."""
         for attempt in range(_ATTEMPTS):
+            if not self.db.depth:
+                self.db.alone_next = attempt >= 2  # db.py: no starvation
             try:
                 return self._handle(message, data)
             except Exception as exc:
