@@ -21,7 +21,10 @@ def ledger_url(request, tmp_path):
     return request.getfixturevalue("postgres_server").new_schema()
 
 
-@pytest.fixture(scope="session")
+# One browser per module, not per session: Playwright's sync API keeps an event loop
+# running in the main thread, so asyncio.run() in any later test module would fail
+# ("cannot be called from a running event loop").
+@pytest.fixture(scope="module")
 def browser():
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (make installs it)")
     path = chromium_path()

@@ -13,7 +13,15 @@ function el(tag, attrs, ...children) {
   return node;
 }
 
-async function post(action, body) {
+// One request at a time, in order: concurrent fetches travel on several connections and
+// may arrive out of order, and a PIN typed fast would reach the terminal as other digits.
+let outbox = Promise.resolve();
+function post(action, body) {
+  outbox = outbox.then(() => send(action, body)).catch(() => {});
+  return outbox;
+}
+
+async function send(action, body) {
   const reply = await fetch("/api/" + action, {method: "POST", credentials: "same-origin",
     headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf}, body: JSON.stringify(body)});
   const data = await reply.json().catch(() => ({}));
