@@ -12,6 +12,7 @@ from kapos import card as cards
 from kapos.simdata import cards as testcards
 from kapos.app.pinseal import TestKeyPinSealer
 from kapos.host import codec
+from kapos.host import messages as m
 from kapos.host.framing import TcpFramer
 from kapos.io import journal as J
 from kapos.io.host_link import HostAuthorizer
@@ -22,6 +23,25 @@ from kapos_tools.host import HostServer, Ledger
 TERMINAL = "KAPOS001"
 MERCHANT = "KAPOS-MERCHANT1"
 TESTCARDS = testcards.load()
+
+# one card with room for every sale of a crash run (kill -9 tests, one or two processes)
+CRASH_CARDS = """
+[[card]]
+id = "crash"
+pan = "4111111111111111"
+expires_in_months = 48
+balance = 1000000000
+daily_limit = 1000000000000
+"""
+
+
+def void_message(stan, amount, rrn, when, terminal_id=TERMINAL, merchant_id=MERCHANT):
+    """A 0200 void of the sale whose RRN is `rrn`, as a terminal builds it (no card data)."""
+    message = m.build_financial_request("void", amount, stan, when, when, terminal_id, merchant_id,
+                                        "978", pan="0", private="BN006000001")
+    del message[2]
+    message[37] = rrn
+    return message
 
 
 def run(coro, timeout=30):

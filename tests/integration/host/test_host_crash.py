@@ -17,22 +17,13 @@ import time
 import pytest
 
 from engines import engine  # noqa: F401 (fixtures)
-from hostkit import HostThread, agree, ledger_url
+from hostkit import CRASH_CARDS, HostThread, agree, ledger_url
 from kapos.io import journal as J
 from kapos.io.journal import Journal
 from kapos_tools.host import Ledger
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHILD = os.path.join(HERE, "crash_child.py")
-
-CARDS = """
-[[card]]
-id = "crash"
-pan = "4111111111111111"
-expires_in_months = 48
-balance = 1000000000
-daily_limit = 1000000000000
-"""
 
 
 def spawn(journal_dir, port, seed, mode):
@@ -45,7 +36,7 @@ def spawn(journal_dir, port, seed, mode):
 def crash_run(tmp_path, kills, seed=1234):
     rng = random.Random(seed)
     cards_file = tmp_path / "cards.toml"
-    cards_file.write_text(CARDS)
+    cards_file.write_text(CRASH_CARDS)
     ledger_path = ledger_url(str(tmp_path / "host.db"))  # or a PostgreSQL ledger (engine)
     journal_dir = str(tmp_path / "journal")
     host = HostThread(ledger_path, cards=str(cards_file))

@@ -26,7 +26,7 @@ import time
 import pytest
 
 from engines import pg_url, postgres_server  # noqa: F401 (fixtures)
-from hostkit import TESTCARDS, agree, request, run, swipe
+from hostkit import CRASH_CARDS, TESTCARDS, agree, request, run, swipe, void_message
 from kapos.host import messages as m
 from kapos.io.failover import FailoverTransport
 from kapos.io.host_link import HostAuthorizer
@@ -46,11 +46,7 @@ def sale(stan, amount=1000):
 
 
 def void(stan, amount, rrn):
-    message = m.build_financial_request("void", amount, stan, UTC, UTC, TID, MID, "978",
-                                        pan="0", private="BN006000001")
-    del message[2]
-    message[37] = rrn
-    return message
+    return void_message(stan, amount, rrn, UTC, TID, MID)
 
 
 def two_hosts(url):
@@ -157,14 +153,6 @@ def test_a_reversal_racing_its_original_on_another_host_is_not_lost(pg_url):
 
 # ---------------------------------------------------------------- two processes, kill -9
 
-CARDS = """
-[[card]]
-id = "crash"
-pan = "4111111111111111"
-expires_in_months = 48
-balance = 1000000000
-daily_limit = 1000000000000
-"""
 TERMINALS = ("KAPOS001", "KAPOS002", "KAPOS003", "KAPOS004")
 
 
@@ -252,7 +240,7 @@ def two_host_crash_run(tmp_path, url, kills, seed):
     rng = random.Random(seed)
     directory = str(tmp_path)
     with open(os.path.join(directory, "cards.toml"), "w") as f:
-        f.write(CARDS)
+        f.write(CRASH_CARDS)
     ports = (free_port(), free_port())
     hosts = [HostProcess(url, port, directory) for port in ports]
     hosts[0].start()  # the first creates the schema and the key file

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from engines import engine  # noqa: F401 (fixtures)
-from hostkit import TESTCARDS, new_ledger, run
+from hostkit import TESTCARDS, new_ledger, run, void_message
 from kapos.simdata.cards import expiry_months_ahead
 from kapos.host import codec
 from kapos.host import messages as m
@@ -86,11 +86,7 @@ def test_void_rules():
     original = ledger.handle(sale(1, amount=1200))
 
     def void(stan, amount, rrn):
-        message = m.build_financial_request("void", amount, stan, UTC, UTC, TID, MID, "978",
-                                            pan="0", private="BN006000001")
-        del message[2]
-        message[37] = rrn
-        return message
+        return void_message(stan, amount, rrn, UTC, TID, MID)
 
     assert ledger.handle(void(2, 1200, "999999999999"))[39] == "25"
     assert ledger.handle(void(3, 1100, original[37]))[39] == "13"
