@@ -223,6 +223,7 @@ _DDL = [(re.compile(p, re.I), r) for p, r in (
 
 class PostgresDatabase(_Transactions):
     engine = "postgresql"
+    _alone = False  # this connection holds the advisory lock exclusively (till its COMMIT)
 
     def __init__(self, url):
         try:
@@ -277,7 +278,7 @@ class PostgresDatabase(_Transactions):
                               "SELECT pg_advisory_xact_lock_shared(%d)" % ADVISORY_KEY)
 
     def _end_outer(self):
-        if getattr(self, "_alone", False):
+        if self._alone:
             self._alone = False
             self.conn.execute("SELECT pg_advisory_unlock(%d)" % ADVISORY_KEY)
 
