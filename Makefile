@@ -8,11 +8,12 @@ STAMP  := $(VENV)/.installed
 BOARD  ?= sim
 export PYGAME_HIDE_SUPPORT_PROMPT := 1
 
-.PHONY: run test soak bench docs clean flash hil help
+.PHONY: run test test-future soak bench docs clean flash hil help
 
 help:
 	@echo "make run     interactive simulated terminal (board: $(BOARD))"
 	@echo "make test    the whole test suite (unit, scenarios, layer check, MicroPython gate)"
+	@echo "make test-future [FUTURE=+3650d]   the suite with the calendar moved (libfaketime)"
 	@echo "make bench   benchmarks, figures printed"
 	@echo "make soak    long randomized runs"
 	@echo "make docs    regenerate the state diagram and the screenshots in docs/"
@@ -110,6 +111,14 @@ test: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP) $(RSYN
 	$(BIN)/python tools/check_portable.py
 	$(BIN)/python tools/state_diagram.py --check docs/state-machine.md
 	$(BIN)/python -m pytest
+
+# The suite with only the calendar moved (libfaketime; FUTURE='@2036-12-01 12:00:00' for a
+# fixed day): monotonic clocks stay real and time.sleep() waits relatively under
+# libfaketime 0.9.10, else timed waits hang or fail (tools/faketime/sitecustomize.py says why).
+FUTURE ?= +3650d
+test-future: $(STAMP) $(DEBS_STAMP) $(MPY_STAMP) $(CHROMIUM_STAMP) $(SSHD_STAMP) $(RSYNC_STAMP) $(PCSC_STAMP) $(PG_STAMP) $(SYSTEMD_STAMP)
+	FAKETIME_DONT_FAKE_MONOTONIC=1 PYTHONPATH=$(CURDIR)/tools/faketime$${PYTHONPATH:+:$$PYTHONPATH} \
+		faketime -f '$(FUTURE)' $(BIN)/python -m pytest
 
 soak: $(STAMP)
 	KAPOS_SOAK=1 $(BIN)/python -m pytest -m soak -s
