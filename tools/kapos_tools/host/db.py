@@ -3,7 +3,7 @@ PostgreSQL (psycopg 3), so the ledger's SQL is written once.
 
     db = connect("host.db")                          # or ":memory:"
     db = connect("postgresql://kapos@db1/kapos")     # any libpq URL
-    with db.transaction():                           # nestable: inner blocks are savepoints
+    with db.transaction():                           # nestable: see "Inner blocks"
         db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?", (5, "1"))
         new_id = db.insert("INSERT INTO alerts (...) VALUES (?, ...)", (...))
 
@@ -17,6 +17,14 @@ SERIALIZABLE, so two host processes on one database see the same outcome as one 
 the other; a transaction that would not is refused by the server (a serialization
 failure, or a unique constraint for the same message twice) and `is_retryable(exc)`
 says to run it again from the start: the second run sees the first one's result.
+
+Inner blocks (one message inside a group commit) are optimistic: no savepoint is taken,
+as one costs more than the message's own writes (SQLite copies every page the message
+touches into a sub-journal; PostgreSQL: two round trips). An inner block that raises
+dooms the transaction instead: it can never commit, it rolls back, and
+RunAgainWithSavepoints (retryable) tells the caller to run it again; that run puts every
+inner block in a savepoint, so only the failing message is undone. Messages fail
+half-way only through a bug or a database error, so the second run is rare.
 """
 
 import random
@@ -28,6 +36,11 @@ from kapos.errors import KaposError
 
 class DatabaseError(KaposError):
     """The ledger's database cannot be opened or used (the URL, the server, the driver)."""
+
+
+class RunAgainWithSavepoints(DatabaseError):
+    """A block inside a transaction without savepoints raised after it may have written:
+    the transaction was rolled back; run it again (its inner blocks then get savepoints)."""
 
 
 def is_postgresql_url(url):
@@ -57,9 +70,22 @@ class _Transactions:
     # set by a caller whose transaction kept being refused as a conflict: the next one
     # runs with no other host process's transaction beside it (PostgreSQL; see there)
     alone_next = False
+    # the next outermost transaction puts each inner block in a savepoint (set after an
+    # inner block failed in one without); `_savepoints`: the open one does
+    savepoints_next = False
+    _savepoints = False
+    _doomed = False  # an inner block failed without a savepoint: this one must not commit
+    _counters = None  # next_value() counters taken in the open transaction (SQLite)
 
     def transaction(self):
         return _Block(self)
+
+    def _before_commit(self):
+        """Write what the transaction kept in memory (the counters) before its COMMIT."""
+        counters, self._counters = self._counters, None
+        if counters:
+            for name, value in counters.items():
+                self.execute(_SET_COUNTER, (str(value), name))
 
     def _begin_outer(self):
         raise NotImplementedError
@@ -71,17 +97,27 @@ class _Transactions:
         self.raw_execute("%s SAVEPOINT s%d" % (verb, self.depth))
 
 
+_SET_COUNTER = "UPDATE meta SET value = ? WHERE key = ?"
+
+
 class _Block:
+    __slots__ = ("db", "savepoint")
+
     def __init__(self, db):
         self.db = db
+        self.savepoint = False
 
     def __enter__(self):
         db = self.db
         if db.depth == 0:
             db.lot = random.getrandbits(30)  # book.py: which shard rows this transaction posts to
+            db._savepoints, db.savepoints_next = db.savepoints_next, False
+            db._doomed = False
+            db._counters = None
             db._begin_outer()
-        else:
+        elif db._savepoints:
             db._savepoint("")
+            self.savepoint = True
         db.depth += 1
         return db
 
@@ -89,17 +125,47 @@ class _Block:
         db = self.db
         db.depth -= 1
         if db.depth == 0:
-            try:
-                db.raw_execute("COMMIT" if kind is None else "ROLLBACK")
-            finally:
-                db._end_outer()
-        elif kind is None:
-            db._savepoint("RELEASE")
-        elif not (db.is_retryable(value) and db.engine == "postgresql"):
-            # a doomed PostgreSQL transaction cannot roll back to a savepoint: the
-            # outermost block rolls it all back and the caller runs it again
-            db._savepoint("ROLLBACK TO")
+            return self._end(db, kind)
+        if self.savepoint:
+            if kind is None:
+                db._savepoint("RELEASE")
+            elif not (db.is_retryable(value) and db.engine == "postgresql"):
+                # a doomed PostgreSQL transaction cannot roll back to a savepoint: the
+                # outermost block rolls it all back and the caller runs it again
+                db._savepoint("ROLLBACK TO")
+        elif kind is not None and not db.is_retryable(value):
+            # nothing but the whole transaction can undo what this block wrote
+            db._doomed = True
+            raise RunAgainWithSavepoints("a message failed inside a group transaction (%s): "
+                                         "it is run again, each message in a savepoint"
+                                         % kind.__name__) from value
         return False
+
+    @staticmethod
+    def _end(db, kind):
+        doomed = db._doomed
+        try:
+            if kind is None and not doomed:
+                try:
+                    db._before_commit()
+                except BaseException:
+                    db.raw_execute("ROLLBACK")
+                    raise
+                db.raw_execute("COMMIT")
+            else:
+                db.raw_execute("ROLLBACK")
+        finally:
+            db._counters = None
+            db._end_outer()
+        if doomed:
+            db.savepoints_next = True
+            if kind is None:  # the failure was caught inside: still nothing of it commits
+                raise RunAgainWithSavepoints("a block inside the transaction failed without "
+                                             "a savepoint: rolled back, to be run again")
+        return False
+
+
+_GET_COUNTER = "SELECT value FROM meta WHERE key = ?"
 
 
 class SqliteDatabase(_Transactions):
@@ -133,7 +199,8 @@ class SqliteDatabase(_Transactions):
         return self.conn.execute(sql, params).lastrowid
 
     def is_retryable(self, exc):
-        return False  # one writer at a time: nothing to run again
+        # one writer at a time: no conflicts; only a doomed group transaction runs again
+        return isinstance(exc, RunAgainWithSavepoints)
 
     def tables(self):
         return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -145,10 +212,21 @@ class SqliteDatabase(_Transactions):
         return statement
 
     def next_value(self, name):
-        """The next value of a named counter (meta row `name`), inside the transaction."""
-        row = self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 WHERE key = ? "
-                                "RETURNING value", (name,)).fetchone()
-        return int(row[0])
+        """The next value of a named counter (meta row `name`). Inside a transaction the
+        row is read once and written once, before COMMIT (BEGIN IMMEDIATE: no other
+        writer meanwhile), not updated per message."""
+        if not self.depth:
+            row = self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
+                                    "WHERE key = ? RETURNING value", (name,)).fetchone()
+            return int(row[0])
+        counters = self._counters
+        if counters is None:
+            counters = self._counters = {}
+        value = counters.get(name)
+        if value is None:
+            value = int(self.conn.execute(_GET_COUNTER, (name,)).fetchone()[0])
+        counters[name] = value = value + 1
+        return value
 
     def create_counter(self, name, start):
         self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
@@ -291,7 +369,7 @@ class PostgresDatabase(_Transactions):
     def is_retryable(self, exc):
         errors = self._psycopg.errors
         return isinstance(exc, (errors.SerializationFailure, errors.DeadlockDetected,
-                                errors.UniqueViolation))
+                                errors.UniqueViolation, RunAgainWithSavepoints))
 
     def tables(self):
         return {r[0] for r in self.conn.execute(

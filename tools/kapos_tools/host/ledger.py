@@ -599,8 +599,7 @@ class Ledger:
 
     def _available(self, account):
         """The balance less the holds in force on the account (pre-authorizations)."""
-        held = self.db.execute("SELECT COALESCE(SUM(total), 0) FROM txns WHERE account = ? "
-                               "AND lifecycle = ?", (account, L.HELD)).fetchone()[0]
+        held = self.db.execute(_HELD_SQL, (account,)).fetchone()[0]
         return self.balance(account) - held
 
     def _balance_field(self, message, account, moved=0, held=0):
@@ -683,7 +682,7 @@ class Ledger:
         if type(key) is not str or (expiry is not None and not _yymm_ok(expiry)):
             return None, None
         day = self._today()
-        row = self.db.execute(_CARD_SQL, (L.HELD, day, key)).fetchone()
+        row = self.db.execute(_CARD_SQL, (day, key)).fetchone()
         if row is None:  # no such card, or its account is gone
             return None, None
         card = dict(row)
@@ -1146,13 +1145,18 @@ _SEEN_SQL = (
     "LEFT JOIN txns t ON t.terminal_id = ? AND t.stan = ? AND t.transmission = ? "
     "LEFT JOIN reversals r ON r.terminal_id = ? AND r.orig_stan = ? AND r.orig_transmission = ?")
 
+# the holds in force name their lifecycle as a literal: that is what lets the database
+# use the partial index txns_held (schema.py), which holds only those rows
+_HELD = "lifecycle = '%s'" % L.HELD
+_HELD_SQL = "SELECT COALESCE(SUM(total), 0) FROM txns WHERE account = ? AND " + _HELD
+
 # a card with what the rules of a 0200 read about it: its account's balance, the holds in
 # force on that account, and what counted toward its daily limit today
 _CARD_SQL = (
     "SELECT c.key, c.card_id, c.account, c.kind, c.expiry, c.pvv, c.decline, c.daily_limit, "
     "a.balance AS balance, "
     "(SELECT COALESCE(SUM(h.total), 0) FROM txns h WHERE h.account = c.account "
-    " AND h.lifecycle = ?) AS held, "
+    " AND h." + _HELD + ") AS held, "
     "COALESCE((SELECT d.total FROM daily d WHERE d.card_key = c.key AND d.day = ?), 0) "
     " AS used_today "
     "FROM cards c JOIN accounts a ON a.number = c.account WHERE c.key = ?")

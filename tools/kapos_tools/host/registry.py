@@ -85,10 +85,17 @@ class Verdict:
 
 
 _PRUNE_EVERY = 16  # counters between deletions of a terminal's old ksn_used rows
-# the terminal's enrolment and the KSN counter's used row, in one statement
-_CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest, k.reply "
-              "FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = r.terminal_id "
-              "AND k.counter = ? WHERE r.terminal_id = ?")
+# The highest counter seen is the highest in ksn_used (its rows are burned in the
+# message's own transaction), or `last_counter` where that is higher: the column is
+# written only when old rows are pruned (every _PRUNE_EVERY counters), not per message.
+_HIGHEST = "(SELECT MAX(u.counter) FROM ksn_used u WHERE u.terminal_id = r.terminal_id)"
+# the terminal's enrolment, the KSN counter's used row and the highest counter, in one
+# statement
+_CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest, k.reply, "
+              + _HIGHEST + " FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = "
+              "r.terminal_id AND k.counter = ? WHERE r.terminal_id = ?")
+_BURN_SQL = "INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) VALUES (?, ?, ?, ?, ?)"
+_REPLY_SQL = "UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND counter = ? AND digest = ?"
 
 
 class TerminalRegistry:
@@ -138,11 +145,16 @@ class TerminalRegistry:
     def terminals(self):
         rows = self.db.execute(
             "SELECT r.terminal_id, r.merchant_id, r.ik_id, r.status, r.last_counter, r.enrolled, "
-            "r.source, s.version, s.selftest FROM terminal_registry r LEFT JOIN terminal_status s "
-            "ON s.terminal_id = r.terminal_id ORDER BY r.terminal_id")
+            "r.source, s.version, s.selftest, " + _HIGHEST + " FROM terminal_registry r LEFT "
+            "JOIN terminal_status s ON s.terminal_id = r.terminal_id ORDER BY r.terminal_id")
         keys = ("terminal_id", "merchant_id", "ik_id", "status", "last_counter", "enrolled",
                 "source", "version", "selftest")
-        return [dict(zip(keys, tuple(row))) for row in rows]
+        out = []
+        for row in rows:
+            terminal = dict(zip(keys, tuple(row)))
+            terminal["last_counter"] = _highest(terminal["last_counter"], row[9])
+            out.append(terminal)
+        return out
 
     def record_status(self, terminal_id, version, selftest):
         """What a terminal's 0800 said of itself (48 SV, ST; checked by private48 first).
@@ -181,7 +193,8 @@ class TerminalRegistry:
         verdict = Verdict(terminal_id, counter, digest)
         with self._atomic():
             found = self.db.execute(_CHECK_SQL, (counter, terminal_id)).fetchone()
-            row = None if found is None else tuple(found)[:4]
+            row = None if found is None else (found[0], found[1], found[2],
+                                              _highest(found[3], found[6]))
             used = None if found is None or found[4] is None else (found[4], found[5])
             if row is None:
                 if not self.auto_enroll:
@@ -214,13 +227,13 @@ class TerminalRegistry:
                 # idempotent for repeats, answers it again
                 return verdict
             verdict.fresh = True
-            if counter > last:
+            if counter > last and counter // _PRUNE_EVERY != last // _PRUNE_EVERY:
+                # rows below the window are never read (stale above): pruned now and then,
+                # the floor kept in the registry row (the highest row may go one day)
                 self.db.execute("UPDATE terminal_registry SET last_counter = ? WHERE "
                                 "terminal_id = ?", (counter, terminal_id))
-                if counter // _PRUNE_EVERY != last // _PRUNE_EVERY:
-                    # rows below the window are never read (stale above): pruned now and then
-                    self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
-                                    (terminal_id, counter - self.window))
+                self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
+                                (terminal_id, counter - self.window))
         if not self.db.depth:  # on its own (not inside a group commit): burn it now
             self._burn(verdict, None)
         return verdict
@@ -238,13 +251,11 @@ class TerminalRegistry:
         with self._atomic():
             if verdict.fresh:
                 verdict.fresh = False
-                self.db.execute("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
-                                "VALUES (?, ?, ?, ?, ?)", (verdict.terminal_id, verdict.counter,
-                                                          verdict.digest, reply, self.clock()))
+                self.db.execute(_BURN_SQL, (verdict.terminal_id, verdict.counter,
+                                            verdict.digest, reply, self.clock()))
             elif reply is not None:
-                self.db.execute("UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND "
-                                "counter = ? AND digest = ?", (reply, verdict.terminal_id,
-                                                                verdict.counter, verdict.digest))
+                self.db.execute(_REPLY_SQL, (reply, verdict.terminal_id, verdict.counter,
+                                             verdict.digest))
 
     def _atomic(self):
         """A transaction of its own, or nothing more inside one already open (the server's
@@ -271,3 +282,10 @@ class TerminalRegistry:
             "INSERT INTO terminal_registry (terminal_id, merchant_id, ik_id, status, "
             "last_counter, enrolled, source) VALUES (?, ?, ?, ?, 0, ?, ?)",
             (terminal_id, merchant, ik_id.hex().upper(), ACTIVE, self.clock(), source))
+
+
+def _highest(last_counter, highest_used):
+    """The highest KSN counter seen: the registry's floor or the highest burned one."""
+    if highest_used is None or highest_used < last_counter:
+        return last_counter
+    return highest_used

@@ -17,6 +17,12 @@ Version 3 keeps each internal book (merchant, cash, fees) as shard rows of `book
 (book.py: concurrent transactions of one merchant no longer update one row); `books` is
 a view summing them, so what read `books` before reads the same. A version 2 `books`
 table becomes shard 0 of each book.
+
+Version 4 keeps fewer indexes on the two tables every message writes (each index is a
+page every message dirties and every COMMIT writes): the holds in force are a partial
+index (`txns_held`: only rows whose lifecycle is 'held'; queries name the literal) in
+place of (account, lifecycle) over every transaction, and `entries_account` is gone
+(only the consistency report read entries by account).
 """
 
 import json
@@ -24,7 +30,9 @@ import sqlite3
 
 from kapos.errors import KaposError
 
-VERSION = 3
+VERSION = 4
+# indexes of older versions that version 4 dropped (see above)
+_DROPPED_INDEXES = ("txns_account_lifecycle", "entries_account")
 MIGRATED_BOOK = "merchant:migrated"
 
 SCHEMA = """
@@ -39,7 +47,6 @@ CREATE TABLE IF NOT EXISTS entries (
     id INTEGER PRIMARY KEY AUTOINCREMENT, txn_id INTEGER, reversal_id INTEGER,
     account TEXT NOT NULL, amount INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS entries_txn ON entries (txn_id);
-CREATE INDEX IF NOT EXISTS entries_account ON entries (account);
 CREATE TABLE IF NOT EXISTS cards (
     key TEXT PRIMARY KEY, card_id TEXT, account TEXT NOT NULL, kind TEXT NOT NULL,
     expiry TEXT, pvv BLOB, decline TEXT, daily_limit INTEGER);
@@ -57,7 +64,7 @@ CREATE TABLE IF NOT EXISTS txns (
 CREATE INDEX IF NOT EXISTS txns_rrn ON txns (rrn);
 CREATE INDEX IF NOT EXISTS txns_batch ON txns (terminal_id, batch, status);
 CREATE INDEX IF NOT EXISTS txns_card_time ON txns (card_key, created);
-CREATE INDEX IF NOT EXISTS txns_account_lifecycle ON txns (account, lifecycle);
+CREATE INDEX IF NOT EXISTS txns_held ON txns (account) WHERE lifecycle = 'held';
 CREATE TABLE IF NOT EXISTS alerts (id INTEGER PRIMARY KEY, terminal_id TEXT NOT NULL,
     rule TEXT NOT NULL, detail TEXT NOT NULL, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS pin_tries (key TEXT PRIMARY KEY, failures INTEGER NOT NULL);
@@ -111,6 +118,10 @@ def prepare(db, where="the ledger"):
             _migrate_from_1(db)
         _books_as_shards(db)
         existing = _index_names(db)
+        if version < 4:
+            for name in _DROPPED_INDEXES:
+                if name in existing:
+                    db.execute("DROP INDEX %s" % name)
         for statement in indexes:  # after the migrations: an index may name a new column
             # an existing index is left alone: on PostgreSQL even CREATE INDEX IF NOT EXISTS
             # takes a SHARE lock on the table, which deadlocks with a host writing to it

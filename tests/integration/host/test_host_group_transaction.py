@@ -1,0 +1,181 @@
+"""The ledger's group transaction (db.py): messages inside one run without savepoints, a
+message that fails half-way still undoes only itself, counters (RRN) are written once
+per transaction, and the KSN window holds without a registry write per message. On
+SQLite and on a real PostgreSQL server (engines.py)."""
+
+import time
+
+import pytest
+
+from engines import engine  # noqa: F401 (fixtures)
+from hostkit import TESTCARDS, new_ledger
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.security import dukpt
+from kapos_tools.host import HostServer, book
+from kapos_tools.host.db import RunAgainWithSavepoints
+from kapos_tools.host.registry import TerminalRegistry
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+UTC = time.gmtime(time.mktime((2026, 11, 25, 10, 0, 0, 0, 0, -1)))
+CARD = "visa-debit"
+
+
+def sale(stan, amount):
+    return m.build_financial_request("sale", amount, stan, UTC, UTC, "KAPOS001", "KAPOS-MERCHANT1",
+                                     "978", track2=TESTCARDS[CARD].track2_equivalent(),
+                                     private="BN006000001")
+
+
+def test_a_message_failing_half_way_in_a_group_is_undone_alone_and_answered_96(monkeypatch):
+    ledger = new_ledger()
+    account = ledger.card_account(TESTCARDS[CARD].pan)
+    before = ledger.balance(account)
+    post = book.post
+
+    def post_then_fail(db, entries, **kw):  # the txns row and the balance are written by now
+        post(db, entries, **kw)
+        if any(amount == -777 for _, amount in entries):
+            raise RuntimeError("a bug after the message's first writes")
+
+    monkeypatch.setattr(book, "post", post_then_fail)
+    server = HostServer(ledger)
+    batch = [(codec.encode(sale(stan, amount)), None, None)
+             for stan, amount in ((1, 100), (2, 777), (3, 300))]
+    results = server._run_batch(batch)
+    codes = [codec.decode(reply)[39] for reply, error in results]
+    assert codes == ["00", "96", "00"]
+    assert ledger.balance(account) == before - 400  # nothing of the failed one
+    assert [t["stan"] for t in ledger.transactions()] == ["000001", "000003"]
+    assert ledger.check() == []
+    # the next group runs optimistically again, and commits
+    assert codec.decode(server._run_batch([(codec.encode(sale(4, 50)), None, None)])[0][0])[39] == "00"
+    assert ledger.balance(account) == before - 450 and ledger.check() == []
+
+
+def test_a_failure_caught_inside_a_group_still_commits_nothing_of_the_group():
+    ledger = new_ledger()
+    db = ledger.db
+    with pytest.raises(RunAgainWithSavepoints):
+        with db.transaction():
+            db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES (?, ?, ?, ?)",
+                       ("T1", "first", "kept only if the group commits", 0.0))
+            try:
+                with db.transaction():
+                    db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES "
+                               "(?, ?, ?, ?)", ("T1", "second", "half-way", 0.0))
+                    raise ValueError("fails after a write")
+            except RunAgainWithSavepoints:
+                pass  # a caller that swallows it: the outer block still refuses to commit
+    assert ledger.alerts() == []
+    # run again: now each inner block has a savepoint and the failure undoes only itself
+    with db.transaction():
+        db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES (?, ?, ?, ?)",
+                   ("T1", "first", "kept", 0.0))
+        with pytest.raises(ValueError):
+            with db.transaction():
+                db.execute("INSERT INTO alerts (terminal_id, rule, detail, at) VALUES "
+                           "(?, ?, ?, ?)", ("T1", "second", "undone", 0.0))
+                raise ValueError("fails after a write")
+    assert [a["rule"] for a in ledger.alerts()] == ["first"]
+
+
+def test_rrns_in_a_group_are_unique_and_the_counter_survives_a_rollback():
+    ledger = new_ledger()
+    server = HostServer(ledger)
+    first = server._run_batch([(codec.encode(sale(stan, 10)), None, None) for stan in (1, 2, 3)])
+    rrns = [int(codec.decode(reply)[37]) for reply, _ in first]
+    assert rrns == sorted(set(rrns)) and rrns[-1] - rrns[0] == 2
+    with pytest.raises(RuntimeError):  # a group rolled back as a whole
+        with ledger.db.transaction():
+            ledger.handle(sale(4, 10))
+            raise RuntimeError("the commit never happens")
+    alone = ledger.handle(sale(5, 10))  # no group: its own transaction
+    later = server._run_batch([(codec.encode(sale(6, 10)), None, None)])
+    taken = rrns + [int(alone[37]), int(codec.decode(later[0][0])[37])]
+    assert taken == sorted(set(taken)), taken
+    assert sorted(int(t["rrn"]) for t in ledger.transactions()) == taken
+
+
+def test_a_sale_in_a_group_takes_no_savepoint_and_the_rrn_row_is_written_once(engine):
+    if engine != "sqlite":
+        pytest.skip("statement trace: SQLite only (PostgreSQL's RRN is a sequence)")
+    ledger = new_ledger()
+    server = HostServer(ledger)
+    statements = []
+    ledger.db.set_trace_callback(statements.append)
+    server._run_batch([(codec.encode(sale(stan, 10)), None, None) for stan in (1, 2, 3)])
+    ledger.db.set_trace_callback(None)
+    assert not [s for s in statements if "SAVEPOINT" in s]
+    assert len([s for s in statements if s.startswith("UPDATE meta")]) == 1
+    assert len([s for s in statements if s.startswith("INSERT INTO txns")]) == 3
+
+
+def _ksn_message(counter, stan):
+    ik_id = bytes.fromhex("FFFF9876543210E0")
+    return {41: "KAPOS001", 42: "KAPOS-MERCHANT1", 11: "%06d" % stan,
+            53: dukpt.make_ksn(ik_id, counter)}
+
+
+def test_the_ksn_window_holds_inside_group_transactions_without_a_registry_write_each():
+    ledger = new_ledger()
+    registry = TerminalRegistry(ledger.db, auto_enroll=True)
+
+    def send(counter, body):
+        message = _ksn_message(counter, counter)
+        verdict = registry.check(message, body)
+        if verdict.refusal is None and verdict.reply is None:
+            registry.answered(verdict, b"reply " + body)
+        return verdict
+
+    with ledger.db.transaction():  # one group: counters 1..50
+        for counter in range(1, 51):
+            assert send(counter, b"m%d" % counter).refusal is None
+        stale = send(5, b"other")  # 5 <= 50 - 32 inside the same transaction
+        assert "stale" in stale.refusal
+    with ledger.db.transaction():
+        assert "already used" in send(50, b"another body").refusal
+        assert send(50, b"m50").reply == b"reply m50"  # the exact repeat
+        assert "stale" in send(18, b"older").refusal
+        assert send(49, b"m49").reply == b"reply m49"  # inside the window, a repeat
+        assert send(51, b"m51").refusal is None
+    assert registry.terminals()[0]["last_counter"] == 51
+    # its rows below the window were pruned: the floor still refuses their counters
+    assert ledger.db.execute("SELECT MIN(counter) FROM ksn_used").fetchone()[0] > 1
+    assert "stale" in send(1, b"m1").refusal
+
+
+def test_a_version_3_ledger_upgrades_to_the_partial_hold_index(tmp_path):
+    import hostkit
+    from kapos import txn_types
+    from kapos_tools.host import Ledger, schema
+
+    url = hostkit.ledger_url(str(tmp_path / "v3.db"))
+    ledger = Ledger(url)
+    ledger.load_cards()
+    account = ledger.card_account(TESTCARDS[CARD].pan)
+    hold = m.build_financial_request(txn_types.PREAUTH, 2500, 7, UTC, UTC, "KAPOS001",
+                                     "KAPOS-MERCHANT1", "978",
+                                     track2=TESTCARDS[CARD].track2_equivalent(),
+                                     private="BN006000001")
+    assert ledger.handle(hold)[39] == "00"
+    available = ledger._available(account)
+    db = ledger.db
+    with db.transaction():  # back to what a version 3 host left: its indexes, its number
+        db.execute("DROP INDEX txns_held")
+        db.execute("CREATE INDEX txns_account_lifecycle ON txns (account, lifecycle)")
+        db.execute("CREATE INDEX entries_account ON entries (account)")
+        db.execute("UPDATE meta SET value = '3' WHERE key = 'schema'")
+    ledger.close()
+
+    ledger = Ledger(url)
+    indexes = schema._index_names(ledger.db)
+    assert "txns_held" in indexes
+    assert not indexes & {"txns_account_lifecycle", "entries_account"}
+    assert ledger._meta("schema") == str(schema.VERSION) == "4"
+    assert ledger._available(account) == available  # the hold still counts
+    assert ledger.handle(sale(8, ledger.balance(account) - available + 1))[39] == "00"
+    assert ledger.handle(sale(9, available))[39] == "51"  # the hold is in force
+    assert ledger.check() == []
+    ledger.close()
