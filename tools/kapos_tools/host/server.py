@@ -6,10 +6,14 @@
     ...
     await server.close()
 
-Each TCP connection is read with a TcpFramer; requests on one connection are answered
-in order. A message that does not frame or decode is logged and the connection closed
-(the stream cannot be trusted any more); a bug while handling one is logged and the
-connection closed too. The server itself never stops on client input. On a serial line
+Each TCP connection is an asyncio.Protocol (TcpClient, at the end of this file): its bytes
+go through a TcpFramer into the group commit, and the replies go out in request order as
+soon as their transaction commits - no task, stream or timeout object per message. At
+most `max_in_flight` messages of one connection are in the group commit at once, and a
+connection whose replies are not read (its write buffer full) is not read either. A
+message that does not frame or decode is logged and the connection closed (the stream
+cannot be trusted any more; what it sent after that is not applied); a bug while
+handling one is logged and the connection closed too. The server itself never stops on client input. On a serial line
 a bad frame is NAKed by the link layer; a good frame that does not decode is logged
 and dropped.
 
@@ -25,7 +29,8 @@ Per message: the MAC (a bad one is answered 63, unMACed), then the terminal regi
 repeat gets its stored reply), then the ledger.
 
 Under load and abuse (limits.py): a connection that sends nothing for `idle_timeout`, or
-leaves a frame (or a TLS handshake) unfinished for `frame_timeout`, is closed; at most
+leaves a frame (or a TLS handshake) unfinished for `frame_timeout` from its first byte,
+is closed (one timer per connection, moved only when a deadline comes earlier); at most
 `max_connections` in all and `max_per_peer` per address are open - a connection over a
 limit takes the place of the oldest one that has not yet sent a good message, or is
 refused. Running out of file descriptors (EMFILE) sheds the connection waiting, logs a
@@ -33,6 +38,7 @@ rate-limited line and keeps accepting.
 """
 
 import asyncio
+import collections
 import errno
 import logging
 import os
@@ -55,6 +61,8 @@ log = logging.getLogger("kapos_tools.host")
 
 CHECKED_MTIS = m.REQUEST_MTIS + ("0401", "0421", "0221")
 RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+MAX_IN_FLIGHT = 16  # messages of one connection in the group commit before it is not read
+NOT_PROCESSED = KaposError("an earlier message on this connection failed: not processed")
 
 
 def tls_server_context(certfile, keyfile):
@@ -66,8 +74,9 @@ def tls_server_context(certfile, keyfile):
 
 class HostServer:
     def __init__(self, ledger, mac=None, max_payload=4096, registry=None, limits=None,
-                 group_commit=64, group_wait=0.0):
+                 group_commit=64, group_wait=0.0, max_in_flight=MAX_IN_FLIGHT):
         self.ledger = ledger
+        self.max_in_flight = max(1, int(max_in_flight))
         self.group_commit = max(1, int(group_commit))
         self.group_wait = max(0.0, float(group_wait))
         self._queue = []  # (payload, connection, future) waiting for the next transaction
@@ -84,7 +93,8 @@ class HostServer:
         self.warn = RateLimitedLog(log)
         self._servers = []  # (listening socket, accept task)
         self._serial = []  # (endpoint, task)
-        self._clients = set()
+        self._clients = set()  # TcpClient
+        self._opening = set()  # tasks: a connection's transport (TLS handshake) being made
         self._reserve_fd = None
         # test hook: callable(request dict) -> seconds to wait before answering, or None
         self.response_delay = None
@@ -142,18 +152,24 @@ class HostServer:
 
     async def submit(self, data, connection=None):
         """process(data) inside the next group commit; the reply once it is committed."""
-        loop = asyncio.get_running_loop()
-        future = loop.create_future()
-        self._queue.append((data, connection, future))
-        if len(self._queue) >= self.group_commit:
+        future = asyncio.get_running_loop().create_future()
+        self._enqueue(data, connection, future)
+        return await future
+
+    def _enqueue(self, data, connection, sink):
+        """Queue one message for the next transaction; `sink` is resolved like a future
+        (done / set_result / set_exception / cancel) once that transaction commits."""
+        queue = self._queue
+        queue.append((data, connection, sink))
+        if len(queue) >= self.group_commit:
             self._cancel_flush()
-            self._flush_handle = loop.call_soon(self._flush)
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
         elif self._flush_handle is None:
+            loop = asyncio.get_running_loop()
             if self.group_wait:
                 self._flush_handle = loop.call_later(self.group_wait, self._flush)
             else:  # after the reads already due in this turn of the loop
                 self._flush_handle = loop.call_soon(self._flush)
-        return await future
 
     def _cancel_flush(self):
         if self._flush_handle is not None:
@@ -185,20 +201,34 @@ class HostServer:
         """[(reply, exception)] of each message, all committed in one transaction."""
         db = getattr(self.ledger, "db", None)
         if db is None or not hasattr(db, "transaction"):
-            return [self._one(data, connection) for data, connection, _ in batch]
+            results, failed = [], set()
+            for data, connection, _ in batch:
+                result = (None, NOT_PROCESSED) if connection in failed else self._one(data, connection)
+                if result[1] is not None and connection is not None:
+                    failed.add(connection)
+                results.append(result)
+            return results
         for attempt in range(attempts):
             results = []
             # one message refused twice already: the third run goes alone (db.py)
             db.alone_next = len(batch) == 1 and attempt >= 2
+            failed = set()  # connections one of whose messages failed in this run
             try:
                 with db.transaction():
                     for data, connection, _ in batch:
+                        if connection in failed:
+                            # that connection is being closed: what it sent after the
+                            # bad message is not applied (as when it was read one by one)
+                            results.append((None, NOT_PROCESSED))
+                            continue
                         try:
                             results.append((self.process(data, connection), None))
                         except Exception as exc:
                             if db.is_retryable(exc):
                                 raise
                             results.append((None, exc))
+                            if connection is not None:
+                                failed.add(connection)
                 self.batches["transactions"] += 1
                 self.batches["messages"] += len(batch)
                 return results
@@ -359,78 +389,33 @@ class HostServer:
             victim.close()
         self.stats["connections"] += 1
         entry = self.table.add(peer_host)
-        task = asyncio.get_running_loop().create_task(self._client(conn, peer, tls, entry))
-        entry.task = task
-        self._clients.add(task)
+        task = asyncio.get_running_loop().create_task(self._open(conn, peer, tls, entry))
+        entry.task = task  # evicted while it opens: the task is cancelled
+        self._opening.add(task)
+        task.add_done_callback(self._opening.discard)
 
-    async def _open_streams(self, conn, tls):
+    async def _open(self, conn, peer, tls, entry):
+        """The connection's transport (after its TLS handshake) with a TcpClient on it."""
         loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=2 ** 16)
-        protocol = asyncio.StreamReaderProtocol(reader)
         kwargs = {}
         if tls is not None:
             kwargs = {"ssl": tls, "ssl_handshake_timeout": self.limits.frame_timeout}
-        transport, _ = await loop.connect_accepted_socket(lambda: protocol, conn, **kwargs)
-        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
-
-    async def _client(self, conn, peer, tls, entry):
-        task = asyncio.current_task()
-        writer = None
-        framer = TcpFramer(self.max_payload)
         try:
-            try:
-                reader, writer = await asyncio.wait_for(self._open_streams(conn, tls),
-                                                        self.limits.frame_timeout)
-            except (asyncio.TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
-                self.warn.info("handshake", "%s: TLS handshake failed: %s", peer, exc or
-                               "timeout")
-                conn.close()
-                return
-            entry.writer = writer
-            while True:
-                timeout = self.limits.frame_timeout if framer.pending else self.limits.idle_timeout
-                try:
-                    chunk = await asyncio.wait_for(reader.read(65536), timeout)
-                except asyncio.TimeoutError:
-                    self.stats["timeouts"] += 1
-                    if framer.pending:
-                        self.warn.info("timeout", "%s: frame unfinished after %g s (%d bytes):"
-                                       " closing", peer, timeout, framer.pending)
-                    else:
-                        self.warn.info("timeout", "%s: idle for %g s: closing", peer, timeout)
-                    break
-                if not chunk:
-                    if framer.pending:
-                        self.warn.warning("mid-message", "%s: closed mid-message (%d bytes)",
-                                          peer, framer.pending)
-                    break
-                for payload in framer.receive(chunk):
-                    reply = await self.submit(payload, entry)
-                    if reply is not None:
-                        await self._delay(payload)
-                        writer.write(framer.frame(reply))
-                await writer.drain()
-        except (DecodeError, RemoteProtocolError) as exc:
-            self.stats["errors"] += 1
-            self.warn.error("malformed", "%s: malformed input (%s): closing the connection",
-                            peer, exc)
-        except (ConnectionError, OSError, ssl.SSLError) as exc:
-            log.info("%s: connection lost: %s", peer, exc)
+            await asyncio.wait_for(loop.connect_accepted_socket(
+                lambda: TcpClient(self, peer, entry), conn, **kwargs), self.limits.frame_timeout)
         except asyncio.CancelledError:
-            pass
+            self.table.remove(entry)
+            conn.close()
+            raise
+        except (asyncio.TimeoutError, ssl.SSLError, OSError, ConnectionError) as exc:
+            self.warn.info("handshake", "%s: TLS handshake failed: %s", peer, exc or "timeout")
+            self.table.remove(entry)
+            conn.close()
         except Exception:  # a bug must cost one connection, never the host
             self.stats["errors"] += 1
-            log.exception("%s: error while handling a message: closing the connection", peer)
-        finally:
-            self._clients.discard(task)
+            log.exception("%s: error while opening the connection: closing it", peer)
             self.table.remove(entry)
-            try:
-                if writer is not None:
-                    writer.close()
-                else:
-                    conn.close()
-            except Exception:
-                pass
+            conn.close()
 
     # ------------------------------------------------------------ serial
 
@@ -474,12 +459,22 @@ class HostServer:
         self._queue = []
         for sock, task in self._servers:
             task.cancel()
-        for task in list(self._clients):
+        for task in list(self._opening):
             task.cancel()
+        clients = list(self._clients)
+        for client in clients:
+            client.close()
         for endpoint, task in self._serial:
             task.cancel()
         await asyncio.gather(*[t for _, t in self._servers], *[t for _, t in self._serial],
-                             *self._clients, return_exceptions=True)
+                             *self._opening, return_exceptions=True)
+        if clients:  # what they were sent goes out; a peer that reads nothing is cut off
+            _, slow = await asyncio.wait([c.lost for c in clients], timeout=1.0)
+            for client in clients:
+                if not client.lost.done():
+                    client.transport.abort()
+            if slow:
+                await asyncio.wait(slow, timeout=1.0)
         for sock, _ in self._servers:
             sock.close()
         for endpoint, _ in self._serial:
@@ -499,3 +494,269 @@ def _describe_message(data):
                                        message.get(11, "?"))
     except Exception:
         return "a message of %d bytes" % len(data)
+
+
+# states of a Pending
+WAITING, ANSWERED, HELD, RELEASED, CANCELLED = range(5)
+
+
+class Pending:
+    """One message of a TCP connection on its way through the group commit: resolved by
+    _flush like a future, it hands the reply to its connection at once (no task, no
+    callback round through the loop)."""
+
+    __slots__ = ("client", "payload", "reply", "error", "state")
+
+    def __init__(self, client, payload):
+        self.client, self.payload = client, payload
+        self.reply = self.error = None
+        self.state = WAITING
+
+    def done(self):
+        return self.state != WAITING
+
+    def cancel(self):
+        self.state = CANCELLED
+
+    def set_result(self, reply):
+        self.reply, self.state = reply, ANSWERED
+        self.client.answered()
+
+    def set_exception(self, error):
+        self.error, self.state = error, ANSWERED
+        self.client.answered()
+
+
+class TcpClient(asyncio.Protocol):
+    """One TCP (or TLS) connection: bytes -> TcpFramer -> the group commit -> replies in
+    request order. At most `server.max_in_flight` of its messages are in the group commit
+    at once, and none while its replies are not being read (the transport's write buffer
+    is full): then the host stops reading it, so one client cannot queue unbounded work.
+    One timer: closed after `idle_timeout` with nothing sent between messages, or
+    `frame_timeout` with a frame left unfinished; not while the host owes it a reply."""
+
+    def __init__(self, server, peer, entry):
+        self.server, self.peer, self.entry = server, peer, entry
+        self.framer = TcpFramer(server.max_payload)
+        self.loop = asyncio.get_running_loop()
+        self.transport = None
+        self.waiting = collections.deque()  # Pending, in request order
+        self.closed = False
+        self.reading = True
+        self.writable = True
+        self.eof = False
+        self.timer = None
+        self.deadline = None
+        self.frame_started = None
+        self.lost = self.loop.create_future()
+
+    # asyncio callbacks
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.entry.task = self  # what eviction cancels from now on
+        self.server._clients.add(self)
+        self._rearm()
+
+    def data_received(self, data):
+        if self.closed:
+            return
+        try:
+            self.framer.feed(data)
+            self._take()
+        except (DecodeError, RemoteProtocolError) as exc:
+            self._malformed(exc)
+        except Exception:  # a bug must cost one connection, never the host
+            self._bug(None)
+
+    def eof_received(self):
+        self.eof = True
+        if self.waiting and self.transport.get_extra_info("sslcontext") is None:
+            return True  # half closed: its replies still go out, then it is closed
+        self._finish()
+        return False
+
+    def _finish(self):
+        """After its end of file, once nothing is owed: closed."""
+        if self.framer.pending:
+            self.server.warn.warning("mid-message", "%s: closed mid-message (%d bytes)",
+                                     self.peer, self.framer.pending)
+        self.close()
+
+    def pause_writing(self):
+        self.writable = False
+        self._flow()
+
+    def resume_writing(self):
+        self.writable = True
+        if not self.closed:
+            try:
+                self._take()
+            except (DecodeError, RemoteProtocolError) as exc:
+                self._malformed(exc)
+            except Exception:
+                self._bug(None)
+
+    def connection_lost(self, exc):
+        self.closed = True
+        if exc is not None and not isinstance(exc, asyncio.CancelledError):
+            log.info("%s: connection lost: %s", self.peer, exc)
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for pending in self.waiting:  # still queued: _flush skips them
+            pending.cancel()
+        self.waiting.clear()
+        self.server._clients.discard(self)
+        self.server.table.remove(self.entry)
+        if not self.lost.done():
+            self.lost.set_result(None)
+
+    # the group commit's side
+
+    def answered(self):
+        """Some of its messages are committed: their replies out, in request order."""
+        if self.closed:
+            return
+        try:
+            self._write_ready()
+            if self.closed:
+                return
+            if self.reading and not self.framer.pending:
+                self._rearm()  # nothing held back to take in: only its clock
+            else:
+                self._take()
+            if self.eof and not self.waiting and not self.closed:
+                self._finish()
+        except (DecodeError, RemoteProtocolError) as exc:
+            self._malformed(exc)
+        except Exception:
+            self._bug(None)
+
+    def _write_ready(self):
+        server, waiting = self.server, self.waiting
+        while waiting and waiting[0].state in (ANSWERED, RELEASED):
+            pending = waiting[0]
+            if pending.error is not None:
+                waiting.popleft()
+                if isinstance(pending.error, (DecodeError, RemoteProtocolError)):
+                    self._malformed(pending.error)
+                else:
+                    self._bug(pending.error)
+                return
+            if (pending.state == ANSWERED and pending.reply is not None
+                    and server.response_delay is not None):
+                seconds = server.response_delay(codec.decode(pending.payload))
+                if seconds:  # the test hook: this reply (and those after it) wait
+                    pending.state = HELD
+                    self.loop.call_later(seconds, self._release, pending)
+                    return
+            waiting.popleft()
+            if pending.reply is not None:
+                self.transport.write(self.framer.frame(pending.reply))
+
+    def _release(self, pending):
+        if pending.state == HELD:
+            pending.state = RELEASED
+            self.answered()
+
+    def _take(self):
+        """Complete frames from the framer into the group commit, up to the cap."""
+        server, framer, waiting = self.server, self.framer, self.waiting
+        took = False
+        while self.writable and len(waiting) < server.max_in_flight:
+            payload = framer.next_message()
+            if payload is None:
+                break
+            took = True
+            pending = Pending(self, payload)
+            waiting.append(pending)
+            server._enqueue(payload, self.entry, pending)
+        if took:
+            self.frame_started = None
+        self._flow()
+        self._rearm()
+
+    def _flow(self):
+        """Read it only while it has room in flight and reads its replies."""
+        want = self.writable and not self.eof and len(self.waiting) < self.server.max_in_flight
+        if want != self.reading and not self.closed:
+            self.reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    # the one timer
+
+    def _rearm(self):
+        if self.closed:
+            return
+        if self.waiting:  # the host owes it replies: no clock on the client
+            self.deadline = self.frame_started = None
+            return
+        limits = self.server.limits
+        now = self.loop.time()
+        if self.framer.pending:
+            if self.frame_started is None:
+                self.frame_started = now
+            deadline = self.frame_started + limits.frame_timeout
+        else:
+            self.frame_started = None
+            deadline = now + limits.idle_timeout
+        self.deadline = deadline
+        # a later deadline leaves the timer as it is: it re-arms itself when it fires
+        if self.timer is None or self.timer.when() > deadline:
+            if self.timer is not None:
+                self.timer.cancel()
+            self.timer = self.loop.call_at(deadline, self._expire)
+
+    def _expire(self):
+        self.timer = None
+        if self.closed or self.deadline is None:
+            return
+        if self.loop.time() < self.deadline:
+            self.timer = self.loop.call_at(self.deadline, self._expire)
+            return
+        server = self.server
+        server.stats["timeouts"] += 1
+        if self.framer.pending:
+            server.warn.info("timeout", "%s: frame unfinished after %g s (%d bytes): closing",
+                             self.peer, server.limits.frame_timeout, self.framer.pending)
+        else:
+            server.warn.info("timeout", "%s: idle for %g s: closing", self.peer,
+                             server.limits.idle_timeout)
+        self.close()
+
+    # closing
+
+    def _malformed(self, exc):
+        self.server.stats["errors"] += 1
+        self.server.warn.error("malformed", "%s: malformed input (%s): closing the connection",
+                               self.peer, exc)
+        self.close()
+
+    def _bug(self, exc):
+        self.server.stats["errors"] += 1
+        log.error("%s: error while handling a message: closing the connection", self.peer,
+                  exc_info=exc if exc is not None else True)
+        self.close()
+
+    def close(self):
+        """Close after what is written has gone; aborted if that takes a frame timeout
+        (a peer that reads nothing must not hold its descriptor)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        for pending in self.waiting:
+            pending.cancel()
+        self.waiting.clear()
+        transport = self.transport
+        transport.close()
+        if transport.get_write_buffer_size():
+            self.loop.call_later(self.server.limits.frame_timeout, transport.abort)
+
+    cancel = close  # ConnectionTable eviction calls entry.task.cancel()

@@ -1,0 +1,160 @@
+"""The host's TCP connections (server.TcpClient): pipelined requests, flow control and the
+one timer per connection.
+
+A client may send many requests without waiting for replies; the host answers them in
+order but takes at most `max_in_flight` of one connection into the group commit at once,
+and reads nothing more from a connection whose replies are not being read - one client
+cannot queue unbounded work. A frame must be finished within `frame_timeout` of its
+start, however slowly its bytes trickle in."""
+
+import asyncio
+import logging
+import time
+
+from hostkit import TESTCARDS, new_ledger, run
+from kapos.host import codec
+from kapos.host import messages as m
+from kapos.host.framing import TcpFramer
+from kapos_tools.host import HostServer
+from kapos_tools.host.limits import Limits
+from kapos_tools.host.server import TcpClient
+
+UTC = time.gmtime(time.mktime((2026, 11, 25, 10, 0, 0, 0, 0, -1)))
+TID, MID = "KAPOS001", "KAPOS-MERCHANT1"
+
+
+def sale(stan, amount=100):
+    return codec.encode(m.build_financial_request(
+        "sale", amount, stan, UTC, UTC, TID, MID, "978",
+        track2=TESTCARDS["visa-debit"].track2_equivalent(), private="BN006000001"))
+
+
+async def read_replies(reader, count, framer):
+    replies = []
+    while len(replies) < count:
+        data = await reader.read(65536)
+        if not data:
+            break
+        replies += framer.receive(data)
+    return replies
+
+
+def test_pipelined_requests_are_answered_in_order_with_at_most_max_in_flight_queued():
+    async def go():
+        server = HostServer(new_ledger(), max_in_flight=4)
+        deepest = []
+        enqueue = server._enqueue
+
+        def watched(data, connection, sink):  # how many of this client's are in flight
+            enqueue(data, connection, sink)
+            deepest.append(max(len(c.waiting) for c in server._clients))
+        server._enqueue = watched
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        framer = TcpFramer()
+        writer.write(b"".join(framer.frame(sale(stan)) for stan in range(1, 201)))  # one burst
+        replies = await read_replies(reader, 200, framer)
+        writer.close()
+        await server.close()
+        assert [codec.decode(r)[11] for r in replies] == ["%06d" % n for n in range(1, 201)]
+        assert all(codec.decode(r)[39] == "00" for r in replies)
+        assert len(deepest) == 200 and max(deepest) == 4
+
+    run(go())
+
+
+class FakeTransport:
+    def __init__(self):
+        self.reading, self.written, self.closed = True, [], False
+
+    def pause_reading(self):
+        self.reading = False
+
+    def resume_reading(self):
+        self.reading = True
+
+    def write(self, data):
+        self.written.append(data)
+
+    def close(self):
+        self.closed = True
+
+    def get_write_buffer_size(self):
+        return 0
+
+    def get_extra_info(self, name, default=None):
+        return default
+
+
+def test_a_connection_whose_replies_are_not_read_is_not_read_either():
+    async def go():
+        server = HostServer(new_ledger())
+        queued = []
+        server._enqueue = lambda data, connection, sink: queued.append(sink)
+        client = TcpClient(server, ("127.0.0.1", 1), server.table.add("127.0.0.1"))
+        transport = FakeTransport()
+        client.connection_made(transport)
+        framer = TcpFramer()
+        client.pause_writing()  # the replies so far fill the socket: the peer reads nothing
+        assert not transport.reading
+        client.data_received(b"".join(framer.frame(sale(stan)) for stan in (1, 2, 3)))
+        assert queued == [], "nothing taken in while its replies cannot go out"
+        client.resume_writing()
+        assert len(queued) == 3 and transport.reading
+        for sink in queued:
+            sink.set_result(b"reply")
+        assert transport.written == [framer.frame(b"reply")] * 3
+        client.close()
+        client.connection_lost(None)
+
+    run(go())
+
+
+def test_after_a_bad_message_nothing_more_on_that_connection_is_applied():
+    async def go():
+        ledger = new_ledger()
+        server = HostServer(ledger)
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        framer = TcpFramer()
+        # three in one burst, so they share one transaction
+        writer.write(framer.frame(sale(1)) + framer.frame(b"0200garbage-not-iso")
+                     + framer.frame(sale(3)))
+        replies = await read_replies(reader, 3, framer)
+        writer.close()
+        await server.close()
+        assert [codec.decode(r)[11] for r in replies] == ["000001"]  # then it was closed
+        assert [t["stan"] for t in ledger.transactions()] == ["000001"]
+        assert server.stats["errors"] == 1
+
+    run(go())
+
+
+def test_a_frame_trickled_byte_by_byte_is_closed_a_frame_timeout_after_it_began(caplog):
+    caplog.set_level(logging.INFO, logger="kapos_tools.host")
+
+    async def go():
+        server = HostServer(new_ledger(), limits=Limits(frame_timeout=0.5, idle_timeout=30))
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        frame = TcpFramer().frame(sale(1))
+        sent = 0
+        try:
+            for byte in frame:  # one byte every 0.1 s: each read comes well within 0.5 s
+                writer.write(bytes([byte]))
+                await writer.drain()
+                sent += 1
+                try:
+                    if await asyncio.wait_for(reader.read(1), 0.1) == b"":
+                        break  # the host closed it
+                except asyncio.TimeoutError:
+                    pass
+        except ConnectionError:
+            pass
+        writer.close()
+        await server.close()
+        return sent, len(frame)
+
+    sent, size = run(go())
+    assert sent < size, "closed before the frame was finished"
+    assert "frame unfinished after 0.5 s" in caplog.text
