@@ -21,6 +21,12 @@ card account number does, so a transfer can never target one.
     post(db, entries, txn_id=..., reversal_id=...)   entries: [[account, amount], ...]
     own_entries(db, txn_id)                          what a transaction itself posted
     check(db)                                        problems, naming what breaks
+
+Inside a group transaction that runs without savepoints (db.py: `deferring`), the
+entries rows and the internal books' shard rows are written once, before COMMIT, for all
+its messages together (one INSERT, one upsert per book) rather than per message; card
+accounts are updated at once (the rules read them). Everything here that reads entries
+or books writes the deferred rows first (db.flush_deferred()).
 """
 
 from kapos.errors import KaposError
@@ -51,40 +57,75 @@ def inverse(entries):
     return [[account, -amount] for account, amount in entries]
 
 
+_UPDATE_ACCOUNT = "UPDATE accounts SET balance = balance + ? WHERE number = ?"
+_ADD_TO_BOOK = ("INSERT INTO book_shards (account, shard, balance) VALUES (?, ?, ?) ON CONFLICT "
+                "(account, shard) DO UPDATE SET balance = book_shards.balance + excluded.balance")
+_ENTRY_ROWS = 200  # rows per INSERT of deferred entries (4 parameters each)
+
+
+def _insert_entries_sql(count, cache={}):
+    sql = cache.get(count)
+    if sql is None:
+        sql = cache[count] = ("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES "
+                              + ", ".join(["(?, ?, ?, ?)"] * count))
+    return sql
+
+
+def _new_pending():
+    return [[], {}]  # entries rows (4 values each), {(book, shard): amount}
+
+
+def _flush_pending(db, pending):
+    rows, books = pending
+    step = 4 * _ENTRY_ROWS
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        db.execute(_insert_entries_sql(len(chunk) // 4), chunk)
+    for (account, shard), amount in books.items():
+        if amount:
+            add_to_book(db, account, amount, shard)
+
+
 def post(db, entries, txn_id=None, reversal_id=None):
     """Apply balanced `entries` to the balances and record them."""
     if sum(amount for _, amount in entries) != 0:
         raise PostingError("a posting of %d entries does not balance" % len(entries))
     shard = getattr(db, "lot", 0) % SHARDS
+    pending = db.defer("book", _new_pending, _flush_pending) if db.deferring else None
     rows = []
     for account, amount in entries:
         if amount == 0:
             continue
         if is_internal(account):
-            add_to_book(db, account, amount, shard)
-        elif db.execute("UPDATE accounts SET balance = balance + ? WHERE number = ?",
-                        (amount, account)).rowcount != 1:
+            if pending is None:
+                add_to_book(db, account, amount, shard)
+            else:
+                key = (account, shard)
+                pending[1][key] = pending[1].get(key, 0) + amount
+        elif db.execute(_UPDATE_ACCOUNT, (amount, account)).rowcount != 1:
             raise PostingError("a posting names an unknown account")
         rows.extend((txn_id, reversal_id, account, amount))
-    if rows:  # one statement for all of them
-        db.execute("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES "
-                   + ", ".join(["(?, ?, ?, ?)"] * (len(rows) // 4)), rows)
+    if rows:
+        if pending is None:  # one statement for all of them
+            db.execute(_insert_entries_sql(len(rows) // 4), rows)
+        else:
+            pending[0].extend(rows)
 
 
 def add_to_book(db, account, amount, shard=0):
     """`amount` onto one shard row of the internal book `account`."""
-    db.execute("INSERT INTO book_shards (account, shard, balance) VALUES (?, ?, ?) ON CONFLICT "
-               "(account, shard) DO UPDATE SET balance = book_shards.balance + excluded.balance",
-               (account, shard, amount))
+    db.execute(_ADD_TO_BOOK, (account, shard, amount))
 
 
 def book_balance(db, account):
     """An internal book's balance (the sum of its shards), 0 for a book never posted to."""
+    db.flush_deferred()
     return db.execute("SELECT COALESCE(SUM(balance), 0) FROM book_shards WHERE account = ?",
                       (account,)).fetchone()[0]
 
 
 def own_entries(db, txn_id):
+    db.flush_deferred()
     return [[r[0], r[1]] for r in db.execute(
         "SELECT account, amount FROM entries WHERE txn_id = ? AND reversal_id IS NULL ORDER BY id",
         (txn_id,))]
@@ -94,6 +135,7 @@ def check(db):
     """Problems of the double-entry book (an empty list when it holds):
     every posting sums to zero, all entries sum to zero, every card account's balance is
     its initial balance plus its entries, every internal account's balance its entries."""
+    db.flush_deferred()
     problems = []
     for row in db.execute(
             "SELECT e.txn_id, e.reversal_id, SUM(e.amount) AS total, t.terminal_id, t.stan, t.type "

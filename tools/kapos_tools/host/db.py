@@ -76,12 +76,38 @@ class _Transactions:
     _savepoints = False
     _doomed = False  # an inner block failed without a savepoint: this one must not commit
     _counters = None  # next_value() counters taken in the open transaction (SQLite)
+    _deferred = None  # key -> [state, flush]: writes kept until COMMIT (defer())
 
     def transaction(self):
         return _Block(self)
 
+    @property
+    def deferring(self):
+        """Writes may wait for the COMMIT: inside a transaction whose failure rolls back
+        all of it (no savepoint would have to undo them alone)."""
+        return self.depth > 0 and not self._savepoints
+
+    def defer(self, key, make, flush):
+        """The open transaction's deferred state `key` (make() at first use); flush(db,
+        state) writes it before COMMIT, or earlier through flush_deferred()."""
+        deferred = self._deferred
+        if deferred is None:
+            deferred = self._deferred = {}
+        entry = deferred.get(key)
+        if entry is None:
+            entry = deferred[key] = (make(), flush)
+        return entry[0]
+
+    def flush_deferred(self):
+        """Write the deferred writes now: before anything reads the tables they go to."""
+        deferred, self._deferred = self._deferred, None
+        if deferred:
+            for state, flush in deferred.values():
+                flush(self, state)
+
     def _before_commit(self):
-        """Write what the transaction kept in memory (the counters) before its COMMIT."""
+        """Write what the transaction kept in memory before its COMMIT."""
+        self.flush_deferred()
         counters, self._counters = self._counters, None
         if counters:
             for name, value in counters.items():
@@ -113,7 +139,7 @@ class _Block:
             db.lot = random.getrandbits(30)  # book.py: which shard rows this transaction posts to
             db._savepoints, db.savepoints_next = db.savepoints_next, False
             db._doomed = False
-            db._counters = None
+            db._counters = db._deferred = None
             db._begin_outer()
         elif db._savepoints:
             db._savepoint("")
@@ -155,7 +181,7 @@ class _Block:
             else:
                 db.raw_execute("ROLLBACK")
         finally:
-            db._counters = None
+            db._counters = db._deferred = None
             db._end_outer()
         if doomed:
             db.savepoints_next = True

@@ -174,10 +174,21 @@ class Ledger:
         self.db.close()
 
     def _today(self):
-        return time.strftime("%Y%m%d", time.localtime(self.clock()))
+        return self._calendar()[0]
 
     def _yymm(self):
-        return time.strftime("%y%m", time.localtime(self.clock()))
+        return self._calendar()[1]
+
+    _calendar_at = None
+
+    def _calendar(self):
+        """(YYYYMMDD, YYMM) of the host's local time, worked out once per second."""
+        second = int(self.clock())
+        if second != self._calendar_at:
+            local = time.localtime(second)
+            self._calendar_now = (time.strftime("%Y%m%d", local), time.strftime("%y%m", local))
+            self._calendar_at = second
+        return self._calendar_now
 
     # ------------------------------------------------------------ cards and accounts
 
@@ -851,7 +862,7 @@ class Ledger:
             (ctx["tid"], ctx["stan"], ctx["transmission"], _base_mti(ctx["mti"]), ctx.get("type"),
              ctx.get("amount"), ctx.get("fee"), ctx.get("total"), ctx.get("card_key"),
              ctx.get("account"), ctx.get("target"), code, auth_code, rrn, ctx.get("batch"),
-             L.status_of(state), json.dumps(effects) if effects else None, ctx.get("original_id"),
+             L.status_of(state), _effects_json(effects) if effects else None, ctx.get("original_id"),
              codec.encode(response), ctx.get("fingerprint"), self.clock(), state,
              ctx.get("merchant")))
         if approved:
@@ -1249,6 +1260,19 @@ def _service_code(message):
         pos += 1
     code = track2[pos + 5:pos + 8]
     return code if len(code) == 3 and code.isdigit() else None
+
+
+def _effects_json(effects):
+    """json.dumps(effects), the common case (one daily count) without the encoder."""
+    daily = effects.get("daily")
+    if len(effects) == 1 and daily is not None and len(daily) == 1:
+        key, day, total = daily[0]
+        if type(key) is str and type(day) is str and type(total) is int:
+            return '{"daily": [[%s, %s, %d]]}' % (_json_string(key), _json_string(day), total)
+    return json.dumps(effects)
+
+
+_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 
 def _inverse_daily(effects_json):
