@@ -179,3 +179,20 @@ def test_a_version_3_ledger_upgrades_to_the_partial_hold_index(tmp_path):
     assert ledger.handle(sale(9, available))[39] == "51"  # the hold is in force
     assert ledger.check() == []
     ledger.close()
+
+
+def test_a_void_and_a_reversal_in_the_same_group_see_the_entries_it_has_not_written_yet():
+    from hostkit import void_message
+
+    ledger = new_ledger()
+    account = ledger.card_account(TESTCARDS[CARD].pan)
+    before = ledger.balance(account)
+    with ledger.db.transaction():  # one group: the sales' entries wait for the COMMIT
+        first = ledger.handle(sale(1, 400))
+        assert ledger.handle(void_message(2, 400, first[37], UTC))[39] == "00"
+        assert ledger.handle(sale(3, 250))[39] == "00"
+        assert ledger.handle(m.build_reversal(sale(3, 250), "timeout"))[39] == "00"
+        assert ledger.check() == []  # read inside the group: the deferred rows are written
+        assert ledger.handle(sale(4, 100))[39] == "00"
+    assert ledger.balance(account) == before - 100
+    assert ledger.check() == []
