@@ -55,6 +55,7 @@ from kapos.host.codec import MTI
 from kapos.host.framing import TcpFramer
 from kapos.host.client import bound_mac, encode_message, mac_ok
 from kapos.io.transport import SendError, SerialEndpoint
+from kapos_tools.host.db import RunAgainWithSavepoints
 from kapos_tools.host.limits import ConnectionTable, Limits, RateLimitedLog, fd_headroom
 
 log = logging.getLogger("kapos_tools.host")
@@ -208,6 +209,7 @@ class HostServer:
                     failed.add(connection)
                 results.append(result)
             return results
+        last = ""
         for attempt in range(attempts):
             results = []
             # one message refused twice already: the third run goes alone (db.py)
@@ -235,6 +237,8 @@ class HostServer:
             except Exception as exc:
                 if not db.is_retryable(exc):
                     raise
+                if isinstance(exc, RunAgainWithSavepoints):
+                    continue  # a message failed in a group without savepoints: at once, with them
                 last = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
                 self.batches["retries"] += 1
                 # both processes on the same rows or index pages: step aside at random,
