@@ -158,3 +158,26 @@ def test_a_frame_trickled_byte_by_byte_is_closed_a_frame_timeout_after_it_began(
     sent, size = run(go())
     assert sent < size, "closed before the frame was finished"
     assert "frame unfinished after 0.5 s" in caplog.text
+
+
+def test_a_group_doomed_by_a_failing_message_runs_again_at_once(monkeypatch, caplog):
+    """Not a conflict with another host process: no back-off sleep, no such log line."""
+    from kapos_tools.host import book, server as server_module
+
+    post = book.post
+
+    def post_then_fail(db, entries, **kw):  # fails after the message's first writes
+        post(db, entries, **kw)
+        if any(amount == -777 for _, amount in entries):
+            raise RuntimeError("a bug after the message's first writes")
+
+    monkeypatch.setattr(book, "post", post_then_fail)
+    slept = []
+    monkeypatch.setattr(server_module.time, "sleep", slept.append)
+    caplog.set_level(logging.INFO, logger="kapos_tools.host")
+    server = HostServer(new_ledger())
+    results = server._run_batch([(sale(stan, amount), None, None)
+                                 for stan, amount in ((1, 100), (2, 777), (3, 300))])
+    assert [codec.decode(reply)[39] for reply, _ in results] == ["00", "96", "00"]
+    assert slept == [] and server.batches["retries"] == 0
+    assert "conflicted with another host process" not in caplog.text
