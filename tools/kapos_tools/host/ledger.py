@@ -1218,10 +1218,10 @@ def _fingerprint(message):
     """What makes two requests with the same key the same request (a repeat, 0201 or
     0221, is the same request as its first send)."""
     parts = []
-    for number in sorted(k for k in message if k != MTI and k not in (64, 128)):
+    for number in sorted([k for k in message if k != MTI and k != 64 and k != 128]):
         value = message[number]
         parts.append("%d=%s" % (number, value.hex() if isinstance(value, bytes) else value))
-    return hashlib.sha256(("%s|" % _base_mti(message[MTI]) + "|".join(parts)).encode()).hexdigest()
+    return hashlib.sha256((_base_mti(message[MTI]) + "|" + "|".join(parts)).encode()).hexdigest()
 
 
 def _base_mti(mti):
@@ -1250,14 +1250,20 @@ def _yymm_ok(text):
     return type(text) is str and len(text) == 4 and text.isdigit() and "01" <= text[2:] <= "12"
 
 
+_DIGITS = "0123456789"
+
+
 def _service_code(message):
     """The service code of field 35 (3 digits after PAN, separator and YYMM), or None."""
     track2 = message.get(35)
     if type(track2) is not str:
         return None
-    pos = 0
-    while pos < len(track2) and track2[pos].isdigit():
-        pos += 1
+    if track2.isascii():  # the PAN's digits, without a loop over them
+        pos = len(track2) - len(track2.lstrip(_DIGITS))
+    else:
+        pos = 0
+        while pos < len(track2) and track2[pos].isdigit():
+            pos += 1
     code = track2[pos + 5:pos + 8]
     return code if len(code) == 3 and code.isdigit() else None
 
