@@ -1,8 +1,13 @@
 """The host's fast DUKPT / CMAC / CBC (fastkeys.py) computes exactly what kapos.security
-computes - the terminal's own code - for random keys, counters in any order and data."""
+computes - the terminal's own code - for random keys, counters in any order and data, and
+gives the published values: AES-CMAC of RFC 4493 section 4, AES DUKPT of the ANSI
+X9.24-3-2017 supplement (kept in tests/unit/security/test_sec_dukpt_vectors.py)."""
 
+import importlib.util
 import os
 import random
+import threading
+from pathlib import Path
 
 import pytest
 
@@ -24,7 +29,7 @@ def valid_counters(rng, n):
 @pytest.mark.parametrize("seed", range(4))
 def test_working_keys_match_the_reference_derivation(seed):
     rng = random.Random(seed)
-    bdk = bytes(rng.randrange(256) for _ in range(16))
+    bdk = bytes(rng.randrange(256) for _ in range((16, 32)[seed % 2]))  # AES-128 and AES-256 BDKs
     keys = HostKeys(bdk)
     devices = [bytes(rng.randrange(256) for _ in range(8)) for _ in range(3)]
     counters = {d: 0 for d in devices}
@@ -70,3 +75,166 @@ def test_cmac_and_cbc_match_the_reference():
         cbc_decrypt(bytes(16), bytes(15))
     with pytest.raises(SecurityError):
         cbc_decrypt(bytes(16), bytes(16))  # deciphers to no 0x80 padding
+
+
+def test_other_usages_and_key_types_match_the_reference():
+    """Keys outside the per-message set (AES-256 working keys, the other usages) are
+    derived on their own; an AES-256 key from an AES-128 BDK is refused, as by the
+    reference."""
+    for bdk in (os.urandom(16), os.urandom(32)):
+        keys = HostKeys(bdk)
+        ksn = dukpt.make_ksn(os.urandom(8), 77)
+        for usage in dukpt.WORKING_USAGES:
+            for key_type in (dukpt.AES128, dukpt.AES256):
+                if len(bdk) == 16 and key_type == dukpt.AES256:
+                    with pytest.raises(SecurityError):
+                        dukpt.host_derive_working_key(bdk, ksn, usage, key_type)
+                    with pytest.raises(SecurityError):
+                        keys.working_key(ksn, usage, key_type)
+                    continue
+                assert (keys.working_key(ksn, usage, key_type)
+                        == dukpt.host_derive_working_key(bdk, ksn, usage, key_type))
+    with pytest.raises(SecurityError):
+        keys.working_key(ksn, dukpt.KEY_DERIVATION)  # not a working key usage
+    with pytest.raises(SecurityError):
+        keys.working_key(dukpt.make_ksn(os.urandom(8), 0x1FFFF), dukpt.MAC_GENERATION)  # 17 one-bits
+
+
+def test_a_message_costs_one_intermediate_key_and_one_working_key_call():
+    """Over a run of consecutive counters each message (all four of its working keys, the
+    request MAC check, the card data and the reply MAC) derives exactly one intermediate
+    key (the counter's new lowest one-bit; its higher bits are the previous walk's) and
+    its working keys in one encrypt call; a fresh walk from the IK would be ~6 here. The
+    one new AES key set up for them is the transaction key's: the intermediate key is
+    derived under a parent whose cipher the previous walk already set up."""
+    bdk = os.urandom(16)
+    keys = HostKeys(bdk)
+    devices = [os.urandom(8) for _ in range(4)]
+    for device in devices:
+        keys.working_key(dukpt.make_ksn(device, 1000), dukpt.MAC_GENERATION)
+    before, working_before, ciphers_before = keys.derivations, keys.working_derivations, keys.ciphers
+    data = os.urandom(96)
+    n = 0
+    for counter in range(1001, 1101):
+        for device in devices:  # terminals interleaved, as on a busy host
+            ksn = dukpt.make_ksn(device, counter)
+            tag = cmac(keys.working_key(ksn, dukpt.MAC_GENERATION), data)[:8]
+            assert cmac_verify(keys.working_key(ksn, dukpt.MAC_GENERATION), data, tag, 8)
+            for usage in (dukpt.DATA_ENCRYPT, dukpt.PIN_ENCRYPTION, dukpt.MAC_VERIFICATION):
+                keys.working_key(ksn, usage)
+            n += 1
+    assert keys.derivations - before == n
+    assert keys.working_derivations - working_before == n
+    assert keys.ciphers - ciphers_before == n
+    # a jump walks only the one-bits at and below the highest bit that changed
+    device = devices[0]
+    before = keys.derivations
+    keys.transaction_key(dukpt.make_ksn(device, 0x00F00000 | 1100))  # from 1100: all new
+    assert keys.derivations - before == bin(0x00F00000 | 1100).count("1")
+    before = keys.derivations
+    keys.transaction_key(dukpt.make_ksn(device, 0x00F10000 | 1100))  # bit 16: 0xF0 shared
+    assert keys.derivations - before == bin(0x00010000 | 1100).count("1")
+
+
+def test_concurrent_threads_get_the_same_keys():
+    bdk = os.urandom(16)
+    devices = [os.urandom(8) for _ in range(6)]
+    ksns = [dukpt.make_ksn(d, c) for c in range(1, 60) for d in devices]
+    expected = {ksn: HostKeys(bdk).working_key(ksn, dukpt.DATA_ENCRYPT) for ksn in ksns}
+    shared = HostKeys(bdk)
+    results, errors = {}, []
+
+    def work(offset):
+        try:
+            for ksn in ksns[offset:] + ksns[:offset]:
+                results.setdefault(ksn, set()).add(shared.working_key(ksn, dukpt.DATA_ENCRYPT))
+        except Exception as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n * 7,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert errors == [] and not any(t.is_alive() for t in threads)
+    assert results == {ksn: {key} for ksn, key in expected.items()}
+
+
+# ---------------------------------------------------------------- published vectors
+
+# RFC 4493 section 4 (the NIST SP 800-38B AES-128 examples): key, the 64-byte message
+# and the tags of its first 0, 16, 40 and 64 bytes.
+RFC_KEY = bytes.fromhex("2b7e151628aed2a6abf7158809cf4f3c")
+RFC_MSG = bytes.fromhex("6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51"
+                        "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710")
+RFC_TAGS = [(0, "bb1d6929e95937287fa37d129b756746"), (16, "070a16b46b4d4144f79bdd9dd04a287c"),
+            (40, "dfa66747de9ae63030ca32611497c827"), (64, "51f0bebf7e3b9d92fc49741779363cfe")]
+
+
+@pytest.mark.parametrize("length,tag", RFC_TAGS)
+def test_cmac_rfc4493_examples(length, tag):
+    message, tag = RFC_MSG[:length], bytes.fromhex(tag)
+    assert cmac(RFC_KEY, message) == tag
+    assert cmac_verify(RFC_KEY, message, tag, 16)
+    assert cmac_verify(RFC_KEY, message, tag[:8], 8)  # truncated as on the host link
+
+
+def test_cmac_verify_refuses_a_bad_or_shortened_tag():
+    message, tag = RFC_MSG[:16], bytes.fromhex("070a16b46b4d4144")  # RFC 4493 Example 2, 8 bytes
+    assert cmac_verify(RFC_KEY, message, tag, 8)
+    for bit in range(64):
+        flipped = bytearray(tag)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        assert not cmac_verify(RFC_KEY, message, bytes(flipped), 8)
+    assert not cmac_verify(RFC_KEY, message[:15], tag, 8)
+    # the length is the protocol's, never the received tag's
+    assert not cmac_verify(RFC_KEY, message, tag[:4], 8)
+    assert not cmac_verify(RFC_KEY, message, tag + b"\x00", 8)
+    assert not cmac_verify(RFC_KEY, message, b"", 8)
+    with pytest.raises(SecurityError):
+        cmac_verify(RFC_KEY, message, tag[:2], 2)
+
+
+def _published_dukpt_vectors():
+    """The ANSI X9.24-3-2017 supplement's values, kept once (with their source) in
+    tests/unit/security/test_sec_dukpt_vectors.py."""
+    path = Path(__file__).parents[2] / "unit" / "security" / "test_sec_dukpt_vectors.py"
+    spec = importlib.util.spec_from_file_location("published_dukpt_vectors", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+X924 = _published_dukpt_vectors()
+
+
+@pytest.mark.parametrize("bdk,transaction_keys", [(X924.BDK128, X924.TXN128), (X924.BDK256, X924.TXN256)])
+def test_transaction_keys_x9_24_3_vectors(bdk, transaction_keys):
+    """ANSI X9.24-3-2017 supplement: intermediate derivation keys of counters 1-8, the
+    0x1FFFE -> 0x20000 rollover and the last four, walked in that order (the cached walk
+    shared, diverging, and jumping)."""
+    keys = HostKeys(bdk)
+    for counter in sorted(transaction_keys):
+        assert keys.transaction_key(X924.ksn(counter)).hex().upper() == transaction_keys[counter]
+    for counter in sorted(transaction_keys, reverse=True):  # backwards: no walk shared wrongly
+        assert keys.transaction_key(X924.ksn(counter)).hex().upper() == transaction_keys[counter]
+
+
+def test_working_keys_x9_24_3_vectors():
+    """ANSI X9.24-3-2017 supplement: PIN, MAC generation and data encryption keys for
+    counters 1-8 (AES-128 BDK; AES-256 BDK with AES-128 and AES-256 working keys); the
+    MAC verification key of counter 1 is the cross-implementation value (5n00py/paysec)
+    that file cites."""
+    keys = HostKeys(X924.BDK128)
+    for i, counter in enumerate(X924.FIRST_EIGHT):
+        ksn = X924.ksn(counter)
+        assert keys.working_key(ksn, dukpt.PIN_ENCRYPTION).hex().upper() == X924.PIN128[i]
+        assert keys.working_key(ksn, dukpt.MAC_GENERATION).hex().upper() == X924.MACGEN128[i]
+        assert keys.working_key(ksn, dukpt.DATA_ENCRYPT).hex().upper() == X924.DATAENC128[i]
+    usages = dict(X924.ALL_USAGES_COUNTER1)
+    assert (HostKeys(X924.BDK128).working_key(X924.ksn(1), dukpt.MAC_VERIFICATION).hex().upper()
+            == usages[dukpt.MAC_VERIFICATION])
+    keys = HostKeys(X924.BDK256)
+    for (usage, key_type), expected in sorted(X924.WORKING256.items()):
+        got = [keys.working_key(X924.ksn(c), usage, key_type).hex().upper() for c in X924.FIRST_EIGHT]
+        assert got == expected

@@ -9,10 +9,11 @@ import time
 import pytest
 
 from hostkit import Rig, request, run, swipe
-from kapos.errors import HostUnavailable
+from kapos.errors import HostUnavailable, SecurityError
 from kapos.simdata.keys import TEST_BDK, ik_id_for
 from kapos.host import codec
 from kapos.security import dukpt
+from kapos.security.cmac import aes_cmac
 from kapos.io import journal as J
 from kapos.host.client import encode_message
 from kapos.io.keystore import KeyStore
@@ -106,3 +107,30 @@ def test_card_data_crosses_the_link_only_enciphered(tmp_path):
             assert reply[39] == "00" and rig.balance("visa-debit") == 100000 - 300
 
     run(go())
+
+
+def test_host_mac_check_refuses_any_other_tag_or_data():
+    """HostDukptMac on its own: the terminal's request MAC (the reference code, under the
+    MAC generation key of the KSN) verifies; a flipped bit of tag or data, a tag of another
+    length or the reply key's tag does not; the reply MAC is the reference's."""
+    ksn = dukpt.make_ksn(ik_id_for("KAPOS001"), 4242)
+    host = HostDukptMac(TEST_BDK)
+    data = os.urandom(90)
+    request_key = dukpt.host_derive_working_key(TEST_BDK, ksn, dukpt.MAC_GENERATION)
+    reply_key = dukpt.host_derive_working_key(TEST_BDK, ksn, dukpt.MAC_VERIFICATION)
+    tag = aes_cmac(request_key, data)[:8]
+    bound = host.bind({53: ksn})
+    assert bound.verify(data, tag)
+    for bit in range(64):
+        bad = bytearray(tag)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        assert not bound.verify(data, bytes(bad))
+    for bit in range(0, len(data) * 8, 13):
+        bad = bytearray(data)
+        bad[bit // 8] ^= 1 << (bit % 8)
+        assert not bound.verify(bytes(bad), tag)
+    assert not bound.verify(data, tag[:7]) and not bound.verify(data, aes_cmac(request_key, data)[:9])
+    assert not bound.verify(data, aes_cmac(reply_key, data)[:8]), "the reply key is not the request key"
+    assert bound.sign(data) == aes_cmac(reply_key, data)[:8]
+    with pytest.raises(SecurityError):
+        host.bind({})

@@ -1,150 +1,215 @@
-"""The host's DUKPT and MAC arithmetic at server speed (CPython + pycryptodome only).
+"""The host's DUKPT and MAC arithmetic at server speed, on `cryptography` (OpenSSL).
 
 kapos.security is written on one AES block at a time so that the terminal, CPython and
-MicroPython compute byte-for-byte the same thing; on the host that costs a new cipher
-object per block (~30 per message). Here, with the same results:
+MicroPython compute byte-for-byte the same thing; on the host that would cost a new
+cipher object per block (~30 per message). Here, with the same results:
 
 - the Initial Key of a terminal is derived from the BDK once and kept (per BDK, IK ID);
 - the walk from the IK to a counter's transaction key keeps the keys of the previous
   counter's walk, per terminal: consecutive counters share all but their lowest bits,
-  so a message costs one or two derivations instead of up to sixteen;
-- the working keys of a message (MAC, data, PIN) come from one cipher object;
-- CMAC and CBC run as single calls into pycryptodome.
+  so the next counter costs one derivation instead of up to sixteen, and that one under
+  a parent key whose encryptor the previous walk already set up;
+- the working keys a message needs (MAC generation, MAC verification, data, PIN) come
+  from the transaction key in one encrypt call, when the first of them is asked for;
+- CMAC and CBC are single calls into OpenSSL.
+
+A message from a terminal's next counter thus sets up four AES keys: its transaction
+key (for its working keys, and the parent of the next counter's), its data key (CBC)
+and its two MAC keys (CMAC); the block-at-a-time code sets up about thirty.
+
+Why `cryptography` and not pycryptodome (the terminal's library): what a message costs
+here is the setting up of a cipher per key, not the AES itself; measured on the 2-core
+development machine, pycryptodome's AES.new is ~10-12 us and its CMAC of 96 bytes (as
+fastkeys did it) ~24 us, OpenSSL's encryptor ~5 us and its CMAC ~2.5 us (docs/host.md).
 
 tests/integration/host/test_host_fastkeys.py checks every function against
-kapos.security on random keys and counters.
+kapos.security on random keys and counters, and against published vectors.
 """
 
 import hmac
 import threading
 from collections import OrderedDict
 
-from Crypto.Cipher import AES
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.cmac import CMAC
 
 from kapos.errors import SecurityError
 from kapos.security import dukpt
 from kapos.security.cbc import unpad
 
 _MAX_TERMINALS = 4096  # cached walks and initial keys (least recently used dropped)
+_ECB = modes.ECB()
+_BLOCK = 16
+
+# The AES-128 working keys one message can need: one block of derivation data each, all
+# enciphered under the transaction key at once.
+MESSAGE_USAGES = (dukpt.MAC_GENERATION, dukpt.MAC_VERIFICATION, dukpt.DATA_ENCRYPT,
+                  dukpt.PIN_ENCRYPTION)
 
 
-def _derive(cipher, usage, key_type, tail):
-    """dukpt.derive_key with an AES-ECB cipher object of the derivation key."""
-    length = dukpt.key_length(key_type)
-    blocks = b"".join(dukpt.derivation_data(usage, key_type, n, tail)
-                      for n in range(1, (length + 15) // 16 + 1))
-    return cipher.encrypt(blocks)[:length]
+def _ecb(key):
+    """An AES-ECB encryptor of `key`. ECB chains nothing, so one encryptor enciphers any
+    number of whole blocks over several update() calls (never finalized)."""
+    return Cipher(algorithms.AES(key), _ECB).encryptor()
+
+
+_heads = {}  # (usage, key type) -> (key length, the first 8 bytes of each derivation block)
+
+
+def _heads_of(usage, key_type):
+    found = _heads.get((usage, key_type))
+    if found is None:
+        length = dukpt.key_length(key_type)
+        found = _heads[(usage, key_type)] = (length, tuple(
+            dukpt.derivation_data(usage, key_type, n, b"") for n in range(1, (length + 15) // 16 + 1)))
+    return found
+
+
+# the derivation data heads of MESSAGE_USAGES (one block each)
+_MESSAGE_HEADS = tuple(_heads_of(usage, dukpt.AES128)[1][0] for usage in MESSAGE_USAGES)
+
+
+class _Key:
+    """A key of the derivation tree and, once it has derived one, its ECB encryptor
+    (~1 KB): a terminal's next counter derives its key under a parent the previous walk
+    already used (consecutive counters: always), so that costs no new cipher."""
+
+    __slots__ = ("key", "_encryptor")
+
+    def __init__(self, key):
+        self.key = key
+        self._encryptor = None
+
+    def encipher(self, blocks):
+        if self._encryptor is None:
+            self._encryptor = _ecb(self.key)
+        return self._encryptor.update(blocks)
+
+    def derive(self, usage, key_type, tail):
+        """dukpt.derive_key(self.key, usage, key_type, tail) in one encrypt call."""
+        length, heads = _heads_of(usage, key_type)
+        if length > len(self.key):
+            raise SecurityError("a derived key cannot be stronger than its derivation key")
+        return self.encipher(b"".join([head + tail for head in heads]))[:length]
 
 
 class _Lru(OrderedDict):
-    def get_or(self, key, make):
+    def __init__(self, limit):
+        super().__init__()
+        self.limit = limit
+
+    def get_fresh(self, key):
         value = self.get(key)
-        if value is None:
-            value = self[key] = make()
-            if len(self) > _MAX_TERMINALS:
-                self.popitem(last=False)
-        else:
+        if value is not None:
             self.move_to_end(key)
+        return value
+
+    def put(self, key, value):
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.limit:
+            self.popitem(last=False)
         return value
 
 
 class HostKeys:
-    """Transaction and working keys of received KSNs, from one BDK."""
+    """Transaction and working keys of received KSNs, from one BDK. Thread-safe: one lock
+    around the caches and the kept encryptors (the work under it is microseconds)."""
 
     def __init__(self, bdk):
         self.bdk = bytes(bdk)
         self._key_type = dukpt.key_type_of(self.bdk)
-        self._bdk_cipher = AES.new(self.bdk, AES.MODE_ECB)
-        self._initial = _Lru()  # ik_id -> initial key
-        self._walks = _Lru()  # ik_id -> [(working counter bits, key), ...] of the last walk
-        self._current = None  # (ksn, ECB cipher of its transaction key)
-        self._lock = threading.Lock()
-        self.derivations = 0  # AES derivations of intermediate keys (for tests)
+        self._bdk = _Key(self.bdk)
+        self._initial = _Lru(_MAX_TERMINALS)  # ik_id -> _Key of the initial key
+        # ik_id -> (counter, [_Key after each one-bit, most significant first]) of the last walk
+        self._walks = _Lru(_MAX_TERMINALS)
+        # the request MAC, the card data, the PIN block and the reply MAC of one message
+        # share its KSN: (ksn, _Key of its transaction key, {(usage, key type): key})
+        self._current = None
+        self._lock = threading.RLock()  # working_key holds it across transaction_key
+        self.derivations = 0  # intermediate keys derived (for tests)
+        self.working_derivations = 0  # encrypt calls that derived working keys (for tests)
+        self.ciphers = 0  # AES key set-ups for derivations (for tests)
 
     def _initial_key(self, ik_id):
-        return self._initial.get_or(ik_id, lambda: _derive(
-            self._bdk_cipher, dukpt.KEY_DERIVATION_INITIAL_KEY, self._key_type, ik_id))
+        initial = self._initial.get_fresh(ik_id)
+        if initial is None:
+            key = self._bdk.derive(dukpt.KEY_DERIVATION_INITIAL_KEY, self._key_type, ik_id)
+            initial = self._initial.put(ik_id, _Key(key))
+        return initial
+
+    def _parent(self, node):
+        if node._encryptor is None:
+            self.ciphers += 1
+        return node
 
     def transaction_key(self, ksn):
         """dukpt.derive_transaction_key(derive_initial_key(bdk, ik_id), ksn)."""
         ik_id, counter = dukpt.split_ksn(bytes(ksn))
         device = ik_id[4:]
-        previous = self._walks.get(ik_id) or []
-        key = self._initial_key(ik_id)
-        path = []
-        working = 0
-        mask = 1 << (dukpt.NUM_REG - 1)
-        while mask:
-            if counter & mask:
-                working |= mask
-                step = len(path)
-                if step < len(previous) and previous[step][0] == working:
-                    key = previous[step][1]  # the same bits so far: the same key
-                else:
-                    previous = ()  # diverged: the rest is new
-                    key = _derive(AES.new(key, AES.MODE_ECB), dukpt.KEY_DERIVATION,
-                                  self._key_type, device + working.to_bytes(4, "big"))
-                    self.derivations += 1
-                path.append((working, key))
-            mask >>= 1
-        self._walks[ik_id] = path
-        self._walks.move_to_end(ik_id)
-        if len(self._walks) > _MAX_TERMINALS:
-            self._walks.popitem(last=False)
-        return key
+        with self._lock:
+            # The bits above the highest one that differs from the terminal's last counter
+            # are the same in both, and so are their keys.
+            last, path = self._walks.get_fresh(ik_id) or (0, [])
+            top = (counter ^ last).bit_length()
+            if not top:
+                return path[-1].key
+            path = path[:(counter >> top).bit_count()]
+            node = path[-1] if path else self._initial_key(ik_id)
+            working = counter >> top << top
+            rest = counter ^ working
+            while rest:  # the counter's other one-bits, the most significant first
+                bit = 1 << (rest.bit_length() - 1)
+                rest ^= bit
+                working |= bit
+                node = _Key(self._parent(node).derive(dukpt.KEY_DERIVATION, self._key_type,
+                                                      device + working.to_bytes(4, "big")))
+                self.derivations += 1
+                path.append(node)
+            self._walks.put(ik_id, (counter, path))
+            return node.key
 
     def working_key(self, ksn, usage, key_type=dukpt.AES128):
-        """dukpt.host_derive_working_key(bdk, ksn, usage): the transaction key once per KSN."""
+        """dukpt.host_derive_working_key(bdk, ksn, usage, key_type): the transaction key
+        once per KSN, and with it every key of MESSAGE_USAGES in one encrypt call."""
         if usage not in dukpt.WORKING_USAGES:
             raise SecurityError("%r is not a DUKPT working key usage" % (usage,))
         ksn = bytes(ksn)
         with self._lock:
             current = self._current
             if current is None or current[0] != ksn:
-                # the request MAC, the card data, the PIN and the reply MAC of one message
-                # share this KSN: its transaction key's cipher and working keys are kept
-                current = self._current = (ksn, AES.new(self.transaction_key(ksn), AES.MODE_ECB), {})
+                current = self._current = self._message_keys(ksn)
             key = current[2].get((usage, key_type))
-            if key is None:
-                ik_id, counter = dukpt.split_ksn(ksn)
-                key = current[2][(usage, key_type)] = _derive(
-                    current[1], usage, key_type, ik_id[4:] + counter.to_bytes(4, "big"))
+            if key is None:  # another usage or key type: on its own
+                key = current[2][(usage, key_type)] = self._parent(current[1]).derive(
+                    usage, key_type, ksn[4:])
+                self.working_derivations += 1
             return key
 
-
-_ZERO = bytes(16)
-_RB = 0x87  # the CMAC constant for 128-bit blocks (NIST SP 800-38B)
-
-
-def _double(block):
-    value = int.from_bytes(block, "big") << 1
-    if value >> 128:
-        value = (value & ((1 << 128) - 1)) ^ _RB
-    return value
+    def _message_keys(self, ksn):
+        self.transaction_key(ksn)  # validates the KSN and walks (under the lock held)
+        node = self._walks.get(ksn[:dukpt.IK_ID_LEN])[1][-1]  # the walk's last: that key
+        tail = ksn[4:]  # IK ID right 4 bytes + counter
+        out = self._parent(node).encipher(b"".join([head + tail for head in _MESSAGE_HEADS]))
+        self.working_derivations += 1
+        keys = {}
+        for n, usage in enumerate(MESSAGE_USAGES):
+            keys[(usage, dukpt.AES128)] = out[n * _BLOCK:(n + 1) * _BLOCK]
+        return ksn, node, keys
 
 
 def cmac(key, data):
-    """AES-CMAC (NIST SP 800-38B) with one CBC cipher object: pycryptodome's CMAC costs
-    several objects and Python-level XORs a message, which the host pays twice per message.
-
-    The CBC chain's first block enciphers zeros, giving L = E_K(0) (the subkeys' source);
-    the data follows with its first block XORed with L, which cancels that chaining."""
-    data = bytes(data)
-    chain = AES.new(bytes(key), AES.MODE_CBC, iv=_ZERO)
-    seed = chain.encrypt(_ZERO)
-    subkey = _double(seed)
-    tail = len(data) % 16
-    if data and not tail:
-        body, last = data[:-16], data[-16:]
-    else:  # padded: 0x80 then zeros, and the second subkey
-        subkey = _double(subkey.to_bytes(16, "big"))
-        body, last = data[:len(data) - tail], data[len(data) - tail:] + b"\x80" + bytes(15 - tail)
-    blocks = body + (int.from_bytes(last, "big") ^ subkey).to_bytes(16, "big")
-    first = (int.from_bytes(blocks[:16], "big") ^ int.from_bytes(seed, "big")).to_bytes(16, "big")
-    return chain.encrypt(first + blocks[16:])[-16:]
+    """AES-CMAC (NIST SP 800-38B, RFC 4493), the full 16-byte tag."""
+    mac = CMAC(algorithms.AES(bytes(key)))
+    mac.update(bytes(data))
+    return mac.finalize()
 
 
 def cmac_verify(key, data, tag, tag_len):
+    """True when `tag` is the CMAC of `data` truncated to `tag_len` bytes (fixed by the
+    protocol, never taken from the tag); compared in constant time."""
+    if not 4 <= tag_len <= _BLOCK:
+        raise SecurityError("CMAC tag length must be 4..16 bytes, got %d" % tag_len)
     if len(tag) != tag_len:
         return False
     return hmac.compare_digest(cmac(key, data)[:tag_len], bytes(tag))
@@ -152,6 +217,7 @@ def cmac_verify(key, data, tag, tag_len):
 
 def cbc_decrypt(key, ciphertext, iv=bytes(16)):
     """kapos.security.cbc.decrypt (ISO/IEC 9797-1 padding method 2) in one call."""
-    if not ciphertext or len(ciphertext) % 16:
+    if not ciphertext or len(ciphertext) % _BLOCK:
         raise SecurityError("ciphertext must be a whole number of 16-byte blocks")
-    return unpad(AES.new(bytes(key), AES.MODE_CBC, iv=bytes(iv)).decrypt(bytes(ciphertext)))
+    decryptor = Cipher(algorithms.AES(bytes(key)), modes.CBC(bytes(iv))).decryptor()
+    return unpad(decryptor.update(bytes(ciphertext)))

@@ -1,6 +1,7 @@
 """The reference host's side of the DUKPT MACs: from the BDK and a message's KSN
 (field 53) it derives the key the terminal MACed the request with (MAC generation) and
-the key it MACs its reply with (MAC verification, on the terminal's side)."""
+the key it MACs its reply with (MAC verification, on the terminal's side). The keys and
+the AES-CMAC / CBC are fastkeys.py's, on `cryptography` (OpenSSL)."""
 
 import binascii
 import threading
@@ -36,12 +37,13 @@ def host_working_key(bdk, ksn, usage):
 class HostDukptMac:
     def __init__(self, bdk):
         self._bdk = bytes(bdk)
+        self._keys = host_keys(self._bdk)
 
     def bind(self, message):
         ksn = message.get(53)
         if not ksn:
             raise SecurityError("no KSN (field 53): the MAC cannot be checked")
-        return _Bound(self._bdk, ksn)
+        return _Bound(self._keys, ksn)
 
     def decrypt_card_data(self, message):
         """Field 48 EC back into 35 (or 2 + 14), with the data key of the message's KSN."""
@@ -53,7 +55,7 @@ class HostDukptMac:
             return
         if not message.get(53):
             raise SecurityError("enciphered card data without a KSN")
-        key = host_working_key(self._bdk, message[53], dukpt.DATA_ENCRYPT)
+        key = self._keys.working_key(message[53], dukpt.DATA_ENCRYPT)
         try:
             text = cbc_decrypt(key, binascii.unhexlify(cipher)).decode("ascii")
         except (ValueError, UnicodeDecodeError):
@@ -71,13 +73,14 @@ class HostDukptMac:
 
 
 class _Bound:
-    def __init__(self, bdk, ksn):
-        self._bdk, self._ksn = bdk, bytes(ksn)
+    def __init__(self, keys, ksn):
+        self._keys, self._ksn = keys, bytes(ksn)
 
     def verify(self, data, mac):
-        key = host_working_key(self._bdk, self._ksn, dukpt.MAC_GENERATION)
+        """Constant-time compare of the 8-byte tag (fastkeys.cmac_verify)."""
+        key = self._keys.working_key(self._ksn, dukpt.MAC_GENERATION)
         return cmac_verify(key, data, mac, MAC_LEN)
 
     def sign(self, data):
-        key = host_working_key(self._bdk, self._ksn, dukpt.MAC_VERIFICATION)
+        key = self._keys.working_key(self._ksn, dukpt.MAC_VERIFICATION)
         return cmac(key, data)[:MAC_LEN]
