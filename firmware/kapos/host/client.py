@@ -74,11 +74,7 @@ def encode_message(message, mac=None):
     if mac is None:
         return codec.encode(message)
     mac = bound_mac(mac, message)
-    unsigned = dict(message)
-    unsigned.pop(64, None)
-    unsigned.pop(128, None)
-    unsigned[codec.mac_field(unsigned)] = bytes(8)
-    data = codec.encode(unsigned)
+    data = codec.encode(message, mac=True)  # one encoding, a zero MAC in field 64/128
     return codec.with_mac(data, mac.sign(codec.mac_input(data)))
 
 

@@ -19,7 +19,7 @@ byte holding the offending bit for a bitmap error. Messages never contain values
 """
 
 from kapos.errors import DecodeError, LocalProtocolError
-from kapos.host.spec import DEFAULT_SPEC, DIGITS, FIXED, MAC_LENGTH, XN
+from kapos.host.spec import DEFAULT_SPEC, DIGITS, MAC_LENGTH, PLAN_CACHE, XN
 
 MTI = "mti"
 _ZERO8 = bytes(8)
@@ -41,6 +41,7 @@ def _first_bad(raw, ftype, allowed):
 
 
 def _check_mti(message):
+    """The message's MTI as 4 ASCII bytes; LocalProtocolError when it is not valid."""
     try:
         mti = message[MTI]
     except KeyError:
@@ -53,43 +54,72 @@ def _check_mti(message):
         raw = mti.encode()
     except UnicodeError:
         raw = b"?"
-    if _first_bad(raw, None, DIGITS) >= 0 or len(raw) != 4:
+    if len(raw) != 4 or raw.strip(DIGITS):
         raise LocalProtocolError("MTI must be a str of 4 digits")
-    if mti[0] != "0":
+    if raw[0] != 0x30:
         raise LocalProtocolError("MTI version must be 0 (ISO 8583:1987)")
-    return mti
+    return raw
 
 
-def encode(message, spec=DEFAULT_SPEC):
-    """Encode a message dict to bytes; LocalProtocolError names the first bad field."""
-    mti = _check_mti(message)
-    fields = spec.fields
-    numbers = []
-    for key in message:
-        if key == MTI:
-            continue
-        if type(key) is not int:
-            raise LocalProtocolError("message keys are 'mti' and field numbers, not %s"
-                                     % type(key).__name__)
-        if key not in fields:
-            raise LocalProtocolError("field %d is not in the %s dialect" % (key, spec.name))
-        numbers.append(key)
-    numbers.sort()
+def _remember(spec, key, plan):
+    """Keep a plan in the spec's small cache (emptied when full: a host sees few layouts)."""
+    if PLAN_CACHE:
+        if len(spec.plans) >= PLAN_CACHE:
+            spec.plans.clear()
+        spec.plans[key] = plan
+    return plan
+
+
+def _encode_plan(spec, numbers, mac):
+    """(bitmap bytes, rows) for sorted field `numbers`; rows are (number, allowed or None
+    for binary, prefix format or "" for fixed, length, Field). `mac`: add the MAC bit."""
     secondary = bool(numbers) and numbers[-1] > 64
-    if secondary and 64 in message:
+    if secondary and 64 in numbers:
         raise LocalProtocolError("field 64: a message with a secondary bitmap carries its "
                                  "MAC in field 128")
     bitmap = bytearray(16 if secondary else 8)
     if secondary:
         bitmap[0] = 0x80
-    parts = [mti.encode(), b""]
+    rows = []
+    fields = spec.fields
+    for number in numbers + ([128 if secondary else 64] if mac else []):
+        bit = number - 1
+        bitmap[bit >> 3] |= 0x80 >> (bit & 7)
     for number in numbers:
         field = fields[number]
+        rows.append((number, None if field.binary else field.allowed,
+                     field.prefix_format, field.max_len, field))
+    return bytes(bitmap), tuple(rows)
+
+
+def encode(message, spec=DEFAULT_SPEC, mac=False):
+    """Encode a message dict to bytes; LocalProtocolError names the first bad field.
+
+    mac=True: fields 64 and 128 of `message` are left out and the MAC field (64, or 128
+    with a secondary bitmap) carries 8 zero bytes, for mac_input() and with_mac()."""
+    parts = [_check_mti(message), b""]
+    fields = spec.fields
+    numbers = []
+    for key in message:
+        if type(key) is int:
+            if key not in fields:
+                raise LocalProtocolError("field %d is not in the %s dialect" % (key, spec.name))
+            if not mac or (key != 64 and key != 128):
+                numbers.append(key)
+        elif key != MTI:
+            raise LocalProtocolError("message keys are 'mti' and field numbers, not %s"
+                                     % type(key).__name__)
+    numbers.sort()
+    key = tuple(numbers) + (0,) if mac else tuple(numbers)  # 0 is never a field number
+    plan = spec.plans.get(key)
+    if plan is None:
+        plan = _remember(spec, key, _encode_plan(spec, numbers, mac))
+    parts[1] = plan[0]
+    for number, allowed, prefix_format, size_max, field in plan[1]:
         value = message[number]
-        if field.binary:
+        if allowed is None:
             if not isinstance(value, (bytes, bytearray)):
-                raise LocalProtocolError("field %d (%s) must be bytes"
-                                         % (number, field.name))
+                raise LocalProtocolError("field %d (%s) must be bytes" % (number, field.name))
             raw = bytes(value)
         else:
             if type(value) is not str:
@@ -98,24 +128,67 @@ def encode(message, spec=DEFAULT_SPEC):
                 raw = value.encode()
             except UnicodeError:
                 raise LocalProtocolError("field %d: not ASCII" % number)
-            if raw.strip(field.allowed) and _first_bad(raw, field.type, field.allowed) >= 0:
+            if raw.strip(allowed) and _first_bad(raw, field.type, allowed) >= 0:
                 raise LocalProtocolError("field %d (%s): character not allowed in type %s"
                                          % (number, field.name, field.type))
         size = len(raw)
-        if field.length_type == FIXED:
-            if size != field.max_len:
+        if not prefix_format:
+            if size != size_max:
                 raise LocalProtocolError("field %d (%s): must be exactly %d bytes, not %d"
-                                         % (number, field.name, field.max_len, size))
+                                         % (number, field.name, size_max, size))
         else:
-            if size > field.max_len:
+            if size > size_max:
                 raise LocalProtocolError("field %d (%s): %d bytes over the maximum %d"
-                                         % (number, field.name, size, field.max_len))
-            parts.append((field.prefix_format % size).encode())
+                                         % (number, field.name, size, size_max))
+            parts.append((prefix_format % size).encode())
         parts.append(raw)
-        bit = number - 1
-        bitmap[bit >> 3] |= 0x80 >> (bit & 7)
-    parts[1] = bytes(bitmap)
+    if mac:
+        parts.append(_ZERO8)  # the MAC is always the last element
     return b"".join(parts)
+
+
+def _decode_plan(spec, bitmap):
+    """(fast rows, plain rows) of the fields `bitmap` (8 or 16 bytes) sets; DecodeError
+    for a bad bitmap. A plain row is (number, length prefix digits, max length, allowed or
+    None for binary, Field). The fast rows join each run of fixed-length text fields of one
+    character class into one row (number, -1, run length, allowed, ((number, from, to),
+    ...)): one check and one bytes-to-str for the run."""
+    if len(bitmap) == 16:
+        if bitmap[8:] == _ZERO8:
+            raise DecodeError("bit 1 set but the secondary bitmap is empty", 1, 12)
+        if bitmap[7] & 0x01:
+            raise DecodeError("field 64 MAC in a message with a secondary bitmap", 64, 11)
+    known = spec.known_bits
+    for i in range(len(bitmap)):
+        unknown = bitmap[i] & ~known[i] & 0xFF
+        if unknown:
+            bit = 0
+            while not unknown & (0x80 >> bit):
+                bit += 1
+            raise DecodeError("bit set for a field the dialect does not define",
+                              i * 8 + bit + 1, 4 + i)
+    plain = []
+    fast = []
+    fields = spec.fields
+    for number in range(2, len(bitmap) * 8 + 1):
+        if bitmap[(number - 1) >> 3] & (0x80 >> ((number - 1) & 7)):
+            field = fields[number]
+            row = (number, field.length_type, field.max_len,
+                   None if field.binary else field.allowed, field)
+            plain.append(row)
+            if row[1] or row[3] is None or field.type == XN:
+                fast.append(row)
+                continue
+            last = fast[-1] if fast else row
+            if last[1] > 0 or last[3] is not row[3] or not last[1] and last[4].type == XN:
+                last = row  # not fixed text of this class: a new run starts here
+            if last is row:
+                fast.append(row)
+            else:  # extend the run (a single fixed row becomes a run of one)
+                members = last[4] if last[1] else ((last[0], 0, last[2]),)
+                fast[-1] = (last[0], -1, last[2] + row[2], row[3],
+                            members + ((number, last[2], last[2] + row[2]),))
+    return tuple(fast), tuple(plain)
 
 
 def decode(data, spec=DEFAULT_SPEC):
@@ -125,9 +198,9 @@ def decode(data, spec=DEFAULT_SPEC):
     end = len(data)
     if end < 4:
         raise DecodeError("truncated MTI", MTI, 0)
-    bad = _first_bad(data[:4], None, DIGITS)
-    if bad >= 0:
-        raise DecodeError("MTI is not 4 digits", MTI, bad)
+    mti = data[:4]
+    if mti.strip(DIGITS):
+        raise DecodeError("MTI is not 4 digits", MTI, _first_bad(mti, None, DIGITS))
     if data[0] != 0x30:
         raise DecodeError("MTI version is not 0 (ISO 8583:1987)", MTI, 0)
     if end < 12:
@@ -135,70 +208,65 @@ def decode(data, spec=DEFAULT_SPEC):
     if data[4] & 0x80:
         if end < 20:
             raise DecodeError("truncated secondary bitmap", 1, 12)
-        if data[12:20] == _ZERO8:
-            raise DecodeError("bit 1 set but the secondary bitmap is empty", 1, 12)
-        if data[11] & 0x01:
-            raise DecodeError("field 64 MAC in a message with a secondary bitmap", 64, 11)
         pos = 20
     else:
         pos = 12
-    known = spec.known_bits
-    for i in range(pos - 4):
-        unknown = data[4 + i] & ~known[i] & 0xFF
-        if unknown:
-            bit = 0
-            while not unknown & (0x80 >> bit):
-                bit += 1
-            raise DecodeError("bit set for a field the dialect does not define",
-                              i * 8 + bit + 1, 4 + i)
+    bitmap = data[4:pos]
+    plan = spec.plans.get(bitmap)
+    if plan is None:
+        plan = _remember(spec, bitmap, _decode_plan(spec, bitmap))
+    message = _decode_fields(data, pos, end, plan[0], mti)
+    if message is None:  # a run failed its joint check: field by field finds the error
+        message = _decode_fields(data, pos, end, plan[1], mti)
+    return message
 
-    message = {MTI: data[:4].decode()}
-    fields = spec.fields
-    for i in range(pos - 4):
-        byte = data[4 + i]
-        if not byte:
-            continue
-        for bit in range(8):
-            if not byte & (0x80 >> bit):
+
+def _decode_fields(data, pos, end, rows, mti):
+    """The message of `rows` read from data[pos:]; None when a run row is not valid."""
+    message = {MTI: mti.decode()}
+    for number, prefix_digits, length, allowed, field in rows:
+        if prefix_digits:
+            if prefix_digits < 0:  # a run of fixed text fields: `field` lists them
+                stop = pos + length
+                raw = data[pos:stop]
+                if stop > end or raw.strip(allowed):
+                    return None
+                text = raw.decode()
+                for member, start, stop in field:
+                    message[member] = text[start:stop]
+                pos += length
                 continue
-            number = i * 8 + bit + 1
-            if number == 1:
-                continue
-            field = fields[number]
+            value_at = pos + prefix_digits
+            if value_at > end:
+                raise DecodeError("truncated length prefix", number, pos)
+            prefix = data[pos:value_at]
+            if prefix.strip(DIGITS):
+                raise DecodeError("length prefix is not %d digits" % prefix_digits,
+                                  number, pos + _first_bad(prefix, None, DIGITS))
+            max_len = length
+            length = int(prefix)
+            if length > max_len:
+                raise DecodeError("declared length %d over the maximum %d"
+                                  % (length, max_len), number, pos)
             start = pos
-            prefix_digits = field.length_type
-            if prefix_digits:
-                value_at = pos + prefix_digits
-                if value_at > end:
-                    raise DecodeError("truncated length prefix", number, pos)
-                length = 0
-                for j in range(pos, value_at):
-                    digit = data[j] - 48
-                    if not 0 <= digit <= 9:
-                        raise DecodeError("length prefix is not %d digits" % prefix_digits,
-                                          number, j)
-                    length = length * 10 + digit
-                if length > field.max_len:
-                    raise DecodeError("declared length %d over the maximum %d"
-                                      % (length, field.max_len), number, pos)
-                pos = value_at
-            else:
-                length = field.max_len
-            stop = pos + length
-            if stop > end:
-                raise DecodeError("field needs %d bytes, %d left" % (length, end - pos),
-                                  number, start)
-            raw = data[pos:stop]
-            if field.binary:
-                message[number] = raw
-            else:
-                if raw.strip(field.allowed):  # fast path: empty when every byte is allowed
-                    bad = _first_bad(raw, field.type, field.allowed)
-                    if bad >= 0:
-                        raise DecodeError("byte not allowed in type %s" % field.type,
-                                          number, pos + bad)
-                message[number] = raw.decode()
-            pos = stop
+            pos = value_at
+        else:
+            start = pos
+        stop = pos + length
+        if stop > end:
+            raise DecodeError("field needs %d bytes, %d left" % (length, end - pos),
+                              number, start)
+        raw = data[pos:stop]
+        if allowed is None:
+            message[number] = raw
+        else:
+            if raw.strip(allowed):  # fast path: empty when every byte is allowed
+                bad = _first_bad(raw, field.type, allowed)
+                if bad >= 0:
+                    raise DecodeError("byte not allowed in type %s" % field.type,
+                                      number, pos + bad)
+            message[number] = raw.decode()
+        pos = stop
     if pos != end:
         raise DecodeError("%d trailing bytes after the last field" % (end - pos), None, pos)
     return message

@@ -172,6 +172,15 @@ FIELDS = (
 
 MAC_LENGTH = 8
 
+# Bitmap layouts whose field rows the codec keeps per Spec (`Spec.plans`): a host decodes
+# and encodes the same few layouts again and again. Emptied when full. None on MicroPython:
+# a terminal codes a few messages per sale and has no heap to spare.
+try:
+    import micropython  # noqa: F401
+    PLAN_CACHE = 0
+except ImportError:  # CPython: the host
+    PLAN_CACHE = 64
+
 
 class Field:
     """One data element of a dialect (plain data, built from a FIELDS row)."""
@@ -211,7 +220,8 @@ class Spec:
 
     `fields` maps field number -> Field. `numbers` is the sorted tuple of known field
     numbers. `known_bits` is the 16-byte bitmap mask of every bit a message may set
-    (bit 1 included), used by the decoder to reject unknown fields at once.
+    (bit 1 included), used by the decoder to reject unknown fields at once. A Spec is
+    not changed once built: the codec caches its per-layout rows in `plans`.
     """
 
     def __init__(self, rows, name="custom"):
@@ -228,6 +238,7 @@ class Spec:
         for number in self.numbers:
             mask[(number - 1) >> 3] |= 0x80 >> ((number - 1) & 7)
         self.known_bits = bytes(mask)
+        self.plans = {}  # the codec's cache: bitmap -> decode rows, fields -> encode rows
 
     def __contains__(self, number):
         return number in self.fields
