@@ -173,7 +173,7 @@ def test_a_version_3_ledger_upgrades_to_the_partial_hold_index(tmp_path):
     indexes = schema._index_names(ledger.db)
     assert "txns_held" in indexes
     assert not indexes & {"txns_account_lifecycle", "entries_account"}
-    assert ledger._meta("schema") == str(schema.VERSION) == "4"
+    assert ledger._meta("schema") == str(schema.VERSION) == "5"
     assert ledger._available(account) == available  # the hold still counts
     assert ledger.handle(sale(8, ledger.balance(account) - available + 1))[39] == "00"
     assert ledger.handle(sale(9, available))[39] == "51"  # the hold is in force
@@ -196,3 +196,115 @@ def test_a_void_and_a_reversal_in_the_same_group_see_the_entries_it_has_not_writ
         assert ledger.handle(sale(4, 100))[39] == "00"
     assert ledger.balance(account) == before - 100
     assert ledger.check() == []
+
+
+def _velocity_index(ledger):
+    from kapos_tools.host import schema
+
+    return schema.VELOCITY_INDEX_NAME in schema._index_names(ledger.db)
+
+
+def test_a_version_4_ledger_keeps_the_card_time_index_only_for_the_velocity_rule(tmp_path, engine):
+    import hostkit
+    from kapos_tools.host import Ledger, schema
+
+    url = hostkit.ledger_url(str(tmp_path / "v4.db"))
+    ledger = Ledger(url)
+    ledger.load_cards()
+    assert not _velocity_index(ledger)  # a new ledger without the rule: one index fewer
+    assert ledger.handle(sale(1, 100))[39] == "00"
+    with ledger.db.transaction():  # back to what a version 4 host left
+        ledger.db.execute("CREATE INDEX txns_card_time ON txns (card_key, created)")
+        ledger.db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    ledger.close()
+
+    ledger = Ledger(url, velocity=(2, 3600))  # the rule on: the upgrade keeps the index
+    assert _velocity_index(ledger)
+    assert ledger._meta("schema") == str(schema.VERSION)
+    ledger.close()
+    ledger = Ledger(url)  # a version 5 ledger: a host without the rule leaves it alone
+    assert _velocity_index(ledger)
+    with ledger.db.transaction():
+        ledger.db.execute("UPDATE meta SET value = '4' WHERE key = 'schema'")
+    ledger.close()
+
+    ledger = Ledger(url)  # the upgrade by a host without the rule drops it
+    assert not _velocity_index(ledger)
+    assert ledger._meta("schema") == str(schema.VERSION)
+    ledger.close()
+
+    ledger = Ledger(url, velocity=(2, 3600))  # turned on later: made again, and it counts
+    assert _velocity_index(ledger)
+    assert ledger.handle(sale(2, 100))[39] == "00"
+    assert ledger.handle(sale(3, 100))[39] == "65"  # two approved debits already
+    assert ledger.check() == []
+
+
+def _used_today(ledger):
+    return ledger.db.execute("SELECT COALESCE(SUM(total), 0) FROM daily WHERE card_key = ?",
+                             (TESTCARDS[CARD].pan,)).fetchone()[0]
+
+
+def test_the_daily_limit_counts_the_sales_of_its_own_group_before_they_are_written():
+    from hostkit import void_message
+
+    ledger = new_ledger(daily_limit=1000)
+    with ledger.db.transaction():  # one group: its daily counts wait for the COMMIT
+        first = ledger.handle(sale(1, 600))
+        assert first[39] == "00"
+        assert ledger.handle(sale(2, 600))[39] == "61"  # 600 of the limit used already
+        assert ledger.handle(sale(3, 300))[39] == "00"
+        # a void takes its sale off the day's count (a subtraction: written at once)
+        assert ledger.handle(void_message(4, 600, first[37], UTC))[39] == "00"
+        assert ledger.handle(sale(5, 700))[39] == "00"  # 300 + 700
+        assert ledger.handle(sale(6, 1))[39] == "61"
+    assert _used_today(ledger) == 1000
+    assert ledger.handle(sale(7, 1))[39] == "61"  # and the next transaction reads it
+    assert ledger.check() == []
+
+
+def test_a_group_of_sales_reads_each_card_with_its_duplicate_check_and_counts_once(engine):
+    if engine != "sqlite":
+        pytest.skip("statement trace: SQLite only")
+    ledger = new_ledger()
+    server = HostServer(ledger)
+    statements = []
+    ledger.db.set_trace_callback(statements.append)
+    replies = server._run_batch([(codec.encode(sale(stan, 10)), None, None) for stan in (1, 2, 3)])
+    ledger.db.set_trace_callback(None)
+    assert [codec.decode(r)[39] for r, _ in replies] == ["00"] * 3
+    selects = [s for s in statements if s.startswith("SELECT") and "FROM meta" not in s]
+    assert len(selects) == 3 and all("LEFT JOIN cards" in s for s in selects), selects
+    assert len([s for s in statements if s.startswith("INSERT INTO daily")]) == 1
+    assert _used_today(ledger) == 30
+    # the same messages again: their stored replies, nothing applied twice
+    again = server._run_batch([(codec.encode(sale(stan, 10)), None, None) for stan in (1, 2, 3)])
+    assert [r for r, _ in again] == [r for r, _ in replies]
+    assert _used_today(ledger) == 30
+
+
+def test_a_group_burns_its_ksn_counters_in_one_statement_and_sees_them_before():
+    ledger = new_ledger()
+    registry = TerminalRegistry(ledger.db, auto_enroll=True)
+    statements = []
+
+    def send(counter, body):
+        verdict = registry.check(_ksn_message(counter, counter), body)
+        if verdict.refusal is None and verdict.reply is None:
+            registry.answered(verdict, b"reply " + body)
+        return verdict
+
+    assert send(1, b"m1").refusal is None  # enrols the terminal (its own transaction)
+    if ledger.db.engine == "sqlite":
+        ledger.db.set_trace_callback(statements.append)
+    with ledger.db.transaction():
+        for counter in (2, 3, 4):
+            assert send(counter, b"m%d" % counter).refusal is None
+        assert send(3, b"m3").reply == b"reply m3"  # burned in this group, not yet written
+        assert "already used" in send(4, b"another body").refusal
+    if ledger.db.engine == "sqlite":
+        ledger.db.set_trace_callback(None)
+        assert len([s for s in statements if s.startswith("INSERT INTO ksn_used")]) == 1
+    assert send(4, b"m4").reply == b"reply m4"  # written at COMMIT, reply with it
+    assert "already used" in send(2, b"other").refusal
+    assert registry.terminals()[0]["last_counter"] == 4

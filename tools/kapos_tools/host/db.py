@@ -98,6 +98,11 @@ class _Transactions:
             entry = deferred[key] = (make(), flush)
         return entry[0]
 
+    def deferred(self, key):
+        """The open transaction's deferred state `key`, or None (nothing deferred yet)."""
+        entry = self._deferred.get(key) if self._deferred else None
+        return entry[0] if entry is not None else None
+
     def flush_deferred(self):
         """Write the deferred writes now: before anything reads the tables they go to."""
         deferred, self._deferred = self._deferred, None

@@ -106,7 +106,8 @@ class Ledger:
         for attempt in range(5):  # two host processes starting together: one creates it
             try:
                 with self._tx():
-                    schema.prepare(self.db, "ledger %s" % self.path)  # create, or migrate
+                    schema.prepare(self.db, "ledger %s" % self.path,  # create, or migrate
+                                   velocity=velocity is not None)
                     self.db.execute("INSERT INTO meta VALUES ('rrn', '0') ON CONFLICT DO NOTHING")
                     self.db.create_counter("rrn", int(self._meta("rrn")))
                     if pvv_key is None:  # no key file (tests): the PVV key stays in the ledger
@@ -409,23 +410,32 @@ class Ledger:
     def _financial(self, message, data):
         tid, stan, transmission = message[41], message[11], message[7]
         fingerprint = _fingerprint(message)
+        kind = txn_types.by_code(message[3][:2])
+        try:
+            private, bad_private = private48.parse(message), None
+            private48.check_required(private, _base_mti(message[MTI]))
+        except private48.BadPrivateData as exc:
+            private, bad_private = None, exc
+        # the card a sale (or any type _authorize decides) names, read in the same
+        # statement as the message's own row: one statement fewer per message
+        authorizes = private is not None and kind is not None \
+            and txn_types.row(kind)["posting"] not in _NOT_AUTHORIZED
+        key, expiry = self._card_key(message, private) if authorizes else (None, None)
+        day = self._today()
         with self._tx():
-            # the message's own row (a duplicate) and a reversal that came first (a
-            # tombstone), in one statement
-            row = self.db.execute(_SEEN_SQL, (tid, stan, transmission, tid, stan, transmission)).fetchone()
+            # the message's own row (a duplicate), a reversal that came first (a
+            # tombstone) and the card, in one statement
+            row = self.db.execute(_SEEN_CARD_SQL, (day, tid, stan, transmission, tid, stan,
+                                                   transmission, key)).fetchone()
             if row[0] is not None:
                 if row[0] == fingerprint and row[1]:
                     return codec.decode(row[1])  # the same reply again
                 return m.build_response(message, "94")
-            kind = txn_types.by_code(message[3][:2])
             context = {"tid": tid, "stan": stan, "transmission": transmission,
                        "mti": message[MTI], "type": kind, "fingerprint": fingerprint,
                        "batch": None, "merchant": _merchant_of(message)}
-            try:
-                private = private48.parse(message)
-                private48.check_required(private, _base_mti(message[MTI]))
-            except private48.BadPrivateData as exc:
-                log.warning("%s from %s stan %s: %s", message[MTI], tid, stan, exc)
+            if bad_private is not None:
+                log.warning("%s from %s stan %s: %s", message[MTI], tid, stan, bad_private)
                 return self._store(context, message, "30")
             context["batch"] = _batch_of(private)
             if row[2] is not None:  # reversed before it arrived
@@ -437,15 +447,21 @@ class Ledger:
                 return self._void(context, message)
             if posting in ("complete", "release"):
                 return self._close_hold(context, message, posting)
-            return self._authorize(context, message, private)
+            card = None
+            if key is not None and row[11] is not None:  # the card, and its account exists
+                card = dict(zip(_CARD_COLUMNS, row[3:14]))
+                card["day"] = day
+                self._used_today(card)
+            return self._authorize(context, message, private, card=(card, expiry))
 
-    def _authorize(self, ctx, message, private, advice=False):
+    def _authorize(self, ctx, message, private, advice=False, card=None):
         """The rules of a 0200 (and, the same ones, of a 0220 advice); what moves is the
-        type row's posting rule (kapos.txn_types)."""
+        type row's posting rule (kapos.txn_types). `card`: (card, expiry) as _card_of
+        gives them, when the caller read them already."""
         kind = ctx["type"]
         row = txn_types.row(kind)
         posting = row["posting"]
-        card, expiry = self._card_of(message, private)
+        card, expiry = self._card_of(message, private) if card is None else card
         if card is None:
             return self._store(ctx, message, "14")
         ctx["card_key"] = card["key"]
@@ -674,8 +690,8 @@ class Ledger:
         self._move(original, event)
         return response
 
-    def _card_of(self, message, private):
-        """(card row, expiry from the message or None) or (None, None)."""
+    def _card_key(self, message, private):
+        """(card key, expiry from the message or None) the message names, or (None, None)."""
         expiry = None
         if 35 in message:
             try:
@@ -692,12 +708,20 @@ class Ledger:
             return None, None
         if type(key) is not str or (expiry is not None and not _yymm_ok(expiry)):
             return None, None
+        return key, expiry
+
+    def _card_of(self, message, private):
+        """(card row, expiry from the message or None) or (None, None)."""
+        key, expiry = self._card_key(message, private)
+        if key is None:
+            return None, None
         day = self._today()
         row = self.db.execute(_CARD_SQL, (day, key)).fetchone()
         if row is None:  # no such card, or its account is gone
             return None, None
         card = dict(row)
         card["day"] = day
+        self._used_today(card)
         return card, expiry
 
     def _token_ok(self, card, private):
@@ -871,11 +895,26 @@ class Ledger:
         return response
 
     def _count_daily(self, daily):
+        """What counts toward each card's daily limit. Inside a group transaction without
+        savepoints the additions wait for COMMIT (one statement for all its messages;
+        _used_today adds them to what the table says); a subtraction writes them first,
+        as the table's total never goes below 0 (only the sum before it is clamped)."""
+        db = self.db
         for card_key, day, delta in daily:
-            self.db.execute("INSERT INTO daily (card_key, day, total) VALUES (?, ?, ?) "
-                            "ON CONFLICT (card_key, day) DO UPDATE SET total = CASE WHEN "
-                            "daily.total + excluded.total < 0 THEN 0 ELSE daily.total + "
-                            "excluded.total END", (card_key, day, delta))
+            if delta > 0 and db.deferring:
+                pending = db.defer(_DAILY, dict, _flush_daily)
+                key = (card_key, day)
+                pending[key] = pending.get(key, 0) + delta
+                continue
+            if db.deferred(_DAILY):
+                db.flush_deferred()
+            db.execute(_daily_upsert_sql(1), (card_key, day, delta))
+
+    def _used_today(self, card):
+        """card["used_today"] as the table says, plus this transaction's deferred counts."""
+        pending = self.db.deferred(_DAILY)
+        if pending:
+            card["used_today"] += pending.get((card["key"], card["day"]), 0)
 
     # ------------------------------------------------------------ 0220
 
@@ -1149,13 +1188,6 @@ class Ledger:
 
 # ---------------------------------------------------------------- helpers
 
-# a 0200's own row (a duplicate: its fingerprint and response) and a reversal of it that
-# arrived first (a tombstone), as one row
-_SEEN_SQL = (
-    "SELECT t.fingerprint, t.response, r.id FROM (SELECT 1 AS one) AS q "
-    "LEFT JOIN txns t ON t.terminal_id = ? AND t.stan = ? AND t.transmission = ? "
-    "LEFT JOIN reversals r ON r.terminal_id = ? AND r.orig_stan = ? AND r.orig_transmission = ?")
-
 # the holds in force name their lifecycle as a literal: that is what lets the database
 # use the partial index txns_held (schema.py), which holds only those rows
 _HELD = "lifecycle = '%s'" % L.HELD
@@ -1163,14 +1195,57 @@ _HELD_SQL = "SELECT COALESCE(SUM(total), 0) FROM txns WHERE account = ? AND " + 
 
 # a card with what the rules of a 0200 read about it: its account's balance, the holds in
 # force on that account, and what counted toward its daily limit today
-_CARD_SQL = (
-    "SELECT c.key, c.card_id, c.account, c.kind, c.expiry, c.pvv, c.decline, c.daily_limit, "
+_CARD_COLUMNS = ("key", "card_id", "account", "kind", "expiry", "pvv", "decline", "daily_limit",
+                 "balance", "held", "used_today")
+_CARD_VALUES = (
+    "c.key, c.card_id, c.account, c.kind, c.expiry, c.pvv, c.decline, c.daily_limit, "
     "a.balance AS balance, "
     "(SELECT COALESCE(SUM(h.total), 0) FROM txns h WHERE h.account = c.account "
     " AND h." + _HELD + ") AS held, "
     "COALESCE((SELECT d.total FROM daily d WHERE d.card_key = c.key AND d.day = ?), 0) "
-    " AS used_today "
-    "FROM cards c JOIN accounts a ON a.number = c.account WHERE c.key = ?")
+    " AS used_today ")
+_CARD_SQL = ("SELECT " + _CARD_VALUES +
+             "FROM cards c JOIN accounts a ON a.number = c.account WHERE c.key = ?")
+
+# a 0200's own row (a duplicate: its fingerprint and response), a reversal of it that
+# arrived first (a tombstone), and its card (_CARD_SQL; all NULL for no card, or one
+# whose account is gone: a.balance is NOT NULL), as one row
+_SEEN_CARD_SQL = (
+    "SELECT t.fingerprint, t.response, r.id, " + _CARD_VALUES + "FROM (SELECT 1 AS one) AS q "
+    "LEFT JOIN txns t ON t.terminal_id = ? AND t.stan = ? AND t.transmission = ? "
+    "LEFT JOIN reversals r ON r.terminal_id = ? AND r.orig_stan = ? AND r.orig_transmission = ? "
+    "LEFT JOIN cards c ON c.key = ? LEFT JOIN accounts a ON a.number = c.account")
+
+# postings whose rules are not _authorize's (they name an original, not a card)
+_NOT_AUTHORIZED = ("void", "complete", "release")
+
+# the daily counts a group transaction keeps until COMMIT (db.defer): {(card, day): sum}
+_DAILY = "daily"
+_DAILY_ROWS = 200  # rows per upsert (3 parameters each)
+
+
+def _daily_upsert_sql(count, cache={}):
+    sql = cache.get(count)
+    if sql is None:
+        # the rows of one statement name distinct (card, day): PostgreSQL refuses an
+        # upsert that would change one row twice
+        sql = cache[count] = (
+            "INSERT INTO daily (card_key, day, total) VALUES " + ", ".join(["(?, ?, ?)"] * count)
+            + " ON CONFLICT (card_key, day) DO UPDATE SET total = CASE WHEN daily.total + "
+            "excluded.total < 0 THEN 0 ELSE daily.total + excluded.total END")
+    return sql
+
+
+def _flush_daily(db, pending):
+    # in key order: two host processes' transactions take the rows' locks in one order
+    rows = []
+    for (card_key, day), total in sorted(pending.items()):
+        rows.extend((card_key, day, total))
+    step = 3 * _DAILY_ROWS
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        db.execute(_daily_upsert_sql(len(chunk) // 3), chunk)
+
 
 # what undoing a completion or release does to its hold
 _HOLD_UNDONE = {"complete": L.COMPLETE_UNDONE, "release": L.RELEASE_UNDONE}

@@ -95,6 +95,35 @@ _CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest
               + _HIGHEST + " FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = "
               "r.terminal_id AND k.counter = ? WHERE r.terminal_id = ?")
 _BURN_SQL = "INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) VALUES (?, ?, ?, ?, ?)"
+_BURN_ROWS = 100  # rows per INSERT of deferred burns (5 parameters each)
+
+# Inside a group transaction without savepoints (db.py: `deferring`) the counters it burns
+# are kept as {terminal id: {counter: [digest, reply, at]}} and inserted in one statement
+# before COMMIT; check() reads them beside the table's rows. The primary key of ksn_used
+# still decides: another host process's row of the same counter makes the COMMIT fail
+# (a unique violation: retryable), and the group runs again and sees that row.
+_BURNS = "ksn_used"
+
+
+def _burn_sql(count, cache={}):
+    sql = cache.get(count)
+    if sql is None:
+        sql = cache[count] = ("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
+                              "VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * count))
+    return sql
+
+
+def _flush_burns(db, pending):
+    rows = []
+    for terminal_id in sorted(pending):  # one order of the key's index entries for all
+        burns = pending[terminal_id]
+        for counter in sorted(burns):
+            digest, reply, at = burns[counter]
+            rows.extend((terminal_id, counter, digest, reply, at))
+    step = 5 * _BURN_ROWS
+    for start in range(0, len(rows), step):
+        chunk = rows[start:start + step]
+        db.execute(_burn_sql(len(chunk) // 5), chunk)
 _REPLY_SQL = "UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND counter = ? AND digest = ?"
 
 
@@ -196,6 +225,13 @@ class TerminalRegistry:
             row = None if found is None else (found[0], found[1], found[2],
                                               _highest(found[3], found[6]))
             used = None if found is None or found[4] is None else (found[4], found[5])
+            burns = self.db.deferred(_BURNS)
+            mine = burns.get(terminal_id) if burns else None
+            if mine:  # this transaction's own burns of the terminal (not in the table yet)
+                if used is None and counter in mine:
+                    used = (mine[counter][0], mine[counter][1])
+                if row is not None:
+                    row = row[:3] + (_highest(row[3], max(mine)),)
             if row is None:
                 if not self.auto_enroll:
                     verdict.refusal = "terminal not enrolled (kapos host enroll)"
@@ -234,6 +270,8 @@ class TerminalRegistry:
                                 "terminal_id = ?", (counter, terminal_id))
                 self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
                                 (terminal_id, counter - self.window))
+                for old_counter in [c for c in mine or () if c <= counter - self.window]:
+                    del mine[old_counter]  # this transaction's burns below the window too
         if not self.db.depth:  # on its own (not inside a group commit): burn it now
             self._burn(verdict, None)
         return verdict
@@ -248,6 +286,21 @@ class TerminalRegistry:
     def _burn(self, verdict, reply):
         """The counter's ksn_used row: inserted once (its unique key is what stops another
         host process applying the same message), its reply set when known."""
+        db = self.db
+        if db.deferring:
+            burns = db.defer(_BURNS, dict, _flush_burns)
+            mine = burns.get(verdict.terminal_id)
+            if verdict.fresh:
+                verdict.fresh = False
+                if mine is None:
+                    mine = burns[verdict.terminal_id] = {}
+                mine[verdict.counter] = [verdict.digest, reply, self.clock()]
+                return
+            burned = mine.get(verdict.counter) if mine else None
+            if burned is not None:  # burned in this transaction: its reply now
+                if reply is not None and burned[0] == verdict.digest:
+                    burned[1] = reply
+                return
         with self._atomic():
             if verdict.fresh:
                 verdict.fresh = False
