@@ -35,11 +35,12 @@ from cryptography.hazmat.primitives.cmac import CMAC
 
 from kapos.errors import SecurityError
 from kapos.security import dukpt
-from kapos.security.cbc import unpad
 
 _MAX_TERMINALS = 4096  # cached walks and initial keys (least recently used dropped)
-_ECB = modes.ECB()
 _BLOCK = 16
+_ECB = modes.ECB()
+_ZERO_IV = bytes(_BLOCK)
+_CBC_ZERO_IV = modes.CBC(_ZERO_IV)
 
 # The AES-128 working keys one message can need: one block of derivation data each, all
 # enciphered under the transaction key at once.
@@ -121,7 +122,8 @@ class HostKeys:
         self._key_type = dukpt.key_type_of(self.bdk)
         self._bdk = _Key(self.bdk)
         self._initial = _Lru(_MAX_TERMINALS)  # ik_id -> _Key of the initial key
-        # ik_id -> (counter, [_Key after each one-bit, most significant first]) of the last walk
+        # ik_id -> [counter, [_Key after each one-bit, most significant first]] of the last
+        # walk, updated in place under the lock
         self._walks = _Lru(_MAX_TERMINALS)
         # the request MAC, the card data, the PIN block and the reply MAC of one message
         # share its KSN: (ksn, _Key of its transaction key, {(usage, key type): key})
@@ -145,19 +147,31 @@ class HostKeys:
 
     def transaction_key(self, ksn):
         """dukpt.derive_transaction_key(derive_initial_key(bdk, ik_id), ksn)."""
-        ik_id, counter = dukpt.split_ksn(bytes(ksn))
-        device = ik_id[4:]
+        ksn = bytes(ksn)
         with self._lock:
-            # The bits above the highest one that differs from the terminal's last counter
-            # are the same in both, and so are their keys.
-            last, path = self._walks.get_fresh(ik_id) or (0, [])
-            top = (counter ^ last).bit_length()
-            if not top:
-                return path[-1].key
-            path = path[:(counter >> top).bit_count()]
-            node = path[-1] if path else self._initial_key(ik_id)
-            working = counter >> top << top
-            rest = counter ^ working
+            return self._walk(ksn).key
+
+    def _walk(self, ksn):
+        """The _Key of the transaction key of `ksn` (bytes), under the lock held."""
+        counter = int.from_bytes(ksn[dukpt.IK_ID_LEN:], "big")
+        if len(ksn) != dukpt.KSN_LEN or not dukpt.counter_is_valid(counter):
+            dukpt.split_ksn(ksn)  # raises its SecurityError, which says what is wrong
+        ik_id = ksn[:dukpt.IK_ID_LEN]
+        # The bits above the highest one that differs from the terminal's last counter
+        # are the same in both, and so are their keys.
+        walk = self._walks.get_fresh(ik_id)
+        if walk is None:
+            walk = self._walks.put(ik_id, [0, []])
+        last, path = walk
+        top = (counter ^ last).bit_length()
+        if not top:
+            return path[-1]
+        del path[(counter >> top).bit_count():]
+        node = path[-1] if path else self._initial_key(ik_id)
+        device = ksn[4:dukpt.IK_ID_LEN]
+        working = counter >> top << top
+        rest = counter ^ working
+        try:
             while rest:  # the counter's other one-bits, the most significant first
                 bit = 1 << (rest.bit_length() - 1)
                 rest ^= bit
@@ -166,12 +180,22 @@ class HostKeys:
                                                       device + working.to_bytes(4, "big")))
                 self.derivations += 1
                 path.append(node)
-            self._walks.put(ik_id, (counter, path))
-            return node.key
+        except BaseException:
+            walk[0], walk[1] = 0, []  # a walk cut short is no walk to start from
+            raise
+        walk[0] = counter
+        return node
 
     def working_key(self, ksn, usage, key_type=dukpt.AES128):
         """dukpt.host_derive_working_key(bdk, ksn, usage, key_type): the transaction key
         once per KSN, and with it every key of MESSAGE_USAGES in one encrypt call."""
+        # The keys of the last KSN asked for, without the lock: a KSN's keys never change
+        # (one BDK per HostKeys), and the tuple is replaced whole.
+        current = self._current
+        if current is not None and current[0] == ksn:
+            key = current[2].get((usage, key_type))
+            if key is not None:
+                return key
         if usage not in dukpt.WORKING_USAGES:
             raise SecurityError("%r is not a DUKPT working key usage" % (usage,))
         ksn = bytes(ksn)
@@ -181,27 +205,29 @@ class HostKeys:
                 current = self._current = self._message_keys(ksn)
             key = current[2].get((usage, key_type))
             if key is None:  # another usage or key type: on its own
-                key = current[2][(usage, key_type)] = self._parent(current[1]).derive(
-                    usage, key_type, ksn[4:])
+                key = self._parent(current[1]).derive(usage, key_type, ksn[4:])
+                # a new dict, not a change to the one readers outside the lock may hold
+                keys = dict(current[2])
+                keys[(usage, key_type)] = key
+                self._current = (ksn, current[1], keys)
                 self.working_derivations += 1
             return key
 
     def _message_keys(self, ksn):
-        self.transaction_key(ksn)  # validates the KSN and walks (under the lock held)
-        node = self._walks.get(ksn[:dukpt.IK_ID_LEN])[1][-1]  # the walk's last: that key
+        # through transaction_key (a hook tests count: once per message), then its node
+        self.transaction_key(ksn)  # validates the KSN
+        node = self._walks.get(ksn[:dukpt.IK_ID_LEN])[1][-1]
         tail = ksn[4:]  # IK ID right 4 bytes + counter
         out = self._parent(node).encipher(b"".join([head + tail for head in _MESSAGE_HEADS]))
         self.working_derivations += 1
-        keys = {}
-        for n, usage in enumerate(MESSAGE_USAGES):
-            keys[(usage, dukpt.AES128)] = out[n * _BLOCK:(n + 1) * _BLOCK]
-        return ksn, node, keys
+        return ksn, node, {(usage, dukpt.AES128): out[n * _BLOCK:(n + 1) * _BLOCK]
+                           for n, usage in enumerate(MESSAGE_USAGES)}
 
 
 def cmac(key, data):
     """AES-CMAC (NIST SP 800-38B, RFC 4493), the full 16-byte tag."""
-    mac = CMAC(algorithms.AES(bytes(key)))
-    mac.update(bytes(data))
+    mac = CMAC(algorithms.AES(key))
+    mac.update(data)
     return mac.finalize()
 
 
@@ -219,5 +245,15 @@ def cbc_decrypt(key, ciphertext, iv=bytes(16)):
     """kapos.security.cbc.decrypt (ISO/IEC 9797-1 padding method 2) in one call."""
     if not ciphertext or len(ciphertext) % _BLOCK:
         raise SecurityError("ciphertext must be a whole number of 16-byte blocks")
-    decryptor = Cipher(algorithms.AES(bytes(key)), modes.CBC(bytes(iv))).decryptor()
-    return unpad(decryptor.update(bytes(ciphertext)))
+    mode = _CBC_ZERO_IV if iv == _ZERO_IV else modes.CBC(bytes(iv))  # a mode keeps no state
+    decryptor = Cipher(algorithms.AES(key), mode).decryptor()
+    return _unpad(decryptor.update(ciphertext))
+
+
+def _unpad(data):
+    """kapos.security.cbc.unpad without a Python loop over the zero bytes: the text ends
+    at the last 0x80 byte, which is followed only by zeros, within the last block."""
+    text = data.rstrip(b"\0")
+    if not text or text[-1] != 0x80 or len(data) - len(text) >= _BLOCK:
+        raise SecurityError("bad padding")
+    return text[:-1]

@@ -49,8 +49,9 @@ class HostDukptMac:
         """Field 48 EC back into 35 (or 2 + 14), with the data key of the message's KSN."""
         if 48 not in message:
             return
-        items = unpack_private(message[48])
-        cipher = items.pop("EC", None)
+        private = message[48]
+        items = unpack_private(private)
+        cipher = items.get("EC")
         if cipher is None:
             return
         if not message.get(53):
@@ -62,17 +63,42 @@ class HostDukptMac:
             raise SecurityError("enciphered card data does not decipher")
         for part in text.split(";"):
             name, _, value = part.partition("=")
-            field = {"T2": 35, "PN": 2, "EX": 14}.get(name)
+            field = _CARD_FIELDS.get(name)
             if field is None or not value:
                 raise SecurityError("enciphered card data is malformed")
             message[field] = value
-        if items:
-            message[48] = pack_private(sorted(items.items()))
+        rest = _without_item(private, items, "EC")
+        if rest:
+            message[48] = rest
         else:
             del message[48]
 
 
+_CARD_FIELDS = {"T2": 35, "PN": 2, "EX": 14}  # what an EC deciphers to (secmodule.py)
+
+
+def _without_item(private, items, tag):
+    """Field 48 without the item `tag`, in sorted order (private48.pack). `items` is
+    unpack_private(private): a dict in the field's order, so the item starts after the
+    ones before it (5 characters of tag and length, then the value); the terminal packs
+    sorted, and the rest of a sorted field is sorted, so cutting the item out is enough."""
+    others = [name for name in items if name != tag]
+    if others != sorted(others):
+        return pack_private(sorted((name, items[name]) for name in others))
+    start = 0
+    for name, value in items.items():
+        if name == tag:
+            return private[:start] + private[start + 5 + len(value):]
+        start += 5 + len(value)
+    return private
+
+
 class _Bound:
+    """The MAC keys of one KSN: the host binds a request once, checks its MAC and MACs
+    the reply with the same binding (server.py)."""
+
+    __slots__ = ("_keys", "_ksn")
+
     def __init__(self, keys, ksn):
         self._keys, self._ksn = keys, bytes(ksn)
 

@@ -108,7 +108,10 @@ class HostServer:
         self.stats["messages"] += 1
         mti = message.get(MTI)
         checked = mti in CHECKED_MTIS
-        if self.mac is not None and checked and not mac_ok(data, message, self.mac):
+        # one binding (DUKPT: the keys of the message's KSN) for the request's MAC and the
+        # reply's; None when the message cannot be bound (no KSN: its MAC does not verify)
+        bound = self._bind(message) if self.mac is not None and checked else None
+        if self.mac is not None and checked and (bound is None or not mac_ok(data, message, bound)):
             self.warn.warning("bad-mac", "%s from %s stan %s: bad MAC", mti, message.get(41),
                               message.get(11))
             self.stats["refused_messages"] += 1
@@ -129,7 +132,7 @@ class HostServer:
                 self.warn.warning("refused", "%s from %s stan %s refused (63): %s", mti,
                                   message.get(41), message.get(11), verdict.refusal)
                 return encode_message(m.build_response(message, "63"),
-                                      self._response_mac(message))
+                                      self._response_mac(message, bound))
         if not self._decrypt(message) or not self._terminal_status(message):
             response = m.build_response(message, "30")
         else:
@@ -144,7 +147,7 @@ class HostServer:
         log.info("%s %s stan %s %s %s -> %s", mti, message.get(41),
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
-        reply = encode_message(response, self._response_mac(message))
+        reply = encode_message(response, self._response_mac(message, bound))
         if verdict is not None:
             self.registry.answered(verdict, reply)
         return reply
@@ -290,15 +293,18 @@ class HostServer:
                               message.get(41), message.get(11), exc)
             return False
 
-    def _response_mac(self, request):
-        """The reply is MACed with the keys of the request's KSN; a request without one
-        (refused for it) gets an unMACed reply."""
-        if self.mac is None:
-            return None
+    def _bind(self, message):
         try:
-            return bound_mac(self.mac, request)
+            return bound_mac(self.mac, message)
         except Exception:
             return None
+
+    def _response_mac(self, request, bound=None):
+        """The reply is MACed with the keys of the request's KSN (`bound`: the binding its
+        MAC was checked with); a request without one (refused for it) gets an unMACed reply."""
+        if self.mac is None:
+            return None
+        return bound if bound is not None else self._bind(request)
 
     async def _delay(self, payload):
         if self.response_delay is not None:
