@@ -13,8 +13,9 @@ import pytest
 
 from kapos.errors import SecurityError
 from kapos.security import cbc, dukpt
+from kapos.security.aes import aes_encrypt_block
 from kapos.security.cmac import aes_cmac
-from kapos_tools.host.fastkeys import HostKeys, cbc_decrypt, cmac, cmac_verify
+from kapos_tools.host.fastkeys import MESSAGE_USAGES, HostKeys, cbc_decrypt, cmac, cmac_verify
 
 
 def valid_counters(rng, n):
@@ -238,3 +239,88 @@ def test_working_keys_x9_24_3_vectors():
     for (usage, key_type), expected in sorted(X924.WORKING256.items()):
         got = [keys.working_key(X924.ksn(c), usage, key_type).hex().upper() for c in X924.FIRST_EIGHT]
         assert got == expected
+
+
+# ---------------------------------------------------------------- caches that must not go stale
+
+def test_interleaved_ksns_and_bindings_never_get_another_ksns_keys():
+    """The keys of the last KSN are read without the lock: two terminals, and two counters
+    of one terminal, asked for in turn, each get their own keys, the reference's: those of
+    the per-message set and a usage outside it (derived on its own, added to the set)."""
+    other = sorted(set(dukpt.WORKING_USAGES) - set(MESSAGE_USAGES))[0]
+    bdk = os.urandom(16)
+    keys = HostKeys(bdk)
+    a, b = os.urandom(8), os.urandom(8)
+    ksns = [dukpt.make_ksn(a, 5), dukpt.make_ksn(b, 5), dukpt.make_ksn(a, 6), dukpt.make_ksn(a, 5),
+            dukpt.make_ksn(b, 9), dukpt.make_ksn(b, 5)]
+    for first, second in zip(ksns, ksns[1:]):
+        for usage in (dukpt.MAC_GENERATION, dukpt.DATA_ENCRYPT, other):
+            keys.working_key(first, usage)
+            assert keys.working_key(second, usage) == dukpt.host_derive_working_key(bdk, second, usage)
+            assert keys.working_key(first, usage) == dukpt.host_derive_working_key(bdk, first, usage)
+    # a bytearray KSN equal to the last one is the same KSN
+    assert keys.working_key(bytearray(ksns[-1]), dukpt.MAC_VERIFICATION) == \
+        dukpt.host_derive_working_key(bdk, ksns[-1], dukpt.MAC_VERIFICATION)
+
+
+def test_a_terminal_whose_walk_was_evicted_gets_the_right_keys_again():
+    """The walks and initial keys are kept for the most recent terminals only; one that was
+    dropped starts a new walk from its (derived again) initial key and gets the reference's
+    keys, and so do the others, whose kept walks the eviction did not touch."""
+    bdk = os.urandom(16)
+    keys = HostKeys(bdk)
+    keys._walks.limit = keys._initial.limit = 2  # so that a third terminal evicts the first
+    devices = [os.urandom(8) for _ in range(3)]
+    for counter in (1, 2, 3, 8, 9, 0x10000, 0x10001):
+        for device in devices:
+            ksn = dukpt.make_ksn(device, counter)
+            assert len(keys._walks) <= 2
+            for usage in (dukpt.MAC_GENERATION, dukpt.PIN_ENCRYPTION):
+                assert keys.working_key(ksn, usage) == dukpt.host_derive_working_key(bdk, ksn, usage)
+    # the first terminal again after the other two: evicted, walked afresh from its IK
+    ksn = dukpt.make_ksn(devices[0], 0x10002)
+    assert devices[0] not in keys._walks
+    assert keys.working_key(ksn, dukpt.DATA_ENCRYPT) == dukpt.host_derive_working_key(bdk, ksn, dukpt.DATA_ENCRYPT)
+
+
+def test_a_bad_ksn_leaves_the_cached_keys_as_they_were():
+    bdk = os.urandom(16)
+    keys = HostKeys(bdk)
+    device = os.urandom(8)
+    good = dukpt.make_ksn(device, 40)
+    keys.working_key(good, dukpt.MAC_GENERATION)
+    for bad in (good[:11], good + b"\x00", device + (0x1FFFF).to_bytes(4, "big"), device + bytes(4)):
+        with pytest.raises(SecurityError):
+            keys.working_key(bad, dukpt.MAC_GENERATION)
+    for counter in (40, 41):
+        ksn = dukpt.make_ksn(device, counter)
+        assert keys.working_key(ksn, dukpt.MAC_GENERATION) == \
+            dukpt.host_derive_working_key(bdk, ksn, dukpt.MAC_GENERATION)
+
+
+def test_cbc_padding_check_matches_the_reference():
+    """fastkeys' unpad (no byte loop) accepts and refuses exactly what kapos.security's does."""
+    rng = random.Random(11)
+    key = os.urandom(16)
+    samples = [bytes(16), b"\x80" + bytes(15), bytes(15) + b"\x80", b"x" * 16 + b"\x80" + bytes(15),
+               b"x" + b"\x80" + bytes(30), b"ab\x80\x00\x01" + bytes(11)]
+    samples += [bytes(rng.choice((0, 0, 0x80, rng.randrange(256))) for _ in range(16 * rng.randrange(1, 4)))
+                for _ in range(400)]
+    for text in samples:
+        ciphertext = _cbc_encrypt_unpadded(key, text)
+        try:
+            expected = cbc.unpad(text)
+        except SecurityError:
+            with pytest.raises(SecurityError):
+                cbc_decrypt(key, ciphertext)
+        else:
+            assert cbc_decrypt(key, ciphertext) == expected
+
+
+def _cbc_encrypt_unpadded(key, text):
+    """CBC of whole blocks as they are (no padding added), zero IV, by the reference's AES."""
+    out, previous = b"", bytes(16)
+    for i in range(0, len(text), 16):
+        previous = aes_encrypt_block(key, bytes(x ^ y for x, y in zip(text[i:i + 16], previous)))
+        out += previous
+    return out

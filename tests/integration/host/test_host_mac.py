@@ -134,3 +134,35 @@ def test_host_mac_check_refuses_any_other_tag_or_data():
     assert bound.sign(data) == aes_cmac(reply_key, data)[:8]
     with pytest.raises(SecurityError):
         host.bind({})
+
+
+@pytest.mark.parametrize("others", [
+    [], [("BN", "000001")], [("BN", "000001"), ("FE", "%012d" % 80)],  # sorted, EC first/middle/last
+    [("TK", "04A1B2C3"), ("BN", "000002")],  # not sorted: the rest comes out sorted
+    [("AD", "x EC032" + "0" * 32), ("AR", "rule")]])  # an "EC" look-alike inside a value
+def test_card_data_deciphers_and_leaves_the_rest_of_field_48_sorted(others):
+    """decrypt_card_data cuts the EC item out of field 48 without re-packing it: whatever
+    the item's place, what remains is the other items, sorted (as private48.pack makes
+    them), and field 48 goes when nothing remains."""
+    from Crypto.Cipher import AES
+
+    from kapos.host import private48
+
+    ksn = dukpt.make_ksn(ik_id_for("KAPOS001"), 99)
+    key = dukpt.host_derive_working_key(TEST_BDK, ksn, dukpt.DATA_ENCRYPT)
+    cipher = AES.new(key, AES.MODE_CBC, iv=bytes(16)).encrypt(cbc_pad(b"PN=4111111111111111;EX=3012"))
+    host = HostDukptMac(TEST_BDK)
+    for place in range(len(others) + 1):
+        items = others[:place] + [("EC", cipher.hex().upper())] + others[place:]
+        message = {53: ksn, 48: "".join("%s%03d%s" % (tag, len(value), value) for tag, value in items)}
+        host.decrypt_card_data(message)
+        assert message[2] == "4111111111111111" and message[14] == "3012"
+        if others:
+            assert message[48] == private48.pack(sorted(others))
+        else:
+            assert 48 not in message
+
+
+def cbc_pad(data):
+    from kapos.security.cbc import pad
+    return pad(data)
