@@ -98,9 +98,9 @@ def test_rrns_in_a_group_are_unique_and_the_counter_survives_a_rollback():
     assert sorted(int(t["rrn"]) for t in ledger.transactions()) == taken
 
 
+# the statement trace is SQLite's (and PostgreSQL's RRN is a sequence): SQLite only
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)
 def test_a_sale_in_a_group_takes_no_savepoint_and_the_rrn_row_is_written_once(engine):
-    if engine != "sqlite":
-        pytest.skip("statement trace: SQLite only (PostgreSQL's RRN is a sequence)")
     ledger = new_ledger()
     server = HostServer(ledger)
     statements = []
@@ -263,9 +263,8 @@ def test_the_daily_limit_counts_the_sales_of_its_own_group_before_they_are_writt
     assert ledger.check() == []
 
 
+@pytest.mark.parametrize("engine", ["sqlite"], indirect=True)  # a SQLite statement trace
 def test_a_group_of_sales_reads_each_card_with_its_duplicate_check_and_counts_once(engine):
-    if engine != "sqlite":
-        pytest.skip("statement trace: SQLite only")
     ledger = new_ledger()
     server = HostServer(ledger)
     statements = []

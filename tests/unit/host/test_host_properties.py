@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kapos.errors import DecodeError
-from kapos.host.codec import decode, encode
+from kapos.host.codec import decode, encode, mac_field
 from kapos.host.framing import (ACK_BYTES, NAK_BYTES, Acked, MessageReceived, Retransmit,
                                 SendFailed, SerialFramer, SerialLink, TcpFramer)
 
@@ -19,6 +19,18 @@ def test_decode_encode_round_trip(message):
     data = encode(message)
     assert decode(data) == message
     assert encode(decode(data)) == data
+
+
+@SETTINGS
+@given(MESSAGES)
+def test_encode_with_a_mac_placeholder_is_the_copy_with_a_zero_mac(message):
+    """encode(mac=True) against what client.encode_message did before it: a copy without
+    64/128 and eight zero bytes in the MAC field the remaining fields call for."""
+    unsigned = dict(message)
+    unsigned.pop(64, None)
+    unsigned.pop(128, None)
+    unsigned[mac_field(unsigned)] = bytes(8)
+    assert encode(message, mac=True) == encode(unsigned)
 
 
 def _decode_only_raises_decode_error(data):
