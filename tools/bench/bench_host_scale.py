@@ -12,6 +12,7 @@ authorization = the host processes' user+system CPU over the window / sales (the
 PostgreSQL server's own CPU is not in it; it is printed beside).
 
     .venv/bin/python tools/bench/bench_host_scale.py [--seconds 2] [--terminals 1,8,64,256]
+    KAPOS_BENCH_HOST_ARGS='--group-wait 0' ...   # extra `kapos host` options, to compare
 """
 
 import argparse
@@ -174,7 +175,7 @@ class Cluster:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "kapos_tools.host", "--listen", "127.0.0.1:0", "--db", db,
                  "--key-file", os.path.join(self.directory, "host.keys"), "--cards", cards,
-                 "--quiet", "--auto-enroll", "--max-connections", "600", "--max-per-peer", "600"],
+                 "--quiet", "--auto-enroll", "--max-connections", "600", "--max-per-peer", "600"] + os.environ.get("KAPOS_BENCH_HOST_ARGS", "").split(),
                 stdout=subprocess.PIPE, stderr=open(os.environ.get("KAPOS_BENCH_HOST_LOG", os.devnull), "ab"))
             line = proc.stdout.readline().decode()
             if not line.startswith("kapos host listening on"):

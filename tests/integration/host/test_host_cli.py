@@ -32,6 +32,21 @@ def test_register_adds_the_host_subcommand():
     assert defaults.listen == "127.0.0.1:8583" and defaults.cards is None
 
 
+def test_group_wait_is_a_bounded_number_of_milliseconds(capsys):
+    parser = argparse.ArgumentParser(prog="kapos")
+    register(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["host"]).group_wait == 1.0
+    assert parser.parse_args(["host", "--group-wait", "0"]).group_wait == 0.0
+    for bad in ("-1", "101", "inf", "nan", "soon"):  # inf would hold every group for ever
+        try:
+            parser.parse_args(["host", "--group-wait", bad])
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError("--group-wait %s was accepted" % bad)
+        assert "--group-wait" in capsys.readouterr().err
+
+
 def test_host_process_serves_and_shows_its_ledger(tmp_path):
     db = str(tmp_path / "host.db")
     proc = subprocess.Popen(host_command("--listen", "127.0.0.1:0", "--db", db, "--no-mac",

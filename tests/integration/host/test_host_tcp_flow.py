@@ -181,3 +181,28 @@ def test_a_group_doomed_by_a_failing_message_runs_again_at_once(monkeypatch, cap
     assert [codec.decode(reply)[39] for reply, _ in results] == ["00", "96", "00"]
     assert slept == [] and server.batches["retries"] == 0
     assert "conflicted with another host process" not in caplog.text
+
+
+def test_group_wait_holds_a_transaction_open_only_under_load():
+    """--group-wait: a message alone (the last transaction had one message) is committed
+    at once, whatever the wait; once a transaction had company, the next waits for more,
+    so two messages a loop turn apart share one transaction."""
+    async def go():
+        server = HostServer(new_ledger(), group_wait=3600.0)  # an hour: a wait would show
+        alone = await asyncio.wait_for(server.submit(sale(1)), 10)
+        assert codec.decode(alone)[39] == "00" and server.batches["transactions"] == 1
+        # two at once: one transaction with company (no wait before it: the last was alone)
+        await asyncio.wait_for(asyncio.gather(server.submit(sale(2)), server.submit(sale(3))), 10)
+        assert server.batches == {"transactions": 2, "messages": 3, "retries": 0}
+        server.group_wait = 0.2  # under load now: the next transaction waits up to 0.2 s
+        first = asyncio.ensure_future(server.submit(sale(4)))
+        await asyncio.sleep(0)  # a turn of the loop later, before the wait is over
+        second = asyncio.ensure_future(server.submit(sale(5)))
+        await asyncio.wait_for(asyncio.gather(first, second), 10)
+        assert server.batches == {"transactions": 3, "messages": 5, "retries": 0}
+        # that one had company too, yet a message alone after it waits at most group_wait
+        assert codec.decode(await asyncio.wait_for(server.submit(sale(6)), 10))[39] == "00"
+        assert server.batches["transactions"] == 4
+        await server.close()
+
+    run(go())

@@ -20,6 +20,17 @@ from kapos_tools.host.limits import (DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT
 log = logging.getLogger("kapos_tools.host")
 
 
+
+def _group_wait_ms(text):
+    """--group-wait: 0 to 100 ms (a longer wait only adds latency: a group fills by 64)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a number of milliseconds" % text)
+    if not 0.0 <= value <= 100.0:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("%s ms: the group wait is 0 to 100 ms" % text)
+    return value
+
 def add_arguments(p):
     p.add_argument("--listen", default="127.0.0.1:8583", metavar="HOST:PORT",
                    help="TCP address to listen on (default 127.0.0.1:8583; port 0 picks one; "
@@ -38,8 +49,9 @@ def add_arguments(p):
     p.add_argument("--group-commit", type=int, default=64, metavar="N",
                    help="messages per ledger transaction at most (default 64; 1: one commit "
                         "per message); replies leave only after their commit")
-    p.add_argument("--group-wait", type=float, default=0.0, metavar="MS",
-                   help="wait up to MS milliseconds for more messages before a commit (0)")
+    p.add_argument("--group-wait", type=_group_wait_ms, default=1.0, metavar="MS",
+                   help="under load (the last commit had more than one message), wait up to "
+                        "MS milliseconds for more before a commit (default 1; 0: never)")
     p.add_argument("--cards", metavar="FILE",
                    help="cards and accounts to load (default: kapos' built-in testcards.toml); "
                         "cards already in the ledger keep their balances")
@@ -304,7 +316,7 @@ async def serve(ledger, args, ready=None):
     registry = TerminalRegistry(ledger.db, auto_enroll=getattr(args, "auto_enroll", False))
     server = HostServer(ledger, mac=mac, registry=registry, limits=limits_from(args),
                         group_commit=getattr(args, "group_commit", 64),
-                        group_wait=getattr(args, "group_wait", 0.0) / 1000.0)
+                        group_wait=getattr(args, "group_wait", 1.0) / 1000.0)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,7 +20,8 @@ and dropped.
 Group commit: messages that arrive together (on any connection or line) are handled one
 after the other inside one ledger transaction - each in its own savepoint - and their
 replies leave only after that transaction commits; at most `group_commit` messages per
-transaction, waiting at most `group_wait` seconds for more (0: only those already in).
+transaction, waiting at most `group_wait` seconds for more (0: only those already in)
+when the last transaction had more than one message: a terminal alone never waits.
 A transaction the database refuses as a conflict with another host process (PostgreSQL:
 a serialization failure) is run again from the start, its replies discarded.
 
@@ -83,6 +84,7 @@ class HostServer:
         self._queue = []  # (payload, connection, future) waiting for the next transaction
         self._flush_handle = None
         self.batches = {"transactions": 0, "messages": 0, "retries": 0}
+        self._last_group = 0  # messages in the last transaction: > 1 means load, worth a wait
         self.mac = mac
         self.registry = registry  # None: no enrolment or KSN checks (in-process tests)
         self.max_payload = max_payload
@@ -170,9 +172,10 @@ class HostServer:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
         elif self._flush_handle is None:
             loop = asyncio.get_running_loop()
-            if self.group_wait:
+            if self.group_wait and self._last_group > 1:
+                # under load (the last transaction had company): wait for more to share it
                 self._flush_handle = loop.call_later(self.group_wait, self._flush)
-            else:  # after the reads already due in this turn of the loop
+            else:  # alone, or no wait: after the reads already due in this turn of the loop
                 self._flush_handle = loop.call_soon(self._flush)
 
     def _cancel_flush(self):
@@ -186,6 +189,7 @@ class HostServer:
         if self._queue:
             self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
         batch = [item for item in batch if not item[2].done()]  # its connection went away
+        self._last_group = len(batch)
         if not batch:
             return
         try:
