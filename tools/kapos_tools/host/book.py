@@ -60,15 +60,7 @@ def inverse(entries):
 _UPDATE_ACCOUNT = "UPDATE accounts SET balance = balance + ? WHERE number = ?"
 _ADD_TO_BOOK = ("INSERT INTO book_shards (account, shard, balance) VALUES (?, ?, ?) ON CONFLICT "
                 "(account, shard) DO UPDATE SET balance = book_shards.balance + excluded.balance")
-_ENTRY_ROWS = 200  # rows per INSERT of deferred entries (4 parameters each)
-
-
-def _insert_entries_sql(count, cache={}):
-    sql = cache.get(count)
-    if sql is None:
-        sql = cache[count] = ("INSERT INTO entries (txn_id, reversal_id, account, amount) VALUES "
-                              + ", ".join(["(?, ?, ?, ?)"] * count))
-    return sql
+_ENTRIES = "INSERT INTO entries (txn_id, reversal_id, account, amount)"  # 4 values a row
 
 
 def _new_pending():
@@ -77,10 +69,7 @@ def _new_pending():
 
 def _flush_pending(db, pending):
     rows, books = pending
-    step = 4 * _ENTRY_ROWS
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        db.execute(_insert_entries_sql(len(chunk) // 4), chunk)
+    db.execute_rows(_ENTRIES, 4, rows)
     for (account, shard), amount in books.items():
         if amount:
             add_to_book(db, account, amount, shard)
@@ -107,7 +96,7 @@ def post(db, entries, txn_id=None, reversal_id=None):
         rows.extend((txn_id, reversal_id, account, amount))
     if rows:
         if pending is None:  # one statement for all of them
-            db.execute(_insert_entries_sql(len(rows) // 4), rows)
+            db.execute_rows(_ENTRIES, 4, rows)
         else:
             pending[0].extend(rows)
 

@@ -75,7 +75,6 @@ class _Transactions:
     savepoints_next = False
     _savepoints = False
     _doomed = False  # an inner block failed without a savepoint: this one must not commit
-    _counters = None  # next_value() counters taken in the open transaction (SQLite)
     _deferred = None  # key -> [state, flush]: writes kept until COMMIT (defer())
 
     def transaction(self):
@@ -110,13 +109,22 @@ class _Transactions:
             for state, flush in deferred.values():
                 flush(self, state)
 
+    def execute_rows(self, head, width, values, tail="", rows_per_statement=200):
+        """`head` VALUES (?, ...), ... `tail` over the rows of `values` (flat, `width`
+        values a row): one statement per `rows_per_statement` rows, not one per row."""
+        step = width * rows_per_statement
+        for start in range(0, len(values), step):
+            chunk = values[start:start + step]
+            key = (head, width, len(chunk) // width, tail)
+            sql = _ROWS_SQL.get(key)
+            if sql is None:
+                row = "(" + ", ".join(["?"] * width) + ")"
+                sql = _ROWS_SQL[key] = "%s VALUES %s%s" % (head, ", ".join([row] * key[2]), tail)
+            self.execute(sql, chunk)
+
     def _before_commit(self):
         """Write what the transaction kept in memory before its COMMIT."""
         self.flush_deferred()
-        counters, self._counters = self._counters, None
-        if counters:
-            for name, value in counters.items():
-                self.execute(_SET_COUNTER, (str(value), name))
 
     def _begin_outer(self):
         raise NotImplementedError
@@ -129,6 +137,7 @@ class _Transactions:
 
 
 _SET_COUNTER = "UPDATE meta SET value = ? WHERE key = ?"
+_ROWS_SQL = {}  # (head, width, rows, tail) -> an execute_rows() statement
 
 
 class _Block:
@@ -144,7 +153,7 @@ class _Block:
             db.lot = random.getrandbits(30)  # book.py: which shard rows this transaction posts to
             db._savepoints, db.savepoints_next = db.savepoints_next, False
             db._doomed = False
-            db._counters = db._deferred = None
+            db._deferred = None
             db._begin_outer()
         elif db._savepoints:
             db._savepoint("")
@@ -186,7 +195,7 @@ class _Block:
             else:
                 db.raw_execute("ROLLBACK")
         finally:
-            db._counters = db._deferred = None
+            db._deferred = None
             db._end_outer()
         if doomed:
             db.savepoints_next = True
@@ -197,6 +206,12 @@ class _Block:
 
 
 _GET_COUNTER = "SELECT value FROM meta WHERE key = ?"
+_COUNTERS = "meta counters"  # next_value()'s deferred state (SQLite)
+
+
+def _write_counters(db, counters):
+    for name, value in counters.items():
+        db.execute(_SET_COUNTER, (str(value), name))
 
 
 class SqliteDatabase(_Transactions):
@@ -244,15 +259,13 @@ class SqliteDatabase(_Transactions):
 
     def next_value(self, name):
         """The next value of a named counter (meta row `name`). Inside a transaction the
-        row is read once and written once, before COMMIT (BEGIN IMMEDIATE: no other
-        writer meanwhile), not updated per message."""
+        row is read once and written with the deferred writes (before COMMIT; BEGIN
+        IMMEDIATE: no other writer meanwhile), not updated per message."""
         if not self.depth:
             row = self.conn.execute("UPDATE meta SET value = CAST(value AS INTEGER) + 1 "
                                     "WHERE key = ? RETURNING value", (name,)).fetchone()
             return int(row[0])
-        counters = self._counters
-        if counters is None:
-            counters = self._counters = {}
+        counters = self.defer(_COUNTERS, dict, _write_counters)  # {name: value}
         value = counters.get(name)
         if value is None:
             value = int(self.conn.execute(_GET_COUNTER, (name,)).fetchone()[0])

@@ -886,7 +886,7 @@ class Ledger:
             (ctx["tid"], ctx["stan"], ctx["transmission"], _base_mti(ctx["mti"]), ctx.get("type"),
              ctx.get("amount"), ctx.get("fee"), ctx.get("total"), ctx.get("card_key"),
              ctx.get("account"), ctx.get("target"), code, auth_code, rrn, ctx.get("batch"),
-             L.status_of(state), _effects_json(effects) if effects else None, ctx.get("original_id"),
+             L.status_of(state), json.dumps(effects) if effects else None, ctx.get("original_id"),
              codec.encode(response), ctx.get("fingerprint"), self.clock(), state,
              ctx.get("merchant")))
         if approved:
@@ -908,7 +908,7 @@ class Ledger:
                 continue
             if db.deferred(_DAILY):
                 db.flush_deferred()
-            db.execute(_daily_upsert_sql(1), (card_key, day, delta))
+            db.execute_rows(_DAILY_UPSERT, 3, (card_key, day, delta), _DAILY_ADD)
 
     def _used_today(self, card):
         """card["used_today"] as the table says, plus this transaction's deferred counts."""
@@ -1221,19 +1221,11 @@ _NOT_AUTHORIZED = ("void", "complete", "release")
 
 # the daily counts a group transaction keeps until COMMIT (db.defer): {(card, day): sum}
 _DAILY = "daily"
-_DAILY_ROWS = 200  # rows per upsert (3 parameters each)
-
-
-def _daily_upsert_sql(count, cache={}):
-    sql = cache.get(count)
-    if sql is None:
-        # the rows of one statement name distinct (card, day): PostgreSQL refuses an
-        # upsert that would change one row twice
-        sql = cache[count] = (
-            "INSERT INTO daily (card_key, day, total) VALUES " + ", ".join(["(?, ?, ?)"] * count)
-            + " ON CONFLICT (card_key, day) DO UPDATE SET total = CASE WHEN daily.total + "
-            "excluded.total < 0 THEN 0 ELSE daily.total + excluded.total END")
-    return sql
+# the rows of one statement name distinct (card, day): PostgreSQL refuses an upsert that
+# would change one row twice
+_DAILY_UPSERT = "INSERT INTO daily (card_key, day, total)"  # 3 values a row
+_DAILY_ADD = (" ON CONFLICT (card_key, day) DO UPDATE SET total = CASE WHEN daily.total + "
+              "excluded.total < 0 THEN 0 ELSE daily.total + excluded.total END")
 
 
 def _flush_daily(db, pending):
@@ -1241,10 +1233,7 @@ def _flush_daily(db, pending):
     rows = []
     for (card_key, day), total in sorted(pending.items()):
         rows.extend((card_key, day, total))
-    step = 3 * _DAILY_ROWS
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        db.execute(_daily_upsert_sql(len(chunk) // 3), chunk)
+    db.execute_rows(_DAILY_UPSERT, 3, rows, _DAILY_ADD)
 
 
 # what undoing a completion or release does to its hold
@@ -1341,19 +1330,6 @@ def _service_code(message):
             pos += 1
     code = track2[pos + 5:pos + 8]
     return code if len(code) == 3 and code.isdigit() else None
-
-
-def _effects_json(effects):
-    """json.dumps(effects), the common case (one daily count) without the encoder."""
-    daily = effects.get("daily")
-    if len(effects) == 1 and daily is not None and len(daily) == 1:
-        key, day, total = daily[0]
-        if type(key) is str and type(day) is str and type(total) is int:
-            return '{"daily": [[%s, %s, %d]]}' % (_json_string(key), _json_string(day), total)
-    return json.dumps(effects)
-
-
-_json_string = json.encoder.encode_basestring_ascii  # what json.dumps writes for a str
 
 
 def _inverse_daily(effects_json):

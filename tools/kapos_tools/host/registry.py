@@ -94,8 +94,8 @@ _HIGHEST = "(SELECT MAX(u.counter) FROM ksn_used u WHERE u.terminal_id = r.termi
 _CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest, k.reply, "
               + _HIGHEST + " FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = "
               "r.terminal_id AND k.counter = ? WHERE r.terminal_id = ?")
-_BURN_SQL = "INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) VALUES (?, ?, ?, ?, ?)"
-_BURN_ROWS = 100  # rows per INSERT of deferred burns (5 parameters each)
+_BURN = "INSERT INTO ksn_used (terminal_id, counter, digest, reply, at)"  # 5 values a row
+_BURN_ROWS = 100  # rows per INSERT of deferred burns
 
 # Inside a group transaction without savepoints (db.py: `deferring`) the counters it burns
 # are kept as {terminal id: {counter: [digest, reply, at]}} and inserted in one statement
@@ -105,14 +105,6 @@ _BURN_ROWS = 100  # rows per INSERT of deferred burns (5 parameters each)
 _BURNS = "ksn_used"
 
 
-def _burn_sql(count, cache={}):
-    sql = cache.get(count)
-    if sql is None:
-        sql = cache[count] = ("INSERT INTO ksn_used (terminal_id, counter, digest, reply, at) "
-                              "VALUES " + ", ".join(["(?, ?, ?, ?, ?)"] * count))
-    return sql
-
-
 def _flush_burns(db, pending):
     rows = []
     for terminal_id in sorted(pending):  # one order of the key's index entries for all
@@ -120,10 +112,9 @@ def _flush_burns(db, pending):
         for counter in sorted(burns):
             digest, reply, at = burns[counter]
             rows.extend((terminal_id, counter, digest, reply, at))
-    step = 5 * _BURN_ROWS
-    for start in range(0, len(rows), step):
-        chunk = rows[start:start + step]
-        db.execute(_burn_sql(len(chunk) // 5), chunk)
+    db.execute_rows(_BURN, 5, rows, rows_per_statement=_BURN_ROWS)
+
+
 _REPLY_SQL = "UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND counter = ? AND digest = ?"
 
 
@@ -304,8 +295,8 @@ class TerminalRegistry:
         with self._atomic():
             if verdict.fresh:
                 verdict.fresh = False
-                self.db.execute(_BURN_SQL, (verdict.terminal_id, verdict.counter,
-                                            verdict.digest, reply, self.clock()))
+                self.db.execute_rows(_BURN, 5, (verdict.terminal_id, verdict.counter,
+                                                verdict.digest, reply, self.clock()))
             elif reply is not None:
                 self.db.execute(_REPLY_SQL, (reply, verdict.terminal_id, verdict.counter,
                                              verdict.digest))
