@@ -209,35 +209,14 @@ class HostServer:
         """[(reply, exception)] of each message, all committed in one transaction."""
         db = getattr(self.ledger, "db", None)
         if db is None or not hasattr(db, "transaction"):
-            results, failed = [], set()
-            for data, connection, _ in batch:
-                result = (None, NOT_PROCESSED) if connection in failed else self._one(data, connection)
-                if result[1] is not None and connection is not None:
-                    failed.add(connection)
-                results.append(result)
-            return results
+            return self._process_all(batch, lambda exc: False)
         last = ""
         for attempt in range(attempts):
-            results = []
             # one message refused twice already: the third run goes alone (db.py)
             db.alone_next = len(batch) == 1 and attempt >= 2
-            failed = set()  # connections one of whose messages failed in this run
             try:
                 with db.transaction():
-                    for data, connection, _ in batch:
-                        if connection in failed:
-                            # that connection is being closed: what it sent after the
-                            # bad message is not applied (as when it was read one by one)
-                            results.append((None, NOT_PROCESSED))
-                            continue
-                        try:
-                            results.append((self.process(data, connection), None))
-                        except Exception as exc:
-                            if db.is_retryable(exc):
-                                raise
-                            results.append((None, exc))
-                            if connection is not None:
-                                failed.add(connection)
+                    results = self._process_all(batch, db.is_retryable)
                 self.batches["transactions"] += 1
                 self.batches["messages"] += len(batch)
                 return results
@@ -262,11 +241,26 @@ class HostServer:
         return [(None, KaposError("the ledger database kept refusing this message as a "
                                   "conflict: not answered"))]
 
-    def _one(self, data, connection):
-        try:
-            return self.process(data, connection), None
-        except Exception as exc:
-            return None, exc
+    def _process_all(self, batch, retryable):
+        """[(reply, exception)] of each message in turn; an exception `retryable` says to
+        run the whole transaction again is raised instead."""
+        results = []
+        failed = set()  # connections one of whose messages failed
+        for data, connection, _ in batch:
+            if connection in failed:
+                # that connection is being closed: what it sent after the bad message is
+                # not applied (as when it was read one by one)
+                results.append((None, NOT_PROCESSED))
+                continue
+            try:
+                results.append((self.process(data, connection), None))
+            except Exception as exc:
+                if retryable(exc):
+                    raise
+                results.append((None, exc))
+                if connection is not None:
+                    failed.add(connection)
+        return results
 
     def _terminal_status(self, message):
         """An 0800's field 48 (SV version, ST self-test: private48) checked and kept in the
@@ -573,14 +567,20 @@ class TcpClient(asyncio.Protocol):
         self._rearm()
 
     def data_received(self, data):
-        if self.closed:
-            return
+        if not self.closed:
+            self._guarded(self._feed, data)
+
+    def _feed(self, data):
+        self.framer.feed(data)
+        self._take()
+
+    def _guarded(self, step, *args):
+        """step(*args); malformed input or a bug closes this connection, never the host."""
         try:
-            self.framer.feed(data)
-            self._take()
+            step(*args)
         except (DecodeError, RemoteProtocolError) as exc:
             self._malformed(exc)
-        except Exception:  # a bug must cost one connection, never the host
+        except Exception:
             self._bug(None)
 
     def eof_received(self):
@@ -604,12 +604,7 @@ class TcpClient(asyncio.Protocol):
     def resume_writing(self):
         self.writable = True
         if not self.closed:
-            try:
-                self._take()
-            except (DecodeError, RemoteProtocolError) as exc:
-                self._malformed(exc)
-            except Exception:
-                self._bug(None)
+            self._guarded(self._take)
 
     def connection_lost(self, exc):
         self.closed = True
@@ -630,22 +625,19 @@ class TcpClient(asyncio.Protocol):
 
     def answered(self):
         """Some of its messages are committed: their replies out, in request order."""
+        if not self.closed:
+            self._guarded(self._answered)
+
+    def _answered(self):
+        self._write_ready()
         if self.closed:
             return
-        try:
-            self._write_ready()
-            if self.closed:
-                return
-            if self.reading and not self.framer.pending:
-                self._rearm()  # nothing held back to take in: only its clock
-            else:
-                self._take()
-            if self.eof and not self.waiting and not self.closed:
-                self._finish()
-        except (DecodeError, RemoteProtocolError) as exc:
-            self._malformed(exc)
-        except Exception:
-            self._bug(None)
+        if self.reading and not self.framer.pending:
+            self._rearm()  # nothing held back to take in: only its clock
+        else:
+            self._take()
+        if self.eof and not self.waiting and not self.closed:
+            self._finish()
 
     def _write_ready(self):
         server, waiting = self.server, self.waiting
