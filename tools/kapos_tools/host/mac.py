@@ -49,8 +49,7 @@ class HostDukptMac:
         """Field 48 EC back into 35 (or 2 + 14), with the data key of the message's KSN."""
         if 48 not in message:
             return
-        private = message[48]
-        items = unpack_private(private)
+        items = unpack_private(message[48])
         cipher = items.get("EC")
         if cipher is None:
             return
@@ -67,30 +66,14 @@ class HostDukptMac:
             if field is None or not value:
                 raise SecurityError("enciphered card data is malformed")
             message[field] = value
-        rest = _without_item(private, items, "EC")
-        if rest:
-            message[48] = rest
+        del items["EC"]
+        if items:
+            message[48] = pack_private(sorted(items.items()))
         else:
             del message[48]
 
 
 _CARD_FIELDS = {"T2": 35, "PN": 2, "EX": 14}  # what an EC deciphers to (secmodule.py)
-
-
-def _without_item(private, items, tag):
-    """Field 48 without the item `tag`, in sorted order (private48.pack). `items` is
-    unpack_private(private): a dict in the field's order, so the item starts after the
-    ones before it (5 characters of tag and length, then the value); the terminal packs
-    sorted, and the rest of a sorted field is sorted, so cutting the item out is enough."""
-    others = [name for name in items if name != tag]
-    if others != sorted(others):
-        return pack_private(sorted((name, items[name]) for name in others))
-    start = 0
-    for name, value in items.items():
-        if name == tag:
-            return private[:start] + private[start + 5 + len(value):]
-        start += 5 + len(value)
-    return private
 
 
 class _Bound:
