@@ -297,7 +297,7 @@ def test_a_group_burns_its_ksn_counters_in_one_statement_and_sees_them_before():
     if ledger.db.engine == "sqlite":
         ledger.db.set_trace_callback(statements.append)
     with ledger.db.transaction():
-        for counter in (2, 3, 4):
+        for counter in (2, 3, 4, 5):  # four rows: one statement (db.execute_rows)
             assert send(counter, b"m%d" % counter).refusal is None
         assert send(3, b"m3").reply == b"reply m3"  # burned in this group, not yet written
         assert "already used" in send(4, b"another body").refusal
@@ -306,4 +306,35 @@ def test_a_group_burns_its_ksn_counters_in_one_statement_and_sees_them_before():
         assert len([s for s in statements if s.startswith("INSERT INTO ksn_used")]) == 1
     assert send(4, b"m4").reply == b"reply m4"  # written at COMMIT, reply with it
     assert "already used" in send(2, b"other").refusal
-    assert registry.terminals()[0]["last_counter"] == 4
+    assert registry.terminals()[0]["last_counter"] == 5
+
+
+def test_many_rows_go_in_few_statements_of_few_shapes():
+    """db.execute_rows: every row written once, in order, in statements of a power-of-two
+    number of rows, so that group sizes varying under load reuse a few compiled
+    statements (SQLite's cache holds 128; one text per row count would thrash it)."""
+    ledger = new_ledger()
+    db = ledger.db
+    db.execute(db.ddl("CREATE TABLE rows_test (n INTEGER NOT NULL, label TEXT)"))
+    shapes, written = set(), 0
+    for count in list(range(1, 140)) + [255, 256, 300]:
+        statements = []
+        original = db.execute
+
+        def counting(sql, params=(), original=original):
+            statements.append(sql)
+            return original(sql, params)
+
+        db.execute = counting
+        try:
+            with db.transaction():
+                db.execute_rows("INSERT INTO rows_test (n, label)", 2,
+                                [v for n in range(count) for v in (written + n, "r%d" % n)])
+        finally:
+            db.execute = original
+        written += count
+        assert len(statements) == count // 128 + bin(count % 128).count("1")
+        shapes.update(statements)
+    assert len(shapes) == 8  # 1, 2, 4 ... 128 rows
+    assert [r[0] for r in db.execute("SELECT n FROM rows_test ORDER BY n")] == list(range(written))
+    assert db.execute("SELECT COUNT(*) FROM rows_test WHERE label IS NULL").fetchone()[0] == 0

@@ -109,18 +109,26 @@ class _Transactions:
             for state, flush in deferred.values():
                 flush(self, state)
 
-    def execute_rows(self, head, width, values, tail="", rows_per_statement=200):
+    def execute_rows(self, head, width, values, tail="", rows_per_statement=128):
         """`head` VALUES (?, ...), ... `tail` over the rows of `values` (flat, `width`
-        values a row): one statement per `rows_per_statement` rows, not one per row."""
-        step = width * rows_per_statement
-        for start in range(0, len(values), step):
-            chunk = values[start:start + step]
-            key = (head, width, len(chunk) // width, tail)
+        values a row): a few statements of many rows each, not one per row. Each
+        statement has a power-of-two number of rows (100 rows: 64 + 32 + 4), so a
+        kind of statement has at most 8 shapes and they stay in the connection's
+        statement cache: one text per row count would be compiled again and again
+        (the cache holds 128) as group sizes vary under load."""
+        rows = len(values) // width
+        most = 1 << (max(1, rows_per_statement).bit_length() - 1)
+        start = 0
+        while rows:
+            count = min(most, 1 << (rows.bit_length() - 1))
+            key = (head, width, count, tail)
             sql = _ROWS_SQL.get(key)
             if sql is None:
                 row = "(" + ", ".join(["?"] * width) + ")"
-                sql = _ROWS_SQL[key] = "%s VALUES %s%s" % (head, ", ".join([row] * key[2]), tail)
-            self.execute(sql, chunk)
+                sql = _ROWS_SQL[key] = "%s VALUES %s%s" % (head, ", ".join([row] * count), tail)
+            stop = start + count * width
+            self.execute(sql, values[start:stop] if start or stop < len(values) else values)
+            start, rows = stop, rows - count
 
     def _before_commit(self):
         """Write what the transaction kept in memory before its COMMIT."""

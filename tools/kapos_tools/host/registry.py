@@ -95,7 +95,7 @@ _CHECK_SQL = ("SELECT r.merchant_id, r.ik_id, r.status, r.last_counter, k.digest
               + _HIGHEST + " FROM terminal_registry r LEFT JOIN ksn_used k ON k.terminal_id = "
               "r.terminal_id AND k.counter = ? WHERE r.terminal_id = ?")
 _BURN = "INSERT INTO ksn_used (terminal_id, counter, digest, reply, at)"  # 5 values a row
-_BURN_ROWS = 100  # rows per INSERT of deferred burns
+_BURN_ROWS = 64  # rows per INSERT of deferred burns (db.execute_rows: a power of two)
 
 # Inside a group transaction without savepoints (db.py: `deferring`) the counters it burns
 # are kept as {terminal id: {counter: [digest, reply, at]}} and inserted in one statement
