@@ -1281,11 +1281,14 @@ def _masked_key(key):
 def _fingerprint(message):
     """What makes two requests with the same key the same request (a repeat, 0201 or
     0221, is the same request as its first send)."""
-    parts = []
-    for number in sorted([k for k in message if k != MTI and k != 64 and k != 128]):
+    parts = [_base_mti(message[MTI])]
+    for number in sorted(message.keys() - _NOT_FINGERPRINTED):
         value = message[number]
-        parts.append("%d=%s" % (number, value.hex() if isinstance(value, bytes) else value))
-    return hashlib.sha256((_base_mti(message[MTI]) + "|" + "|".join(parts)).encode()).hexdigest()
+        parts.append("%d=%s" % (number, value.hex() if type(value) is bytes else value))
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+_NOT_FINGERPRINTED = {MTI, 64, 128}  # the MAC fields: a repeat's MAC may differ
 
 
 def _base_mti(mti):
