@@ -206,3 +206,55 @@ def test_group_wait_holds_a_transaction_open_only_under_load():
         await server.close()
 
     run(go())
+
+
+def test_a_conflicted_group_pauses_without_blocking_the_loop_and_keeps_message_order(monkeypatch):
+    """A group the database refuses as a conflict with another host process runs again
+    after a pause; meanwhile the event loop serves every connection (here: a ticker),
+    and a message that came in during the pause is applied only after that group."""
+    from kapos_tools.host import book, server as server_module
+
+    class Conflict(Exception):
+        pass
+
+    ledger = new_ledger()
+    monkeypatch.setattr(ledger.db, "is_retryable", lambda exc: isinstance(exc, Conflict))
+    monkeypatch.setattr(server_module, "_backoff", lambda attempt: 0.05)
+    conflicts = []
+    post = book.post
+
+    def post_or_conflict(db, entries, **kw):
+        if any(amount == -111 for _, amount in entries) and len(conflicts) < 2:
+            conflicts.append(time.monotonic())
+            raise Conflict("could not serialize access")
+        post(db, entries, **kw)
+
+    monkeypatch.setattr(book, "post", post_or_conflict)
+    server = HostServer(ledger)
+
+    async def go():
+        ticks = []
+
+        async def ticker():
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.002)
+
+        ticking = asyncio.ensure_future(ticker())
+        first = asyncio.ensure_future(server.submit(sale(1, 111)))
+        for _ in range(1000):  # until the first run has conflicted
+            if server._rerun is not None:
+                break
+            await asyncio.sleep(0)
+        second = asyncio.ensure_future(server.submit(sale(2, 222)))
+        replies = await asyncio.wait_for(asyncio.gather(first, second), 5)
+        answered = time.monotonic()
+        ticking.cancel()
+        return replies, [t for t in ticks if conflicts[0] < t < answered]
+
+    replies, ticks_in_pause = run(go())
+    assert [codec.decode(r)[39] for r in replies] == ["00", "00"]
+    assert len(conflicts) == 2 and server.batches["retries"] == 2
+    assert len(ticks_in_pause) >= 10  # two 50 ms pauses: the loop was not blocked
+    stans = [t["stan"] for t in sorted(ledger.transactions(), key=lambda t: t["id"])]
+    assert stans == ["000001", "000002"]

@@ -65,6 +65,15 @@ CHECKED_MTIS = m.REQUEST_MTIS + ("0401", "0421", "0221")
 RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 MAX_IN_FLIGHT = 16  # messages of one connection in the group commit before it is not read
 NOT_PROCESSED = KaposError("an earlier message on this connection failed: not processed")
+GROUP_ATTEMPTS = 10  # runs of a group transaction the database refuses as a conflict
+
+
+def _backoff(attempt):
+    """Seconds to step aside after conflict number `attempt` (0 first) with another host
+    process on the same rows or index pages: at random, the bound doubling each time
+    (2, 4, 8 ... ms, at most 128 ms) so the two stop colliding at once; ten runs stay
+    within ~0.5 s, under a terminal's reply timeout."""
+    return random.uniform(0, min(0.128, 0.002 * 2 ** attempt))
 
 
 def tls_server_context(certfile, keyfile):
@@ -83,6 +92,9 @@ class HostServer:
         self.group_wait = max(0.0, float(group_wait))
         self._queue = []  # (payload, connection, future) waiting for the next transaction
         self._flush_handle = None
+        self._rerun = None  # the timer of a group waiting to run again after a conflict
+        self._rerun_batch = ()
+        self._last_conflict = ""
         self.batches = {"transactions": 0, "messages": 0, "retries": 0}
         self._last_group = 0  # messages in the last transaction: > 1 means load, worth a wait
         self.mac = mac
@@ -185,15 +197,37 @@ class HostServer:
 
     def _flush(self):
         self._flush_handle = None
+        if self._rerun is not None:  # a group waits to run again: nothing overtakes it
+            return
         batch, self._queue = self._queue[:self.group_commit], self._queue[self.group_commit:]
-        if self._queue:
-            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+        self._flush_soon()
         batch = [item for item in batch if not item[2].done()]  # its connection went away
         self._last_group = len(batch)
-        if not batch:
-            return
+        if batch:
+            self._run_group(batch, 0)
+
+    def _flush_soon(self):
+        if self._queue and self._flush_handle is None and self._rerun is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
+
+    def _run_group(self, batch, attempt):
+        """One run of a group's transaction on the event loop. A conflict with another
+        host process is run again after a random pause during which the loop goes on
+        (reads, replies, timers of every connection); no later message is applied
+        before it, so each connection's messages keep their order."""
+        self._rerun = None
         try:
-            results = self._run_batch(batch)
+            results = self._attempt(batch, attempt)
+            if results is None and attempt + 1 < GROUP_ATTEMPTS:
+                self._rerun = asyncio.get_running_loop().call_later(
+                    _backoff(attempt), self._run_group, batch, attempt + 1)
+                self._rerun_batch = batch
+                return
+            if results is None:
+                # conflicts every time: one message per transaction, its pauses on this
+                # thread (rare: GROUP_ATTEMPTS conflicts in a row; the third run of a
+                # message alone cannot conflict)
+                results = self._exhausted(batch)
         except Exception as exc:  # the commit itself failed (disk, server): nobody is answered
             log.error("ledger transaction of %d message(s) failed: %s", len(batch), exc)
             results = [(None, KaposError("the ledger transaction failed: not answered"))] * len(batch)
@@ -204,40 +238,55 @@ class HostServer:
                 future.set_exception(error)
             else:
                 future.set_result(reply)
+        self._flush_soon()
 
-    def _run_batch(self, batch, attempts=10):
-        """[(reply, exception)] of each message, all committed in one transaction."""
+    def _run_batch(self, batch, attempts=None):
+        """[(reply, exception)] of each message, all committed in one transaction (in
+        process: a conflict is run again after a pause on this thread)."""
+        attempts = GROUP_ATTEMPTS if attempts is None else attempts
+        for attempt in range(attempts):
+            results = self._attempt(batch, attempt)
+            if results is not None:
+                return results
+            if attempt + 1 < attempts:
+                time.sleep(_backoff(attempt))
+        return self._exhausted(batch, attempts)
+
+    def _attempt(self, batch, attempt):
+        """Run the group's transaction once: [(reply, exception)] of each message, or
+        None when the database refused it as a conflict (its replies discarded)."""
         db = getattr(self.ledger, "db", None)
         if db is None or not hasattr(db, "transaction"):
             return self._process_all(batch, lambda exc: False)
-        last = ""
-        for attempt in range(attempts):
+        for _ in range(2):  # a doomed group runs once more at once, with savepoints
             # one message refused twice already: the third run goes alone (db.py)
             db.alone_next = len(batch) == 1 and attempt >= 2
             try:
                 with db.transaction():
                     results = self._process_all(batch, db.is_retryable)
-                self.batches["transactions"] += 1
-                self.batches["messages"] += len(batch)
-                return results
             except Exception as exc:
                 if not db.is_retryable(exc):
                     raise
                 if isinstance(exc, RunAgainWithSavepoints):
-                    continue  # a message failed in a group without savepoints: at once, with them
-                last = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc) else "")
+                    continue  # a message failed in a group without savepoints
+                self._last_conflict = "%s: %s" % (type(exc).__name__, str(exc).strip().splitlines()[0]
+                                                  if str(exc) else "")
                 self.batches["retries"] += 1
-                # both processes on the same rows or index pages: step aside at random,
-                # doubling the bound each time (2, 4, 8 ... ms, at most 128 ms) so the
-                # two stop colliding at once; 10 runs stay within ~0.5 s, under a
-                # terminal's reply timeout
-                time.sleep(random.uniform(0, min(0.128, 0.002 * 2 ** attempt)))
                 log.info("group commit of %d message(s) conflicted with another host process "
                          "(%s): running it again", len(batch), type(exc).__name__)
-        if len(batch) > 1:  # conflicts every time: one message per transaction
+                return None
+            self.batches["transactions"] += 1
+            self.batches["messages"] += len(batch)
+            return results
+        raise KaposError("a group transaction was doomed twice")  # savepoints: cannot be
+
+    def _exhausted(self, batch, attempts=GROUP_ATTEMPTS):
+        """A group refused as a conflict `attempts` times: each message on its own (the
+        third run of one goes alone: it cannot be refused again), or not answered."""
+        if len(batch) > 1:
             return [r for item in batch for r in self._run_batch([item], attempts)]
         log.warning("the ledger database refused %s %d times as a conflict (%s): not answered",
-                    _describe_message(batch[0][0]), attempts, last)
+                    _describe_message(batch[0][0]), attempts, self._last_conflict)
         return [(None, KaposError("the ledger database kept refusing this message as a "
                                   "conflict: not answered"))]
 
@@ -462,6 +511,11 @@ class HostServer:
 
     async def close(self):
         self._cancel_flush()
+        if self._rerun is not None:  # the group waiting to run again is not answered
+            self._rerun.cancel()
+            self._rerun = None
+            for _, _, future in self._rerun_batch:
+                future.cancel()
         for _, _, future in self._queue:
             future.cancel()
         self._queue = []
