@@ -207,9 +207,7 @@ def balance_from(response):
 
 def _card_from_track2(track2):
     """(PAN, expiry or None) from field 35 data: PAN up to the separator, YYMM after it."""
-    pos = 0
-    while pos < len(track2) and track2[pos] in "0123456789":
-        pos += 1
+    pos = len(track2) - len(track2.lstrip("0123456789"))  # the leading digits
     pan = track2[:pos]
     expiry = track2[pos + 1:pos + 5]
     if not pan:

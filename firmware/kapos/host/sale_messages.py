@@ -119,12 +119,8 @@ def _pad(value, size, what):
 
 
 def _is_digits(text):
-    if type(text) is not str or not text:
-        return False
-    for c in text:
-        if c not in "0123456789":
-            return False
-    return True
+    # strip() leaves nothing exactly when every character is an ASCII digit (one C call)
+    return type(text) is str and text != "" and not text.strip("0123456789")
 
 
 def format_transmission(t):
