@@ -38,6 +38,9 @@ from kapos.security import dukpt
 
 _MAX_TERMINALS = 4096  # cached walks and initial keys (least recently used dropped)
 _BLOCK = 16
+# `algorithms` is a module with deprecated names, whose every attribute access runs a
+# Python __getattr__: the class is looked up once, here.
+_AES = algorithms.AES
 _ECB = modes.ECB()
 _ZERO_IV = bytes(_BLOCK)
 _CBC_ZERO_IV = modes.CBC(_ZERO_IV)
@@ -51,7 +54,7 @@ MESSAGE_USAGES = (dukpt.MAC_GENERATION, dukpt.MAC_VERIFICATION, dukpt.DATA_ENCRY
 def _ecb(key):
     """An AES-ECB encryptor of `key`. ECB chains nothing, so one encryptor enciphers any
     number of whole blocks over several update() calls (never finalized)."""
-    return Cipher(algorithms.AES(key), _ECB).encryptor()
+    return Cipher(_AES(key), _ECB).encryptor()
 
 
 _heads = {}  # (usage, key type) -> (key length, the first 8 bytes of each derivation block)
@@ -66,8 +69,14 @@ def _heads_of(usage, key_type):
     return found
 
 
-# the derivation data heads of MESSAGE_USAGES (one block each)
+# the derivation data heads of MESSAGE_USAGES (one block each), and their keys in a
+# message's key set
 _MESSAGE_HEADS = tuple(_heads_of(usage, dukpt.AES128)[1][0] for usage in MESSAGE_USAGES)
+_MAC_GENERATION_KEY, _MAC_VERIFICATION_KEY, _DATA_KEY, _PIN_KEY = (
+    (usage, dukpt.AES128) for usage in MESSAGE_USAGES)
+
+_WORKING_USAGES = frozenset(dukpt.WORKING_USAGES)
+_IK_ID_LEN, _KSN_LEN = dukpt.IK_ID_LEN, dukpt.KSN_LEN
 
 
 class _Key:
@@ -91,7 +100,7 @@ class _Key:
         length, heads = _heads_of(usage, key_type)
         if length > len(self.key):
             raise SecurityError("a derived key cannot be stronger than its derivation key")
-        return self.encipher(b"".join([head + tail for head in heads]))[:length]
+        return self.encipher(tail.join(heads) + tail)[:length]
 
 
 class _Lru(OrderedDict):
@@ -121,6 +130,8 @@ class HostKeys:
         self.bdk = bytes(bdk)
         self._key_type = dukpt.key_type_of(self.bdk)
         self._bdk = _Key(self.bdk)
+        # the derivation data of the tree's intermediate keys (as strong as the BDK)
+        self._tree_length, self._tree_heads = _heads_of(dukpt.KEY_DERIVATION, self._key_type)
         self._initial = _Lru(_MAX_TERMINALS)  # ik_id -> _Key of the initial key
         # ik_id -> [counter, [_Key after each one-bit, most significant first]] of the last
         # walk, updated in place under the lock
@@ -153,22 +164,26 @@ class HostKeys:
 
     def _walk(self, ksn):
         """The _Key of the transaction key of `ksn` (bytes), under the lock held."""
-        counter = int.from_bytes(ksn[dukpt.IK_ID_LEN:], "big")
-        if len(ksn) != dukpt.KSN_LEN or not dukpt.counter_is_valid(counter):
+        counter = int.from_bytes(ksn[_IK_ID_LEN:], "big")
+        if len(ksn) != _KSN_LEN or not dukpt.counter_is_valid(counter):
             dukpt.split_ksn(ksn)  # raises its SecurityError, which says what is wrong
-        ik_id = ksn[:dukpt.IK_ID_LEN]
+        ik_id = ksn[:_IK_ID_LEN]
         # The bits above the highest one that differs from the terminal's last counter
         # are the same in both, and so are their keys.
-        walk = self._walks.get_fresh(ik_id)
+        walks = self._walks
+        walk = walks.get(ik_id)
         if walk is None:
-            walk = self._walks.put(ik_id, [0, []])
+            walk = walks.put(ik_id, [0, []])
+        else:
+            walks.move_to_end(ik_id)
         last, path = walk
         top = (counter ^ last).bit_length()
         if not top:
             return path[-1]
         del path[(counter >> top).bit_count():]
         node = path[-1] if path else self._initial_key(ik_id)
-        device = ksn[4:dukpt.IK_ID_LEN]
+        device = ksn[4:_IK_ID_LEN]
+        length, heads = self._tree_length, self._tree_heads
         working = counter >> top << top
         rest = counter ^ working
         try:
@@ -176,8 +191,9 @@ class HostKeys:
                 bit = 1 << (rest.bit_length() - 1)
                 rest ^= bit
                 working |= bit
-                node = _Key(self._parent(node).derive(dukpt.KEY_DERIVATION, self._key_type,
-                                                      device + working.to_bytes(4, "big")))
+                # dukpt.derive_key(node.key, KEY_DERIVATION, key type, device + working)
+                tail = device + working.to_bytes(4, "big")
+                node = _Key(self._parent(node).encipher(tail.join(heads) + tail)[:length])
                 self.derivations += 1
                 path.append(node)
         except BaseException:
@@ -196,7 +212,7 @@ class HostKeys:
             key = current[2].get((usage, key_type))
             if key is not None:
                 return key
-        if usage not in dukpt.WORKING_USAGES:
+        if usage not in _WORKING_USAGES:
             raise SecurityError("%r is not a DUKPT working key usage" % (usage,))
         ksn = bytes(ksn)
         with self._lock:
@@ -216,17 +232,17 @@ class HostKeys:
     def _message_keys(self, ksn):
         # through transaction_key (a hook tests count: once per message), then its node
         self.transaction_key(ksn)  # validates the KSN
-        node = self._walks.get(ksn[:dukpt.IK_ID_LEN])[1][-1]
+        node = self._walks.get(ksn[:_IK_ID_LEN])[1][-1]
         tail = ksn[4:]  # IK ID right 4 bytes + counter
-        out = self._parent(node).encipher(b"".join([head + tail for head in _MESSAGE_HEADS]))
+        out = self._parent(node).encipher(tail.join(_MESSAGE_HEADS) + tail)
         self.working_derivations += 1
-        return ksn, node, {(usage, dukpt.AES128): out[n * _BLOCK:(n + 1) * _BLOCK]
-                           for n, usage in enumerate(MESSAGE_USAGES)}
+        return ksn, node, {_MAC_GENERATION_KEY: out[:16], _MAC_VERIFICATION_KEY: out[16:32],
+                           _DATA_KEY: out[32:48], _PIN_KEY: out[48:64]}
 
 
 def cmac(key, data):
     """AES-CMAC (NIST SP 800-38B, RFC 4493), the full 16-byte tag."""
-    mac = CMAC(algorithms.AES(key))
+    mac = CMAC(_AES(key))
     mac.update(data)
     return mac.finalize()
 
@@ -246,7 +262,7 @@ def cbc_decrypt(key, ciphertext, iv=bytes(16)):
     if not ciphertext or len(ciphertext) % _BLOCK:
         raise SecurityError("ciphertext must be a whole number of 16-byte blocks")
     mode = _CBC_ZERO_IV if iv == _ZERO_IV else modes.CBC(bytes(iv))  # a mode keeps no state
-    decryptor = Cipher(algorithms.AES(key), mode).decryptor()
+    decryptor = Cipher(_AES(key), mode).decryptor()
     return _unpad(decryptor.update(ciphertext))
 
 
