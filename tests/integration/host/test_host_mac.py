@@ -166,3 +166,34 @@ def test_card_data_deciphers_and_leaves_the_rest_of_field_48_sorted(others):
 def cbc_pad(data):
     from kapos.security.cbc import pad
     return pad(data)
+
+
+def test_the_ledger_keeps_the_reply_as_sent_and_answers_a_lost_one_with_the_same_bytes(tmp_path):
+    """The host encodes and MACs a reply once: the journal row's stored response is the
+    very reply the terminal got. The same bytes again, where the registry has no copy of
+    the reply (none here; after a crash between the two writes), get that response, MACed
+    again under the request's keys: byte for byte the first reply. The same STAN under a new KSN is
+    another request: 94, MACed under its own keys."""
+    from kapos.host.client import check_reply
+
+    async def go():
+        async with mac_rig(tmp_path, sign_on=False) as rig:
+            when = time.gmtime()
+            first = rig.auth.build_request(request(1, "sale", 400, swipe("visa-debit")), "000012",
+                                           when, 1)
+            data = encode_message(first, rig.auth.mac)
+            reply = rig.server.process(data)
+            stored = rig.ledger.db.execute("SELECT response FROM txns WHERE stan = '000012'"
+                                           ).fetchone()[0]
+            assert bytes(stored) == reply
+            assert check_reply(first, reply, rig.auth.mac)[39] == "00"
+            assert rig.server.process(data) == reply  # (this rig has no registry's copy)
+            again = rig.auth.build_request(request(1, "sale", 400, swipe("visa-debit")), "000012",
+                                           when, 1)
+            assert again[53] != first[53]
+            other = check_reply(again, rig.server.process(encode_message(again, rig.auth.mac)),
+                                rig.auth.mac)  # raises on a bad MAC
+            assert other[39] == "94"
+            assert rig.balance("visa-debit") == 100000 - 400  # applied once
+
+    run(go())

@@ -342,7 +342,7 @@ class Ledger:
 
     # ------------------------------------------------------------ dispatch
 
-    def handle(self, message, data=None):
+    def handle(self, message, data=None, encode=None):
         """The response dict for a decoded request, or None for no response (a message
         that is not a request). Every message is handled in one SQLite transaction; no
         message makes this raise: a bug rolls its transaction back and is answered 96.
@@ -355,7 +355,7 @@ class Ledger:
             if not self.db.depth:
                 self.db.alone_next = attempt >= 2  # db.py: no starvation
             try:
-                return self._handle(message, data)
+                return self._handle(message, data, encode)
             except Exception as exc:
                 if not self.db.is_retryable(exc):
                     return self._failed(message)
@@ -373,7 +373,7 @@ class Ledger:
         except Exception:
             return None  # not even a response MTI: nothing can answer it
 
-    def _handle(self, message, data):
+    def _handle(self, message, data, encode=None):
         if not isinstance(message, dict):
             return None
         mti = message.get(MTI)
@@ -388,9 +388,9 @@ class Ledger:
         if m.missing_fields(dict(message, mti=base)):
             return m.build_response(message, "30")
         if base in ("0100", "0200"):
-            return self._financial(message, data)
+            return self._financial(message, data, encode)
         if base == "0220":
-            return self._advice(message, data)
+            return self._advice(message, data, encode)
         if base in ("0400", "0420"):
             return self._reversal(message)
         if base == "0500":
@@ -407,7 +407,7 @@ class Ledger:
 
     # ------------------------------------------------------------ 0200 / 0100
 
-    def _financial(self, message, data):
+    def _financial(self, message, data, encode=None):
         tid, stan, transmission = message[41], message[11], message[7]
         fingerprint = _fingerprint(message)
         kind = txn_types.by_code(message[3][:2])
@@ -429,11 +429,11 @@ class Ledger:
                                                    transmission, key)).fetchone()
             if row[0] is not None:
                 if row[0] == fingerprint and row[1]:
-                    return codec.decode(row[1])  # the same reply again
+                    return _stored_response(row[1])  # the same reply again
                 return m.build_response(message, "94")
             context = {"tid": tid, "stan": stan, "transmission": transmission,
                        "mti": message[MTI], "type": kind, "fingerprint": fingerprint,
-                       "batch": None, "merchant": _merchant_of(message)}
+                       "batch": None, "merchant": _merchant_of(message), "encode": encode}
             if bad_private is not None:
                 log.warning("%s from %s stan %s: %s", message[MTI], tid, stan, bad_private)
                 return self._store(context, message, "30")
@@ -859,7 +859,8 @@ class Ledger:
 
     def _store(self, ctx, message, code, entries=None, daily=None, fields=None, lifecycle=None):
         """Post `entries` and count `daily` (approved only), record the transaction and
-        its response."""
+        its response, which is final from here on: it is stored encoded by ctx["encode"]
+        (the server's: the reply as the terminal gets it, MAC included) or codec.encode."""
         approved = m.is_approved(code)
         seq = self.db.next_value("rrn")  # PostgreSQL: a sequence, not a row every message locks
         rrn = "%012d" % seq
@@ -887,7 +888,7 @@ class Ledger:
              ctx.get("amount"), ctx.get("fee"), ctx.get("total"), ctx.get("card_key"),
              ctx.get("account"), ctx.get("target"), code, auth_code, rrn, ctx.get("batch"),
              L.status_of(state), json.dumps(effects) if effects else None, ctx.get("original_id"),
-             codec.encode(response), ctx.get("fingerprint"), self.clock(), state,
+             (ctx.get("encode") or codec.encode)(response), ctx.get("fingerprint"), self.clock(), state,
              ctx.get("merchant")))
         if approved:
             book.post(self.db, entries or [], txn_id=txn_id)
@@ -918,7 +919,7 @@ class Ledger:
 
     # ------------------------------------------------------------ 0220
 
-    def _advice(self, message, data):
+    def _advice(self, message, data, encode=None):
         """A transaction the terminal decided without the host: the same rules as a 0200
         (an advice cannot credit more, or debit deeper, than a 0200 could); answered 0230
         with the host's decision."""
@@ -930,13 +931,13 @@ class Ledger:
                                   (tid, stan, transmission)).fetchone()
             if row is not None:
                 if row["fingerprint"] == fingerprint and row["response"]:
-                    stored = codec.decode(row["response"])
+                    stored = _stored_response(row["response"])
                     return m.build_response(message, stored[39], {37: stored[37]})
                 return m.build_response(message, "94")
             kind = txn_types.by_code(message[3][:2])
             ctx = {"tid": tid, "stan": stan, "transmission": transmission, "mti": "0220",
                    "type": kind, "fingerprint": fingerprint, "batch": None,
-                   "merchant": _merchant_of(message)}
+                   "merchant": _merchant_of(message), "encode": encode}
             try:
                 private = private48.parse(message)
             except private48.BadPrivateData as exc:
@@ -1289,6 +1290,15 @@ def _fingerprint(message):
 
 
 _NOT_FINGERPRINTED = {MTI, 64, 128}  # the MAC fields: a repeat's MAC may differ
+
+
+def _stored_response(data):
+    """A stored response, decoded without its MAC field (the server MACs each reply
+    with the keys of the request it answers)."""
+    response = codec.decode(data)
+    response.pop(64, None)
+    response.pop(128, None)
+    return response
 
 
 def _base_mti(mti):

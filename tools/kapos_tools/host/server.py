@@ -68,6 +68,20 @@ NOT_PROCESSED = KaposError("an earlier message on this connection failed: not pr
 GROUP_ATTEMPTS = 10  # runs of a group transaction the database refuses as a conflict
 
 
+class _Seal:
+    """The reply to one request, encoded and MACed once: the ledger stores (Ledger._store)
+    the very bytes the terminal then gets, instead of a second, unMACed encoding."""
+
+    __slots__ = ("mac", "response", "data")
+
+    def __init__(self, mac):
+        self.mac, self.response, self.data = mac, None, None
+
+    def __call__(self, response):
+        self.response, self.data = response, encode_message(response, self.mac)
+        return self.data
+
+
 def _backoff(attempt):
     """Seconds to step aside after conflict number `attempt` (0 first) with another host
     process on the same rows or index pages: at random, the bound doubling each time
@@ -147,10 +161,12 @@ class HostServer:
                                   message.get(41), message.get(11), verdict.refusal)
                 return encode_message(m.build_response(message, "63"),
                                       self._response_mac(message, bound))
+        seal = None
         if not self._decrypt(message) or not self._terminal_status(message):
             response = m.build_response(message, "30")
-        else:
-            response = self.ledger.handle(message, data)
+        else:  # the ledger stores the response as the reply's own bytes (_Seal)
+            seal = _Seal(self._response_mac(message, bound))
+            response = self.ledger.handle(message, data, encode=seal)
         if response is None:
             if verdict is not None:
                 self.registry.answered(verdict, None)  # its counter is used all the same
@@ -161,7 +177,10 @@ class HostServer:
         log.info("%s %s stan %s %s %s -> %s", mti, message.get(41),
                  message.get(11), message.get(3, message.get(70, "")),
                  message.get(4, ""), response.get(39))
-        reply = encode_message(response, self._response_mac(message, bound))
+        if seal is not None and seal.response is response:
+            reply = seal.data  # encoded and MACed once, when the ledger stored it
+        else:
+            reply = encode_message(response, self._response_mac(message, bound))
         if verdict is not None:
             self.registry.answered(verdict, reply)
         return reply
