@@ -89,6 +89,13 @@ $(PG_STAMP): tools/ensure_debs.sh | $(STAMP)
 test: $(PG_STAMP)
 bench: $(PG_STAMP)
 
+# valgrind for tools/bench/bench_host_instructions.py: the host's instructions per
+# authorization, a figure that repeats on a shared machine where times do not
+VALGRIND_STAMP := $(VENV)/.valgrind-installed
+$(VALGRIND_STAMP): tools/ensure_debs.sh | $(STAMP)
+	@sh tools/ensure_debs.sh $@ valgrind:valgrind
+bench: $(VALGRIND_STAMP)
+
 # systemd-analyze verify for the generated units (tests/integration/update/test_systemd_units.py;
 # systemd is not PID 1 here: only the unit files are checked, docs/updates.md)
 SYSTEMD_STAMP := $(VENV)/.systemd-installed
