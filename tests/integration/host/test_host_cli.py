@@ -2,12 +2,13 @@
 server process on an ephemeral port, --show-ledger."""
 
 import argparse
+import asyncio
 import os
 import signal
 import subprocess
 import sys
 
-from hostkit import MERCHANT, TERMINAL, request, run, swipe
+from hostkit import MERCHANT, TERMINAL, new_ledger, request, run, swipe
 from kapos.io.host_link import HostAuthorizer
 from kapos.io.journal import Journal
 from kapos.io.transport import TcpTransport
@@ -45,6 +46,39 @@ def test_group_wait_is_a_bounded_number_of_milliseconds(capsys):
         else:
             raise AssertionError("--group-wait %s was accepted" % bad)
         assert "--group-wait" in capsys.readouterr().err
+
+
+def test_max_in_flight_is_a_bounded_count_handed_to_the_server(capsys, monkeypatch):
+    from kapos_tools.host import cli, server as server_module
+
+    parser = argparse.ArgumentParser(prog="kapos")
+    register(parser.add_subparsers(dest="command"))
+    assert parser.parse_args(["host"]).max_in_flight == 16
+    for bad in ("0", "257", "-3", "2.5", "many"):
+        try:
+            parser.parse_args(["host", "--max-in-flight", bad])
+        except SystemExit as exc:
+            assert exc.code == 2
+        else:
+            raise AssertionError("--max-in-flight %s was accepted" % bad)
+        assert "--max-in-flight" in capsys.readouterr().err
+    made = {}
+
+    class Built(Exception):
+        pass
+
+    def capture(ledger, **kw):
+        made.update(kw)
+        raise Built()
+
+    monkeypatch.setattr(server_module, "HostServer", capture)
+    args = parser.parse_args(["host", "--db", ":memory:", "--max-in-flight", "4", "--no-mac"])
+    ledger = new_ledger()
+    try:
+        asyncio.run(cli.serve(ledger, args))
+    except Built:
+        pass
+    assert made["max_in_flight"] == 4
 
 
 def test_host_process_serves_and_shows_its_ledger(tmp_path):

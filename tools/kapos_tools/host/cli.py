@@ -15,7 +15,8 @@ import sys
 from kapos.errors import KaposError
 
 from kapos_tools.host.limits import (DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
-                                     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_PER_PEER)
+                                     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_IN_FLIGHT,
+                                     DEFAULT_MAX_PER_PEER)
 
 log = logging.getLogger("kapos_tools.host")
 
@@ -30,6 +31,18 @@ def _group_wait_ms(text):
     if not 0.0 <= value <= 100.0:  # also refuses nan and inf
         raise argparse.ArgumentTypeError("%s ms: the group wait is 0 to 100 ms" % text)
     return value
+
+def _max_in_flight(text):
+    """--max-in-flight: 1 to 256 messages of one connection in the group commit at once."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError("%r is not a whole number of messages" % text)
+    if not 1 <= value <= 256:
+        raise argparse.ArgumentTypeError("%s: at most 1 to 256 messages of one connection "
+                                         "in flight" % text)
+    return value
+
 
 def add_arguments(p):
     p.add_argument("--listen", default="127.0.0.1:8583", metavar="HOST:PORT",
@@ -52,6 +65,11 @@ def add_arguments(p):
     p.add_argument("--group-wait", type=_group_wait_ms, default=1.0, metavar="MS",
                    help="under load (the last commit had more than one message), wait up to "
                         "MS milliseconds for more before a commit (default 1; 0: never)")
+    p.add_argument("--max-in-flight", type=_max_in_flight, default=DEFAULT_MAX_IN_FLIGHT,
+                   metavar="N",
+                   help="messages of one connection in the group commit at once (default %d, "
+                        "1-256); the host reads no more from it until one is answered"
+                   % DEFAULT_MAX_IN_FLIGHT)
     p.add_argument("--cards", metavar="FILE",
                    help="cards and accounts to load (default: kapos' built-in testcards.toml); "
                         "cards already in the ledger keep their balances")
@@ -316,7 +334,8 @@ async def serve(ledger, args, ready=None):
     registry = TerminalRegistry(ledger.db, auto_enroll=getattr(args, "auto_enroll", False))
     server = HostServer(ledger, mac=mac, registry=registry, limits=limits_from(args),
                         group_commit=getattr(args, "group_commit", 64),
-                        group_wait=getattr(args, "group_wait", 1.0) / 1000.0)
+                        group_wait=getattr(args, "group_wait", 1.0) / 1000.0,
+                        max_in_flight=getattr(args, "max_in_flight", DEFAULT_MAX_IN_FLIGHT))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

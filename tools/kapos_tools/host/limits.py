@@ -19,6 +19,7 @@ DEFAULT_IDLE_TIMEOUT = 300.0
 DEFAULT_FRAME_TIMEOUT = 10.0
 DEFAULT_MAX_CONNECTIONS = 256
 DEFAULT_MAX_PER_PEER = 32
+DEFAULT_MAX_IN_FLIGHT = 16  # messages of one connection in the group commit before it is not read
 RESERVED_FDS = 64  # the ledger, its -wal/-shm, the log, the spare descriptor, serial lines
 
 

@@ -57,13 +57,14 @@ from kapos.host.framing import TcpFramer
 from kapos.host.client import bound_mac, encode_message, mac_ok
 from kapos.io.transport import SendError, SerialEndpoint
 from kapos_tools.host.db import RunAgainWithSavepoints
-from kapos_tools.host.limits import ConnectionTable, Limits, RateLimitedLog, fd_headroom
+from kapos_tools.host.limits import (DEFAULT_MAX_IN_FLIGHT, ConnectionTable, Limits, RateLimitedLog,
+                                     fd_headroom)
 
 log = logging.getLogger("kapos_tools.host")
 
 CHECKED_MTIS = m.REQUEST_MTIS + ("0401", "0421", "0221")
 RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-MAX_IN_FLIGHT = 16  # messages of one connection in the group commit before it is not read
+MAX_IN_FLIGHT = DEFAULT_MAX_IN_FLIGHT  # (limits.py; kapos host --max-in-flight)
 NOT_PROCESSED = KaposError("an earlier message on this connection failed: not processed")
 GROUP_ATTEMPTS = 10  # runs of a group transaction the database refuses as a conflict
 
