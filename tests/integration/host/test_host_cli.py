@@ -33,35 +33,38 @@ def test_register_adds_the_host_subcommand():
     assert defaults.listen == "127.0.0.1:8583" and defaults.cards is None
 
 
-def test_group_wait_is_a_bounded_number_of_milliseconds(capsys):
+def _host_parser():
     parser = argparse.ArgumentParser(prog="kapos")
     register(parser.add_subparsers(dest="command"))
-    assert parser.parse_args(["host"]).group_wait == 1.0
-    assert parser.parse_args(["host", "--group-wait", "0"]).group_wait == 0.0
-    for bad in ("-1", "101", "inf", "nan", "soon"):  # inf would hold every group for ever
+    return parser
+
+
+def _refused(parser, option, values, capsys):
+    """Each of `values` for `option` stops the command line with a message naming it."""
+    for bad in values:
         try:
-            parser.parse_args(["host", "--group-wait", bad])
+            parser.parse_args(["host", option, bad])
         except SystemExit as exc:
             assert exc.code == 2
         else:
-            raise AssertionError("--group-wait %s was accepted" % bad)
-        assert "--group-wait" in capsys.readouterr().err
+            raise AssertionError("%s %s was accepted" % (option, bad))
+        assert option in capsys.readouterr().err
+
+
+def test_group_wait_is_a_bounded_number_of_milliseconds(capsys):
+    parser = _host_parser()
+    assert parser.parse_args(["host"]).group_wait == 1.0
+    assert parser.parse_args(["host", "--group-wait", "0"]).group_wait == 0.0
+    # inf would hold every group for ever
+    _refused(parser, "--group-wait", ("-1", "101", "inf", "nan", "soon"), capsys)
 
 
 def test_max_in_flight_is_a_bounded_count_handed_to_the_server(capsys, monkeypatch):
     from kapos_tools.host import cli, server as server_module
 
-    parser = argparse.ArgumentParser(prog="kapos")
-    register(parser.add_subparsers(dest="command"))
+    parser = _host_parser()
     assert parser.parse_args(["host"]).max_in_flight == 16
-    for bad in ("0", "257", "-3", "2.5", "many"):
-        try:
-            parser.parse_args(["host", "--max-in-flight", bad])
-        except SystemExit as exc:
-            assert exc.code == 2
-        else:
-            raise AssertionError("--max-in-flight %s was accepted" % bad)
-        assert "--max-in-flight" in capsys.readouterr().err
+    _refused(parser, "--max-in-flight", ("0", "257", "-3", "2.5", "many"), capsys)
     made = {}
 
     class Built(Exception):
