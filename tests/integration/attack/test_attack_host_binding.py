@@ -16,6 +16,7 @@ import pytest
 
 from hostwire import MERCHANT, ROOT, Device, HostProcess
 from kapos.simdata.keys import TEST_BDK, ik_id_for
+from kapos.host import codec
 from kapos.host import messages as m
 from kapos.host.codec import MTI
 
@@ -276,3 +277,22 @@ def test_secret_options_from_a_file_or_the_environment_stay_off_the_command_line
     h3.stop()
     assert "--bdk on the command line can be read by every local user" in h3.log()
     assert bdk.hex() not in h3.log().lower()
+
+
+def test_a_repeat_mti_without_a_mac_is_refused_like_its_request(host):
+    """The ledger takes a repeat (0201, 0101, 0221 ...) for its request. Before, only the
+    request MTIs (and 0221, 0401, 0421) needed a MAC: an unMACed 0201 sale in clear was
+    approved and debited the card on a host that requires MACs."""
+    h = host("--auto-enroll")
+    device = Device("KAPOS001")
+    assert h.exchange(device.echo(1)[0])[0][39] == "00"
+    before = h.balance()
+    for stan, mti in ((2, "0201"), (3, "0101")):
+        forged = dict(device.sale_message(stan, 900), **{MTI: mti})
+        reply, _ = h.exchange(codec.encode(forged))
+        assert reply[39] == "63", (mti, reply)
+    assert h.balance() == before
+    # MACed under the device's next KSN, the same repeat is an ordinary sale
+    repeat = dict(device.sale_message(4, 900), **{MTI: "0201"})
+    reply, raw = h.exchange(device.seal(repeat, device.ksn()))
+    assert reply[39] == "00" and h.balance() == before - 900

@@ -168,12 +168,14 @@ def cbc_pad(data):
     return pad(data)
 
 
-def test_the_ledger_keeps_the_reply_as_sent_and_answers_a_lost_one_with_the_same_bytes(tmp_path):
+def test_the_ledger_keeps_the_reply_as_sent_and_answers_its_repeats_with_it(tmp_path):
     """The host encodes and MACs a reply once: the journal row's stored response is the
     very reply the terminal got. The same bytes again, where the registry has no copy of
     the reply (none here; after a crash between the two writes), get that response, MACed
-    again under the request's keys: byte for byte the first reply. The same STAN under a new KSN is
-    another request: 94, MACed under its own keys."""
+    again under the request's keys: byte for byte the first reply. Its repeat (0201: the
+    same request under the next KSN, so another MAC and other ciphertext) gets the same
+    response, MACed under the repeat's own keys; another sale under the same STAN is 94.
+    Nothing is applied twice."""
     from kapos.host.client import check_reply
 
     async def go():
@@ -190,10 +192,18 @@ def test_the_ledger_keeps_the_reply_as_sent_and_answers_a_lost_one_with_the_same
             assert rig.server.process(data) == reply  # (this rig has no registry's copy)
             again = rig.auth.build_request(request(1, "sale", 400, swipe("visa-debit")), "000012",
                                            when, 1)
-            assert again[53] != first[53]
-            other = check_reply(again, rig.server.process(encode_message(again, rig.auth.mac)),
-                                rig.auth.mac)  # raises on a bad MAC
-            assert other[39] == "94"
+            again["mti"] = "0201"
+            assert again[53] != first[53] and again[48] != first[48]
+            repeat = rig.server.process(encode_message(again, rig.auth.mac))
+            answered = check_reply(again, repeat, rig.auth.mac)  # raises on a bad MAC
+            original = codec.decode(reply)
+            assert answered[39] == "00"
+            assert (answered[37], answered[38]) == (original[37], original[38])
+            other = rig.auth.build_request(request(1, "sale", 401, swipe("visa-debit")), "000012",
+                                           when, 1)
+            refused = check_reply(other, rig.server.process(encode_message(other, rig.auth.mac)),
+                                  rig.auth.mac)
+            assert refused[39] == "94"
             assert rig.balance("visa-debit") == 100000 - 400  # applied once
 
     run(go())

@@ -62,7 +62,9 @@ from kapos_tools.host.limits import (DEFAULT_MAX_IN_FLIGHT, ConnectionTable, Lim
 
 log = logging.getLogger("kapos_tools.host")
 
-CHECKED_MTIS = m.REQUEST_MTIS + ("0401", "0421", "0221")
+# every MTI the ledger acts on - each request and its repeat (0201, 0101, 0801 ...: the
+# ledger takes a repeat for its request) - needs a good MAC and passes the registry
+CHECKED_MTIS = frozenset(m.REQUEST_MTIS + tuple(mti[:3] + "1" for mti in m.REQUEST_MTIS))
 RESOURCE_ERRNOS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 MAX_IN_FLIGHT = DEFAULT_MAX_IN_FLIGHT  # (limits.py; kapos host --max-in-flight)
 NOT_PROCESSED = KaposError("an earlier message on this connection failed: not processed")
