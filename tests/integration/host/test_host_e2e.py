@@ -340,3 +340,25 @@ def test_local_time_fields_come_from_the_request_time(tmp_path):
     run(go())
     message = [m for m in seen if m["mti"] == "0200"][0]
     assert message[12] == "103015" and message[13] == "1125"
+
+
+def test_a_repeat_of_a_pin_sale_with_its_pin_block_enciphered_anew_gets_the_same_answer(tmp_path):
+    """A client that enciphers a repeat's PIN block again (other bytes for the same PIN,
+    under its own KSN; the kapos terminal keeps the block) sends the same request: it gets
+    the stored response, and nothing is applied twice (the PIN is not looked at again)."""
+    from kapos.host import codec
+
+    async def go():
+        async with Rig(tmp_path) as rig:
+            when = time.gmtime()
+            sale = request(1, "sale", 900, swipe("visa-debit"), pin="1234")
+            first = rig.auth.build_request(sale, "000021", when, 1)
+            reply = codec.decode(rig.server.process(codec.encode(first)))
+            again = dict(first, mti="0201")
+            again[52] = bytes(b ^ 0x5A for b in first[52])  # as enciphered anew
+            repeat = codec.decode(rig.server.process(codec.encode(again)))
+            assert reply[39] == repeat[39] == "00"
+            assert (repeat[37], repeat[38]) == (reply[37], reply[38])
+            assert rig.balance("visa-debit") == 100000 - 900
+
+    run(go())

@@ -207,3 +207,4 @@ def test_the_ledger_keeps_the_reply_as_sent_and_answers_its_repeats_with_it(tmp_
             assert rig.balance("visa-debit") == 100000 - 400  # applied once
 
     run(go())
+

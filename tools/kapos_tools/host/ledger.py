@@ -1290,9 +1290,9 @@ def _fingerprint(message):
 
 
 # what a repeat (0201, 0221) of a MACed request carries anew: the KSN (53; each message
-# takes the next counter) and the MAC under its keys (64 / 128); its card data was
-# enciphered under them too (48 EC), but deciphered before this
-_NOT_FINGERPRINTED = {MTI, 53, 64, 128}
+# takes the next counter), and what is enciphered or MACed under its keys: the PIN block
+# (52) and the MAC (64 / 128); its card data (48 EC) was deciphered before this
+_NOT_FINGERPRINTED = {MTI, 52, 53, 64, 128}
 
 
 def _stored_response(data):
