@@ -2,6 +2,7 @@
 
 import os
 import sys
+import time
 
 import pytest
 
@@ -31,7 +32,8 @@ def browser():
     if path is None:
         pytest.skip("no chromium on this machine: `make test` as root installs Debian's chromium")
     with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"])
+        b = p.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-gpu"],
+                              env=_browser_env())
         try:
             yield b
         finally:
@@ -55,9 +57,19 @@ def _running_stack(tmp_path, webhook, **options):
         s.close()
 
 
+def _browser_env():
+    """The browser's environment without libfaketime (make test-future): Chromium under
+    LD_PRELOAD=libfaketime runs its timers off a shifted clock and slows to seconds per
+    click; its pages get the shifted date from Playwright's clock instead (_new_pages)."""
+    return {name: value for name, value in os.environ.items()
+            if name != "LD_PRELOAD" and not name.startswith("FAKETIME")}
+
+
 def _new_pages(browser):
     """new_page() in a browser context of this test, closed before the servers stop."""
     context = browser.new_context()
+    if "FAKETIME" in os.environ:  # the pages' Date reads the host's shifted day, and runs on
+        context.clock.install(time=time.time())
     try:
         yield context.new_page
     finally:
