@@ -15,12 +15,14 @@ def pad(data):
 
 
 def unpad(data):
-    i = len(data) - 1
-    while i >= 0 and data[i] == 0:
-        i -= 1
-    if i < 0 or data[i] != 0x80 or len(data) - i > BLOCK:
+    """The text before the padding: it ends at the last 0x80 byte, which only zeros
+    follow, within the last block (no Python loop over the zeros: the host unpads every
+    message's card data)."""
+    data = bytes(data)
+    text = data.rstrip(b"\0")
+    if not text or text[-1] != 0x80 or len(data) - len(text) >= BLOCK:
         raise SecurityError("bad padding")
-    return bytes(data[:i])
+    return text[:-1]
 
 
 def encrypt(key, plaintext, iv=bytes(BLOCK)):

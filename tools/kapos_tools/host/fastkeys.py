@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.cmac import CMAC
 
 from kapos.errors import SecurityError
 from kapos.security import dukpt
+from kapos.security.cbc import unpad
 
 _MAX_TERMINALS = 4096  # cached walks and initial keys (least recently used dropped)
 _BLOCK = 16
@@ -263,13 +264,4 @@ def cbc_decrypt(key, ciphertext, iv=bytes(16)):
         raise SecurityError("ciphertext must be a whole number of 16-byte blocks")
     mode = _CBC_ZERO_IV if iv == _ZERO_IV else modes.CBC(bytes(iv))  # a mode keeps no state
     decryptor = Cipher(_AES(key), mode).decryptor()
-    return _unpad(decryptor.update(ciphertext))
-
-
-def _unpad(data):
-    """kapos.security.cbc.unpad without a Python loop over the zero bytes: the text ends
-    at the last 0x80 byte, which is followed only by zeros, within the last block."""
-    text = data.rstrip(b"\0")
-    if not text or text[-1] != 0x80 or len(data) - len(text) >= _BLOCK:
-        raise SecurityError("bad padding")
-    return text[:-1]
+    return unpad(decryptor.update(ciphertext))
