@@ -109,8 +109,8 @@ class HostServer:
         self.group_wait = max(0.0, float(group_wait))
         self._queue = []  # (payload, connection, future) waiting for the next transaction
         self._flush_handle = None
-        self._rerun = None  # the timer of a group waiting to run again after a conflict
-        self._rerun_batch = ()
+        # (timer, batch) of a group waiting to run again after a conflict, or None
+        self._rerun = None
         self._last_conflict = ""
         self.batches = {"transactions": 0, "messages": 0, "retries": 0}
         self._last_group = 0  # messages in the last transaction: > 1 means load, worth a wait
@@ -241,9 +241,8 @@ class HostServer:
         try:
             results = self._attempt(batch, attempt)
             if results is None and attempt + 1 < GROUP_ATTEMPTS:
-                self._rerun = asyncio.get_running_loop().call_later(
-                    _backoff(attempt), self._run_group, batch, attempt + 1)
-                self._rerun_batch = batch
+                self._rerun = (asyncio.get_running_loop().call_later(
+                    _backoff(attempt), self._run_group, batch, attempt + 1), batch)
                 return
             if results is None:
                 # conflicts every time: one message per transaction, its pauses on this
@@ -534,9 +533,10 @@ class HostServer:
     async def close(self):
         self._cancel_flush()
         if self._rerun is not None:  # the group waiting to run again is not answered
-            self._rerun.cancel()
+            timer, batch = self._rerun
             self._rerun = None
-            for _, _, future in self._rerun_batch:
+            timer.cancel()
+            for _, _, future in batch:
                 future.cancel()
         for _, _, future in self._queue:
             future.cancel()
