@@ -21,27 +21,25 @@ from kapos_tools.host.limits import (DEFAULT_FRAME_TIMEOUT, DEFAULT_IDLE_TIMEOUT
 log = logging.getLogger("kapos_tools.host")
 
 
+def _bounded(convert, low, high, not_a, out_of_range):
+    """An argparse type: `convert`(text) within low..high, else the message `not_a` (of
+    the text) or `out_of_range` (of the text: nan and inf are out of any range too)."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(not_a % text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(out_of_range % text)
+        return value
+    return parse
 
-def _group_wait_ms(text):
-    """--group-wait: 0 to 100 ms (a longer wait only adds latency: a group fills by 64)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a number of milliseconds" % text)
-    if not 0.0 <= value <= 100.0:  # also refuses nan and inf
-        raise argparse.ArgumentTypeError("%s ms: the group wait is 0 to 100 ms" % text)
-    return value
 
-def _max_in_flight(text):
-    """--max-in-flight: 1 to 256 messages of one connection in the group commit at once."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r is not a whole number of messages" % text)
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("%s: at most 1 to 256 messages of one connection "
-                                         "in flight" % text)
-    return value
+# --group-wait: a longer wait only adds latency (a group fills by 64)
+_group_wait_ms = _bounded(float, 0.0, 100.0, "%r is not a number of milliseconds",
+                          "%s ms: the group wait is 0 to 100 ms")
+_max_in_flight = _bounded(int, 1, 256, "%r is not a whole number of messages",
+                          "%s: at most 1 to 256 messages of one connection in flight")
 
 
 def add_arguments(p):
