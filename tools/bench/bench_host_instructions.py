@@ -33,24 +33,11 @@ def _child(sales, vary):
     sys.path[:0] = [os.path.join(ROOT, "tools", "bench"), os.path.join(ROOT, "tools"),
                     os.path.join(ROOT, "firmware")]
     import bench_host_scale as scale
-    from kapos.simdata.keys import TEST_BDK
-    from kapos_tools.host.ledger import Ledger
-    from kapos_tools.host.mac import HostDukptMac
-    from kapos_tools.host.registry import TerminalRegistry
-    from kapos_tools.host.server import HostServer
 
-    streams = [scale.prepare("P%07d" % i, MANY + 1, 1, i)[0] for i in range(TERMINALS)]
     directory = tempfile.mkdtemp(prefix="kapos-bench-ir-")
     try:
-        cards = os.path.join(directory, "cards.toml")
-        with open(cards, "w") as f:
-            f.write(scale.CARDS)
-        ledger = Ledger(os.path.join(directory, "host.db"), pvv_key=bytes(16))
-        ledger.load_cards(cards)
-        server = HostServer(ledger, mac=HostDukptMac(TEST_BDK),
-                            registry=TerminalRegistry(ledger.db, auto_enroll=True))
-        for stream in streams:  # enrols each terminal
-            server._run_batch([(stream[0], None, None)])
+        ledger, server, streams = scale.in_process_host(
+            os.path.join(directory, "host.db"), directory, TERMINALS, MANY + 1)
         order = [stream[k] for k in range(1, 1 + sales) for stream in streams]
         sizes = random.Random(1)
         start = 0
@@ -65,16 +52,14 @@ def _child(sales, vary):
 
 
 def _instructions(sales, vary):
-    out = tempfile.mktemp(prefix="kapos-callgrind-")
     env = dict(os.environ, PYTHONHASHSEED="0")
-    try:
+    with tempfile.TemporaryDirectory(prefix="kapos-callgrind-") as directory:
         done = subprocess.run(
-            ["valgrind", "--tool=callgrind", "--callgrind-out-file=" + out, sys.executable,
-             os.path.abspath(__file__), "--child", str(sales), "1" if vary else "0"],
+            ["valgrind", "--tool=callgrind",
+             "--callgrind-out-file=" + os.path.join(directory, "callgrind.out"),
+             sys.executable, os.path.abspath(__file__), "--child", str(sales),
+             "1" if vary else "0"],
             env=env, capture_output=True, text=True, timeout=900)
-    finally:
-        if os.path.exists(out):
-            os.unlink(out)
     found = re.search(r"Collected : (\d+)", done.stderr)
     if done.returncode or not found:
         raise SystemExit("callgrind run failed:\n" + done.stderr[-2000:])

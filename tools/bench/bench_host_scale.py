@@ -399,6 +399,29 @@ _PROFILE_PARTS = (
 )
 
 
+def in_process_host(url, directory, terminals, per_terminal):
+    """(ledger, server, streams): a reference host in this process on the ledger `url`,
+    with DUKPT MACs and the bench's cards, and `per_terminal` prepared 0200s for each of
+    `terminals` terminals, whose first is sent already (it enrols the terminal)."""
+    from kapos.simdata.keys import TEST_BDK
+    from kapos_tools.host.ledger import Ledger
+    from kapos_tools.host.mac import HostDukptMac
+    from kapos_tools.host.registry import TerminalRegistry
+    from kapos_tools.host.server import HostServer
+
+    cards = os.path.join(directory, "cards.toml")
+    with open(cards, "w") as f:
+        f.write(CARDS)
+    ledger = Ledger(url, pvv_key=os.urandom(16))
+    ledger.load_cards(cards)
+    server = HostServer(ledger, mac=HostDukptMac(TEST_BDK),
+                        registry=TerminalRegistry(ledger.db, auto_enroll=True))
+    streams = [prepare("P%07d" % i, per_terminal, 1, i)[0] for i in range(terminals)]
+    for stream in streams:  # enrol, warm the caches
+        server._run_batch([(stream[0], None, None)])
+    return ledger, server, streams
+
+
 def profile(engine, terminals=8, per_terminal=250, batch=8):
     """The host's per-message path in this process, no sockets: the same 0200s through
     HostServer's group commit (batches of `batch`), CPU by part (cProfile on process time)
@@ -406,12 +429,6 @@ def profile(engine, terminals=8, per_terminal=250, batch=8):
     one is the asyncio / TCP framing share."""
     import cProfile
     import pstats
-
-    from kapos.simdata.keys import TEST_BDK
-    from kapos_tools.host.ledger import Ledger
-    from kapos_tools.host.mac import HostDukptMac
-    from kapos_tools.host.registry import TerminalRegistry
-    from kapos_tools.host.server import HostServer
 
     directory = tempfile.mkdtemp(prefix="kapos-bench-prof-")
     pg = None
@@ -424,16 +441,7 @@ def profile(engine, terminals=8, per_terminal=250, batch=8):
     else:
         url = os.path.join(directory, "host.db")
     try:
-        cards = os.path.join(directory, "cards.toml")
-        with open(cards, "w") as f:
-            f.write(CARDS)
-        ledger = Ledger(url, pvv_key=os.urandom(16))
-        ledger.load_cards(cards)
-        server = HostServer(ledger, mac=HostDukptMac(TEST_BDK),
-                            registry=TerminalRegistry(ledger.db, auto_enroll=True))
-        streams = [prepare("P%07d" % i, per_terminal, 1, i)[0] for i in range(terminals)]
-        for stream in streams:  # enrol, warm the caches
-            server._run_batch([(stream[0], None, None)])
+        ledger, server, streams = in_process_host(url, directory, terminals, per_terminal)
         order = [stream[k] for k in range(1, per_terminal) for stream in streams]
         statements = [0]
         if engine == "sqlite":
