@@ -75,6 +75,10 @@ class _Transactions:
     savepoints_next = False
     _savepoints = False
     _doomed = False  # an inner block failed without a savepoint: this one must not commit
+    # outermost transactions begun, and transactions or savepoints that did not commit (for
+    # caches of what the connection read: registry.py)
+    transactions = 0
+    rollbacks = 0
     _deferred = None  # key -> [state, flush]: writes kept until COMMIT (defer())
 
     def transaction(self):
@@ -158,6 +162,7 @@ class _Block:
     def __enter__(self):
         db = self.db
         if db.depth == 0:
+            db.transactions += 1
             db.lot = random.getrandbits(30)  # book.py: which shard rows this transaction posts to
             db._savepoints, db.savepoints_next = db.savepoints_next, False
             db._doomed = False
@@ -180,6 +185,7 @@ class _Block:
             elif not (db.is_retryable(value) and db.engine == "postgresql"):
                 # a doomed PostgreSQL transaction cannot roll back to a savepoint: the
                 # outermost block rolls it all back and the caller runs it again
+                db.rollbacks += 1
                 db._savepoint("ROLLBACK TO")
         elif kind is not None and not db.is_retryable(value):
             # nothing but the whole transaction can undo what this block wrote
@@ -192,6 +198,7 @@ class _Block:
     @staticmethod
     def _end(db, kind):
         doomed = db._doomed
+        committed = False
         try:
             if kind is None and not doomed:
                 try:
@@ -200,9 +207,12 @@ class _Block:
                     db.raw_execute("ROLLBACK")
                     raise
                 db.raw_execute("COMMIT")
+                committed = True
             else:
                 db.raw_execute("ROLLBACK")
         finally:
+            if not committed:
+                db.rollbacks += 1
             db._deferred = None
             db._end_outer()
         if doomed:

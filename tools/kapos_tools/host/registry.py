@@ -112,7 +112,61 @@ def _flush_burns(db, pending):
         for counter in sorted(burns):
             digest, reply, at = burns[counter]
             rows.extend((terminal_id, counter, digest, reply, at))
+        _raise_known(db, terminal_id, max(burns))
     db.execute_rows(_BURN, 5, rows, rows_per_statement=_BURN_ROWS)
+
+
+class _Known:
+    """The registry rows a SQLite connection read, so that a message from the next
+    counter of a known terminal needs no statement: {terminal id: (merchant id, IK ID,
+    status, highest counter in the table)}. A counter above the highest cannot have a
+    ksn_used row, which is all check() would read for it. Emptied as soon as it may be
+    stale: another connection committed (PRAGMA data_version, read once per transaction),
+    a transaction or savepoint of this one rolled back (db.rollbacks), or a registry
+    write of this one (enrol, status). The highest counter only grows where the burns
+    are written, before their COMMIT: a COMMIT that fails counts as a rollback. Not on
+    PostgreSQL, where other host processes write without such a version."""
+
+    __slots__ = ("rows", "version", "rollbacks", "transaction")
+
+    def __init__(self):
+        self.rows, self.version, self.rollbacks, self.transaction = {}, None, None, None
+
+
+def _known_rows(db):
+    """db's _Known rows, fresh for its open transaction; None on PostgreSQL."""
+    if db.engine != "sqlite":
+        return None
+    known = getattr(db, "_registry_known", None)
+    if known is None:
+        known = db._registry_known = _Known()
+    if known.transaction != db.transactions:
+        version = db.execute("PRAGMA data_version").fetchone()[0]
+        if version != known.version:
+            known.rows.clear()
+        known.version, known.transaction = version, db.transactions
+    if known.rollbacks != db.rollbacks:
+        known.rows.clear()
+        known.rollbacks = db.rollbacks
+    return known.rows
+
+
+def _raise_known(db, terminal_id, counter):
+    """A counter of `terminal_id` is written to ksn_used: the highest known grows with it."""
+    known = getattr(db, "_registry_known", None)
+    if known is not None:
+        row = known.rows.get(terminal_id)
+        if row is not None and counter > row[3]:
+            known.rows[terminal_id] = row[:3] + (counter,)
+
+
+def _forget_known(db, terminal_id=None):
+    known = getattr(db, "_registry_known", None)
+    if known is not None:
+        if terminal_id is None:
+            known.rows.clear()
+        else:
+            known.rows.pop(terminal_id, None)
 
 
 _REPLY_SQL = "UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND counter = ? AND digest = ?"
@@ -140,6 +194,7 @@ class TerminalRegistry:
             raise EnrolmentError("the IK ID must be 8 bytes")
         merchant = merchant_id.strip() if merchant_id is not None else None
         with self.db.transaction():
+            _forget_known(self.db, terminal_id)
             row = self._row(terminal_id)
             if row is not None and not replace:
                 raise EnrolmentError("terminal %s is already enrolled (use --replace after "
@@ -157,6 +212,7 @@ class TerminalRegistry:
         if status not in (ACTIVE, DISABLED):
             raise EnrolmentError("status must be %s or %s" % (ACTIVE, DISABLED))
         with self.db.transaction():
+            _forget_known(self.db, terminal_id)
             changed = self.db.execute("UPDATE terminal_registry SET status = ? WHERE "
                                       "terminal_id = ?", (status, terminal_id)).rowcount
         if not changed:
@@ -212,10 +268,16 @@ class TerminalRegistry:
         digest = hashlib.sha256(bytes(data)).hexdigest()
         verdict = Verdict(terminal_id, counter, digest)
         with self._atomic():
-            found = self.db.execute(_CHECK_SQL, (counter, terminal_id)).fetchone()
-            row = None if found is None else (found[0], found[1], found[2],
-                                              _highest(found[3], found[6]))
-            used = None if found is None or found[4] is None else (found[4], found[5])
+            known = _known_rows(self.db)
+            row = known.get(terminal_id) if known is not None else None
+            used = None
+            if row is None or counter <= row[3]:  # not known, or perhaps used: read it
+                found = self.db.execute(_CHECK_SQL, (counter, terminal_id)).fetchone()
+                row = None if found is None else (found[0], found[1], found[2],
+                                                  _highest(found[3], found[6]))
+                used = None if found is None or found[4] is None else (found[4], found[5])
+                if row is not None and known is not None:
+                    known[terminal_id] = row
             burns = self.db.deferred(_BURNS)
             mine = burns.get(terminal_id) if burns else None
             if mine:  # this transaction's own burns of the terminal (not in the table yet)
@@ -231,6 +293,7 @@ class TerminalRegistry:
                 row = (merchant, ik_id.hex().upper(), ACTIVE, 0)
             enrolled_merchant, enrolled_ik, status, last = row
             if enrolled_ik is None:  # auto-enrolled under --no-mac: its first KSN binds it
+                _forget_known(self.db, terminal_id)
                 enrolled_ik = ik_id.hex().upper()
                 self.db.execute("UPDATE terminal_registry SET ik_id = ? WHERE terminal_id = ?",
                                 (enrolled_ik, terminal_id))
@@ -297,6 +360,7 @@ class TerminalRegistry:
                 verdict.fresh = False
                 self.db.execute_rows(_BURN, 5, (verdict.terminal_id, verdict.counter,
                                                 verdict.digest, reply, self.clock()))
+                _raise_known(self.db, verdict.terminal_id, verdict.counter)
             elif reply is not None:
                 self.db.execute(_REPLY_SQL, (reply, verdict.terminal_id, verdict.counter,
                                              verdict.digest))
