@@ -164,3 +164,21 @@ def test_a_type_added_as_a_row_only_is_authorized_posted_and_settled(tmp_path, d
             assert rig.check() == []
 
     run(go())
+
+
+def test_the_effects_column_is_the_json_of_its_daily_counts():
+    """ledger._effects_json writes its usual shape without json's encoder: the same text."""
+    import json
+    import random
+
+    from kapos_tools.host.ledger import _effects_json
+
+    rnd = random.Random(15)
+    alphabet = "0123456789TK:abcdef\"\\\u00e9\u2603 \x01"
+    for _ in range(500):
+        shape = rnd.randrange(4)
+        key = "".join(rnd.choice(alphabet) for _ in range(rnd.randrange(20)))
+        row = [key, "%08d" % rnd.randrange(10 ** 8), rnd.randrange(-10 ** 12, 10 ** 12)]
+        daily = [[], [row], [row, list(row)], [[key, True, 1.5]]][shape]
+        assert _effects_json(daily) == json.dumps({"daily": daily})
+        assert json.loads(_effects_json(daily)) == {"daily": daily}
