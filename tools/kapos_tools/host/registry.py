@@ -160,13 +160,10 @@ def _raise_known(db, terminal_id, counter):
             known.rows[terminal_id] = row[:3] + (counter,)
 
 
-def _forget_known(db, terminal_id=None):
+def _forget_known(db, terminal_id):
     known = getattr(db, "_registry_known", None)
     if known is not None:
-        if terminal_id is None:
-            known.rows.clear()
-        else:
-            known.rows.pop(terminal_id, None)
+        known.rows.pop(terminal_id, None)
 
 
 _REPLY_SQL = "UPDATE ksn_used SET reply = ? WHERE terminal_id = ? AND counter = ? AND digest = ?"
