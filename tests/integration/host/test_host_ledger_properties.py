@@ -1,7 +1,9 @@
 """Random sequences of sales, voids, refunds (linked and not), pre-authorizations with
 completions and releases, reversals, repeated reversals, advices and settlements from
 several terminals, through Ledger.handle with
-real encoded messages. After every step: the double-entry book balances (all entries sum
+real encoded messages, one transaction each or several in one (the server's group commit:
+their writes kept until COMMIT, each message reading the table beside them). After every
+step outside a group, and at each group's COMMIT: the double-entry book balances (all entries sum
 to zero, every balance is its initial balance plus its entries), no original is undone
 twice or refunded beyond its amount, no hold completed beyond its amount, no account's
 available balance (balance less holds in force) below zero, and each batch's settlement totals agree with the
@@ -63,6 +65,23 @@ class LedgerMachine(RuleBasedStateMachine):
         if reply[39] == "00" and message[3][:2] in ("00", "20"):
             self.approved.append((message, reply))
         return reply
+
+    # ------------------------------------------------------------ group commits
+
+    group = None  # the open group transaction, or None: one transaction per message
+
+    @rule()
+    def open_group(self):
+        """The next messages share one transaction, as in the server's group commit."""
+        if self.group is None:
+            self.group = self.ledger.db.transaction()
+            self.group.__enter__()
+
+    @rule()
+    def commit_group(self):
+        if self.group is not None:
+            group, self.group = self.group, None
+            group.__exit__(None, None, None)
 
     # ------------------------------------------------------------ rules
 
@@ -170,12 +189,14 @@ class LedgerMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ invariants
 
+    @precondition(lambda self: self.group is None)  # checked at its COMMIT
     @invariant()
     def double_entry_holds(self):
         assert self.ledger.check() == []
         total = self.ledger.db.execute("SELECT COALESCE(SUM(amount), 0) FROM entries").fetchone()[0]
         assert total == 0
 
+    @precondition(lambda self: self.group is None)  # checked at its COMMIT
     @invariant()
     def no_original_is_undone_twice(self):
         for t in self.ledger.transactions():
@@ -186,12 +207,14 @@ class LedgerMachine(RuleBasedStateMachine):
             assert undone <= 1, t
             assert (t["refunded"] or 0) <= (t["amount"] or 0)
 
+    @precondition(lambda self: self.group is None)  # checked at its COMMIT
     @invariant()
     def balances_never_below_zero(self):
         for a in self.ledger.accounts():
             assert a["balance"] >= 0, a["number"][-4:]
             assert self.ledger._available(a["number"]) >= 0, a["number"][-4:]
 
+    @precondition(lambda self: self.group is None)  # checked at its COMMIT
     @invariant()
     def settlement_totals_agree_with_the_postings(self):
         """Per terminal batch: the net the 0510 would carry = what the cards paid, from
@@ -210,6 +233,9 @@ class LedgerMachine(RuleBasedStateMachine):
                 assert net == paid, (tid, batch)
 
     def teardown(self):
+        self.commit_group()
+        self.double_entry_holds()
+        self.balances_never_below_zero()
         self.ledger.close()
 
 
