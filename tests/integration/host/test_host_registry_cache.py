@@ -120,3 +120,23 @@ def test_counters_burned_one_statement_each_inside_savepoints_are_known_as_used(
         assert send(registry, 2).reply == b"reply m2"
     assert "already used" in send(registry, 3, b"another body").refusal
     assert send(registry, 4).refusal is None
+
+
+def test_counters_another_host_process_burned_are_seen_as_used(tmp_path):
+    """Two host processes on one SQLite file: the terminal fails over to the other one
+    and back; the counters the other burned are not fresh here."""
+    path = str(tmp_path / "host.db")
+    ledger = new_ledger(path)
+    here = TerminalRegistry(ledger.db, auto_enroll=True)
+    for counter in (1, 2, 3):
+        assert send(here, counter).refusal is None  # its row known here: highest 3
+    other_db = connect(path)
+    try:
+        there = TerminalRegistry(other_db, auto_enroll=True)
+        for counter in (4, 5, 6):
+            assert send(there, counter).refusal is None
+    finally:
+        other_db.close()
+    assert send(here, 5).reply == b"reply m5"  # the other's stored reply, not a new sale
+    assert "already used" in send(here, 6, b"another body").refusal
+    assert send(here, 7).refusal is None
