@@ -182,3 +182,30 @@ def test_the_effects_column_is_the_json_of_its_daily_counts():
         daily = [[], [row], [row, list(row)], [[key, True, 1.5]]][shape]
         assert _effects_json(daily) == json.dumps({"daily": daily})
         assert json.loads(_effects_json(daily)) == {"daily": daily}
+
+
+def test_a_requests_fingerprint_is_the_one_rows_already_stored_carry():
+    """The txns column `fingerprint` outlives upgrades (a repeat after one must still
+    match its row): ledger._fingerprint against the formula it has always had."""
+    import hashlib
+    import random
+
+    from kapos_tools.host.ledger import _fingerprint
+
+    def reference(message):
+        parts = [message["mti"][:3] + "0" if message["mti"][3] in "01" else message["mti"]]
+        for number in sorted(k for k in message if k not in ("mti", 52, 53, 64, 128)):
+            value = message[number]
+            parts.append("%d=%s" % (number, value.hex() if type(value) is bytes else value))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    rnd = random.Random(15)
+    for _ in range(300):
+        message = {"mti": rnd.choice(("0200", "0201", "0100", "0220", "0221"))}
+        for number in rnd.sample(range(2, 129), rnd.randrange(1, 20)):
+            message[number] = rnd.choice((
+                "".join(rnd.choice("0123456789ABC =|\u00e9") for _ in range(rnd.randrange(12))),
+                bytes(rnd.randrange(256) for _ in range(rnd.randrange(9))), rnd.randrange(10 ** 6)))
+        assert _fingerprint(message) == reference(message)
+        if message["mti"] == "0200":  # its repeat is the same request
+            assert _fingerprint(dict(message, mti="0201")) == reference(message)

@@ -1286,8 +1286,13 @@ def _fingerprint(message):
     parts = [_base_mti(message[MTI])]
     for number in sorted(message.keys() - _NOT_FINGERPRINTED):
         value = message[number]
-        parts.append("%d=%s" % (number, value.hex() if type(value) is bytes else value))
+        # "%d=%s" % (number, value) with bytes in hex, without a format per field
+        parts.append(_FIELD_PREFIX[number] + (
+            value if type(value) is str else value.hex() if type(value) is bytes else str(value)))
     return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+
+_FIELD_PREFIX = tuple("%d=" % number for number in range(129))
 
 
 # what a repeat (0201, 0221) of a MACed request carries anew: the KSN (53; each message
