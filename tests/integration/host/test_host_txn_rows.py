@@ -209,3 +209,36 @@ def test_a_requests_fingerprint_is_the_one_rows_already_stored_carry():
         assert _fingerprint(message) == reference(message)
         if message["mti"] == "0200":  # its repeat is the same request
             assert _fingerprint(dict(message, mti="0201")) == reference(message)
+
+
+def test_field_48_items_kept_per_text_are_what_parsing_it_gives():
+    """ledger._private_items keeps private48.parse's result per field 48 text: the same
+    items or the same refusal, a copy each time, for texts seen again and new ones."""
+    import random
+
+    from kapos.host import private48
+    from kapos_tools.host import ledger as L
+
+    def parsed(message):
+        try:
+            return private48.parse(message)
+        except private48.BadPrivateData as exc:
+            return "refused: %s" % exc
+
+    def kept(message):
+        try:
+            return L._private_items(message)
+        except private48.BadPrivateData as exc:
+            return "refused: %s" % exc
+
+    rnd = random.Random(48)
+    texts = ["BN006000001", "BN006000002FE012000000000080", "BN00600000", "XX003abc",
+             "BN006000001BN006000001", "FE012000000000080", "", "BN0060000x1"]
+    for _ in range(2000):
+        if rnd.random() < 0.3:  # new texts too, past the number kept
+            texts.append("BN006%06d" % rnd.randrange(10 ** 6))
+        message = {48: rnd.choice(texts)} if rnd.random() < 0.95 else {}
+        assert kept(message) == parsed(message)
+    items = L._private_items({48: "BN006000001"})
+    items["BN"] = "changed"
+    assert L._private_items({48: "BN006000001"}) == {"BN": "000001"}

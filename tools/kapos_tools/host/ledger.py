@@ -386,7 +386,7 @@ class Ledger:
         base = mti[:3] + "0" if mti and mti[3] in "01" else mti
         if base not in m.REQUIRED_FIELDS or base not in m.REQUEST_MTIS:
             return None
-        if m.missing_fields(dict(message, mti=base)):
+        if not all(map(message.__contains__, m.REQUIRED_FIELDS[base])):  # missing_fields
             return m.build_response(message, "30")
         if base in ("0100", "0200"):
             return self._financial(message, data, encode)
@@ -413,7 +413,7 @@ class Ledger:
         fingerprint = _fingerprint(message)
         kind = txn_types.by_code(message[3][:2])
         try:
-            private, bad_private = private48.parse(message), None
+            private, bad_private = _private_items(message), None
             private48.check_required(private, _base_mti(message[MTI]))
         except private48.BadPrivateData as exc:
             private, bad_private = None, exc
@@ -940,7 +940,7 @@ class Ledger:
                    "type": kind, "fingerprint": fingerprint, "batch": None,
                    "merchant": _merchant_of(message), "encode": encode}
             try:
-                private = private48.parse(message)
+                private = _private_items(message)
             except private48.BadPrivateData as exc:
                 log.warning("0220 from %s stan %s: %s", tid, stan, exc)
                 return self._store(ctx, message, "30")
@@ -956,7 +956,7 @@ class Ledger:
         tid = message[41]
         try:
             omti, ostan, otrans, _, _ = m.parse_original_data(message[90])
-            private48.parse(message)
+            _private_items(message)
         except (DecodeError, private48.BadPrivateData):
             return m.build_response(message, "30")
         with self._tx():
@@ -1062,7 +1062,7 @@ class Ledger:
     def _reconcile(self, message):
         tid = message[41]
         try:
-            private = private48.parse(message)
+            private = _private_items(message)
             private48.check_required(private, "0500")
         except private48.BadPrivateData as exc:
             log.warning("0500 from %s: %s", tid, exc)
@@ -1130,7 +1130,7 @@ class Ledger:
     def _alert(self, message):
         """A terminal's anomaly alert: logged and kept (`alerts()`, --show-ledger)."""
         try:
-            private = private48.parse(message)
+            private = _private_items(message)
         except private48.BadPrivateData:
             return m.build_response(message, "30")
         rule = private.get(m.PRIVATE_ALERT_RULE, "?")
@@ -1299,6 +1299,24 @@ _FIELD_PREFIX = tuple("%d=" % number for number in range(129))
 # takes the next counter), and what is enciphered or MACed under its keys: the PIN block
 # (52) and the MAC (64 / 128); its card data (48 EC) was deciphered before this
 _NOT_FINGERPRINTED = {MTI, 52, 53, 64, 128}
+
+
+def _private_items(message):
+    """private48.parse(message), kept per field 48 text: most messages carry one of a few
+    texts (a batch number, once its card data is deciphered). A copy each time."""
+    text = message.get(48)
+    items = _PRIVATE_ITEMS.get(text) if type(text) is str else None
+    if items is None:
+        items = private48.parse(message)  # BadPrivateData: not kept
+        if type(text) is str:
+            if len(_PRIVATE_ITEMS) >= _PRIVATE_ITEMS_KEPT:
+                _PRIVATE_ITEMS.clear()
+            _PRIVATE_ITEMS[text] = items
+    return dict(items)
+
+
+_PRIVATE_ITEMS = {}  # field 48 text -> its checked items
+_PRIVATE_ITEMS_KEPT = 256
 
 
 def _stored_response(data):

@@ -177,9 +177,10 @@ class HostServer:
                               message.get(41))
             return None
         self.stats["responses"] += 1
-        log.info("%s %s stan %s %s %s -> %s", mti, message.get(41),
-                 message.get(11), message.get(3, message.get(70, "")),
-                 message.get(4, ""), response.get(39))
+        if log.isEnabledFor(logging.INFO):  # (not its arguments per message under --quiet)
+            log.info("%s %s stan %s %s %s -> %s", mti, message.get(41),
+                     message.get(11), message.get(3, message.get(70, "")),
+                     message.get(4, ""), response.get(39))
         if seal is not None and seal.response is response:
             reply = seal.data  # encoded and MACed once, when the ledger stored it
         else:
