@@ -140,3 +140,26 @@ def test_counters_another_host_process_burned_are_seen_as_used(tmp_path):
     assert send(here, 5).reply == b"reply m5"  # the other's stored reply, not a new sale
     assert "already used" in send(here, 6, b"another body").refusal
     assert send(here, 7).refusal is None
+
+
+def test_a_counter_checked_and_never_answered_still_moves_the_stale_floor():
+    """check() accepted 100 inside a group and nothing burned it (the caller failed after
+    check): the floor it wrote (last_counter 100) makes 50 stale, as the table says."""
+    ledger = new_ledger()
+    registry = TerminalRegistry(ledger.db, auto_enroll=True)
+    for counter in (1, 2):
+        assert send(registry, counter).refusal is None
+    with ledger.db.transaction():
+        assert registry.check(message(100), b"m100").refusal is None  # not answered
+    assert "stale" in send(registry, 50).refusal
+
+
+def test_a_group_whose_burns_a_counter_far_ahead_pruned_still_commits():
+    ledger = new_ledger()
+    registry = TerminalRegistry(ledger.db, auto_enroll=True)
+    assert send(registry, 1).refusal is None
+    with ledger.db.transaction():
+        assert send(registry, 2).refusal is None  # burned in the group, not yet written
+        assert registry.check(message(100), b"m100").refusal is None  # prunes it
+    assert registry.terminals()[0]["last_counter"] == 100
+    assert "stale" in send(registry, 2).refusal

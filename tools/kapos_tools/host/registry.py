@@ -112,7 +112,8 @@ def _flush_burns(db, pending):
         for counter in sorted(burns):
             digest, reply, at = burns[counter]
             rows.extend((terminal_id, counter, digest, reply, at))
-        _raise_known(db, terminal_id, max(burns))
+        if burns:  # (check() may have pruned them all: a counter far ahead)
+            _raise_known(db, terminal_id, max(burns))
     db.execute_rows(_BURN, 5, rows, rows_per_statement=_BURN_ROWS)
 
 
@@ -123,8 +124,9 @@ class _Known:
     ksn_used row, which is all check() would read for it. Emptied as soon as it may be
     stale: another connection committed (PRAGMA data_version, read once per transaction),
     a transaction or savepoint of this one rolled back (db.rollbacks), or a registry
-    write of this one (enrol, status). The highest counter only grows where the burns
-    are written, before their COMMIT: a COMMIT that fails counts as a rollback. Not on
+    write of this one (enrol, status). The highest counter grows where the table's does:
+    where burns are written (before their COMMIT: a COMMIT that fails counts as a
+    rollback) and where check() moves the floor `last_counter` up. Not on
     PostgreSQL, where other host processes write without such a version."""
 
     __slots__ = ("rows", "version", "rollbacks", "transaction")
@@ -319,6 +321,7 @@ class TerminalRegistry:
                 # the floor kept in the registry row (the highest row may go one day)
                 self.db.execute("UPDATE terminal_registry SET last_counter = ? WHERE "
                                 "terminal_id = ?", (counter, terminal_id))
+                _raise_known(self.db, terminal_id, counter)  # the table's highest, now
                 self.db.execute("DELETE FROM ksn_used WHERE terminal_id = ? AND counter <= ?",
                                 (terminal_id, counter - self.window))
                 for old_counter in [c for c in mine or () if c <= counter - self.window]:
