@@ -125,9 +125,10 @@ def repeat_mti(mti):
     return mti[:3] + "1"
 
 
-def missing_fields(message):
-    """Required fields (REQUIRED_FIELDS) absent from `message`, as a tuple."""
-    required = REQUIRED_FIELDS.get(message.get(MTI), ())
+def missing_fields(message, mti=None):
+    """Required fields (REQUIRED_FIELDS) absent from `message`, as a tuple; those of
+    `mti` when given (a repeat's, checked as its request's), else of the message's MTI."""
+    required = REQUIRED_FIELDS.get(mti or message.get(MTI), ())
     return tuple(n for n in required if n not in message)
 
 

@@ -386,7 +386,7 @@ class Ledger:
         base = mti[:3] + "0" if mti and mti[3] in "01" else mti
         if base not in m.REQUIRED_FIELDS or base not in m.REQUEST_MTIS:
             return None
-        if not all(map(message.__contains__, m.REQUIRED_FIELDS[base])):  # missing_fields
+        if m.missing_fields(message, base):
             return m.build_response(message, "30")
         if base in ("0100", "0200"):
             return self._financial(message, data, encode)
@@ -1305,13 +1305,14 @@ def _private_items(message):
     """private48.parse(message), kept per field 48 text: most messages carry one of a few
     texts (a batch number, once its card data is deciphered). A copy each time."""
     text = message.get(48)
-    items = _PRIVATE_ITEMS.get(text) if type(text) is str else None
+    if type(text) is not str:  # none (parse: {}), or not text (parse refuses it)
+        return private48.parse(message)
+    items = _PRIVATE_ITEMS.get(text)
     if items is None:
         items = private48.parse(message)  # BadPrivateData: not kept
-        if type(text) is str:
-            if len(_PRIVATE_ITEMS) >= _PRIVATE_ITEMS_KEPT:
-                _PRIVATE_ITEMS.clear()
-            _PRIVATE_ITEMS[text] = items
+        if len(_PRIVATE_ITEMS) >= _PRIVATE_ITEMS_KEPT:
+            _PRIVATE_ITEMS.clear()
+        _PRIVATE_ITEMS[text] = items
     return dict(items)
 
 
