@@ -3,6 +3,7 @@ terminal's next KSN counter reads no registry row. These tests hold it to the ta
 what another connection writes, what a rollback undoes and what a committed group burned
 are seen by the next message, as if every message read its row."""
 
+import contextlib
 import sqlite3
 
 import pytest
@@ -16,9 +17,29 @@ IK_ID = bytes.fromhex("FFFF9876543210E0")
 OTHER_IK_ID = bytes.fromhex("FFFF9876543210E1")
 
 
-def message(counter, ik_id=IK_ID):
-    return {41: "KAPOS001", 42: "KAPOS-MERCHANT1", 11: "%06d" % counter,
-            53: dukpt.make_ksn(ik_id, counter)}
+def message(counter, ik_id=IK_ID, terminal_id="KAPOS001", merchant="KAPOS-MERCHANT1"):
+    request = {41: terminal_id, 11: "%06d" % counter, 53: dukpt.make_ksn(ik_id, counter)}
+    if merchant is not None:
+        request[42] = merchant
+    return request
+
+
+@contextlib.contextmanager
+def failing_commits(db):
+    """Every COMMIT of `db` fails (a disk error) after rolling back."""
+    execute = db.raw_execute
+
+    def failing_commit(sql, *args):
+        if sql == "COMMIT":
+            execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return execute(sql, *args)
+
+    db.raw_execute = failing_commit
+    try:
+        yield
+    finally:
+        db.raw_execute = execute
 
 
 def send(registry, counter, body=None, ik_id=IK_ID):
@@ -83,24 +104,14 @@ def test_a_row_read_in_a_transaction_that_rolled_back_is_forgotten():
     assert "not enrolled" in send(strict, 3).refusal
 
 
-def test_counters_burned_by_a_commit_that_failed_are_fresh_again(monkeypatch):
+def test_counters_burned_by_a_commit_that_failed_are_fresh_again():
     ledger = new_ledger()
     registry = TerminalRegistry(ledger.db, auto_enroll=True)
     assert send(registry, 1).refusal is None
-    execute = ledger.db.raw_execute
-
-    def failing_commit(sql, *args):
-        if sql == "COMMIT":
-            execute("ROLLBACK")
-            raise sqlite3.OperationalError("disk I/O error")
-        return execute(sql, *args)
-
-    monkeypatch.setattr(ledger.db, "raw_execute", failing_commit)
-    with pytest.raises(sqlite3.OperationalError):
+    with failing_commits(ledger.db), pytest.raises(sqlite3.OperationalError):
         with ledger.db.transaction():
             for counter in (2, 3, 4):
                 assert send(registry, counter).refusal is None
-    monkeypatch.setattr(ledger.db, "raw_execute", execute)
     for counter in (2, 3, 4):  # nothing of it was written: the same counters, new messages
         verdict = send(registry, counter, b"again %d" % counter)
         assert verdict.refusal is None and verdict.reply is None
@@ -207,14 +218,6 @@ def _run(ops, path, keep_rows, monkeypatch):
     db = ledger.db
     registry = TerminalRegistry(db, auto_enroll=True, clock=lambda: 1.0)
     last, blocks, seen = {}, [], []
-    execute = db.raw_execute
-
-    def failing_commit(sql, *args):
-        if sql == "COMMIT":
-            execute("ROLLBACK")
-            raise sqlite3.OperationalError("disk I/O error")
-        return execute(sql, *args)
-
     for op in ops:
         try:
             if op[0] == "send":
@@ -222,9 +225,7 @@ def _run(ops, path, keep_rows, monkeypatch):
                 counter = max(1, last.get(tid, 0) + step)
                 last[tid] = max(last.get(tid, 0), counter)
                 body = b"%s %d %d" % (tid.encode(), counter, variant)
-                message = {41: tid, 42: "KAPOS-MERCHANT1", 11: "%06d" % counter,
-                           53: dukpt.make_ksn(IK_IDS[ik], counter)}
-                verdict = registry.check(message, body)
+                verdict = registry.check(message(counter, IK_IDS[ik], tid), body)
                 if verdict.refusal is None and verdict.reply is None and answer != "unanswered":
                     registry.answered(verdict, None if answer == "none" else b"reply " + body)
                 seen.append((verdict.refusal, verdict.reply))
@@ -245,11 +246,8 @@ def _run(ops, path, keep_rows, monkeypatch):
                 if op[1] == "raise":
                     group.__exit__(RuntimeError, RuntimeError("the group failed"), None)
                 elif op[1] == "failed commit":
-                    db.raw_execute = failing_commit
-                    try:
+                    with failing_commits(db):
                         group.__exit__(None, None, None)
-                    finally:
-                        db.raw_execute = execute
                 else:
                     group.__exit__(None, None, None)
             elif op[0] == "flush" and blocks:
@@ -261,8 +259,7 @@ def _run(ops, path, keep_rows, monkeypatch):
                     theirs = TerminalRegistry(other, auto_enroll=True, clock=lambda: 1.0)
                     if what == "send":
                         body = b"other %d" % counter
-                        verdict = theirs.check({41: tid, 11: "%06d" % counter,
-                                                53: dukpt.make_ksn(IK_IDS[ik], counter)}, body)
+                        verdict = theirs.check(message(counter, IK_IDS[ik], tid, None), body)
                         if verdict.refusal is None and verdict.reply is None:
                             theirs.answered(verdict, b"their reply")
                         seen.append(("theirs", verdict.refusal, verdict.reply))
