@@ -12,6 +12,7 @@ from hostkit import new_ledger
 from kapos.security import dukpt
 from kapos_tools.host.db import connect
 from kapos_tools.host.registry import DISABLED, TerminalRegistry
+from kapos_tools.host.registry import _known_rows as _KNOWN_ROWS  # the rows kept, unpatched
 
 IK_ID = bytes.fromhex("FFFF9876543210E0")
 OTHER_IK_ID = bytes.fromhex("FFFF9876543210E1")
@@ -213,7 +214,7 @@ def _run(ops, path, keep_rows, monkeypatch):
     """What each operation gave (verdicts, errors) and the tables at the end."""
     from kapos_tools.host import registry as R
 
-    monkeypatch.setattr(R, "_known_rows", R._known_rows if keep_rows else lambda db: None)
+    monkeypatch.setattr(R, "_known_rows", _KNOWN_ROWS if keep_rows else lambda db: None)
     ledger = new_ledger(path)
     db = ledger.db
     registry = TerminalRegistry(db, auto_enroll=True, clock=lambda: 1.0)
