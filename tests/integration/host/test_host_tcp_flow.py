@@ -63,6 +63,45 @@ def test_pipelined_requests_are_answered_in_order_with_at_most_max_in_flight_que
     run(go())
 
 
+def test_connections_sharing_the_receive_buffer_each_get_their_own_frames():
+    """Every connection's reads land in one shared buffer (server.py); each is copied out
+    before the next. Frames cut at odd places and interleaved across three connections,
+    and one burst larger than the buffer, each come back whole, in order."""
+    async def go():
+        server = HostServer(new_ledger())
+        _, port = await server.start_tcp("127.0.0.1", 0)
+        framer = TcpFramer()
+        streams = {n: b"".join(framer.frame(sale(100 * n + stan, amount=n)) for stan in range(1, 31))
+                   for n in (1, 2, 3)}
+        peers = {n: await asyncio.open_connection("127.0.0.1", port) for n in streams}
+        pieces = {n: [data[i:i + 37] for i in range(0, len(data), 37)] for n, data in streams.items()}
+        for step in range(max(len(p) for p in pieces.values())):
+            # a piece on each connection at once: the host reads them in one turn of its
+            # loop, one after another into the same buffer
+            for n, (_, writer) in peers.items():
+                if step < len(pieces[n]):
+                    writer.write(pieces[n][step])
+            for _, writer in peers.values():
+                await writer.drain()
+            await asyncio.sleep(0.001)
+        replies = {n: await read_replies(reader, 30, TcpFramer()) for n, (reader, _) in peers.items()}
+        burst = b"".join(framer.frame(sale(stan)) for stan in range(1, 801))
+        assert len(burst) > 64 * 1024
+        reader, writer = peers[1]
+        writer.write(burst)
+        burst_replies = await read_replies(reader, 800, TcpFramer())
+        for _, writer in peers.values():
+            writer.close()
+        await server.close()
+        for n in streams:
+            decoded = [codec.decode(r) for r in replies[n]]
+            assert [d[11] for d in decoded] == ["%06d" % (100 * n + s) for s in range(1, 31)]
+            assert {d[4] for d in decoded} == {"%012d" % n} and {d[39] for d in decoded} == {"00"}
+        assert [codec.decode(r)[11] for r in burst_replies] == ["%06d" % s for s in range(1, 801)]
+
+    run(go())
+
+
 class FakeTransport:
     def __init__(self):
         self.reading, self.written, self.closed = True, [], False
