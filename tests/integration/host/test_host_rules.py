@@ -56,6 +56,14 @@ def test_reversal_undoes_exactly_once_and_repeats_are_answered():
     assert ledger.balance("4111111111111111") == 100000
     assert ledger.reversals()[0]["received"] == 2
     assert ledger.check() == []
+    # the sale's own entries and the reversal's, told apart by reversal_id (check() counts
+    # an original undone twice by them)
+    reversal_id = ledger.db.execute("SELECT id FROM reversals").fetchone()[0]
+    rows = sorted(tuple(r) for r in ledger.db.execute(
+        "SELECT COALESCE(reversal_id, 0), account, amount FROM entries"))
+    assert rows == sorted([(0, "4111111111111111", -2500), (0, "merchant:" + MID, 2500),
+                           (reversal_id, "4111111111111111", 2500),
+                           (reversal_id, "merchant:" + MID, -2500)])
 
 
 def test_reversal_before_its_original_blocks_the_original():

@@ -880,17 +880,18 @@ class Ledger:
         response = m.build_response(message, code, extra)
         state = lifecycle or (L.APPROVED if approved else L.DECLINED)
         effects = _effects_json(daily or []) if approved else None
-        txn_id = self.db.insert(
-            "INSERT INTO txns (terminal_id, stan, transmission, mti, type, amount, fee, total, "
-            "card_key, account, target, code, auth_code, rrn, batch, status, effects, "
-            "original_id, response, fingerprint, created, lifecycle, merchant) VALUES (?, ?, ?, ?, "
-            "?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (ctx["tid"], ctx["stan"], ctx["transmission"], _base_mti(ctx["mti"]), ctx.get("type"),
-             ctx.get("amount"), ctx.get("fee"), ctx.get("total"), ctx.get("card_key"),
-             ctx.get("account"), ctx.get("target"), code, auth_code, rrn, ctx.get("batch"),
-             L.status_of(state), effects, ctx.get("original_id"),
-             (ctx.get("encode") or codec.encode)(response), ctx.get("fingerprint"), self.clock(), state,
-             ctx.get("merchant")))
+        values = (ctx["tid"], ctx["stan"], ctx["transmission"], _base_mti(ctx["mti"]),
+                  ctx.get("type"), ctx.get("amount"), ctx.get("fee"), ctx.get("total"),
+                  ctx.get("card_key"), ctx.get("account"), code, auth_code, rrn,
+                  ctx.get("batch"), L.status_of(state), effects,
+                  # a blob as bytearray: sqlite3 binds bytes through its adapter look-up
+                  bytearray((ctx.get("encode") or codec.encode)(response)),
+                  ctx.get("fingerprint"), self.clock(), state, ctx.get("merchant"))
+        target, original_id = ctx.get("target"), ctx.get("original_id")
+        if target is None and original_id is None:  # (most): both left NULL, not bound
+            txn_id = self.db.insert(_INSERT_TXN, values)
+        else:
+            txn_id = self.db.insert(_INSERT_LINKED_TXN, values + (target, original_id))
         if approved:
             book.post(self.db, entries or [], txn_id=txn_id)
             self._count_daily(daily or [])
@@ -1217,6 +1218,16 @@ _SEEN_CARD_SQL = (
     "LEFT JOIN txns t ON t.terminal_id = ? AND t.stan = ? AND t.transmission = ? "
     "LEFT JOIN reversals r ON r.terminal_id = ? AND r.orig_stan = ? AND r.orig_transmission = ? "
     "LEFT JOIN cards c ON c.key = ? LEFT JOIN accounts a ON a.number = c.account")
+
+# a transaction's row; _INSERT_LINKED_TXN also names its target and original (sqlite3
+# binds a None through its adapter look-up, ~3.6k instructions: a column not named is NULL
+# for nothing)
+_TXN_COLUMNS = ("terminal_id, stan, transmission, mti, type, amount, fee, total, card_key, "
+                "account, code, auth_code, rrn, batch, status, effects, response, fingerprint, "
+                "created, lifecycle, merchant")
+_INSERT_TXN = "INSERT INTO txns (%s) VALUES (%s)" % (_TXN_COLUMNS, ", ".join(["?"] * 21))
+_INSERT_LINKED_TXN = "INSERT INTO txns (%s, target, original_id) VALUES (%s)" % (
+    _TXN_COLUMNS, ", ".join(["?"] * 23))
 
 # postings whose rules are not _authorize's (they name an original, not a card)
 _NOT_AUTHORIZED = ("void", "complete", "release")

@@ -111,7 +111,9 @@ def _flush_burns(db, pending):
         burns = pending[terminal_id]
         for counter in sorted(burns):
             digest, reply, at = burns[counter]
-            rows.extend((terminal_id, counter, digest, reply, at))
+            # a blob as bytearray: sqlite3 binds bytes through its adapter look-up
+            rows.extend((terminal_id, counter, digest,
+                         bytearray(reply) if type(reply) is bytes else reply, at))
         if burns:  # (check() may have pruned them all: a counter far ahead)
             _raise_known(db, terminal_id, max(burns))
     db.execute_rows(_BURN, 5, rows, rows_per_statement=_BURN_ROWS)
