@@ -49,7 +49,8 @@ class HostDukptMac:
         """Field 48 EC back into 35 (or 2 + 14), with the data key of the message's KSN."""
         if 48 not in message:
             return
-        items = unpack_private(message[48])
+        private = message[48]
+        items = unpack_private(private)
         cipher = items.get("EC")
         if cipher is None:
             return
@@ -66,11 +67,24 @@ class HostDukptMac:
             if field is None or not value:
                 raise SecurityError("enciphered card data is malformed")
             message[field] = value
-        del items["EC"]
-        if items:
-            message[48] = pack_private(sorted(items.items()))
-        else:
+        message[48] = _without_item(private, items, "EC")
+        if not message[48]:
             del message[48]
+
+
+def _without_item(text, items, tag):
+    """pack_private(sorted(items less `tag`)): field 48 `text` (unpacked into `items`)
+    without that item. When the other items are in sorted order already (a kapos
+    terminal packs them so), that is the text with the item cut out, not a new packing."""
+    rest = [other for other in items if other != tag]
+    if rest != sorted(rest):
+        return pack_private(sorted((other, items[other]) for other in rest))
+    start = 0
+    for other, value in items.items():
+        if other == tag:
+            return text[:start] + text[start + 5 + len(value):]
+        start += 5 + len(value)  # TAG LLL VALUE
+    return text
 
 
 _CARD_FIELDS = {"T2": 35, "PN": 2, "EX": 14}  # what an EC deciphers to (secmodule.py)
