@@ -4,9 +4,14 @@ Portable modules import `const`, `ticks_ms`, `ticks_diff`, `sleep_us` from here 
 runtime-specific elsewhere, so the same files run under MicroPython later.
 """
 
+# MICROPYTHON: by what the module has (const), not by whether `import micropython`
+# works: on CPython it also does wherever a directory of that name is on the path
+# (under pytest: tests/micropython/, a namespace package)
 try:  # MicroPython
     from micropython import const  # type: ignore
+    MICROPYTHON = True
 except ImportError:  # CPython
+    MICROPYTHON = False
 
     def const(value):
         return value

@@ -94,6 +94,8 @@ Sensitive fields (2, 35, 45, 52, 55): their values never appear in an error mess
 a log line or a repr made by this package; errors name the field and the byte offset.
 """
 
+from kapos.compat import MICROPYTHON
+
 # ---- field types (character classes) ----
 N = "n"
 AN = "an"
@@ -174,12 +176,9 @@ MAC_LENGTH = 8
 
 # Bitmap layouts whose field rows the codec keeps per Spec (`Spec.plans`): a host decodes
 # and encodes the same few layouts again and again. Emptied when full. None on MicroPython:
-# a terminal codes a few messages per sale and has no heap to spare.
-try:
-    import micropython  # noqa: F401
-    PLAN_CACHE = 0
-except ImportError:  # CPython: the host
-    PLAN_CACHE = 64
+# a terminal codes a few messages per sale and has no heap to spare. (compat.MICROPYTHON:
+# under pytest `import micropython` found tests/micropython/, and the suite ran without.)
+PLAN_CACHE = 0 if MICROPYTHON else 64
 
 
 class Field:
