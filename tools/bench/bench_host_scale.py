@@ -203,7 +203,7 @@ class Cluster:
             shutil.rmtree(self.pg_dir, ignore_errors=True)
 
 
-_RECEIVE_BUFFER = memoryview(bytearray(64 * 1024))  # shared: copied out at once (server.py)
+_RECEIVE_BUFFER = memoryview(bytearray(64 * 1024))  # this one loop's: copied out at once
 
 
 class BenchTerminal(asyncio.BufferedProtocol):

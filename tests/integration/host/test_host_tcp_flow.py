@@ -102,6 +102,50 @@ def test_connections_sharing_the_receive_buffer_each_get_their_own_frames():
     run(go())
 
 
+def test_two_hosts_on_two_threads_read_into_buffers_of_their_own(tmp_path):
+    """Each server reads into its own buffer: two hosts in one process (each on its own
+    thread and loop) under bursts at once each answer their own frames, whole."""
+    import socket
+    import threading
+
+    from hostkit import HostThread
+
+    hosts = [HostThread(str(tmp_path / ("h%d.db" % n))) for n in (1, 2)]
+    ports = [host.start() for host in hosts]
+    framer = TcpFramer()
+    results, errors = {}, []
+
+    def client(n, port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                replies, reader = [], TcpFramer()
+                for burst in range(5):
+                    stans = range(1000 * n + 100 * burst + 1, 1000 * n + 100 * burst + 81)
+                    sock.sendall(b"".join(framer.frame(sale(stan, amount=n)) for stan in stans))
+                    while len(replies) < 80 * (burst + 1):
+                        data = sock.recv(65536)
+                        assert data, "the host closed the connection"
+                        replies += reader.receive(data)
+                results[n] = [codec.decode(r) for r in replies]
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client, args=(n, port)) for n, port in zip((1, 2), ports)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        for host in hosts:
+            host.stop()
+    assert not errors, errors
+    for n in (1, 2):
+        expected = ["%06d" % (1000 * n + 100 * burst + s) for burst in range(5) for s in range(1, 81)]
+        assert [d[11] for d in results[n]] == expected
+        assert {d[4] for d in results[n]} == {"%012d" % n} and {d[39] for d in results[n]} == {"00"}
+
+
 class FakeTransport:
     def __init__(self):
         self.reading, self.written, self.closed = True, [], False

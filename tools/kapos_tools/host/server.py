@@ -126,6 +126,7 @@ class HostServer:
         self._servers = []  # (listening socket, accept task)
         self._serial = []  # (endpoint, task)
         self._clients = set()  # TcpClient
+        self.receive_buffer = memoryview(bytearray(RECEIVE_BUFFER_SIZE))  # (TcpClient)
         self._opening = set()  # tasks: a connection's transport (TLS handshake) being made
         self._reserve_fd = None
         # test hook: callable(request dict) -> seconds to wait before answering, or None
@@ -612,11 +613,13 @@ class Pending:
         self.client.answered()
 
 
-# One receive buffer for every connection: asyncio fills it (recv_into) and hands it over
-# in the same call (buffer_updated), which copies the bytes out before the next read. A
-# plain Protocol gets a new bytes object of asyncio's read size (256 KiB) per read: a
-# fresh mmap, page faults on it, mremap and munmap, for each message of ~100 bytes.
-_RECEIVE_BUFFER = memoryview(bytearray(64 * 1024))
+# The bytes of one read: one buffer per server for all its connections (server.py runs
+# one event loop; another server may run in another thread). asyncio fills it (recv_into)
+# and hands it over in the same call (buffer_updated), which copies the bytes out before
+# the loop reads again. A plain Protocol gets a new bytes object of asyncio's read size
+# (256 KiB) per read: a fresh mmap, page faults on it, mremap and munmap, for each message
+# of ~100 bytes.
+RECEIVE_BUFFER_SIZE = 64 * 1024
 
 
 class TcpClient(asyncio.BufferedProtocol):
@@ -651,11 +654,11 @@ class TcpClient(asyncio.BufferedProtocol):
         self._rearm()
 
     def get_buffer(self, sizehint):
-        return _RECEIVE_BUFFER
+        return self.server.receive_buffer
 
     def buffer_updated(self, nbytes):
-        if not self.closed:
-            self._guarded(self._feed, _RECEIVE_BUFFER[:nbytes])  # (the framer copies it)
+        if not self.closed:  # (the framer copies it)
+            self._guarded(self._feed, self.server.receive_buffer[:nbytes])
 
     def data_received(self, data):  # the same, for callers that hand over bytes
         if not self.closed:
