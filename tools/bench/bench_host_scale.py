@@ -511,11 +511,27 @@ def _approved(reply):
     return codec.decode(reply).get(39) == "00"
 
 
+def _engines(text):
+    """--engines: ENGINE[:HOSTS],... (HOSTS 1 when left out) -> "engine:hosts",..."""
+    specs = []
+    for spec in text.split(","):
+        engine, _, hosts = spec.strip().partition(":")
+        hosts = hosts or "1"
+        if engine not in ("sqlite", "postgresql") or not hosts.isdigit() or int(hosts) < 1:
+            raise argparse.ArgumentTypeError(
+                "%r: each engine is sqlite or postgresql, with :HOSTS (1 or more) after it "
+                "or not (1)" % spec)
+        specs.append("%s:%d" % (engine, int(hosts)))
+    return ",".join(specs)
+
+
 def main(argv=()):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--terminals", default="1,8,64,256")
-    parser.add_argument("--engines", default="sqlite:1,sqlite:2,postgresql:1,postgresql:2")
+    parser.add_argument("--engines", type=_engines,
+                        default="sqlite:1,sqlite:2,postgresql:1,postgresql:2",
+                        help="ENGINE[:HOSTS],... (sqlite, postgresql; HOSTS default 1)")
     parser.add_argument("--profile", action="store_true",
                         help="also where the CPU goes, in process (cProfile), per engine")
     parser.add_argument("--target-windows", type=int, default=5, metavar="N",
