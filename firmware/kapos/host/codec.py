@@ -98,29 +98,22 @@ def encode(message, spec=DEFAULT_SPEC, mac=False):
     mac=True: fields 64 and 128 of `message` are left out and the MAC field (64, or 128
     with a secondary bitmap) carries 8 zero bytes, for mac_input() and with_mac()."""
     parts = [_check_mti(message), b""]
-    # the keys in the order the message was built: a message built like one before (a
-    # reply of the same kind) finds its plan without sorting and checking its keys again
-    # (this key holds "mti", a plan's numbers never do)
-    order = (mac,) + tuple(message)
-    plan = spec.plans.get(order)
+    fields = spec.fields
+    numbers = []
+    for key in message:
+        if type(key) is int:
+            if key not in fields:
+                raise LocalProtocolError("field %d is not in the %s dialect" % (key, spec.name))
+            if not mac or (key != 64 and key != 128):
+                numbers.append(key)
+        elif key != MTI:
+            raise LocalProtocolError("message keys are 'mti' and field numbers, not %s"
+                                     % type(key).__name__)
+    numbers.sort()
+    key = tuple(numbers) + (0,) if mac else tuple(numbers)  # 0 is never a field number
+    plan = spec.plans.get(key)
     if plan is None:
-        fields = spec.fields
-        numbers = []
-        for key in message:
-            if type(key) is int:
-                if key not in fields:
-                    raise LocalProtocolError("field %d is not in the %s dialect" % (key, spec.name))
-                if not mac or (key != 64 and key != 128):
-                    numbers.append(key)
-            elif key != MTI:
-                raise LocalProtocolError("message keys are 'mti' and field numbers, not %s"
-                                         % type(key).__name__)
-        numbers.sort()
-        key = tuple(numbers) + (0,) if mac else tuple(numbers)  # 0 is never a field number
-        plan = spec.plans.get(key)
-        if plan is None:
-            plan = _remember(spec, key, _encode_plan(spec, numbers, mac))
-        _remember(spec, order, plan)
+        plan = _remember(spec, key, _encode_plan(spec, numbers, mac))
     parts[1] = plan[0]
     for number, allowed, prefix_format, size_max, field in plan[1]:
         value = message[number]

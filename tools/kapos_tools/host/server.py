@@ -6,7 +6,7 @@
     ...
     await server.close()
 
-Each TCP connection is an asyncio.Protocol (TcpClient, at the end of this file): its bytes
+Each TCP connection is an asyncio.BufferedProtocol (TcpClient, at the end of this file): its bytes
 go through a TcpFramer into the group commit, and the replies go out in request order as
 soon as their transaction commits - no task, stream or timeout object per message. At
 most `max_in_flight` messages of one connection are in the group commit at once, and a
