@@ -244,7 +244,7 @@ class BenchTerminal(asyncio.BufferedProtocol):
         return _RECEIVE_BUFFER
 
     def buffer_updated(self, nbytes):
-        self.data_received(bytes(_RECEIVE_BUFFER[:nbytes]))
+        self.data_received(_RECEIVE_BUFFER[:nbytes])  # (the framer copies it)
 
     def data_received(self, data):
         for reply in self.framer.receive(data):

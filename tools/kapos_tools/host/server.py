@@ -660,10 +660,6 @@ class TcpClient(asyncio.BufferedProtocol):
         if not self.closed:  # (the framer copies it)
             self._guarded(self._feed, self.server.receive_buffer[:nbytes])
 
-    def data_received(self, data):  # the same, for callers that hand over bytes
-        if not self.closed:
-            self._guarded(self._feed, data)
-
     def _feed(self, data):
         self.framer.feed(data)
         self._take()
