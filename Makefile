@@ -1,7 +1,8 @@
 # kapos: the two commands a new user needs are `make run` and `make test`.
 # Every target installs what it needs into .venv/ on first use.
 
-PYTHON ?= python3
+# the interpreter .venv/ is made from: tools/venv_python.sh says which and why
+PYTHON ?= $(shell sh tools/venv_python.sh)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
