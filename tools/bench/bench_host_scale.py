@@ -320,6 +320,7 @@ async def _main(args):
     print("bench_host_scale: sales through `kapos host` processes on 127.0.0.1, load from one "
           "asyncio process (messages prepared ahead), one shared %.1f s window per line, %d CPU(s)"
           % (args.seconds, os.cpu_count() or 1))
+    print("python: %s" % _interpreter())
     print("  %-22s %9s %12s %9s %9s %14s %12s" % ("ledger", "terminals", "auths/s", "p50 ms",
                                                  "p99 ms", "host CPU/auth", "PG CPU/auth"))
     for spec in args.engines.split(","):
@@ -550,6 +551,20 @@ def main(argv=()):
             except Exception as exc:
                 print("  %s: profile skipped: %s" % (engine, exc))
     print("load after: %s" % _loadavg())
+
+
+def _interpreter():
+    """The host processes' Python (this one: sys.executable), and whether its libpython
+    is a shared library, which costs the host ~10-20 % (docs/host.md, "Which Python")."""
+    shared = None
+    try:
+        with open("/proc/self/maps") as f:
+            shared = next((line.split()[-1] for line in f if "libpython" in line), None)
+    except OSError:
+        return "%s %s" % (sys.executable, sys.version.split()[0])
+    return "%s %s, %s" % (os.path.realpath(sys.executable), sys.version.split()[0],
+                          "libpython shared (%s)" % os.path.basename(shared) if shared
+                          else "libpython linked in")
 
 
 def _loadavg():
