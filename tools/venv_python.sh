@@ -6,7 +6,7 @@
 # into the executable, and the reference host runs ~9 % fewer instructions and ~12-20 %
 # less CPU per authorization on it than on a default pyenv build (a shared libpython,
 # no PGO) of the same 3.11 (docs/host.md, "Which Python"). Otherwise python3 on PATH.
-system=/usr/bin/python3
+system=${KAPOS_SYSTEM_PYTHON:-/usr/bin/python3}  # (the variable: for its test)
 if [ -x "$system" ] && "$system" -c 'import sys, venv, ensurepip; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
     echo "$system"
 else
