@@ -368,11 +368,15 @@ async def targets(windows, seconds, terminals=64):
         cluster = Cluster(directory, "sqlite", 1)
         cluster.start()
         try:
-            counters, rates, p99s, cpus = {}, [], [], []
+            counters, rates, p99s, cpus, steals = {}, [], [], [], []
             for _ in range(windows):
+                before = _cpu_ticks()
                 count, _, cpu, _, lat, _ = await run_window(cluster, terminals, seconds, counters)
+                after = _cpu_ticks()
                 if not count:
                     continue
+                if before and after and after[0] > before[0]:
+                    steals.append(100.0 * (after[1] - before[1]) / (after[0] - before[0]))
                 rates.append(count / seconds)
                 p99s.append(lat[min(count - 1, int(count * 0.99))] * 1000)
                 cpus.append(cpu / count * 1000)
@@ -395,6 +399,18 @@ async def targets(windows, seconds, terminals=64):
     line("host CPU per authorization", cpus, "%.3f ms", TARGET_CPU_MS, False)
     line("authorizations per second", rates, "%.0f/s", TARGET_RATE, True)
     line("p99 latency", p99s, "%.1f ms", TARGET_P99_MS, False)
+    if steals:  # time the hypervisor gave this VM's CPUs to others: a busy neighbour
+        print("  %-27s %s" % ("CPU time stolen (the VM's)", ", ".join("%.1f %%" % v for v in steals)))
+
+
+def _cpu_ticks():
+    """(all CPU ticks, stolen ticks) of the machine from /proc/stat, or None."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    return (sum(fields[:8]), fields[7]) if len(fields) >= 8 else None
 
 
 # where the host's CPU goes, by the file a function lives in (cProfile's own time)
