@@ -21,6 +21,7 @@ from kapos.security import dukpt
 from kapos.io.keystore import KeyStore
 from kapos.app.secmodule import SecurityModule
 from kapos.app.runtime import Terminal
+from kapos.app.techlock import TechLockFile
 from kapos.errors import ConfigError
 
 log = logging.getLogger("kapos.wiring")
@@ -209,6 +210,11 @@ class Assembly:
                                           clock=clock_device.now if clock_device is not None else None)
         _model_journal_fsync(self.board, getattr(self.authorizer, "journal", None))
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
+        # the technician PIN lock survives a restart (app/techlock.py)
+        self.tech_lock = TechLockFile(self.config["storage"]["data_dir"],
+                                      clock=clock_device.now if clock_device is not None else time.time)
+        self.tech_lock.restore(self.terminal.ctx)
+        self.terminal.observers.append(self.tech_lock.observer(self.terminal))
         key_status = getattr(self.security, "key_status", None)
         self.diagnostics = Diagnostics(self.terminal, config=self.config, key_status=key_status,
                                        data_dir=self.config["storage"]["data_dir"])

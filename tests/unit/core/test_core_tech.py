@@ -105,3 +105,121 @@ def test_display_test_pattern():
     assert d.state == S.TECH_INFO and d.shown()["screen"] == "test_pattern"
     d.keys("CANCEL")
     assert d.state == S.TECH_MENU
+
+
+# ---------------------------------------------------------------- guessing the PIN
+
+from coredriver import DATE  # noqa: E402
+from kapos.core import tech  # noqa: E402
+
+
+def _at(d, when, *names):
+    """Keys pressed at time `when` (epoch seconds)."""
+    for name in names:
+        for k in (list(name) if name.isdigit() else [name]):
+            d.send(E.Event(E.KEY, time=when, date=DATE, key=k))
+    return d
+
+
+def _guess(d, when, pin="1234"):
+    return _at(d, when, "MENU", pin, "ENTER")
+
+
+def test_three_wrong_pins_lock_the_menu_then_it_opens_again():
+    d = Driver()
+    for i in range(tech.TECH_PIN_TRIES):
+        _guess(d, 1000 + i)
+    assert d.state == S.IDLE
+    assert d.ctx.counters["tech_pin_failures"] == tech.TECH_PIN_TRIES
+    # locked: not even the right PIN can be typed
+    _at(d, 1010, "MENU")
+    assert d.state == S.IDLE and d.ctx.notice == ("error", "Technician menu locked: 1 min")
+    _at(d, 1010, "0000", "ENTER")
+    assert d.state == S.IDLE and d.ctx.counters["tech_pin_failures"] == tech.TECH_PIN_TRIES
+    # once the lock has run out, the right PIN opens the menu
+    _at(d, 1002 + tech.TECH_LOCK_FIRST, "MENU", "0000", "ENTER")
+    assert d.state == S.TECH_MENU
+
+
+def test_each_further_lock_lasts_twice_as_long_up_to_the_cap():
+    d = Driver()
+    now, lengths = 1000.0, []
+    for _ in range(9):
+        for _ in range(tech.TECH_PIN_TRIES):
+            _guess(d, now)
+        start, seconds = d.ctx.tech_lock
+        lengths.append(seconds)
+        _at(d, now + seconds - 1, "MENU")
+        assert d.ctx.notice[1].startswith("Technician menu locked"), "still locked 1 s before"
+        now += seconds
+    assert lengths == [min(tech.TECH_LOCK_FIRST * 2 ** i, tech.TECH_LOCK_MAX) for i in range(9)]
+    assert lengths[-1] == tech.TECH_LOCK_MAX
+
+
+def test_the_right_pin_ends_the_series():
+    d = Driver()
+    _guess(d, 1000)
+    _guess(d, 1001)
+    _at(d, 1002, "MENU", "0000", "ENTER", "CANCEL")
+    assert d.state == S.IDLE and d.ctx.tech_lock is None
+    _guess(d, 1003)
+    _guess(d, 1004)
+    _at(d, 1005, "MENU")
+    assert d.state == S.TECH_PIN, "two wrong PINs after a right one do not lock"
+    # and after a lock, the right PIN starts the doubling from the first length again
+    _at(d, 1005, "1234", "ENTER")
+    assert d.ctx.tech_lock == (1005, tech.TECH_LOCK_FIRST)
+    _at(d, 1005 + tech.TECH_LOCK_FIRST, "MENU", "0000", "ENTER", "CANCEL")
+    for i in range(tech.TECH_PIN_TRIES):
+        _guess(d, 2000 + i)
+    assert d.ctx.tech_lock[1] == tech.TECH_LOCK_FIRST
+
+
+def test_a_clock_set_back_does_not_lengthen_or_lift_the_lock():
+    d = Driver()
+    for i in range(tech.TECH_PIN_TRIES):
+        _guess(d, 5000)
+    _at(d, 100, "MENU")  # the clock went back by more than the lock
+    assert d.ctx.notice == ("error", "Technician menu locked: 1 min")
+    _at(d, 100 + tech.TECH_LOCK_FIRST - 1, "MENU")
+    assert d.state == S.IDLE, "still locked"
+    _at(d, 100 + tech.TECH_LOCK_FIRST, "MENU")
+    assert d.state == S.TECH_PIN, "locked no longer than its length from the set-back time"
+
+
+def test_repeated_wrong_pins_raise_an_alarm_to_the_host():
+    d = Driver()
+    alerts = []
+    for i in range(3):
+        _guess(d, 1000 + i)
+        alerts += [c for c in d.commands if c.kind == C.ALERT]
+    assert [a.data["rule"] for a in alerts] == ["tech_pin"]
+    assert alerts[0].data["detail"] == "3 in 600 s"
+    # the screen says what happened at the keypad; the alarm sounds and goes to the host
+    assert d.ctx.notice == ("error", "Wrong technician PIN 3 times: locked 1 min")
+    assert any(c.kind == C.BEEP and c.data.get("tone") == "alarm" for c in d.commands)
+    assert "1234" not in repr([c.data for c in d.all_commands])
+
+
+def test_a_kept_lock_state_comes_back_and_a_bad_one_is_refused_unchanged():
+    d = Driver()
+    for i in range(tech.TECH_PIN_TRIES):
+        _guess(d, 1000 + i)
+    kept = tech.lock_state(d.ctx)
+    fresh = Driver()
+    tech.restore_lock(fresh.ctx, *kept)
+    assert tech.lock_state(fresh.ctx) == kept
+    _at(fresh, 1010, "MENU")
+    assert fresh.ctx.notice == ("error", "Technician menu locked: 1 min")
+    for bad in ((tech.TECH_PIN_TRIES, 0, None), (-1, 0, None), (0, "1", None), (True, 0, None),
+                (0, 0, (1000, tech.TECH_LOCK_MAX + 1)), (0, 0, (1000, 0)), (0, 0, ("1000", 60)),
+                (0, 0, (1000, 60.5)), (0, 65, None)):
+        other = Driver()
+        before = tech.lock_state(other.ctx)
+        try:
+            tech.restore_lock(other.ctx, *bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("%r was taken" % (bad,))
+        assert tech.lock_state(other.ctx) == before
