@@ -189,6 +189,9 @@ class Assembly:
         if config_mod.card_data_in_clear(self.config, self.board, boards.DRIVERS):
             log.warning("host.mac = false: card data crosses the host link IN CLEAR and unMACed "
                         "(simulated card readers only)")
+        plain_pin = config_mod.plain_technician_pin(self.config, self.board, boards.DRIVERS)
+        if plain_pin:
+            log.warning(plain_pin)
         # python-escpos' parsed printer database, kept across starts
         escpos_cache.use_cache_dir(os.path.join(self.config["storage"]["data_dir"], "cache", "escpos"))
         self.platform = boards.build_platform(self.board)

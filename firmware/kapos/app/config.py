@@ -183,6 +183,17 @@ def card_data_in_clear(config, board, drivers):
     return True
 
 
+def plain_technician_pin(config, board, drivers):
+    """A warning when a board with a real card reader opens its technician menu with the
+    plain technician.pin from the config file (the sim board's way: anyone who reads the
+    file, or knows the public default, opens it), or None. Never the PIN itself."""
+    if config["security"]["technician_pin_hash"] or not real_card_readers(board, drivers):
+        return None
+    return ("the technician menu opens with the plain technician.pin of the config file: set "
+            "security.technician_pin_hash (merchant_pin_hash's format; kapos release params "
+            "--technician-pin; docs/security.md)")
+
+
 def real_card_readers(board, drivers):
     """[(peripheral, driver name)] of `board`'s card readers that are not simulated twins:
     empty on a simulated board (the only place test cards are loaded and injected)."""

@@ -37,3 +37,16 @@ def test_a_board_with_real_readers_names_no_test_card(tmp_path):
             asyncio.run(target.swipe("visa-debit"))
     finally:
         assembly.close()
+
+
+@pytest.mark.parametrize("name", BOARD_FILES)
+def test_a_real_board_warns_while_its_technician_menu_opens_with_the_plain_pin(name):
+    board = boards.load_board(name)
+    config = config_mod.load(None, [("technician.pin", '"482915"')])
+    warning = config_mod.plain_technician_pin(config, board, boards.DRIVERS)
+    assert (warning is not None) == (not name.startswith("sim")), name
+    if warning is not None:
+        assert "technician_pin_hash" in warning and "482915" not in warning
+    hashed = config_mod.load(None, [("security.technician_pin_hash",
+                                     '"pbkdf2-sha256$1000$%s$%s"' % ("00" * 16, "11" * 32))])
+    assert config_mod.plain_technician_pin(hashed, board, boards.DRIVERS) is None
