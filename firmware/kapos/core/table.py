@@ -53,7 +53,7 @@ TABLE = {
         E.ENTER: IGNORE,
         E.CLEAR: (H.idle_dismiss, (S.IDLE,)),
         E.CANCEL: (H.idle_dismiss, (S.IDLE,)),
-        E.MENU: (TK.menu_requested, (S.TECH_PIN,)),
+        E.MENU: (TK.menu_requested, (S.TECH_PIN, S.IDLE)),  # IDLE: the menu is locked
         E.SWIPE: (H.idle_card, (S.IDLE,)),
         E.TAP: (H.idle_card, (S.IDLE,)),
         E.PIN_SEALED: IGNORE,
