@@ -74,7 +74,10 @@ class Terminal:
     def post(self, kind, **data):
         """Queue an event (from any task of the loop's thread)."""
         now = self.now()
-        self._queue.put_nowait(E.Event(kind, time=now, date=local_date(now), **data))
+        monotonic = getattr(self.clock, "monotonic", None)
+        mono = monotonic() if monotonic is not None else None
+        self._queue.put_nowait(E.Event(kind, time=now, date=local_date(now),
+                                       mono=time.monotonic() if mono is None else mono, **data))
 
     def press(self, key):
         self.post(E.KEY, key=key)

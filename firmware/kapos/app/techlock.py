@@ -1,11 +1,14 @@
 """The technician PIN lock across restarts (core/tech.py decides it; this keeps it).
 
 Without it a power cycle would clear the lock, and each three guesses at the keypad
-would cost only a boot. The state (wrong PINs in a row, locks in the series, the lock in
-force) is a small JSON file in the terminal's data directory, replaced atomically when
-it changes; it holds no PIN and nothing derived from one.
+would cost only a boot. The state (wrong PINs in a row, locks in the series, the seconds
+the lock has left) is a small JSON file in the terminal's data directory, replaced
+atomically and durably (the file and then its directory are fsynced) whenever it
+changes; it holds no PIN and nothing derived from one. Time while the terminal is off
+does not count: a lock kept with 60 s left has 60 s left after the boot, whatever the
+wall clock says then (a Pi's clock is wrong until network time comes).
 
-    store = TechLockFile(data_dir)
+    store = TechLockFile(data_dir, monotonic)
     store.restore(terminal.ctx)          # at start
     terminal.observers.append(store.observer(terminal))
 """
@@ -13,9 +16,9 @@ it changes; it holds no PIN and nothing derived from one.
 import json
 import logging
 import os
-import time
 
-from kapos.core import tech
+from kapos.core import tech_lock
+from kapos.io.keystore import fsync_directory
 
 log = logging.getLogger(__name__)
 
@@ -23,45 +26,51 @@ FILE_NAME = "tech-lock.json"
 
 
 class TechLockFile:
-    def __init__(self, directory, clock=time.time):
+    def __init__(self, directory, monotonic):
+        self.directory = directory
         self.path = os.path.join(directory, FILE_NAME)
-        self.clock = clock
+        self.monotonic = monotonic  # the clock the events' `mono` stamps come from
         self._saved = None
 
     def restore(self, ctx):
         """Put the kept state into `ctx`. An unreadable file locks the menu once (the
         first length from now): what it held may have been a lock."""
+        now = self.monotonic()
         try:
             with open(self.path) as f:
                 kept = json.load(f)
-            lock = kept["lock"]
-            tech.restore_lock(ctx, kept["wrong"], kept["locks"],
-                              None if lock is None else (lock[0], lock[1]))
+            tech_lock.restore_lock(ctx, kept["wrong"], kept["locks"], kept["left"], now)
         except FileNotFoundError:
             return
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("%s cannot be read (%s): the technician menu is locked for %d s",
-                        self.path, type(exc).__name__, tech.TECH_LOCK_FIRST)
-            tech.restore_lock(ctx, 0, 1, (self.clock(), tech.TECH_LOCK_FIRST))
+                        self.path, type(exc).__name__, tech_lock.LOCK_FIRST)
+            tech_lock.restore_lock(ctx, 0, 1, tech_lock.LOCK_FIRST, now)
             self.save_if_changed(ctx)  # the damaged file replaced by that lock
             return
-        self._saved = tech.lock_state(ctx)
+        self._saved = tech_lock.lock_state(ctx, now)
 
     def save_if_changed(self, ctx):
-        state = tech.lock_state(ctx)
+        state = tech_lock.lock_state(ctx, self.monotonic())
         if state == self._saved:
             return
-        wrong, locks, lock = state
-        text = json.dumps({"wrong": wrong, "locks": locks,
-                           "lock": None if lock is None else list(lock)})
+        wrong, locks, left = state
+        text = json.dumps({"wrong": wrong, "locks": locks, "left": left}).encode()
         temporary = self.path + ".new"
         try:
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            with open(temporary, "w") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
+            os.makedirs(self.directory, exist_ok=True)
+            try:
+                os.unlink(temporary)  # a stale one (or a planted link) is not written through
+            except FileNotFoundError:
+                pass
+            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, text)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
             os.replace(temporary, self.path)
+            fsync_directory(self.directory)  # the rename itself survives a power cut
         except OSError as exc:  # the lock still holds until the terminal restarts
             log.error("cannot keep the technician PIN lock in %s: %s", self.path, exc)
             return

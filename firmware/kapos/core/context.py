@@ -58,9 +58,7 @@ class Context:
         # technician functions (core/tech.py)
         self.tech_pin = None
         self.tech_pin_len = 0
-        self.tech_pin_wrong = 0  # wrong technician PINs in a row (tech.TECH_PIN_TRIES)
-        self.tech_locks = 0  # locks in this series of wrong PINs (each twice as long)
-        self.tech_lock = None  # (start, seconds) while the technician menu is locked
+        self.tech_guard = None  # wrong PINs and the lock they made (core/tech_lock.py)
         self.tech_page = 0
         self.tech_function = None  # the DIAG being waited for
         self.tech_info = None  # (title, lines) shown in TECH_INFO

@@ -46,10 +46,14 @@ _KEY_KINDS = {keys.ENTER: ENTER, keys.CLEAR: CLEAR, keys.CANCEL: CANCEL, keys.ME
 
 
 class Event:
-    def __init__(self, kind, time=0.0, date="19700101", **data):
+    def __init__(self, kind, time=0.0, date="19700101", mono=None, **data):
         self.kind = kind
         self.time = time
         self.date = date
+        # seconds of a clock that never jumps (the runtime's monotonic clock), or None:
+        # what the technician PIN lock counts down by, where a wall clock set right by
+        # network time after a boot would end it early
+        self.mono = mono
         self.data = data
 
     def get(self, name, default=None):

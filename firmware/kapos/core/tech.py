@@ -3,10 +3,8 @@ of the TECH_* / KEY_TEST / CARD_TEST states (their cells are in table.py)."""
 
 from kapos.compat import wipe
 from kapos.core import commands as C
-from kapos.core import monitor
 from kapos.core import states as S
-from kapos.core.handlers import (_timer, _with_alarm, card_from_swipe, card_from_tap, go_idle,
-                                 idle_screen, refuse)
+from kapos.core.handlers import _timer, card_from_swipe, card_from_tap, go_idle, idle_screen, refuse
 from kapos.errors import CardReadError, CardRejected
 
 # (key, label, what it does): 'diag' asks the runtime, 'state' enters a test state,
@@ -20,14 +18,8 @@ PAGES = (
      ("5", "Settlement", "diag", "settlement")),
 )
 TECH_PIN_MAX = 8
-# Wrong technician PINs in a row before the menu locks, and for how long: the first lock
-# lasts TECH_LOCK_FIRST seconds, each further one twice the last, at most TECH_LOCK_MAX; a
-# right PIN ends the series. Against guessing at the keypad (10^4 four-digit PINs: with
-# these, months, each three raising an alarm). The runtime keeps it across restarts
-# (lock_state / restore_lock, app/techlock.py; docs/security.md).
-TECH_PIN_TRIES = 3
-TECH_LOCK_FIRST = 60
-TECH_LOCK_MAX = 3600
+TECH_PIN_MIN = 4  # shorter entries (an ENTER on nothing) are neither checked nor counted
+# wrong PINs lock the menu: core/tech_lock.py, imported once a PIN was wrong
 
 
 def _menu_screen(ctx):
@@ -42,52 +34,14 @@ def _back_to_menu(ctx):
 
 # ---------------------------------------------------------------- technician PIN
 
-def _locked_for(ctx, now):
-    """Seconds the technician menu stays locked at `now` (0: open)."""
-    lock = ctx.tech_lock
-    if lock is None:
-        return 0
-    start, seconds = lock
-    if now < start:  # the clock was set back: the lock counts from now
-        ctx.tech_lock = lock = (now, seconds)
-        start = now
-    left = start + seconds - now
-    if left <= 0:
-        ctx.tech_lock = None
-        return 0
-    return left
-
-
-def lock_state(ctx):
-    """What a restart must not forget: (wrong PINs in a row, locks in the series, the lock
-    as (start, seconds) or None). The runtime keeps it on disk (app/techlock.py)."""
-    return ctx.tech_pin_wrong, ctx.tech_locks, ctx.tech_lock
-
-
-def restore_lock(ctx, wrong, locks, lock):
-    """lock_state() as kept; ValueError when it is not one (nothing is changed then)."""
-    if type(wrong) is not int or type(locks) is not int or not 0 <= wrong < TECH_PIN_TRIES \
-            or not 0 <= locks <= 64:
-        raise ValueError("not a technician PIN lock state")
-    if lock is not None:
-        start, seconds = lock
-        if type(start) not in (int, float) or type(seconds) is not int \
-                or not 0 < seconds <= TECH_LOCK_MAX:
-            raise ValueError("not a technician PIN lock state")
-        lock = (start, seconds)
-    ctx.tech_pin_wrong, ctx.tech_locks, ctx.tech_lock = wrong, locks, lock
-
-
-def _wait_text(seconds):
-    minutes = int((seconds + 59) // 60)
-    return "%d min" % minutes
-
-
 def menu_requested(ctx, event):
-    left = _locked_for(ctx, event.time)
-    if left:
-        return go_idle(ctx, notice=("error", "Technician menu locked: %s" % _wait_text(left)))
+    if ctx.tech_guard is not None:
+        from kapos.core import tech_lock
+        refused = tech_lock.refusal(ctx, event)
+        if refused is not None:
+            return refused
     ctx.notice = None
+    _wipe_tech_pin(ctx)  # digits left by a timeout or an error
     ctx.tech_pin = bytearray(TECH_PIN_MAX)
     ctx.tech_pin_len = 0
     return S.TECH_PIN, [C.stop_timer("notice"), C.show("tech_pin", entered=0), _timer(ctx, "input")]
@@ -127,23 +81,16 @@ def _tech_pin_matches(ctx):
 
 
 def tech_pin_enter(ctx, event):
+    if ctx.tech_pin_len < TECH_PIN_MIN:  # not a PIN at all: neither checked nor counted
+        return S.TECH_PIN, [C.beep("error"), C.show("tech_pin", entered=ctx.tech_pin_len),
+                            _timer(ctx, "input")]
     same = _tech_pin_matches(ctx)
     _wipe_tech_pin(ctx)
     if not same:
         ctx.counters["tech_pin_failures"] += 1
-        ctx.tech_pin_wrong += 1
-        notice = ("error", "Wrong technician PIN")
-        if ctx.tech_pin_wrong >= TECH_PIN_TRIES:
-            seconds = min(TECH_LOCK_FIRST << min(ctx.tech_locks, 16), TECH_LOCK_MAX)
-            ctx.tech_lock = (event.time, seconds)
-            ctx.tech_locks += 1
-            ctx.tech_pin_wrong = 0
-            notice = ("error", "Wrong technician PIN %d times: locked %s"
-                      % (TECH_PIN_TRIES, _wait_text(seconds)))
-        alarm = monitor.observe(ctx, "tech_pin", event.time)
-        state, cmds = go_idle(ctx, notice=notice)
-        return state, _with_alarm(ctx, cmds, alarm)
-    ctx.tech_pin_wrong = ctx.tech_locks = 0
+        from kapos.core import tech_lock
+        return tech_lock.wrong_pin(ctx, event)
+    ctx.tech_guard = None  # a right PIN ends the series
     ctx.tech_page = 0
     return S.TECH_MENU, [C.beep("ok"), _menu_screen(ctx), _timer(ctx, "input")]
 
@@ -222,6 +169,7 @@ def info_back(ctx, event):
 def tech_timeout(ctx, event):
     if event.get("timer") not in ("input", "card"):
         return None, []
+    _wipe_tech_pin(ctx)
     return go_idle(ctx)
 
 

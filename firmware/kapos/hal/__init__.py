@@ -130,6 +130,11 @@ class Clock(Device):
         """Seconds since the epoch (float), UTC."""
         raise NotImplementedError
 
+    def monotonic(self):
+        """Seconds of a clock that never jumps (from an unspecified start), or None where
+        the port has none (then what counts down goes by now())."""
+        return None
+
 
 class Platform:
     """The peripherals of one board, built from its board file."""

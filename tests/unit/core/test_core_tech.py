@@ -110,7 +110,7 @@ def test_display_test_pattern():
 # ---------------------------------------------------------------- guessing the PIN
 
 from coredriver import DATE  # noqa: E402
-from kapos.core import tech  # noqa: E402
+from kapos.core import tech, tech_lock  # noqa: E402
 
 
 def _at(d, when, *names):
@@ -127,17 +127,17 @@ def _guess(d, when, pin="1234"):
 
 def test_three_wrong_pins_lock_the_menu_then_it_opens_again():
     d = Driver()
-    for i in range(tech.TECH_PIN_TRIES):
+    for i in range(tech_lock.TRIES):
         _guess(d, 1000 + i)
     assert d.state == S.IDLE
-    assert d.ctx.counters["tech_pin_failures"] == tech.TECH_PIN_TRIES
+    assert d.ctx.counters["tech_pin_failures"] == tech_lock.TRIES
     # locked: not even the right PIN can be typed
     _at(d, 1010, "MENU")
     assert d.state == S.IDLE and d.ctx.notice == ("error", "Technician menu locked: 1 min")
     _at(d, 1010, "0000", "ENTER")
-    assert d.state == S.IDLE and d.ctx.counters["tech_pin_failures"] == tech.TECH_PIN_TRIES
+    assert d.state == S.IDLE and d.ctx.counters["tech_pin_failures"] == tech_lock.TRIES
     # once the lock has run out, the right PIN opens the menu
-    _at(d, 1002 + tech.TECH_LOCK_FIRST, "MENU", "0000", "ENTER")
+    _at(d, 1002 + tech_lock.LOCK_FIRST, "MENU", "0000", "ENTER")
     assert d.state == S.TECH_MENU
 
 
@@ -145,15 +145,15 @@ def test_each_further_lock_lasts_twice_as_long_up_to_the_cap():
     d = Driver()
     now, lengths = 1000.0, []
     for _ in range(9):
-        for _ in range(tech.TECH_PIN_TRIES):
+        for _ in range(tech_lock.TRIES):
             _guess(d, now)
-        start, seconds = d.ctx.tech_lock
+        start, seconds = tech_lock.lock_of(d.ctx)
         lengths.append(seconds)
         _at(d, now + seconds - 1, "MENU")
         assert d.ctx.notice[1].startswith("Technician menu locked"), "still locked 1 s before"
         now += seconds
-    assert lengths == [min(tech.TECH_LOCK_FIRST * 2 ** i, tech.TECH_LOCK_MAX) for i in range(9)]
-    assert lengths[-1] == tech.TECH_LOCK_MAX
+    assert lengths == [min(tech_lock.LOCK_FIRST * 2 ** i, tech_lock.LOCK_MAX) for i in range(9)]
+    assert lengths[-1] == tech_lock.LOCK_MAX
 
 
 def test_the_right_pin_ends_the_series():
@@ -161,29 +161,29 @@ def test_the_right_pin_ends_the_series():
     _guess(d, 1000)
     _guess(d, 1001)
     _at(d, 1002, "MENU", "0000", "ENTER", "CANCEL")
-    assert d.state == S.IDLE and d.ctx.tech_lock is None
+    assert d.state == S.IDLE and tech_lock.lock_of(d.ctx) is None
     _guess(d, 1003)
     _guess(d, 1004)
     _at(d, 1005, "MENU")
     assert d.state == S.TECH_PIN, "two wrong PINs after a right one do not lock"
     # and after a lock, the right PIN starts the doubling from the first length again
     _at(d, 1005, "1234", "ENTER")
-    assert d.ctx.tech_lock == (1005, tech.TECH_LOCK_FIRST)
-    _at(d, 1005 + tech.TECH_LOCK_FIRST, "MENU", "0000", "ENTER", "CANCEL")
-    for i in range(tech.TECH_PIN_TRIES):
+    assert tech_lock.lock_of(d.ctx) == (1005, tech_lock.LOCK_FIRST)
+    _at(d, 1005 + tech_lock.LOCK_FIRST, "MENU", "0000", "ENTER", "CANCEL")
+    for i in range(tech_lock.TRIES):
         _guess(d, 2000 + i)
-    assert d.ctx.tech_lock[1] == tech.TECH_LOCK_FIRST
+    assert tech_lock.lock_of(d.ctx)[1] == tech_lock.LOCK_FIRST
 
 
 def test_a_clock_set_back_does_not_lengthen_or_lift_the_lock():
     d = Driver()
-    for i in range(tech.TECH_PIN_TRIES):
+    for i in range(tech_lock.TRIES):
         _guess(d, 5000)
     _at(d, 100, "MENU")  # the clock went back by more than the lock
     assert d.ctx.notice == ("error", "Technician menu locked: 1 min")
-    _at(d, 100 + tech.TECH_LOCK_FIRST - 1, "MENU")
+    _at(d, 100 + tech_lock.LOCK_FIRST - 1, "MENU")
     assert d.state == S.IDLE, "still locked"
-    _at(d, 100 + tech.TECH_LOCK_FIRST, "MENU")
+    _at(d, 100 + tech_lock.LOCK_FIRST, "MENU")
     assert d.state == S.TECH_PIN, "locked no longer than its length from the set-back time"
 
 
@@ -194,7 +194,7 @@ def test_repeated_wrong_pins_raise_an_alarm_to_the_host():
         _guess(d, 1000 + i)
         alerts += [c for c in d.commands if c.kind == C.ALERT]
     assert [a.data["rule"] for a in alerts] == ["tech_pin"]
-    assert alerts[0].data["detail"] == "3 in 600 s"
+    assert alerts[0].data["detail"] == "3 wrong technician PINs: locked %d s" % tech_lock.LOCK_FIRST
     # the screen says what happened at the keypad; the alarm sounds and goes to the host
     assert d.ctx.notice == ("error", "Wrong technician PIN 3 times: locked 1 min")
     assert any(c.kind == C.BEEP and c.data.get("tone") == "alarm" for c in d.commands)
@@ -203,23 +203,71 @@ def test_repeated_wrong_pins_raise_an_alarm_to_the_host():
 
 def test_a_kept_lock_state_comes_back_and_a_bad_one_is_refused_unchanged():
     d = Driver()
-    for i in range(tech.TECH_PIN_TRIES):
+    for i in range(tech_lock.TRIES):
         _guess(d, 1000 + i)
-    kept = tech.lock_state(d.ctx)
+    kept = tech_lock.lock_state(d.ctx, 1012)
+    assert kept == (0, 1, tech_lock.LOCK_FIRST - 10)
     fresh = Driver()
-    tech.restore_lock(fresh.ctx, *kept)
-    assert tech.lock_state(fresh.ctx) == kept
-    _at(fresh, 1010, "MENU")
+    tech_lock.restore_lock(fresh.ctx, *kept, now=5000)  # counted from the restore, not the wall
+    _at(fresh, 5000 + tech_lock.LOCK_FIRST - 11, "MENU")
     assert fresh.ctx.notice == ("error", "Technician menu locked: 1 min")
-    for bad in ((tech.TECH_PIN_TRIES, 0, None), (-1, 0, None), (0, "1", None), (True, 0, None),
-                (0, 0, (1000, tech.TECH_LOCK_MAX + 1)), (0, 0, (1000, 0)), (0, 0, ("1000", 60)),
-                (0, 0, (1000, 60.5)), (0, 65, None)):
+    _at(fresh, 5000 + tech_lock.LOCK_FIRST - 10, "MENU")
+    assert fresh.state == S.TECH_PIN
+    nan = float("nan")
+    for bad in ((tech_lock.TRIES, 0, None), (-1, 0, None), (0, "1", None), (True, 0, None),
+                (0, 0, tech_lock.LOCK_MAX + 1), (0, 0, 0), (0, 0, "60"), (0, 0, 60.5), (0, 0, nan),
+                (0, 0, float("inf")), (0, 65, None)):
         other = Driver()
-        before = tech.lock_state(other.ctx)
+        before = tech_lock.lock_state(other.ctx, 0)
         try:
-            tech.restore_lock(other.ctx, *bad)
+            tech_lock.restore_lock(other.ctx, *bad, now=0)
         except ValueError:
             pass
         else:
             raise AssertionError("%r was taken" % (bad,))
-        assert tech.lock_state(other.ctx) == before
+        assert tech_lock.lock_state(other.ctx, 0) == before
+
+
+def _mono(d, wall, mono, *names):
+    """Keys pressed with both stamps: the wall clock and the runtime's monotonic clock."""
+    for name in names:
+        for k in (list(name) if name.isdigit() else [name]):
+            d.send(E.Event(E.KEY, time=wall, date=DATE, mono=mono, key=k))
+    return d
+
+
+def test_the_lock_counts_by_the_monotonic_clock_not_a_wall_clock_set_right_later():
+    # a Pi boots with its clock behind; network time then moves it on by hours
+    d = Driver()
+    for i in range(tech_lock.TRIES):
+        _mono(d, 1000.0, 50.0 + i, "MENU", "1234", "ENTER")
+    _mono(d, 1000.0 + 7200, 60.0, "MENU")
+    assert d.ctx.notice == ("error", "Technician menu locked: 1 min"), "the wall jump ends nothing"
+    _mono(d, 1000.0 + 7200, 52.0 + tech_lock.LOCK_FIRST, "MENU")
+    assert d.state == S.TECH_PIN
+
+
+def test_an_entry_too_short_for_a_pin_is_neither_checked_nor_counted():
+    d = _at(Driver(), 1000, "MENU")
+    for _ in range(2 * tech_lock.TRIES):
+        _at(d, 1000, "ENTER", "123", "ENTER", "CLEAR")
+    assert d.state == S.TECH_PIN and d.ctx.counters["tech_pin_failures"] == 0
+    assert tech_lock.lock_of(d.ctx) is None
+    _at(d, 1000, "CLEAR", "0000", "ENTER")
+    assert d.state == S.TECH_MENU
+
+
+def test_digits_left_by_a_timeout_are_wiped():
+    d = Driver()
+    _at(d, 1000, "MENU", "43")
+    buffer = d.ctx.tech_pin
+    d.send(ev(E.TIMEOUT, timer="input"))
+    assert d.state == S.IDLE and bytes(buffer) == bytes(len(buffer))
+
+
+def test_a_lock_after_guesses_spread_over_restarts_still_alerts_the_host():
+    d = Driver()
+    tech_lock.restore_lock(d.ctx, tech_lock.TRIES - 1, 0, None, now=1000)  # two kept from before
+    _guess(d, 1000)
+    assert [c.data["rule"] for c in d.commands if c.kind == C.ALERT] == ["tech_pin"]
+    assert tech_lock.lock_of(d.ctx) == (1000, tech_lock.LOCK_FIRST)

@@ -21,6 +21,9 @@ class SystemClock(hal.Clock):
     def now(self):
         return float(self._time())
 
+    def monotonic(self):
+        return time.monotonic()
+
     def selftest(self):
         now = self.now()
         if now < PLAUSIBLE_AFTER:

@@ -147,14 +147,24 @@ class SimClock(hal.Clock):
 
     def __init__(self, start=None, **options):
         self._offset = 0.0
+        self._skipped = 0.0
         if start is not None:
             self.set_time(start)
 
     def set_time(self, epoch):
+        """The wall clock set (a jump: the monotonic clock does not move)."""
         self._offset = float(epoch) - time.time()
+
+    def skip(self, seconds):
+        """Time passing at once (tests): both clocks move on by `seconds`."""
+        self._offset += seconds
+        self._skipped += seconds
 
     def now(self):
         return time.time() + self._offset
+
+    def monotonic(self):
+        return time.monotonic() + self._skipped
 
     def selftest(self):
         return True, "sim clock%s" % (" (set)" if self._offset else "")
