@@ -1,7 +1,7 @@
 """Anomaly rules: repeated failed card reads, repeated PIN cancels, rapid repeated
-transactions, repeated wrong merchant PINs (guessing across transactions), repeated wrong
-technician PINs. Pure: times come from the events; an alarm is a notice on screen plus an
-ALERT command that the runtime forwards to the host."""
+transactions, repeated wrong merchant PINs (guessing across transactions). Pure: times
+come from the events; an alarm is a notice on screen plus an ALERT command that the
+runtime forwards to the host. (A technician PIN lock raises its own: core/tech_lock.py.)"""
 
 from kapos.core import commands as C
 
@@ -11,7 +11,6 @@ RULES = {
     "pin_cancel": (3, 300, "Repeated PIN cancels"),
     "rapid_txn": (4, 60, "Rapid repeated transactions"),
     "merchant_pin": (6, 600, "Repeated wrong merchant PINs"),
-    "tech_pin": (3, 600, "Repeated wrong technician PINs"),
 }
 
 
