@@ -69,3 +69,29 @@ def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
     _run(tmp_path, WRONG_THREE_TIMES)
     assert victim.read_text() == "keep me"
     assert _kept(tmp_path)["locks"] == 1 and not os.path.islink(tmp_path / techlock.FILE_NAME)
+
+
+def test_a_fifo_a_device_or_a_huge_file_in_its_place_locks_once_and_starts(tmp_path):
+    path = tmp_path / techlock.FILE_NAME
+    for plant in ("fifo", "device", "huge"):
+        if path.exists() or path.is_symlink():
+            path.unlink()
+        if plant == "fifo":
+            os.mkfifo(str(path))  # reading it would block the start-up forever
+        elif plant == "device":
+            os.symlink("/dev/zero", str(path))
+        else:
+            path.write_text("[" * 100000 + "]" * 100000)
+        _run(tmp_path, LOCKED)
+        assert _kept(tmp_path)["locks"] == 1, plant
+
+
+def test_the_lock_is_not_rewritten_as_its_time_runs_down(tmp_path):
+    """While locked, a sale's state changes write nothing (an fsync on an SD card is tens
+    of ms of the loop); the file changes when the counts or the lock do."""
+    _run(tmp_path, WRONG_THREE_TIMES)
+    before = os.stat(tmp_path / techlock.FILE_NAME).st_mtime_ns
+    sale = ("key 1\nkeys 1235\nkey ENTER\nswipe visa-debit\nkey 1\nkeys 1234\nkey ENTER\n"
+            "expect result approved\nkey ENTER\nexpect state IDLE\n")
+    _run(tmp_path, 5, sale, LOCKED)
+    assert os.stat(tmp_path / techlock.FILE_NAME).st_mtime_ns == before

@@ -16,6 +16,7 @@ wall clock says then (a Pi's clock is wrong until network time comes).
 import json
 import logging
 import os
+import stat
 
 from kapos.core import tech_lock
 from kapos.io.keystore import fsync_directory
@@ -37,8 +38,7 @@ class TechLockFile:
         first length from now): what it held may have been a lock."""
         now = self.monotonic()
         try:
-            with open(self.path) as f:
-                kept = json.load(f)
+            kept = json.loads(_read_small(self.path))
             tech_lock.restore_lock(ctx, kept["wrong"], kept["locks"], kept["left"], now)
         except FileNotFoundError:
             return
@@ -48,13 +48,15 @@ class TechLockFile:
             tech_lock.restore_lock(ctx, 0, 1, tech_lock.LOCK_FIRST, now)
             self.save_if_changed(ctx)  # the damaged file replaced by that lock
             return
-        self._saved = tech_lock.lock_state(ctx, now)
+        self._saved = _key(ctx)
 
     def save_if_changed(self, ctx):
-        state = tech_lock.lock_state(ctx, self.monotonic())
-        if state == self._saved:
+        """Write the state when its counts or its lock changed (not as a lock's time
+        runs down: no fsync per event while the menu is locked)."""
+        key = _key(ctx)
+        if key == self._saved:
             return
-        wrong, locks, left = state
+        wrong, locks, left = tech_lock.lock_state(ctx, self.monotonic())
         text = json.dumps({"wrong": wrong, "locks": locks, "left": left}).encode()
         temporary = self.path + ".new"
         try:
@@ -74,7 +76,7 @@ class TechLockFile:
         except OSError as exc:  # the lock still holds until the terminal restarts
             log.error("cannot keep the technician PIN lock in %s: %s", self.path, exc)
             return
-        self._saved = state
+        self._saved = key
 
     def observer(self, terminal):
         """A Terminal observer: after each state change (the PIN is checked on leaving
@@ -83,3 +85,26 @@ class TechLockFile:
             if kind == "state":
                 self.save_if_changed(terminal.ctx)
         return observe
+
+
+def _key(ctx):
+    guard = ctx.tech_guard
+    return None if guard is None else tuple(guard)
+
+
+_MOST = 256  # a kept state is ~40 bytes; anything longer is not one
+
+
+def _read_small(path):
+    """The file's text: a regular file, not a link, at most _MOST bytes (a FIFO, a device
+    or a huge file planted there cannot hang or exhaust the start-up); ValueError else."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError("not a regular file")
+        data = os.read(fd, _MOST + 1)
+    finally:
+        os.close(fd)
+    if len(data) > _MOST:
+        raise ValueError("too long")
+    return data.decode("ascii")

@@ -82,7 +82,7 @@ def lock_state(ctx, now):
     the lock has left at `now` or None)."""
     left = locked_for(ctx, now)
     guard = ctx.tech_guard or (0, 0, None)
-    return guard[0], guard[1], (int(left) + (left > int(left)) if left else None)
+    return guard[0], guard[1], (min(int(left) + (left > int(left)), LOCK_MAX) if left else None)
 
 
 def restore_lock(ctx, wrong, locks, left, now):
