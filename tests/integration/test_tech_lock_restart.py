@@ -9,6 +9,7 @@ import os
 from kapos.app import techlock
 from kapos.core import tech_lock
 from kapos.harness import Harness
+from kapos.io.keystore import temporary_name
 
 WRONG_THREE_TIMES = "".join("key MENU\nexpect state TECH_PIN\nkeys 1234\nkey ENTER\n"
                             "expect screen \"Wrong technician PIN\"\n"
@@ -45,7 +46,7 @@ def test_a_restart_keeps_the_lock_and_the_kept_file_holds_no_pin(tmp_path):
     # once the lock's time has passed on the running terminal, the right PIN opens it
     _run(tmp_path, LOCKED, tech_lock.LOCK_FIRST + 1, OPENS)
     assert _kept(tmp_path) == {"wrong": 0, "locks": 0, "left": None}
-    assert not os.path.exists(str(tmp_path / techlock.FILE_NAME) + ".new")
+    assert not os.path.exists(temporary_name(str(tmp_path / techlock.FILE_NAME)))
 
 
 def test_a_wall_clock_far_ahead_after_the_boot_does_not_end_the_lock(tmp_path):
@@ -65,7 +66,7 @@ def test_a_damaged_lock_file_locks_once_and_is_replaced(tmp_path):
 def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
     victim = tmp_path / "victim.conf"
     victim.write_text("keep me")
-    os.symlink(str(victim), str(tmp_path / (techlock.FILE_NAME + ".new")))
+    os.symlink(str(victim), temporary_name(str(tmp_path / techlock.FILE_NAME)))
     _run(tmp_path, WRONG_THREE_TIMES)
     assert victim.read_text() == "keep me"
     assert _kept(tmp_path)["locks"] == 1 and not os.path.islink(tmp_path / techlock.FILE_NAME)

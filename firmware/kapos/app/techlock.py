@@ -3,8 +3,7 @@
 Without it a power cycle would clear the lock, and each three guesses at the keypad
 would cost only a boot. The state (wrong PINs in a row, locks in the series, the seconds
 the lock has left) is a small JSON file in the terminal's data directory, replaced
-atomically and durably (the file and then its directory are fsynced) whenever it
-changes; it holds no PIN and nothing derived from one. Time while the terminal is off
+atomically and durably (io.keystore.atomic_write) whenever it changes; it holds no PIN and nothing derived from one. Time while the terminal is off
 does not count: a lock kept with 60 s left has 60 s left after the boot, whatever the
 wall clock says then (a Pi's clock is wrong until network time comes).
 
@@ -19,7 +18,7 @@ import os
 import stat
 
 from kapos.core import tech_lock
-from kapos.io.keystore import fsync_directory
+from kapos.io.keystore import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -58,21 +57,9 @@ class TechLockFile:
             return
         wrong, locks, left = tech_lock.lock_state(ctx, self.monotonic())
         text = json.dumps({"wrong": wrong, "locks": locks, "left": left}).encode()
-        temporary = self.path + ".new"
         try:
             os.makedirs(self.directory, exist_ok=True)
-            try:
-                os.unlink(temporary)  # a stale one (or a planted link) is not written through
-            except FileNotFoundError:
-                pass
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            try:
-                os.write(fd, text)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
-            fsync_directory(self.directory)  # the rename itself survives a power cut
+            atomic_write(self.path, text)  # durable, and never through a planted link
         except OSError as exc:  # the lock still holds until the terminal restarts
             log.error("cannot keep the technician PIN lock in %s: %s", self.path, exc)
             return

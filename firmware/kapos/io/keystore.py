@@ -53,11 +53,21 @@ NONCE_LEN = 12
 TAG_LEN = 16
 
 
+def temporary_name(path):
+    """Where atomic_write() writes before its rename."""
+    return "%s.tmp-%d" % (path, os.getpid())
+
+
 def atomic_write(path, data, mode=0o600):
-    """Temp file, fsync, rename, fsync the directory: the old or the new, never half."""
+    """Temp file, fsync, rename, fsync the directory: the old or the new, never half. A
+    stale temp file (or a link planted at its name) is removed, never written through."""
     directory = os.path.dirname(os.path.abspath(path))
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp = temporary_name(path)
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
     try:
         os.write(fd, data)
         os.fsync(fd)

@@ -197,3 +197,16 @@ def test_a_damaged_plaintext_state_is_refused_and_left_alone(tmp_path):
     with pytest.raises(KeyStoreError, match="old key file .* damaged"):
         KeyStore(str(tmp_path))
     assert snapshot(str(tmp_path)) == before
+
+
+def test_a_link_planted_at_the_temporary_name_is_not_written_through(tmp_path):
+    # someone who can write the data directory links the state's temp file elsewhere,
+    # hoping the sealed key state (or the KEK) lands in a file they choose
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me")
+    state = tmp_path / ks.STATE_FILE
+    os.symlink(str(victim), ks.temporary_name(str(state)))
+    store = loaded(tmp_path)
+    assert victim.read_bytes() == b"keep me"
+    assert store.loaded and not os.path.islink(str(state)) and state.is_file()
+    assert not os.path.lexists(ks.temporary_name(str(state)))
