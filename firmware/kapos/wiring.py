@@ -172,16 +172,6 @@ def _model_journal_fsync(board, journal):
         journal.fsync_delay = delay_ms / 1000.0
 
 
-def _monotonic_of(clock_device):
-    """The clock the runtime stamps events' `mono` with (runtime.Terminal.post)."""
-    monotonic = getattr(clock_device, "monotonic", None)
-
-    def now():
-        value = monotonic() if monotonic is not None else None
-        return time.monotonic() if value is None else value
-    return now
-
-
 class Assembly:
     """Everything one terminal run is made of; kapos.harness starts it for every caller."""
 
@@ -224,8 +214,8 @@ class Assembly:
         _model_journal_fsync(self.board, getattr(self.authorizer, "journal", None))
         self.terminal = Terminal(self.platform, self.settings, self.authorizer, self.security)
         # the technician PIN lock survives a restart (app/techlock.py)
-        self.tech_lock = TechLockFile(self.config["storage"]["data_dir"],
-                                      _monotonic_of(clock_device))
+        # (timed by the clock the runtime stamps events with)
+        self.tech_lock = TechLockFile(self.config["storage"]["data_dir"], self.terminal.monotonic)
         self.tech_lock.restore(self.terminal.ctx)
         self.terminal.observers.append(self.tech_lock.observer(self.terminal))
         key_status = getattr(self.security, "key_status", None)

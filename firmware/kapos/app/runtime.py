@@ -71,13 +71,17 @@ class Terminal:
     def now(self):
         return self.clock.now() if self.clock is not None else time.time()
 
+    def monotonic(self):
+        """The clock device's monotonic seconds (the events' `mono`), else the process's."""
+        monotonic = getattr(self.clock, "monotonic", None)
+        value = monotonic() if monotonic is not None else None
+        return time.monotonic() if value is None else value
+
     def post(self, kind, **data):
         """Queue an event (from any task of the loop's thread)."""
         now = self.now()
-        monotonic = getattr(self.clock, "monotonic", None)
-        mono = monotonic() if monotonic is not None else None
         self._queue.put_nowait(E.Event(kind, time=now, date=local_date(now),
-                                       mono=time.monotonic() if mono is None else mono, **data))
+                                       mono=self.monotonic(), **data))
 
     def press(self, key):
         self.post(E.KEY, key=key)
