@@ -74,8 +74,9 @@ def main():
     print("bench_host_instructions: CPU instructions per authorization in the host's own "
           "path (callgrind; SQLite, %d terminals, DUKPT MACs, in process, no sockets)"
           % TERMINALS)
-    print("  python: %s %s (the count depends on how it was built: docs/host.md, \"Which "
-          "Python\")" % (os.path.realpath(sys.executable), sys.version.split()[0]))
+    from bench_host_scale import interpreter  # (this directory: the script's own)
+    print("  python: %s (the count depends on how it was built: docs/host.md, \"Which "
+          "Python\")" % interpreter())
     for label, vary in (("groups of 64", False), ("groups of 1-64", True)):
         extra = TERMINALS * (MANY - FEW)
         per_sale = (_instructions(MANY, vary) - _instructions(FEW, vary)) / extra

@@ -320,7 +320,7 @@ async def _main(args):
     print("bench_host_scale: sales through `kapos host` processes on 127.0.0.1, load from one "
           "asyncio process (messages prepared ahead), one shared %.1f s window per line, %d CPU(s)"
           % (args.seconds, os.cpu_count() or 1))
-    print("python: %s" % _interpreter())
+    print("python: %s" % interpreter())
     print("  %-22s %9s %12s %9s %9s %14s %12s" % ("ledger", "terminals", "auths/s", "p50 ms",
                                                  "p99 ms", "host CPU/auth", "PG CPU/auth"))
     for spec in args.engines.split(","):
@@ -569,7 +569,7 @@ def main(argv=()):
     print("load after: %s" % _loadavg())
 
 
-def _interpreter():
+def interpreter():
     """The host processes' Python (this one: sys.executable), and whether its libpython
     is a shared library, which costs the host ~10-20 % (docs/host.md, "Which Python")."""
     shared = None
