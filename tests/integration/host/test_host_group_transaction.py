@@ -198,6 +198,21 @@ def test_a_void_and_a_reversal_in_the_same_group_see_the_entries_it_has_not_writ
     assert ledger.check() == []
 
 
+def test_a_refund_and_a_sale_netting_zero_for_the_merchant_in_one_group_keep_its_book():
+    """The merchant's book is first touched by a group whose postings to it sum to 0: its
+    entries are written at COMMIT, and so is its book's row (a book row of 0), as when
+    each message writes its own (found by the ledger property test)."""
+    ledger = new_ledger()
+    refund = m.build_financial_request("refund", 1, 1, UTC, UTC, "KAPOS001", "KAPOS-MERCHANT1",
+                                       "978", track2=TESTCARDS[CARD].track2_equivalent(),
+                                       private="BN006000001")
+    with ledger.db.transaction():
+        assert ledger.handle(refund)[39] == "00"
+        assert ledger.handle(sale(2, 1))[39] == "00"
+    assert ledger.check() == []
+    assert book.book_balance(ledger.db, book.merchant_account("KAPOS-MERCHANT1")) == 0
+
+
 def _velocity_index(ledger):
     from kapos_tools.host import schema
 

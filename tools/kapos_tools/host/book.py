@@ -86,8 +86,9 @@ def _flush_pending(db, pending):
     if rows:
         _insert_entries(db, rows)
     for (account, shard), amount in books.items():
-        if amount:
-            add_to_book(db, account, amount, shard)
+        # even a net 0 (a refund and a sale of one merchant in one group): its entries
+        # are there, so is its book's row, as when each message writes its own
+        add_to_book(db, account, amount, shard)
 
 
 def post(db, entries, txn_id=None, reversal_id=None):
