@@ -245,6 +245,10 @@ class SqliteDatabase(_Transactions):
         if path != ":memory:":
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=%s" % synchronous)
+        # a group's multi-row INSERT keeps a statement journal (to undo that statement
+        # alone); over 64 KiB SQLite spills it to a temp file it creates, writes and
+        # unlinks per group: kept in memory instead (its size is one group's pages)
+        self.conn.execute("PRAGMA temp_store=MEMORY")
         self.execute = self.conn.execute  # the hot path: no wrapper at all
         self.raw_execute = self.conn.execute
         self.Error = sqlite3.Error
