@@ -9,7 +9,7 @@ import os
 from kapos.app import techlock
 from kapos.core import tech_lock
 from kapos.harness import Harness
-from kapos.io.keystore import temporary_name
+from kapos.io.files import temporary_name
 
 WRONG_THREE_TIMES = "".join("key MENU\nexpect state TECH_PIN\nkeys 1234\nkey ENTER\n"
                             "expect screen \"Wrong technician PIN\"\n"

@@ -15,7 +15,7 @@ import stat
 import time
 
 from kapos.errors import SecurityError
-from kapos.io.keystore import fsync_directory
+from kapos.io.files import fsync_directory
 
 TOKEN_FILE = "manage-token"
 TOKEN_ENV = "KAPOS_MANAGE_TOKEN"

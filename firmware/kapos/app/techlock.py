@@ -3,7 +3,7 @@
 Without it a power cycle would clear the lock, and each three guesses at the keypad
 would cost only a boot. The state (wrong PINs in a row, locks in the series, the seconds
 the lock has left) is a small JSON file in the terminal's data directory, replaced
-atomically and durably (io.keystore.atomic_write) whenever it changes; it holds no PIN and nothing derived from one. Time while the terminal is off
+atomically and durably (io.files.atomic_write) whenever it changes; it holds no PIN and nothing derived from one. Time while the terminal is off
 does not count: a lock kept with 60 s left has 60 s left after the boot, whatever the
 wall clock says then (a Pi's clock is wrong until network time comes).
 
@@ -18,7 +18,7 @@ import os
 import stat
 
 from kapos.core import tech_lock
-from kapos.io.keystore import atomic_write
+from kapos.io.files import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,8 @@ import urllib.error
 import urllib.request
 
 from kapos.errors import UpdateError
-from kapos.update.layout import Layout, fsync_dir, parse_version, verify_release_dir
+from kapos.io.files import fsync_directory
+from kapos.update.layout import Layout, parse_version, verify_release_dir
 
 log = logging.getLogger("kapos.update")
 
@@ -165,7 +166,7 @@ class UpdateClient:
             raise UpdateError("download of %s does not match the signed hash: deleted, it starts over "
                               "at the next check" % offer.target.path)
         os.replace(part, final)
-        fsync_dir(self.layout.downloads)
+        fsync_directory(self.layout.downloads)
         return final
 
     def _matches(self, offer, path):
@@ -250,9 +251,9 @@ class UpdateClient:
             version = verify_release_dir(tmp)
             if version != offer.version:
                 raise UpdateError("release tarball says %s, the signed metadata %s" % (version, offer.version))
-            fsync_dir(tmp)
+            fsync_directory(tmp)
             os.rename(tmp, dest)
-            fsync_dir(layout.releases)
+            fsync_directory(layout.releases)
             os.unlink(tarball)  # the unpacked tree is verified; the download is not needed again
         except OSError as exc:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -20,6 +20,7 @@ import shutil
 import time
 
 from kapos.errors import UpdateError
+from kapos.io.files import atomic_write, fsync_directory
 
 RELEASE_FILE = "RELEASE.json"
 VERSION_RE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,6}){0,3}$")
@@ -30,26 +31,6 @@ def parse_version(text):
         raise UpdateError("not a release version: %r (use digits and dots, e.g. 2.1.0)" % (text,))
     parts = [int(p) for p in text.split(".")]
     return tuple(parts + [0] * (4 - len(parts)))
-
-
-def fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomic(path, data, mode=0o644):
-    tmp = "%s.tmp-%d" % (path, os.getpid())
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    os.fchmod(fd, mode)  # a leftover temp file of an earlier crash keeps its old mode otherwise
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def sha256_file(path):
@@ -106,7 +87,7 @@ class Layout:
             raise UpdateError("%s is damaged: run `kapos update init` again" % self.config_path)
 
     def write_config(self, config):
-        write_atomic(self.config_path, json.dumps(config, indent=1, sort_keys=True).encode())
+        atomic_write(self.config_path, json.dumps(config, indent=1, sort_keys=True).encode(), 0o644)
 
     def state(self):
         try:
@@ -124,7 +105,7 @@ class Layout:
         return state
 
     def write_state(self, state):
-        write_atomic(self.state_path, json.dumps(state, indent=1, sort_keys=True).encode())
+        atomic_write(self.state_path, json.dumps(state, indent=1, sort_keys=True).encode(), 0o644)
 
     def record(self, state, version, result, reason=""):
         state["last"] = {"version": version, "result": result, "reason": reason, "at": int(time.time())}
@@ -163,7 +144,7 @@ class Layout:
         else:
             os.symlink(os.path.join("releases", version), tmp)
             os.replace(tmp, self.current_link)
-        fsync_dir(self.root)
+        fsync_directory(self.root)
 
     def discard(self, name):
         """Remove releases/<name>: renamed out of the versions first (one atomic step), so a
@@ -172,7 +153,7 @@ class Layout:
         if not name.startswith("."):
             trash = os.path.join(self.releases, ".trash-%s-%d" % (name, os.getpid()))
             os.rename(path, trash)
-            fsync_dir(self.releases)
+            fsync_directory(self.releases)
             path = trash
         shutil.rmtree(path, ignore_errors=True)
 

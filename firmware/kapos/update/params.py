@@ -24,7 +24,7 @@ import time
 
 from kapos.app import config as config_mod
 from kapos.errors import ConfigError, UpdateError
-from kapos.update.layout import write_atomic
+from kapos.io.files import atomic_write
 
 KIND = "kapos-params"
 # what a host may set: (section, key or None for the whole table)
@@ -87,7 +87,7 @@ def load_stored(root):
 def store(root, doc):
     record = dict(doc, applied_at=int(time.time()))
     # 0600: it may carry PIN hashes (short PINs fall to an offline search: docs/updates.md)
-    write_atomic(os.path.join(root, STORE), json.dumps(record, indent=1, sort_keys=True).encode(), mode=0o600)
+    atomic_write(os.path.join(root, STORE), json.dumps(record, indent=1, sort_keys=True).encode(), mode=0o600)
 
 
 def overrides(root):

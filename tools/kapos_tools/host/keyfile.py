@@ -22,7 +22,7 @@ import os
 import stat
 
 from kapos.errors import KaposError
-from kapos.io.keystore import atomic_write
+from kapos.io.files import atomic_write
 
 log = logging.getLogger("kapos_tools.host")
 

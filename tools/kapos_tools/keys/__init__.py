@@ -21,7 +21,8 @@ import sys
 from kapos.simdata.keys import TEST_BDK, TEST_BDK_ID, ik_id_for
 from kapos.errors import KaposError
 from kapos.security import dukpt
-from kapos.io.keystore import KeyStore, atomic_write
+from kapos.io.files import atomic_write
+from kapos.io.keystore import KeyStore
 
 
 def read_bdk(path):
