@@ -288,9 +288,9 @@ def test_requests_carry_what_the_dialect_says(tmp_path):
         async with Rig(tmp_path) as rig:
             original = rig.ledger.handle
 
-            def spy(message, data=None, **kw):
+            def spy(message, **kw):
                 seen.append(dict(message))
-                return original(message, data, **kw)
+                return original(message, **kw)
 
             rig.ledger.handle = spy
             await rig.auth.authorize(request(1, "sale", 100, swipe("visa-debit"), pin="1234",
@@ -332,8 +332,8 @@ def test_local_time_fields_come_from_the_request_time(tmp_path):
     async def go():
         async with Rig(tmp_path) as rig:
             original = rig.ledger.handle
-            rig.ledger.handle = lambda message, data=None, **kw: (seen.append(message),
-                                                                  original(message, data, **kw))[1]
+            rig.ledger.handle = lambda message, **kw: (seen.append(message),
+                                                       original(message, **kw))[1]
             when = time.mktime((2026, 11, 25, 10, 30, 15, 0, 0, -1))
             await rig.auth.authorize(request(1, "sale", 10, swipe("visa-debit"), when=when))
 

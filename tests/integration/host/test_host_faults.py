@@ -127,10 +127,10 @@ def test_reversal_for_a_request_the_host_never_saw(tmp_path):
             rig.server.response_delay = None
             ledger_handle = rig.ledger.handle
 
-            def lose_sales(message, data=None, **kw):
+            def lose_sales(message, **kw):
                 if message["mti"] == "0200":
                     return None  # as if it never arrived
-                return ledger_handle(message, data, **kw)
+                return ledger_handle(message, **kw)
 
             rig.ledger.handle = lose_sales
             rig.auth.timeout = 0.2

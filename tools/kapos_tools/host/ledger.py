@@ -3,7 +3,7 @@ several host processes: db.py), one transaction per message (or per group commit
 
     ledger = Ledger("host.db")              # ":memory:"; "postgresql://user@host/db"
     ledger.load_cards("testcards.toml")     # accounts + cards (kapos test cards format)
-    response = ledger.handle(message, data) # decoded request dict (+ its raw bytes)
+    response = ledger.handle(message)       # a decoded request dict
 
 Tables: accounts (number, balance, daily limit), cards (by PAN, or "TK:<UID hex>" for a
 closed-loop token; a PVV instead of the PIN), daily (per card and host-local day: what
@@ -343,7 +343,7 @@ class Ledger:
 
     # ------------------------------------------------------------ dispatch
 
-    def handle(self, message, data=None, encode=None):
+    def handle(self, message, encode=None):
         """The response dict for a decoded request, or None for no response (a message
         that is not a request). Every message is handled in one SQLite transaction; no
         message makes this raise: a bug rolls its transaction back and is answered 96.
@@ -356,7 +356,7 @@ class Ledger:
             if not self.db.depth:
                 self.db.alone_next = attempt >= 2  # db.py: no starvation
             try:
-                return self._handle(message, data, encode)
+                return self._handle(message, encode)
             except Exception as exc:
                 if not self.db.is_retryable(exc):
                     return self._failed(message)
@@ -374,7 +374,7 @@ class Ledger:
         except Exception:
             return None  # not even a response MTI: nothing can answer it
 
-    def _handle(self, message, data, encode=None):
+    def _handle(self, message, encode=None):
         if not isinstance(message, dict):
             return None
         mti = message.get(MTI)
@@ -389,9 +389,9 @@ class Ledger:
         if m.missing_fields(message, base):
             return m.build_response(message, "30")
         if base in ("0100", "0200"):
-            return self._financial(message, data, encode)
+            return self._financial(message, encode)
         if base == "0220":
-            return self._advice(message, data, encode)
+            return self._advice(message, encode)
         if base in ("0400", "0420"):
             return self._reversal(message)
         if base == "0500":
@@ -408,7 +408,7 @@ class Ledger:
 
     # ------------------------------------------------------------ 0200 / 0100
 
-    def _financial(self, message, data, encode=None):
+    def _financial(self, message, encode=None):
         tid, stan, transmission = message[41], message[11], message[7]
         fingerprint = _fingerprint(message)
         kind = txn_types.by_code(message[3][:2])
@@ -921,7 +921,7 @@ class Ledger:
 
     # ------------------------------------------------------------ 0220
 
-    def _advice(self, message, data, encode=None):
+    def _advice(self, message, encode=None):
         """A transaction the terminal decided without the host: the same rules as a 0200
         (an advice cannot credit more, or debit deeper, than a 0200 could); answered 0230
         with the host's decision."""

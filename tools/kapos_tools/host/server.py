@@ -170,7 +170,7 @@ class HostServer:
             response = m.build_response(message, "30")
         else:  # the ledger stores the response as the reply's own bytes (_Seal)
             seal = _Seal(self._response_mac(message, bound))
-            response = self.ledger.handle(message, data, encode=seal)
+            response = self.ledger.handle(message, encode=seal)
         if response is None:
             if verdict is not None:
                 self.registry.answered(verdict, None)  # its counter is used all the same
