@@ -33,7 +33,8 @@ from Crypto.Cipher import AES
 
 from kapos.compat import wipe
 from kapos.errors import KeyStoreError, SecurityError
-# (names of this module too: tests watch the key store's writes through them)
+# called here through this module's names, which tests patch to watch the writes;
+# temporary_name only for the tests
 from kapos.io.files import atomic_write, fsync_directory, overwrite_in_place, temporary_name  # noqa: F401
 from kapos.security import dukpt
 
